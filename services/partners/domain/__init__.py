@@ -1,0 +1,1 @@
+"""The partners domain: plain Python, no I/O, tested without a database."""

@@ -1,0 +1,21 @@
+"""The composition root of the referrals service."""
+
+from __future__ import annotations
+
+import services.referrals as package
+from services.referrals.adapters.tables import metadata
+from services.referrals.api.routes import router
+from services.referrals.handlers import EVENT_HANDLERS
+from services.referrals.settings import ReferralsSettings
+from shared.messaging.consumer import ConsumerSpec
+from shared.service import ServiceDefinition
+
+SERVICE = ServiceDefinition(
+    name="referrals",
+    description=package.__doc__ or "",
+    package="services.referrals",
+    settings_class=ReferralsSettings,
+    metadata=metadata,
+    routers=[router],
+    consumers=[ConsumerSpec("referrals", EVENT_HANDLERS)],
+)

@@ -1,0 +1,1 @@
+"""The referrals domain: plain Python, no I/O, tested without a database."""

@@ -1,0 +1,21 @@
+"""The composition root of the risk service."""
+
+from __future__ import annotations
+
+import services.risk as package
+from services.risk.adapters.tables import metadata
+from services.risk.api.routes import router
+from services.risk.handlers import EVENT_HANDLERS
+from services.risk.settings import RiskSettings
+from shared.messaging.consumer import ConsumerSpec
+from shared.service import ServiceDefinition
+
+SERVICE = ServiceDefinition(
+    name="risk",
+    description=package.__doc__ or "",
+    package="services.risk",
+    settings_class=RiskSettings,
+    metadata=metadata,
+    routers=[router],
+    consumers=[ConsumerSpec("risk", EVENT_HANDLERS)],
+)

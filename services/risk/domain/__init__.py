@@ -1,0 +1,1 @@
+"""The risk domain: plain Python, no I/O, tested without a database."""

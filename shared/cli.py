@@ -1,0 +1,188 @@
+"""``upstream``: the operator's command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from shared.auth import OrganisationKind, Role, mint_token
+from shared.db import create_engine, session_factory
+from shared.events.asyncapi import asyncapi_document
+from shared.events.catalogue import CATALOGUE
+from shared.messaging import outbox
+from shared.messaging.deadletters import pending_dead_letters, replay_dead_letters
+from shared.settings import AuthSettings
+from shared.stack import (
+    SERVICE_NAMES,
+    StackSettings,
+    load_service,
+    read_stack_file,
+    run_stack,
+    stop_running_stack,
+)
+
+app = typer.Typer(help="Upstream operator commands.", no_args_is_help=True, add_completion=False)
+outbox_app = typer.Typer(help="The transactional outbox of a service.", no_args_is_help=True)
+deadletters_app = typer.Typer(help="Dead-letter topics of consumer groups.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(deadletters_app, name="deadletters")
+console = Console()
+
+
+def say(message: str) -> None:
+    # soft_wrap: long tokens stay on one line so they copy whole.
+    console.print(message, soft_wrap=True, highlight=False)
+
+ServiceOption = Annotated[str, typer.Option(help="referrals, risk or partners")]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(help="The service's database; default: the running embedded stack's"),
+]
+BootstrapOption = Annotated[
+    str | None,
+    typer.Option(help="Kafka bootstrap servers; default: the running embedded stack's broker"),
+]
+
+
+def _stack_info() -> dict:
+    info = read_stack_file(StackSettings().state_dir)
+    if info is None:
+        raise typer.BadParameter(
+            "no embedded stack is running here: start it with `make run`, "
+            "or pass the connection option"
+        )
+    return info
+
+
+def _database_url(service: str, given: str | None) -> str:
+    if service not in SERVICE_NAMES:
+        raise typer.BadParameter(f"unknown service {service!r}: one of {', '.join(SERVICE_NAMES)}")
+    return given or _stack_info()["services"][service]["database_url"]
+
+
+@app.command()
+def up() -> None:
+    """Start the whole system on embedded PostgreSQL and Tansu (what `make run` does)."""
+    raise typer.Exit(run_stack(StackSettings(), AuthSettings(), echo=say))
+
+
+@app.command()
+def down() -> None:
+    """Stop the embedded stack started from this folder."""
+    stopped = stop_running_stack(StackSettings())
+    console.print("stopped." if stopped else "no running stack found.")
+
+
+@app.command()
+def token(
+    organisation: Annotated[str, typer.Option(help="GSS code of a council, or a partner id")],
+    kind: Annotated[OrganisationKind, typer.Option()],
+    role: Annotated[list[Role], typer.Option(help="repeat for several roles")],
+    subject: Annotated[str, typer.Option(help="who the person is")] = "dev-user",
+    name: Annotated[str | None, typer.Option()] = None,
+    hours: Annotated[float, typer.Option(help="validity")] = 12.0,
+) -> None:
+    """Mint a development bearer token (signed with the local development key)."""
+    settings = AuthSettings()
+    if settings.jwt_jwks_url:
+        raise typer.BadParameter("this deployment verifies tokens from a JWKS; mint them there")
+    console.print(
+        mint_token(
+            settings,
+            subject=subject,
+            organisation=organisation,
+            kind=kind,
+            roles=role,
+            name=name,
+            ttl=timedelta(hours=hours),
+        ),
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def migrate(
+    service: Annotated[list[str] | None, typer.Option(help="default: every service")] = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Run services' migrations (alembic upgrade head)."""
+    from shared.migrations import upgrade
+
+    names = service or list(SERVICE_NAMES)
+    if database_url and len(names) != 1:
+        raise typer.BadParameter("--database-url goes with exactly one --service")
+    for name in names:
+        upgrade(load_service(name), _database_url(name, database_url))
+        console.print(f"{name}: migrated to head")
+
+
+@outbox_app.command("replay")
+def outbox_replay(
+    service: ServiceOption,
+    since: Annotated[datetime | None, typer.Option(help="only events created since")] = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Publish retained events again (e.g. into a fresh broker); consumers skip duplicates."""
+    url = _database_url(service, database_url)
+
+    async def run() -> int:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                return await outbox.replay(session, since=since)
+        finally:
+            await engine.dispose()
+
+    count = asyncio.run(run())
+    console.print(f"{service}: {count} retained events queued; the worker's relay publishes them")
+
+
+@deadletters_app.command("replay")
+def deadletters_replay(
+    group: Annotated[str, typer.Option(help="consumer group, e.g. referrals")],
+    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+    bootstrap: BootstrapOption = None,
+) -> None:
+    """Send a group's dead letters back to their original topics, once each."""
+    servers = bootstrap or _stack_info()["broker"]
+    total = asyncio.run(pending_dead_letters(servers, group))
+    if limit is not None:
+        total = min(total, limit)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(f"replaying {group}.dlq", total=total)
+        count = asyncio.run(
+            replay_dead_letters(
+                servers, group, limit=limit, on_replayed=lambda n: progress.advance(task, n)
+            )
+        )
+    console.print(f"{count} dead letters replayed")
+
+
+@app.command()
+def asyncapi(
+    output: Annotated[Path | None, typer.Option(help="write here instead of printing")] = None,
+) -> None:
+    """The AsyncAPI 3.0 document of every event, generated from the registry."""
+    document = json.dumps(asyncapi_document(CATALOGUE), indent=2) + "\n"
+    if output:
+        output.write_text(document)
+        console.print(f"wrote {output}")
+    else:
+        print(document, end="")
+
+
+if __name__ == "__main__":
+    app()

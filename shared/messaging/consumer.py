@@ -1,0 +1,341 @@
+"""Consumer runner: at-least-once delivery from Kafka, applied once through the inbox.
+
+For each record, in one database transaction: insert (consumer, event id) into the inbox;
+if it was there already the event is a duplicate and is skipped, otherwise the handler runs.
+A failure rolls both back. Offsets are committed explicitly, only after the transaction.
+
+What cannot be applied goes to the group's dead-letter topic with the error in its headers:
+a record that is not a CloudEvent, an unknown major version of a handled type, a payload
+that does not validate, or a handler that keeps failing after retries with backoff. The
+consumer then carries on. Database and broker outages are not the event's fault: they are
+retried until they pass, and nothing is dead-lettered for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.context import traced
+from shared.db import SessionFactory
+from shared.events.envelope import CloudEvent, EnvelopeError, utc_now
+from shared.events.registry import EventRegistry, EventType, split_type
+from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
+from shared.messaging.kafka import TopicSpec, dead_letter_topic, ensure_topics
+from shared.messaging.outbox import Outbox
+from shared.messaging.tables import inbox
+from shared.observability import (
+    CONSUMER_LAG,
+    EVENTS_CONSUMED,
+    EVENTS_DEAD_LETTERED,
+    EVENTS_FAILED,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a handler gets: its transaction, the event, the typed payload, the outbox."""
+
+    session: AsyncSession
+    event: CloudEvent
+    payload: BaseModel
+    outbox: Outbox
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A consumer group: the full event type names it handles, and how."""
+
+    group_id: str
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return dead_letter_topic(self.group_id)
+
+
+class DeadLetter(Exception):
+    """This record can never be applied as it is."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Infrastructure trouble (database or network), as opposed to a bad event or a bug."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | OSError | TimeoutError)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, runner: EventConsumer) -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._runner._commit(only=revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        *,
+        registry: EventRegistry,
+        sessions: SessionFactory,
+        outbox: Outbox,
+        bootstrap_servers: str,
+        producer_factory: Callable[[], AIOKafkaProducer],
+        partitions: int = 6,
+        max_attempts: int = 5,
+        retry_backoff: float = 0.2,
+        batch_size: int = 200,
+    ) -> None:
+        self.spec = spec
+        self._registry = registry
+        self._sessions = sessions
+        self._outbox = outbox
+        self._bootstrap = bootstrap_servers
+        self._producer_factory = producer_factory
+        self._max_attempts = max_attempts
+        self._retry_backoff = retry_backoff
+        self._batch_size = batch_size
+        self._handled = self._resolve_handlers(spec.handlers)
+        self._topics = sorted({event_type.topic.name for event_type, _ in self._handled.values()})
+        self._topic_specs = [TopicSpec(t, partitions) for t in self._topics] + [
+            TopicSpec(spec.dead_letter_topic, partitions)
+        ]
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._pending: dict[TopicPartition, int] = {}
+        self._lock = asyncio.Lock()
+        self.stats = {"applied": 0, "duplicate": 0, "ignored": 0, "dead_lettered": 0}
+
+    def _resolve_handlers(
+        self, handlers: Mapping[str, Handler]
+    ) -> dict[str, tuple[EventType, Handler]]:
+        resolved: dict[str, tuple[EventType, Handler]] = {}
+        for name, handler in handlers.items():
+            event_type = self._registry.by_name(name)
+            if event_type is None:
+                raise ValueError(f"{self.spec.group_id} handles {name}, which is not registered")
+            if event_type.family in resolved:
+                raise ValueError(f"{self.spec.group_id} handles two versions of {name}")
+            resolved[event_type.family] = (event_type, handler)
+        return resolved
+
+    @property
+    def topics(self) -> list[str]:
+        return self._topics
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; reconnect through broker outages."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self._start()
+                failures = 0
+                await self._consume(stop)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                failures += 1
+                delay = backoff_delay(failures)
+                log.warning(
+                    "consumer lost the broker; restarting",
+                    extra={"consumer": self.spec.group_id, "error": repr(exc), "retry_in_s": delay},
+                )
+                await sleep_unless_stopped(stop, delay)
+            finally:
+                await self._shutdown()
+
+    async def _start(self) -> None:
+        await ensure_topics(self._bootstrap, self._topic_specs)
+        self._producer = self._producer_factory()
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self.spec.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_interval_ms=300_000,
+        )
+        self._consumer.subscribe(self._topics, listener=_Rebalance(self))
+        await self._consumer.start()
+
+    async def _shutdown(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        producer, self._producer = self._producer, None
+        if consumer is not None:
+            try:
+                await self._commit(consumer=consumer)
+            finally:
+                await consumer.stop()
+        if producer is not None:
+            await producer.stop()
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        assert self._consumer is not None
+        while not stop.is_set():
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=self._batch_size)
+            for tp, records in batches.items():
+                for record in records:
+                    if stop.is_set():
+                        break
+                    async with self._lock:
+                        if tp not in self._consumer.assignment():
+                            break  # revoked meanwhile: the new owner reads it again
+                        if not await self._handle_record(record, stop):
+                            break  # shutting down: left uncommitted, delivered again later
+                        self._pending[tp] = record.offset + 1
+                highwater = self._consumer.highwater(tp)
+                if highwater is not None and tp in self._pending:
+                    CONSUMER_LAG.labels(self.spec.group_id, tp.topic, tp.partition).set(
+                        max(0, highwater - self._pending[tp])
+                    )
+            await self._commit()
+
+    async def _commit(
+        self,
+        only: set[TopicPartition] | None = None,
+        consumer: AIOKafkaConsumer | None = None,
+    ) -> None:
+        consumer = consumer or self._consumer
+        offsets = {tp: offset for tp, offset in self._pending.items() if only is None or tp in only}
+        if consumer is None or not offsets:
+            return
+        for tp in offsets:
+            self._pending.pop(tp, None)
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced under us; the new owner gets these records again and the
+            # inbox makes the repeat harmless.
+            log.warning(
+                "offset commit refused after a rebalance",
+                extra={"consumer": self.spec.group_id, "error": repr(exc)},
+            )
+
+    async def _handle_record(self, record: ConsumerRecord, stop: asyncio.Event) -> bool:
+        """Apply, skip or dead-letter one record. False: abandoned at shutdown, not done."""
+        try:
+            event, event_type, handler = self._decode(record)
+            if handler is None:
+                self._count("ignored")
+                return True
+            try:
+                payload = event_type.payload.model_validate(event.data)
+            except ValidationError as exc:
+                raise DeadLetter(f"payload of {event.type} is invalid: {exc}") from exc
+        except DeadLetter as reason:
+            await self._dead_letter(record, str(reason))
+            return True
+        failures = 0
+        while not stop.is_set():
+            try:
+                applied = await self._apply(event, payload, handler)
+            except Exception as exc:
+                if is_transient(exc):
+                    log.warning(
+                        "database unavailable; retrying the event",
+                        extra={"consumer": self.spec.group_id, "error": repr(exc)},
+                    )
+                    await sleep_unless_stopped(stop, 1.0)
+                    continue
+                failures += 1
+                EVENTS_FAILED.labels(self.spec.group_id).inc()
+                log.warning(
+                    "handler failed",
+                    extra={
+                        "consumer": self.spec.group_id,
+                        "event_id": event.id,
+                        "event_type": event.type,
+                        "attempt": failures,
+                        "error": repr(exc),
+                    },
+                )
+                if failures >= self._max_attempts:
+                    await self._dead_letter(
+                        record, f"handler failed {failures} times: {type(exc).__name__}: {exc}"
+                    )
+                    return True
+                await sleep_unless_stopped(stop, backoff_delay(failures, base=self._retry_backoff))
+                continue
+            self._count("applied" if applied else "duplicate")
+            return True
+        return False
+
+    def _decode(self, record: ConsumerRecord) -> tuple[CloudEvent, EventType, Handler | None]:
+        try:
+            event = CloudEvent.from_bytes(record.value)
+        except EnvelopeError as exc:
+            raise DeadLetter(str(exc)) from exc
+        family, major = split_type(event.type)  # the envelope's pattern guarantees a version
+        handled = self._handled.get(family)
+        if handled is None:
+            return event, None, None  # type: ignore[return-value]
+        event_type, handler = handled
+        if major != event_type.major:
+            raise DeadLetter(
+                f"unknown major version v{major} of {family}: "
+                f"{self.spec.group_id} handles v{event_type.major}"
+            )
+        return event, event_type, handler
+
+    async def _apply(self, event: CloudEvent, payload: BaseModel, handler: Handler) -> bool:
+        with traced(event.correlationid or event.id, event.id):
+            async with self._sessions() as session, session.begin():
+                first_time = await session.scalar(
+                    insert(inbox)
+                    .values(consumer=self.spec.group_id, event_id=event.id, event_type=event.type)
+                    .on_conflict_do_nothing()
+                    .returning(inbox.c.event_id)
+                )
+                if first_time is None:
+                    return False
+                await handler(Delivery(session, event, payload, self._outbox))
+                return True
+
+    async def _dead_letter(self, record: ConsumerRecord, error: str) -> None:
+        assert self._producer is not None
+        headers = [
+            *(record.headers or ()),
+            ("dlq-error", error[:4000].encode()),
+            ("dlq-consumer", self.spec.group_id.encode()),
+            ("dlq-original-topic", record.topic.encode()),
+            ("dlq-original-partition", str(record.partition).encode()),
+            ("dlq-original-offset", str(record.offset).encode()),
+            ("dlq-failed-at", utc_now().isoformat().encode()),
+        ]
+        await self._producer.send_and_wait(
+            self.spec.dead_letter_topic, value=record.value, key=record.key, headers=headers
+        )
+        EVENTS_DEAD_LETTERED.labels(self.spec.group_id).inc()
+        self.stats["dead_lettered"] += 1
+        log.error(
+            "event dead-lettered",
+            extra={
+                "consumer": self.spec.group_id,
+                "topic": record.topic,
+                "offset": record.offset,
+                "error": error[:500],
+            },
+        )
+
+    def _count(self, outcome: str) -> None:
+        EVENTS_CONSUMED.labels(self.spec.group_id, outcome).inc()
+        self.stats[outcome] += 1

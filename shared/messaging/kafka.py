@@ -1,0 +1,74 @@
+"""aiokafka clients configured for at-least-once delivery, and topic administration."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int = 1
+
+
+def dead_letter_topic(group_id: str) -> str:
+    return f"{group_id}.dlq"
+
+
+def new_producer(bootstrap_servers: str, *, enable_idempotence: bool) -> AIOKafkaProducer:
+    # acks=all: a publish counts only once every in-sync replica has it. aiokafka keeps one
+    # in-flight batch per partition, so records of one key keep their order.
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        enable_idempotence=enable_idempotence,
+        linger_ms=5,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+        retry_backoff_ms=200,
+    )
+
+
+async def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    wanted = {topic.name: topic for topic in topics}
+    if not wanted:
+        return []
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=REQUEST_TIMEOUT_MS
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=t.replication_factor)
+            for name, t in wanted.items()
+            if name not in existing
+        ]
+        if not missing:
+            return []
+        try:
+            response = await admin.create_topics(missing)
+        except TopicAlreadyExistsError:
+            return []
+        created = []
+        for name, code, message in (e[:3] for e in response.topic_errors):
+            if code == 0:
+                created.append(name)
+            elif code != TopicAlreadyExistsError.errno:
+                raise RuntimeError(f"could not create topic {name}: error {code} {message}")
+        if created:
+            log.info("created topics", extra={"topics": created})
+        return created
+    finally:
+        await admin.close()

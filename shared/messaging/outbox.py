@@ -1,0 +1,236 @@
+"""Transactional outbox: write events with the state change; a relay publishes them.
+
+Ordering: every row gets a *lane* from its key. A relay publishes a lane only while holding a
+transaction-scoped advisory lock on it, in id order, and rows are locked ``FOR UPDATE SKIP
+LOCKED`` as well, so two relays never publish the same row and a key's events keep their
+order. Published rows stay for the retention period so a fresh broker can be refilled
+(``replay``); the relay prunes older ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from pydantic import BaseModel
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import SessionFactory
+from shared.events.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, utc_now
+from shared.events.registry import EventRegistry
+from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
+from shared.messaging.kafka import TopicSpec, ensure_topics
+from shared.messaging.tables import outbox
+from shared.observability import EVENTS_PUBLISHED, OUTBOX_BACKLOG, PUBLISH_FAILURES
+
+log = logging.getLogger(__name__)
+
+LANES = 32
+# Namespace of the advisory locks the relay takes (pg_try_advisory_xact_lock(int, int)).
+_ADVISORY_NAMESPACE = 0x0B0C
+
+
+def lane_of(key: str) -> int:
+    return zlib.crc32(key.encode()) % LANES
+
+
+class Outbox:
+    """What a service's code uses to record an event inside its own transaction."""
+
+    def __init__(self, registry: EventRegistry, *, source: str) -> None:
+        self.registry = registry
+        self.source = source
+
+    async def add(self, session: AsyncSession, payload: BaseModel, *, subject: str) -> CloudEvent:
+        event = self.registry.envelope(payload, source=self.source, subject=subject)
+        await self.add_event(session, event)
+        return event
+
+    async def add_event(self, session: AsyncSession, event: CloudEvent) -> None:
+        event_type = self.registry.by_name(event.type)
+        if event_type is None:
+            raise KeyError(f"{event.type} is not a registered event type")
+        key = event.partitionkey or event.subject or event.id
+        await session.execute(
+            insert(outbox).values(
+                event_id=event.id,
+                topic=event_type.topic.name,
+                message_key=key,
+                lane=lane_of(key),
+                event_type=event.type,
+                envelope=event.to_json(),
+            )
+        )
+
+
+async def backlog(session: AsyncSession) -> int:
+    return (
+        await session.scalar(
+            select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+        )
+        or 0
+    )
+
+
+async def replay(session: AsyncSession, *, since: datetime | None = None) -> int:
+    """Mark retained published events unpublished so the relay sends them again, in order."""
+    statement = update(outbox).where(outbox.c.published_at.is_not(None))
+    if since is not None:
+        statement = statement.where(outbox.c.created_at >= since)
+    result = await session.execute(statement.values(published_at=None))
+    return result.rowcount or 0
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows; survives broker outages and its own restarts."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        *,
+        bootstrap_servers: str,
+        topics: Iterable[TopicSpec],
+        producer_factory: Callable[[], AIOKafkaProducer],
+        batch_size: int = 500,
+        poll_interval: float = 0.2,
+        retention: timedelta = timedelta(days=30),
+        max_backoff: float = 10.0,
+    ) -> None:
+        self._sessions = sessions
+        self._bootstrap = bootstrap_servers
+        self._topics = list(topics)
+        self._producer_factory = producer_factory
+        self._producer: AIOKafkaProducer | None = None
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._retention = retention
+        self._max_backoff = max_backoff
+        self._last_prune: datetime | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self._connect()
+                published = await self.publish_pending()
+                failures = 0
+                await self._prune_if_due()
+                if published == 0:
+                    await sleep_unless_stopped(stop, self._poll_interval)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                failures += 1
+                delay = backoff_delay(failures, cap=self._max_backoff)
+                PUBLISH_FAILURES.inc()
+                log.warning(
+                    "outbox relay cannot reach the broker; retrying",
+                    extra={"error": repr(exc), "retry_in_s": delay},
+                )
+                await self._disconnect()
+                await sleep_unless_stopped(stop, delay)
+        await self._disconnect()
+
+    async def _connect(self) -> None:
+        if self._producer is not None:
+            return
+        # A broker may be new (Tansu keeps topics in memory): create topics before publishing
+        # so they get their partitions rather than the broker's auto-created default.
+        await ensure_topics(self._bootstrap, self._topics)
+        producer = self._producer_factory()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+
+    async def _disconnect(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except Exception:  # a broken connection may fail to close; it is gone either way
+                log.debug("producer stop failed", exc_info=True)
+
+    async def publish_pending(self) -> int:
+        """One pass over every lane with work; returns how many events were published."""
+        async with self._sessions() as session:
+            lanes = (
+                await session.scalars(
+                    select(outbox.c.lane).where(outbox.c.published_at.is_(None)).distinct()
+                )
+            ).all()
+            OUTBOX_BACKLOG.set(await backlog(session))
+        total = 0
+        for lane in sorted(lanes):
+            total += await self._publish_lane(lane)
+        return total
+
+    async def _publish_lane(self, lane: int) -> int:
+        assert self._producer is not None
+        async with self._sessions() as session, session.begin():
+            locked = await session.scalar(
+                select(func.pg_try_advisory_xact_lock(_ADVISORY_NAMESPACE, lane))
+            )
+            if not locked:
+                return 0  # another relay has this lane now
+            rows = (
+                await session.execute(
+                    select(outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.envelope)
+                    .where(outbox.c.lane == lane, outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            headers = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
+            sends = [
+                await self._producer.send(
+                    row.topic,
+                    value=CloudEvent.model_validate(row.envelope).to_bytes(),
+                    key=row.message_key.encode(),
+                    headers=headers,
+                )
+                for row in rows
+            ]
+            results = await asyncio.gather(*sends, return_exceptions=True)
+            # Only the unbroken prefix counts as published: whatever follows a failure is
+            # sent again (the consumers' inbox absorbs any duplicate), never skipped.
+            published: list[int] = []
+            failure: BaseException | None = None
+            for row, result in zip(rows, results, strict=True):
+                if isinstance(result, BaseException):
+                    failure = result
+                    break
+                published.append(row.id)
+            if published:
+                await session.execute(
+                    update(outbox).where(outbox.c.id.in_(published)).values(published_at=utc_now())
+                )
+                for row in rows[: len(published)]:
+                    EVENTS_PUBLISHED.labels(topic=row.topic).inc()
+        if failure is not None:
+            raise failure
+        return len(published)
+
+    async def _prune_if_due(self) -> None:
+        now = utc_now()
+        if self._last_prune and now - self._last_prune < timedelta(minutes=10):
+            return
+        self._last_prune = now
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                delete(outbox).where(outbox.c.published_at < now - self._retention)
+            )
+        if result.rowcount:
+            log.info("pruned published outbox rows", extra={"rows": result.rowcount})
+
+
+__all__ = ["LANES", "Outbox", "OutboxRelay", "backlog", "lane_of", "replay"]

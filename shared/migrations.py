@@ -1,0 +1,103 @@
+"""Alembic per service: each service owns its migrations and its database.
+
+Migrations run as a start-up step (``python -m services.<name> migrate``, or the stack and
+the tests through ``upgrade``), never with ``create_all``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from alembic import command, context
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from shared.db import async_url
+from shared.service import ServiceDefinition
+
+FILE_TEMPLATE = "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s"
+
+
+def alembic_config(definition: ServiceDefinition, database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(definition.migrations_dir))
+    config.set_main_option("file_template", FILE_TEMPLATE)
+    config.set_main_option("sqlalchemy.url", async_url(database_url).replace("%", "%%"))
+    config.attributes["definition"] = definition
+    return config
+
+
+def upgrade(definition: ServiceDefinition, database_url: str, revision: str = "head") -> None:
+    """Run the service's migrations up to ``revision``; safe to call from inside an event loop."""
+    config = alembic_config(definition, database_url)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(config, revision)
+        return
+    # Alembic's async env calls asyncio.run(), which cannot nest: use a thread of its own.
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            command.upgrade(config, revision)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name=f"migrate-{definition.name}")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def run_env() -> None:
+    """The body of every service's ``migrations/env.py``."""
+    config = context.config
+    definition: ServiceDefinition = config.attributes["definition"]
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is set by alembic_config()"
+    options: dict[str, Any] = {
+        "target_metadata": definition.target_metadata,
+        "compare_type": True,
+        "compare_server_default": True,
+    }
+    if context.is_offline_mode():
+        context.configure(url=url, literal_binds=True, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def migrate(connection: Connection) -> None:
+        context.configure(connection=connection, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_async() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        try:
+            async with engine.connect() as connection:
+                await connection.run_sync(migrate)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run_async())
+
+
+async def schema_drift(engine: AsyncEngine, definition: ServiceDefinition) -> list[Any]:
+    """Differences between the service's models and its migrated database (empty: in step)."""
+
+    def compare(connection: Connection) -> list[Any]:
+        migration_context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return list(compare_metadata(migration_context, definition.target_metadata))
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(compare)

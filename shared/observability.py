@@ -1,0 +1,78 @@
+"""Observability: JSON logs carrying the trace, and the Prometheus metrics of every process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.context import current_trace
+
+HTTP_REQUESTS = Counter(
+    "upstream_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "upstream_http_request_duration_seconds", "HTTP request duration", ["method", "route"]
+)
+EVENTS_PUBLISHED = Counter(
+    "upstream_events_published_total", "Events published by the outbox relay", ["topic"]
+)
+PUBLISH_FAILURES = Counter(
+    "upstream_outbox_publish_failures_total", "Relay passes that failed to reach the broker"
+)
+OUTBOX_BACKLOG = Gauge("upstream_outbox_backlog", "Outbox events not yet published")
+EVENTS_CONSUMED = Counter(
+    "upstream_events_consumed_total",
+    "Events a consumer group finished with, by outcome (applied, duplicate, ignored)",
+    ["consumer", "outcome"],
+)
+EVENTS_FAILED = Counter(
+    "upstream_events_failed_total", "Handler attempts that raised", ["consumer"]
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "upstream_events_dead_lettered_total", "Events sent to a dead-letter topic", ["consumer"]
+)
+CONSUMER_LAG = Gauge(
+    "upstream_consumer_lag", "Records behind the partition end", ["consumer", "topic", "partition"]
+)
+
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self._service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "service": self._service,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        trace = current_trace()
+        if trace is not None:
+            entry["correlation_id"] = trace.correlation_id
+            entry["causation_id"] = trace.causation_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiokafka", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,105 @@
+"""Settings from the environment (prefix ``UPSTREAM_``): one shared base, one class per service.
+
+Each service process reads only its own settings, so a field such as ``database_url`` means
+"this service's database". Secrets carry a development default that is refused anywhere else.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_JWT_SIGNING_KEY = "upstream-development-only-signing-key-never-use-in-production"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class UpstreamSettings(BaseSettings):
+    """The environment, and the rule that development secrets stay in development."""
+
+    model_config = SettingsConfigDict(env_prefix="UPSTREAM_", extra="ignore", frozen=True)
+
+    environment: Environment = Environment.DEVELOPMENT
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets(self) -> UpstreamSettings:
+        if self.environment is Environment.DEVELOPMENT:
+            return self
+        refused = [
+            f"UPSTREAM_{name.upper()}"
+            for name, field in type(self).model_fields.items()
+            if isinstance(field.default, SecretStr)
+            and getattr(self, name).get_secret_value() == field.default.get_secret_value()
+            and not self._secret_not_in_use(name)
+        ]
+        if refused:
+            raise ValueError(
+                f"{', '.join(refused)} must be set in {self.environment.value}: "
+                "the built-in development value is refused outside development"
+            )
+        return self
+
+    def _secret_not_in_use(self, name: str) -> bool:
+        return False
+
+
+class AuthSettings(UpstreamSettings):
+    """How bearer tokens are signed (development) or verified (production)."""
+
+    jwt_signing_key: SecretStr = SecretStr(DEVELOPMENT_JWT_SIGNING_KEY)
+    jwt_jwks_url: str | None = Field(
+        default=None, description="When set, tokens are verified against this OIDC JWKS (RS/ES/PS)"
+    )
+    jwt_issuer: str = "upstream"
+    jwt_audience: str = "upstream"
+
+    def _secret_not_in_use(self, name: str) -> bool:
+        # With a JWKS the local signing key verifies nothing.
+        return name == "jwt_signing_key" and self.jwt_jwks_url is not None
+
+
+class ServiceSettings(AuthSettings):
+    """What every service needs. Subclasses set ``service_name`` and ``default_http_port``."""
+
+    service_name: ClassVar[str] = "service"
+    default_http_port: ClassVar[int] = 8000
+
+    log_level: str = "INFO"
+
+    database_url: SecretStr = Field(
+        description="This service's own PostgreSQL database, e.g. postgresql+asyncpg://user:pw@host/db",
+    )
+
+    http_host: str = "127.0.0.1"
+    http_port: int | None = Field(default=None, description="Defaults to the service's own port")
+    worker_metrics_port: int | None = Field(
+        default=None, description="Prometheus port of the worker process; unset means no endpoint"
+    )
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Tansu (dev and tests) refuses InitProducerId; Apache Kafka supports it.
+    kafka_enable_idempotence: bool = False
+    kafka_topic_partitions: int = Field(default=6, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+
+    outbox_retention_days: int = Field(default=30, ge=1)
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_poll_interval_ms: int = Field(default=200, ge=10)
+    consumer_max_attempts: int = Field(default=5, ge=1)
+    consumer_retry_backoff_ms: int = Field(default=200, ge=0)
+
+    @property
+    def port(self) -> int:
+        return self.http_port if self.http_port is not None else self.default_http_port
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents ``source`` of everything this service publishes."""
+        return f"/upstream/{self.service_name}"
