@@ -40,6 +40,7 @@ def say(message: str) -> None:
     # soft_wrap: long tokens stay on one line so they copy whole.
     console.print(message, soft_wrap=True, highlight=False)
 
+
 ServiceOption = Annotated[str, typer.Option(help="referrals, risk or partners")]
 DatabaseUrlOption = Annotated[
     str | None,

@@ -143,6 +143,10 @@ class EventConsumer:
     def topics(self) -> list[str]:
         return self._topics
 
+    @property
+    def assigned_partitions(self) -> set[TopicPartition]:
+        return set(self._consumer.assignment()) if self._consumer is not None else set()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; reconnect through broker outages."""
         failures = 0

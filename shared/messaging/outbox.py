@@ -149,6 +149,19 @@ class OutboxRelay:
             raise
         self._producer = producer
 
+    async def _verify_topics(self) -> None:
+        """Recreate any topic the broker lost. Tansu keeps topics in memory and, after a
+        restart, acknowledges records sent to a topic it no longer has; they would be lost."""
+        assert self._producer is not None
+        metadata = await self._producer.client.fetch_all_metadata()
+        present = metadata.topics()
+        missing = [topic for topic in self._topics if topic.name not in present]
+        if missing:
+            log.warning(
+                "broker lacks topics; creating them", extra={"topics": [t.name for t in missing]}
+            )
+            await ensure_topics(self._bootstrap, missing)
+
     async def _disconnect(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
@@ -166,6 +179,9 @@ class OutboxRelay:
                 )
             ).all()
             OUTBOX_BACKLOG.set(await backlog(session))
+        if not lanes:
+            return 0
+        await self._verify_topics()
         total = 0
         for lane in sorted(lanes):
             total += await self._publish_lane(lane)

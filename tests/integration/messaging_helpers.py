@@ -1,0 +1,91 @@
+"""Helpers for the messaging tests: write probe events, run relays, read topics back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from functools import partial
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import session_factory
+from shared.events import EventRegistry
+from shared.messaging.kafka import TopicSpec, new_producer
+from shared.messaging.outbox import Outbox, OutboxRelay
+from tests.support.probe import ProbeRecorded, scalar
+
+
+async def write_events(
+    engine: AsyncEngine, registry: EventRegistry, events: Iterable[tuple[str, int]]
+) -> None:
+    """Each probe order and its event in one transaction, as a service does it."""
+    outbox = Outbox(registry, source="/upstream/probe")
+    for key, seq in events:
+        async with session_factory(engine)() as session, session.begin():
+            await session.execute(
+                text("INSERT INTO probe_orders (key, seq) VALUES (:key, :seq)"),
+                {"key": key, "seq": seq},
+            )
+            await outbox.add(session, ProbeRecorded(key=key, seq=seq), subject=key)
+
+
+def make_relay(
+    engine: AsyncEngine, registry: EventRegistry, bootstrap: str, *, partitions: int, **options
+) -> OutboxRelay:
+    return OutboxRelay(
+        session_factory(engine),
+        bootstrap_servers=bootstrap,
+        topics=[TopicSpec(topic.name, partitions) for topic in registry.topics],
+        producer_factory=partial(new_producer, bootstrap, enable_idempotence=False),
+        poll_interval=0.05,
+        **options,
+    )
+
+
+async def wait_for(condition, *, timeout: float = 60.0, interval: float = 0.1, what: str = ""):
+    """Poll an async condition until it is truthy; returns its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or condition}")
+        await asyncio.sleep(interval)
+
+
+async def unpublished(engine: AsyncEngine) -> int:
+    return await scalar(engine, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, expected: int, timeout: float = 30.0, settle: float = 1.0
+) -> list[ConsumerRecord]:
+    """Every record of ``topic`` from the beginning: until ``expected`` have come, then
+    ``settle`` seconds more so that an unexpected extra record would be seen too."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout
+        settled_at: float | None = None
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for part in batch.values():
+                records.extend(part)
+            if len(records) >= expected:
+                settled_at = settled_at or time.monotonic()
+                if time.monotonic() - settled_at >= settle:
+                    break
+        return records
+    finally:
+        await consumer.stop()

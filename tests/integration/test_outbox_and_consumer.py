@@ -1,0 +1,401 @@
+"""The shared messaging machinery against a real PostgreSQL and a real Kafka-protocol broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from functools import partial
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import text
+
+from shared.db import create_engine, session_factory
+from shared.embedded import TansuBroker, free_port
+from shared.events import CloudEvent
+from shared.events.envelope import utc_now
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.deadletters import replay_dead_letters
+from shared.messaging.kafka import new_producer
+from shared.messaging.outbox import Outbox, replay
+from tests.conftest import REPO, MakeDatabase
+from tests.integration.messaging_helpers import (
+    make_relay,
+    read_topic,
+    unpublished,
+    wait_for,
+    write_events,
+)
+from tests.support.infrastructure import Broker
+from tests.support.probe import (
+    CONSUMER_DDL,
+    PRODUCER_DDL,
+    ProbeFlaky,
+    create_tables,
+    probe_consumer_spec,
+    probe_registry,
+    scalar,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def probe_databases(service_database: MakeDatabase):
+    """A producing service's database and a consuming service's, each with its probe tables."""
+    producer = create_engine(await service_database("referrals"))
+    consumer_url = await service_database("risk")
+    consumer = create_engine(consumer_url)
+    await create_tables(producer, PRODUCER_DDL)
+    await create_tables(consumer, CONSUMER_DDL)
+    yield producer, consumer, consumer_url
+    await producer.dispose()
+    await consumer.dispose()
+
+
+async def run_relay_until_drained(relay, engine) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await wait_for(lambda: _drained(engine), what="the outbox to drain")
+    finally:
+        stop.set()
+        await task
+
+
+async def _drained(engine) -> bool:
+    return await unpublished(engine) == 0
+
+
+def start_probe_consumer(
+    *, database_url: str, bootstrap: str, topic: str, group: str, stall_at: int = 0
+) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "PROBE_DATABASE_URL": database_url,
+        "PROBE_BOOTSTRAP": bootstrap,
+        "PROBE_TOPIC": topic,
+        "PROBE_GROUP": group,
+        "PROBE_STALL_AT": str(stall_at),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.probe_consumer"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def read_line_until(process: subprocess.Popen[str], marker: str, timeout: float = 60) -> None:
+    async def next_line() -> str:
+        return await asyncio.to_thread(process.stdout.readline)  # type: ignore[union-attr]
+
+    async with asyncio.timeout(timeout):
+        while (line := await next_line()) and line.strip() != marker:
+            pass
+    assert line.strip() == marker, f"process ended before printing {marker}"
+
+
+async def committed_offset(bootstrap: str, group: str, topic: str) -> int:
+    """The group's committed offset on the topic's only partition (0 if none)."""
+    # A consumer that never subscribes does not join the group, so it disturbs nothing.
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await reader.start()
+    try:
+        return await reader.committed(TopicPartition(topic, 0)) or 0
+    finally:
+        await reader.stop()
+
+
+async def test_event_reaches_a_consumer_process_and_applies_once_across_a_kill(
+    probe_databases, kafka: Broker
+) -> None:
+    producer_db, consumer_db, consumer_url = probe_databases
+    registry = probe_registry()
+    topic = next(iter(registry.topics)).name
+    group = f"probe-{uuid.uuid4().hex[:8]}"
+    await write_events(producer_db, registry, [(f"case-{i % 10}", i) for i in range(300)])
+    assert await scalar(producer_db, "SELECT count(*) FROM probe_orders") == 300
+    await run_relay_until_drained(
+        make_relay(producer_db, registry, kafka.bootstrap_servers, partitions=1), producer_db
+    )
+
+    # First consumer process: its 120th application hangs inside its transaction; kill it there.
+    first = start_probe_consumer(
+        database_url=consumer_url,
+        bootstrap=kafka.bootstrap_servers,
+        topic=topic,
+        group=group,
+        stall_at=120,
+    )
+    try:
+        await read_line_until(first, "STALLED")
+        applied_before_kill = await scalar(consumer_db, "SELECT count(*) FROM probe_effects")
+        committed_before_kill = await committed_offset(kafka.bootstrap_servers, group, topic)
+    finally:
+        first.kill()
+        first.wait()
+    assert applied_before_kill == 119
+    # Killed mid-batch: some events are applied in the database but not committed in Kafka.
+    assert committed_before_kill < applied_before_kill
+
+    second = start_probe_consumer(
+        database_url=consumer_url, bootstrap=kafka.bootstrap_servers, topic=topic, group=group
+    )
+    try:
+        await wait_for(
+            lambda: scalar(
+                consumer_db, "SELECT count(*) >= 300 FROM probe_effects HAVING count(*) >= 300"
+            ),
+            what="300 effects",
+        )
+        await asyncio.sleep(1.0)  # room for a wrong extra application to show up
+    finally:
+        second.terminate()
+        output, _ = second.communicate(timeout=30)
+    stats = json.loads(output.strip().splitlines()[-1])
+
+    assert await scalar(consumer_db, "SELECT count(*) FROM probe_effects") == 300
+    assert await scalar(consumer_db, "SELECT count(DISTINCT event_id) FROM probe_effects") == 300
+    assert await scalar(consumer_db, "SELECT sum(total) FROM probe_totals") == 300
+    # The redelivered, already-applied events were recognised by the inbox and skipped.
+    assert stats["duplicate"] == applied_before_kill - committed_before_kill
+    assert stats["applied"] == 300 - applied_before_kill
+
+
+async def test_changes_accepted_while_the_broker_is_down_are_published_in_order(
+    probe_databases, tmp_path
+) -> None:
+    producer_db, _, _ = probe_databases
+    broker = TansuBroker(free_port(), log_path=tmp_path / "broker.log")
+    broker.start()
+    registry = probe_registry()
+    topic = next(iter(registry.topics)).name
+    relay = make_relay(
+        producer_db, registry, broker.bootstrap_servers, partitions=3, max_backoff=0.5
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await write_events(producer_db, registry, [("warm-up", 0)])
+        await wait_for(lambda: _drained(producer_db), what="the warm-up event")
+
+        broker.stop()
+        keys = [f"case-{n}" for n in range(5)]
+        await write_events(producer_db, registry, [(keys[i % 5], i) for i in range(1, 201)])
+        await asyncio.sleep(1.5)  # the relay keeps failing and backing off meanwhile
+        assert await unpublished(producer_db) == 200
+
+        broker.start()  # a fresh, empty broker on the same port
+        await wait_for(lambda: _drained(producer_db), what="the backlog after the outage")
+        records = await read_topic(broker.bootstrap_servers, topic, expected=200)
+    finally:
+        stop.set()
+        await task
+        broker.stop()
+
+    events = [CloudEvent.from_bytes(r.value) for r in records]
+    assert sorted(e.data["seq"] for e in events) == list(range(1, 201))  # none lost, none twice
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for record, event in zip(records, events, strict=True):
+        assert record.key.decode() == event.subject == event.data["key"]
+        by_key[event.subject].append(event.data["seq"])
+    for key in keys:
+        assert by_key[key] == sorted(by_key[key]), f"{key} out of order"
+
+
+async def test_two_relays_never_publish_a_row_twice(probe_databases, kafka: Broker) -> None:
+    producer_db, _, _ = probe_databases
+    registry = probe_registry()
+    topic = next(iter(registry.topics)).name
+    await write_events(producer_db, registry, [(f"case-{i % 40}", i) for i in range(600)])
+    relays = [
+        make_relay(producer_db, registry, kafka.bootstrap_servers, partitions=4, batch_size=20)
+        for _ in range(2)
+    ]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stop)) for relay in relays]
+    try:
+        await wait_for(lambda: _drained(producer_db), what="both relays to drain the outbox")
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    records = await read_topic(kafka.bootstrap_servers, topic, expected=600)
+    events = [CloudEvent.from_bytes(r.value) for r in records]
+    assert len(events) == 600
+    assert len({e.id for e in events}) == 600
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for event in events:
+        by_key[event.subject].append(event.data["seq"])
+    assert all(seqs == sorted(seqs) for seqs in by_key.values())
+
+
+def make_consumer(registry, group: str, url: str, bootstrap: str, **options) -> EventConsumer:
+    engine = create_engine(url)
+    return EventConsumer(
+        probe_consumer_spec(group),
+        registry=registry,
+        sessions=session_factory(engine),
+        outbox=Outbox(registry, source="/upstream/probe"),
+        bootstrap_servers=bootstrap,
+        producer_factory=partial(new_producer, bootstrap, enable_idempotence=False),
+        partitions=4,
+        **options,
+    )
+
+
+async def test_two_consumers_in_one_group_split_the_partitions(
+    probe_databases, kafka: Broker
+) -> None:
+    producer_db, consumer_db, consumer_url = probe_databases
+    registry = probe_registry()
+    group = f"probe-{uuid.uuid4().hex[:8]}"
+    consumers = [
+        make_consumer(registry, group, consumer_url, kafka.bootstrap_servers) for _ in range(2)
+    ]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
+    try:
+
+        async def both_assigned() -> bool:
+            sets = [c.assigned_partitions for c in consumers]
+            return all(sets) and not (sets[0] & sets[1]) and len(sets[0] | sets[1]) == 4
+
+        await wait_for(both_assigned, what="the group to split 4 partitions between 2 members")
+        await write_events(producer_db, registry, [(f"case-{i}", i) for i in range(200)])
+        await run_relay_until_drained(
+            make_relay(producer_db, registry, kafka.bootstrap_servers, partitions=4), producer_db
+        )
+        await wait_for(
+            lambda: scalar(
+                consumer_db, "SELECT count(*) FROM probe_effects HAVING count(*) >= 200"
+            ),
+            what="200 effects",
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    assert await scalar(consumer_db, "SELECT count(DISTINCT event_id) FROM probe_effects") == 200
+    assert await scalar(consumer_db, "SELECT count(*) FROM probe_effects") == 200
+    applied = [c.stats["applied"] for c in consumers]
+    assert sum(applied) == 200
+    assert all(n > 0 for n in applied), f"one member did all the work: {applied}"
+
+
+async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
+    probe_databases, kafka: Broker
+) -> None:
+    _, consumer_db, consumer_url = probe_databases
+    registry = probe_registry()
+    topic = next(iter(registry.topics)).name
+    group = f"probe-{uuid.uuid4().hex[:8]}"
+    outbox = Outbox(registry, source="/upstream/probe")
+
+    def event(type_: str, data: dict) -> bytes:
+        return CloudEvent(
+            id=str(uuid.uuid4()),
+            source="/upstream/probe",
+            type=type_,
+            subject="case-x",
+            time=utc_now(),
+            data=data,
+        ).to_bytes()
+
+    flaky = registry.envelope(ProbeFlaky(note="fails until fixed"), source="/p", subject="case-x")
+    poison = [
+        (b"{not json", "not JSON"),
+        (
+            event("uk.upstream.probe.recorded.v2", {"key": "case-x", "seq": 1}),
+            "unknown major version v2",
+        ),
+        (
+            event("uk.upstream.probe.recorded.v1", {"key": "case-x", "seq": "many"}),
+            "payload of uk.upstream.probe.recorded.v1 is invalid",
+        ),
+        (flaky.to_bytes(), "handler failed 3 times"),
+    ]
+    ignored = event("uk.upstream.elsewhere.thing.happened.v1", {"anything": True})
+    good = event("uk.upstream.probe.recorded.v1", {"key": "case-x", "seq": 7})
+
+    consumer = make_consumer(
+        registry, group, consumer_url, kafka.bootstrap_servers, max_attempts=3, retry_backoff=0.01
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await wait_for(lambda: _true(bool(consumer.assigned_partitions)), what="assignment")
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            for value, _ in poison:
+                await producer.send_and_wait(topic, value=value, key=b"case-x")
+            await producer.send_and_wait(topic, value=ignored, key=b"case-x")
+            await producer.send_and_wait(topic, value=good, key=b"case-x")
+        finally:
+            await producer.stop()
+        await wait_for(
+            lambda: scalar(consumer_db, "SELECT count(*) FROM probe_effects"),
+            what="the good event after the poison ones",
+        )
+
+        dead = await read_topic(kafka.bootstrap_servers, f"{group}.dlq", expected=4)
+        assert len(dead) == 4
+        for record, (value, reason) in zip(dead, poison, strict=True):
+            headers = dict(record.headers)
+            assert record.value == value  # the original event, untouched
+            assert reason in headers["dlq-error"].decode()
+            assert headers["dlq-original-topic"].decode() == topic
+        assert consumer.stats == {"applied": 1, "duplicate": 0, "ignored": 1, "dead_lettered": 4}
+
+        # Mend the handler, replay the dead letters: the flaky event now applies; the
+        # others are still poison and go back to the dead-letter topic.
+        async with session_factory(create_engine(consumer_url))() as session, session.begin():
+            await session.execute(text("UPDATE probe_switch SET fixed = true"))
+        replayed = await replay_dead_letters(kafka.bootstrap_servers, group)
+        assert replayed == 4
+        await wait_for(
+            lambda: scalar(consumer_db, "SELECT count(*) FROM probe_effects WHERE key = 'flaky'"),
+            what="the mended event",
+        )
+        await wait_for(lambda: _true(consumer.stats["dead_lettered"] == 7), what="3 re-dead")
+        assert await replay_dead_letters(kafka.bootstrap_servers, group, limit=0) == 0
+    finally:
+        stop.set()
+        await task
+    assert outbox.registry is registry
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_outbox_replay_republishes_and_consumers_apply_nothing_twice(
+    probe_databases, kafka: Broker
+) -> None:
+    producer_db, consumer_db, consumer_url = probe_databases
+    registry = probe_registry()
+    group = f"probe-{uuid.uuid4().hex[:8]}"
+    await write_events(producer_db, registry, [(f"case-{i % 3}", i) for i in range(30)])
+    relay = make_relay(producer_db, registry, kafka.bootstrap_servers, partitions=2)
+    consumer = make_consumer(registry, group, consumer_url, kafka.bootstrap_servers)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(consumer.run(stop))]
+    try:
+        await wait_for(
+            lambda: scalar(consumer_db, "SELECT count(*) FROM probe_effects HAVING count(*) >= 30"),
+            what="30 effects",
+        )
+        async with session_factory(producer_db)() as session, session.begin():
+            assert await replay(session) == 30
+        await wait_for(lambda: _true(consumer.stats["duplicate"] == 30), what="30 duplicates")
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    assert await scalar(consumer_db, "SELECT count(*) FROM probe_effects") == 30
+    assert await scalar(consumer_db, "SELECT sum(total) FROM probe_totals") == 30
