@@ -21,7 +21,7 @@ from shared.auth import CurrentPrincipal, Principal, TokenVerifier
 from shared.context import current_trace, new_id, safe_id, traced
 from shared.db import create_engine, session_factory
 from shared.messaging.outbox import backlog
-from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_BACKLOG, configure_logging
+from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_BACKLOG
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
 
@@ -131,8 +131,6 @@ DbSession = Annotated[AsyncSession, Depends(db_session)]
 
 
 def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
-    configure_logging(definition.name, settings.log_level)
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url.get_secret_value())

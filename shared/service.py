@@ -59,7 +59,9 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
         import uvicorn
 
         from shared.http import create_app
+        from shared.observability import configure_logging
 
+        configure_logging(definition.name, settings.log_level)
         uvicorn.run(
             create_app(definition, settings),
             host=settings.http_host,

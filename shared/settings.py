@@ -60,6 +60,18 @@ class AuthSettings(UpstreamSettings):
     jwt_issuer: str = "upstream"
     jwt_audience: str = "upstream"
 
+    @model_validator(mode="after")
+    def _jwks_over_https(self) -> AuthSettings:
+        url = self.jwt_jwks_url
+        allowed = (
+            ("https://", "http://")
+            if self.environment is Environment.DEVELOPMENT
+            else ("https://",)
+        )
+        if url is not None and not url.startswith(allowed):
+            raise ValueError(f"UPSTREAM_JWT_JWKS_URL must be an {' or '.join(allowed)} URL here")
+        return self
+
     def _secret_not_in_use(self, name: str) -> bool:
         # With a JWKS the local signing key verifies nothing.
         return name == "jwt_signing_key" and self.jwt_jwks_url is not None

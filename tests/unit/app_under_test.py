@@ -1,0 +1,58 @@
+"""A service app built from the shared factory with a few routes that exercise its checks.
+No database is reached: the engine connects lazily and these routes never use it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, Field
+from sqlalchemy import MetaData
+
+from services.referrals.settings import ReferralsSettings
+from shared.auth import OrganisationKind, Principal, Role, require
+from shared.http import create_app
+from shared.service import ServiceDefinition
+
+router = APIRouter(prefix="/v1")
+Operator = Annotated[Principal, Depends(require(roles=[Role.OPERATOR]))]
+Council = Annotated[Principal, Depends(require(kinds=[OrganisationKind.COUNCIL]))]
+
+
+class Parcel(BaseModel):
+    postcode: str = Field(pattern=r"^[A-Z]{1,2}[0-9][0-9A-Z]? ?[0-9][A-Z]{2}$")
+    households: int = Field(ge=1)
+
+
+@router.get("/operators-only")
+def operators_only(principal: Operator) -> dict[str, str]:
+    return {"subject": principal.subject}
+
+
+@router.get("/councils-only")
+def councils_only(principal: Council) -> dict[str, str]:
+    return {"council": principal.organisation}
+
+
+@router.post("/parcels")
+def parcels(parcel: Parcel) -> Parcel:
+    return parcel
+
+
+def settings(**overrides: object) -> ReferralsSettings:
+    return ReferralsSettings(
+        database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", **overrides
+    )
+
+
+def client(**overrides: object) -> TestClient:
+    definition = ServiceDefinition(
+        name="test",
+        description="",
+        package="services.referrals",
+        settings_class=ReferralsSettings,
+        metadata=MetaData(),
+        routers=[router],
+    )
+    return TestClient(create_app(definition, settings(**overrides)))

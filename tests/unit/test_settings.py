@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from services.partners.settings import PartnersSettings
+from services.referrals.settings import ReferralsSettings
+from services.risk.settings import RiskSettings
+
+DB = "postgresql+asyncpg://upstream:pw@db/referrals"
+
+
+def test_each_service_has_its_own_default_port() -> None:
+    ports = [
+        cls(database_url=DB).port for cls in (ReferralsSettings, RiskSettings, PartnersSettings)
+    ]
+    assert ports == [8001, 8002, 8003]
+    assert ReferralsSettings(database_url=DB, http_port=9000).port == 9000
+
+
+def test_development_secrets_are_refused_outside_development() -> None:
+    with pytest.raises(ValidationError, match="UPSTREAM_JWT_SIGNING_KEY must be set in production"):
+        ReferralsSettings(database_url=DB, environment="production")
+    with pytest.raises(ValidationError, match="UPSTREAM_JWT_SIGNING_KEY must be set in staging"):
+        ReferralsSettings(database_url=DB, environment="staging")
+
+
+def test_production_runs_with_its_own_key_or_a_jwks() -> None:
+    own_key = ReferralsSettings(
+        database_url=DB, environment="production", jwt_signing_key="a-real-secret-from-the-vault"
+    )
+    assert own_key.environment == "production"
+    jwks = ReferralsSettings(
+        database_url=DB,
+        environment="production",
+        jwt_jwks_url="https://idp.example/.well-known/jwks.json",
+    )
+    assert jwks.jwt_jwks_url
+
+
+def test_database_url_is_required(monkeypatch) -> None:
+    monkeypatch.delenv("UPSTREAM_DATABASE_URL", raising=False)
+    with pytest.raises(ValidationError, match="database_url"):
+        ReferralsSettings()
+
+
+def test_settings_come_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("UPSTREAM_DATABASE_URL", DB)
+    monkeypatch.setenv("UPSTREAM_KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
+    monkeypatch.setenv("UPSTREAM_KAFKA_ENABLE_IDEMPOTENCE", "true")
+    settings = RiskSettings()
+    assert settings.kafka_bootstrap_servers == "kafka:9092"
+    assert settings.kafka_enable_idempotence is True
+    assert settings.source == "/upstream/risk"
+
+
+def test_jwks_must_be_fetched_over_https_outside_development() -> None:
+    with pytest.raises(ValidationError, match="https://"):
+        ReferralsSettings(
+            database_url=DB, environment="production", jwt_jwks_url="http://idp.example/jwks.json"
+        )
