@@ -68,57 +68,48 @@ class DevToken:
     token: str
 
 
+# Who the printed development tokens are for: (label, subject, organisation, kind, roles).
+_DEVELOPMENT_PRINCIPALS = [
+    (
+        "Newham council caseworker (E09000025)",
+        "dev-caseworker-newham",
+        "E09000025",
+        OrganisationKind.COUNCIL,
+        [Role.CASEWORKER, Role.REFERRER],
+    ),
+    (
+        "Hackney council caseworker (E09000012)",
+        "dev-caseworker-hackney",
+        "E09000012",
+        OrganisationKind.COUNCIL,
+        [Role.CASEWORKER, Role.REFERRER],
+    ),
+    (
+        "Partner: a food bank (vcs)",
+        "dev-partner-foodbank",
+        "dev-food-bank",
+        OrganisationKind.VCS,
+        [Role.PARTNER, Role.REFERRER],
+    ),
+    ("Operator", "dev-operator", "operator", OrganisationKind.OPERATOR, [Role.OPERATOR]),
+]
+
+
 def development_tokens(auth: AuthSettings) -> list[DevToken]:
-    ttl = timedelta(hours=12)
     return [
         DevToken(
-            "Newham council caseworker (E09000025)",
+            label,
             mint_token(
                 auth,
-                subject="dev-caseworker-newham",
-                organisation="E09000025",
-                kind=OrganisationKind.COUNCIL,
-                roles=[Role.CASEWORKER, Role.REFERRER],
-                name="Newham caseworker (development)",
-                ttl=ttl,
+                subject=subject,
+                organisation=organisation,
+                kind=kind,
+                roles=roles,
+                name=f"{label} (development)",
+                ttl=timedelta(hours=12),
             ),
-        ),
-        DevToken(
-            "Hackney council caseworker (E09000012)",
-            mint_token(
-                auth,
-                subject="dev-caseworker-hackney",
-                organisation="E09000012",
-                kind=OrganisationKind.COUNCIL,
-                roles=[Role.CASEWORKER, Role.REFERRER],
-                name="Hackney caseworker (development)",
-                ttl=ttl,
-            ),
-        ),
-        DevToken(
-            "Partner: a food bank (vcs)",
-            mint_token(
-                auth,
-                subject="dev-partner-foodbank",
-                organisation="dev-food-bank",
-                kind=OrganisationKind.VCS,
-                roles=[Role.PARTNER, Role.REFERRER],
-                name="Food bank volunteer (development)",
-                ttl=ttl,
-            ),
-        ),
-        DevToken(
-            "Operator",
-            mint_token(
-                auth,
-                subject="dev-operator",
-                organisation="operator",
-                kind=OrganisationKind.OPERATOR,
-                roles=[Role.OPERATOR],
-                name="Operator (development)",
-                ttl=ttl,
-            ),
-        ),
+        )
+        for label, subject, organisation, kind, roles in _DEVELOPMENT_PRINCIPALS
     ]
 
 

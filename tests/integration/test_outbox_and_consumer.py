@@ -9,7 +9,6 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
-from functools import partial
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -21,7 +20,6 @@ from shared.events import CloudEvent
 from shared.events.envelope import utc_now
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.deadletters import replay_dead_letters
-from shared.messaging.kafka import new_producer
 from shared.messaging.outbox import Outbox, replay
 from tests.conftest import REPO, MakeDatabase
 from tests.integration.messaging_helpers import (
@@ -37,7 +35,7 @@ from tests.support.probe import (
     PRODUCER_DDL,
     ProbeFlaky,
     create_tables,
-    probe_consumer_spec,
+    probe_consumer,
     probe_registry,
     scalar,
 )
@@ -237,17 +235,7 @@ async def test_two_relays_never_publish_a_row_twice(probe_databases, kafka: Brok
 
 
 def make_consumer(registry, group: str, url: str, bootstrap: str, **options) -> EventConsumer:
-    engine = create_engine(url)
-    return EventConsumer(
-        probe_consumer_spec(group),
-        registry=registry,
-        sessions=session_factory(engine),
-        outbox=Outbox(registry, source="/upstream/probe"),
-        bootstrap_servers=bootstrap,
-        producer_factory=partial(new_producer, bootstrap, enable_idempotence=False),
-        partitions=4,
-        **options,
-    )
+    return probe_consumer(registry, group, url, bootstrap, partitions=4, **options)
 
 
 async def test_two_consumers_in_one_group_split_the_partitions(

@@ -8,13 +8,17 @@ key, so a duplicate application would show) and adds one to a per-key counter.
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.db import create_engine, session_factory
 from shared.events import DataClassification, EventRegistry
-from shared.messaging.consumer import ConsumerSpec, Delivery
+from shared.messaging.consumer import ConsumerSpec, Delivery, EventConsumer, Handler
+from shared.messaging.kafka import new_producer
+from shared.messaging.outbox import Outbox
 
 
 class ProbeRecorded(BaseModel):
@@ -93,10 +97,27 @@ async def flaky(delivery: Delivery) -> None:
     )
 
 
-def probe_consumer_spec(group_id: str) -> ConsumerSpec:
-    return ConsumerSpec(
+def probe_consumer(
+    registry: EventRegistry,
+    group_id: str,
+    database_url: str,
+    bootstrap: str,
+    *,
+    record_handler: Handler = record,
+    **options: object,
+) -> EventConsumer:
+    spec = ConsumerSpec(
         group_id,
-        {"uk.upstream.probe.recorded.v1": record, "uk.upstream.probe.flaky.v1": flaky},
+        {"uk.upstream.probe.recorded.v1": record_handler, "uk.upstream.probe.flaky.v1": flaky},
+    )
+    return EventConsumer(
+        spec,
+        registry=registry,
+        sessions=session_factory(create_engine(database_url)),
+        outbox=Outbox(registry, source="/upstream/probe"),
+        bootstrap_servers=bootstrap,
+        producer_factory=partial(new_producer, bootstrap, enable_idempotence=False),
+        **options,  # type: ignore[arg-type]
     )
 
 

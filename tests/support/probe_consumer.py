@@ -13,12 +13,8 @@ import json
 import os
 import signal
 import sys
-from functools import partial
 
-from shared.db import create_engine, session_factory
-from shared.messaging.consumer import Delivery, EventConsumer
-from shared.messaging.kafka import new_producer
-from shared.messaging.outbox import Outbox
+from shared.messaging.consumer import Delivery
 from tests.support import probe
 
 
@@ -34,18 +30,12 @@ async def main() -> None:
             await asyncio.Event().wait()  # hold the transaction open until killed
         await probe.record(delivery)
 
-    registry = probe.probe_registry(os.environ["PROBE_TOPIC"])
-    spec = probe.probe_consumer_spec(os.environ["PROBE_GROUP"])
-    spec = type(spec)(spec.group_id, {**spec.handlers, "uk.upstream.probe.recorded.v1": record})
-    engine = create_engine(os.environ["PROBE_DATABASE_URL"])
-    bootstrap = os.environ["PROBE_BOOTSTRAP"]
-    consumer = EventConsumer(
-        spec,
-        registry=registry,
-        sessions=session_factory(engine),
-        outbox=Outbox(registry, source="/upstream/probe"),
-        bootstrap_servers=bootstrap,
-        producer_factory=partial(new_producer, bootstrap, enable_idempotence=False),
+    consumer = probe.probe_consumer(
+        probe.probe_registry(os.environ["PROBE_TOPIC"]),
+        os.environ["PROBE_GROUP"],
+        os.environ["PROBE_DATABASE_URL"],
+        os.environ["PROBE_BOOTSTRAP"],
+        record_handler=record,
         partitions=1,
         batch_size=50,
     )
@@ -53,7 +43,6 @@ async def main() -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print("STARTED", flush=True)
     await consumer.run(stop)
-    await engine.dispose()
     print(json.dumps(consumer.stats), flush=True)
 
 
