@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.auth import CurrentPrincipal, Principal, TokenVerifier
 from shared.context import current_trace, new_id, safe_id, traced
 from shared.db import create_engine, session_factory
-from shared.messaging.outbox import backlog
+from shared.messaging.outbox import Outbox, backlog
 from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_BACKLOG
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
@@ -138,6 +138,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.token_verifier = TokenVerifier(settings)
+        app.state.outbox = Outbox(definition.registry, source=settings.source)
         log.info("api started", extra={"port": settings.port})
         try:
             yield

@@ -115,3 +115,6 @@ class ServiceSettings(AuthSettings):
     def source(self) -> str:
         """The CloudEvents ``source`` of everything this service publishes."""
         return f"/upstream/{self.service_name}"
+
+
+DEVELOPMENT_RESIDENT_KEY_SECRET = "upstream-development-only-resident-key-secret"

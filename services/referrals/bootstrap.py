@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import services.referrals as package
 from services.referrals.adapters.tables import metadata
-from services.referrals.api.routes import router
+from services.referrals.api.routes import routers
 from services.referrals.handlers import EVENT_HANDLERS
 from services.referrals.settings import ReferralsSettings
 from shared.messaging.consumer import ConsumerSpec
@@ -16,6 +16,6 @@ SERVICE = ServiceDefinition(
     package="services.referrals",
     settings_class=ReferralsSettings,
     metadata=metadata,
-    routers=[router],
+    routers=routers,
     consumers=[ConsumerSpec("referrals", EVENT_HANDLERS)],
 )

@@ -20,17 +20,23 @@ def test_each_service_has_its_own_default_port() -> None:
 
 def test_development_secrets_are_refused_outside_development() -> None:
     with pytest.raises(ValidationError, match="UPSTREAM_JWT_SIGNING_KEY must be set in production"):
-        ReferralsSettings(database_url=DB, environment="production")
+        PartnersSettings(database_url=DB, environment="production")
     with pytest.raises(ValidationError, match="UPSTREAM_JWT_SIGNING_KEY must be set in staging"):
-        ReferralsSettings(database_url=DB, environment="staging")
+        PartnersSettings(database_url=DB, environment="staging")
+    with pytest.raises(ValidationError, match="UPSTREAM_RESIDENT_KEY_SECRET must be set"):
+        ReferralsSettings(
+            database_url=DB,
+            environment="production",
+            jwt_signing_key="a-real-secret-from-the-vault",
+        )
 
 
 def test_production_runs_with_its_own_key_or_a_jwks() -> None:
-    own_key = ReferralsSettings(
+    own_key = PartnersSettings(
         database_url=DB, environment="production", jwt_signing_key="a-real-secret-from-the-vault"
     )
     assert own_key.environment == "production"
-    jwks = ReferralsSettings(
+    jwks = PartnersSettings(
         database_url=DB,
         environment="production",
         jwt_jwks_url="https://idp.example/.well-known/jwks.json",
@@ -56,6 +62,6 @@ def test_settings_come_from_the_environment(monkeypatch) -> None:
 
 def test_jwks_must_be_fetched_over_https_outside_development() -> None:
     with pytest.raises(ValidationError, match="https://"):
-        ReferralsSettings(
+        PartnersSettings(
             database_url=DB, environment="production", jwt_jwks_url="http://idp.example/jwks.json"
         )

@@ -2,6 +2,205 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from services.referrals.domain.lifecycle import OPEN_STATUSES, CaseStatus
 
 metadata = MetaData()
+
+
+def _created() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+residents = Table(
+    "residents",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("council", Text, nullable=False),
+    Column("given_name", Text, nullable=False),
+    Column("family_name", Text, nullable=False),
+    Column("norm_given", Text, nullable=False),
+    Column("norm_family", Text, nullable=False),
+    Column("date_of_birth", Date),
+    Column("postcode", Text),
+    Column("uprn", Text),
+    Column("address", Text),
+    Column("phone", Text),
+    Column("email", Text),
+    Column("preferred_contact", Text, nullable=False),
+    Column("preferred_language", Text, nullable=False),
+    Column("interpreter_needed", Boolean, nullable=False),
+    Column("accessibility_needs", Text),
+    Column("council_reference", Text),
+    Column("merged_into", Uuid(as_uuid=False), ForeignKey("residents.id")),
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_residents_council_family", "council", "norm_family"),
+    Index("ix_residents_council_uprn", "council", "uprn"),
+)
+
+_status_timestamps = [
+    Column(f"{status.value}_at", DateTime(timezone=True)) for status in CaseStatus
+]
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("council", Text, nullable=False),
+    Column("resident_id", Uuid(as_uuid=False), ForeignKey("residents.id"), nullable=False),
+    Column("origin", Text, nullable=False),  # referral | flag
+    Column("status", Text, nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    Column("urgency", Text, nullable=False),
+    Column("needs", JSONB, nullable=False),
+    Column("circumstances", JSONB, nullable=False),
+    Column("lawful_basis", Text, nullable=False),
+    Column("data_sharing_agreement", Text),
+    Column("risk_level", Text),
+    Column("risk_score", Integer),
+    Column("risk_reasons", JSONB),
+    Column("suggested_needs", JSONB),
+    Column("ruleset_version", Text),
+    Column("assigned_to", Text),
+    Column("outcome", Text),
+    Column("status_reason", Text),
+    Column("unroutable_reasons", JSONB),
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    *_status_timestamps,
+    Index("ix_cases_queue", "council", "priority", "created_at", "id"),
+    # One open case per resident per council, whatever races the API and the consumers run.
+    Index(
+        "uq_cases_one_open_per_resident",
+        "resident_id",
+        "council",
+        unique=True,
+        postgresql_where=text(
+            "status IN (" + ", ".join(f"'{s.value}'" for s in sorted(OPEN_STATUSES)) + ")"
+        ),
+    ),
+)
+
+referrals = Table(
+    "referrals",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("case_id", Uuid(as_uuid=False), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("resident_id", Uuid(as_uuid=False), ForeignKey("residents.id"), nullable=False),
+    Column("referrer_org", Text, nullable=False, index=True),
+    Column("referrer_kind", Text, nullable=False),
+    Column("referrer_subject", Text, nullable=False),
+    Column("needs", JSONB, nullable=False),
+    Column("circumstances", JSONB, nullable=False),
+    Column("circumstances_text", Text),
+    Column("urgency", Text, nullable=False),
+    _created(),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("case_id", Uuid(as_uuid=False), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("given_by", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("given_at", DateTime(timezone=True), nullable=False),
+    Column("partner_kinds", JSONB, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("recorded_by", Text, nullable=False),
+    Column("withdrawn_at", DateTime(timezone=True)),
+    Column("withdrawn_by", Text),
+    _created(),
+)
+
+timeline = Table(
+    "timeline",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("case_id", Uuid(as_uuid=False), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("actor_org", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("detail", Text),
+    Column("status_from", Text),
+    Column("status_to", Text),
+    # What a referring charity may see of a case it referred: its progress, nothing more.
+    Column("referrer_visible", Boolean, nullable=False),
+)
+
+notes = Table(
+    "notes",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("case_id", Uuid(as_uuid=False), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("author", Text, nullable=False),
+    Column("author_org", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    _created(),
+)
+
+possible_duplicates = Table(
+    "possible_duplicates",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("council", Text, nullable=False),
+    Column("resident_id", Uuid(as_uuid=False), ForeignKey("residents.id"), nullable=False),
+    Column("candidate_id", Uuid(as_uuid=False), ForeignKey("residents.id"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", Text, nullable=False),  # open | confirmed | rejected
+    Column("decided_by", Text),
+    Column("decided_at", DateTime(timezone=True)),
+    _created(),
+    UniqueConstraint("resident_id", "candidate_id"),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("id", Text, primary_key=True),  # the partners service's offer id
+    Column("case_id", Uuid(as_uuid=False), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("need", Text, nullable=False),
+    Column("partner_id", Text, nullable=False),
+    Column("partner_name", Text),
+    Column("service_name", Text),
+    Column("status", Text, nullable=False),
+    Column("respond_by", DateTime(timezone=True)),
+    Column("decline_reason", Text),
+    Column("outcome", Text),
+    Column("note", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("organisation", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("request_hash", Text, nullable=False),
+    Column("status_code", SmallInteger, nullable=False),
+    Column("response", JSONB, nullable=False),
+    _created(),
+)

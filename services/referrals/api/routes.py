@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from services.referrals.api import cases, referrals, residents
 
-router = APIRouter(prefix="/v1", tags=["referrals"])
+routers = [referrals.router, cases.router, residents.router]

@@ -1,0 +1,192 @@
+"""What the referrals API accepts and answers. Every limit here is a promise that bad input
+gets a 422 naming the field, not a 500 and not a half-written referral."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from shared.auth import GSS_CODE
+from shared.identity import normalise_postcode
+from shared.vocabulary import (
+    Circumstance,
+    ContactMethod,
+    LawfulBasis,
+    Need,
+    Outcome,
+    PartnerKind,
+    RiskLevel,
+)
+
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+ShortText = Annotated[str, Field(min_length=1, max_length=500)]
+LongText = Annotated[str, Field(min_length=1, max_length=2000)]
+Postcode = Annotated[str, Field(max_length=16), AfterValidator(normalise_postcode)]
+CouncilCode = Annotated[str, Field(pattern=GSS_CODE.pattern, examples=["E09000025"])]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _not_in_future(moment: datetime) -> datetime:
+    if moment > datetime.now(UTC):
+        raise ValueError("must not be in the future")
+    return moment
+
+
+class Contact(Strict):
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 ()\-]{6,19}$")
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    preferred: ContactMethod
+
+
+class Address(Strict):
+    line: str | None = Field(default=None, max_length=300)
+    postcode: Postcode
+    uprn: str | None = Field(default=None, pattern=r"^[0-9]{1,12}$")
+
+
+class ResidentIn(Strict):
+    given_name: Name
+    family_name: Name
+    date_of_birth: date | None = Field(default=None, description="optional, but helps matching")
+    contact: Contact
+    address: Address | None = Field(default=None, description="none for a resident with no home")
+    preferred_language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+    interpreter_needed: bool = False
+    accessibility_needs: str | None = Field(default=None, max_length=500)
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _plausible_birth_date(cls, value: date | None) -> date | None:
+        if value is not None and value > date.today():
+            raise ValueError("must not be in the future")
+        if value is not None and value.year < 1900:
+            raise ValueError("must be 1900 or later")
+        return value
+
+    @model_validator(mode="after")
+    def _preferred_route_is_given(self) -> ResidentIn:
+        needed = {
+            ContactMethod.PHONE: ("phone", self.contact.phone),
+            ContactMethod.TEXT: ("phone", self.contact.phone),
+            ContactMethod.EMAIL: ("email", self.contact.email),
+            ContactMethod.LETTER: ("address", self.address),
+        }.get(self.contact.preferred)
+        if needed is not None and not needed[1]:
+            raise ValueError(
+                f"contact.preferred is {self.contact.preferred.value} but no {needed[0]} is given"
+            )
+        return self
+
+
+class ConsentIn(Strict):
+    given_by: str = Field(min_length=1, max_length=200, examples=["the resident"])
+    method: Literal["verbal", "written", "electronic"]
+    given_at: Annotated[AwareDatetime, AfterValidator(_not_in_future)]
+    partner_kinds: list[PartnerKind] = Field(min_length=1)
+    purpose: str = Field(default="referral to local support partners", max_length=500)
+    expires_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _expires_after_given(self) -> ConsentIn:
+        if self.expires_at is not None and self.expires_at <= self.given_at:
+            raise ValueError("expires_at must be after given_at")
+        return self
+
+
+class SharingIn(Strict):
+    lawful_basis: LawfulBasis
+    consent: ConsentIn | None = None
+    data_sharing_agreement: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _consent_goes_with_consent(self) -> SharingIn:
+        if self.lawful_basis is LawfulBasis.CONSENT and self.consent is None:
+            raise ValueError("lawful_basis is consent: record who gave it, how, when and to whom")
+        if self.lawful_basis is not LawfulBasis.CONSENT and self.consent is not None:
+            raise ValueError("consent is recorded only when the lawful basis is consent")
+        return self
+
+
+class ReferralCreate(Strict):
+    resident: ResidentIn
+    council: CouncilCode | None = Field(
+        default=None, description="where the resident lives; a council referrer's own if omitted"
+    )
+    needs: list[Need] = Field(min_length=1, max_length=len(Need))
+    circumstances: list[Circumstance] = Field(default=[], max_length=len(Circumstance))
+    circumstances_text: LongText | None = None
+    urgency: RiskLevel
+    sharing: SharingIn
+
+    @field_validator("needs", "circumstances")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        return list(dict.fromkeys(values))
+
+
+class Sharing(BaseModel):
+    allowed: bool
+    reason: str
+
+
+class ReferralAccepted(BaseModel):
+    referral_id: str
+    case_id: str
+    case_status: str
+    sharing: Sharing
+    attached_to_open_case: bool | None = Field(
+        default=None, description="councils only: the resident already had an open case"
+    )
+    possible_duplicates: int | None = Field(default=None, description="councils only")
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    action: str
+    status: str | None = None
+    actor: str | None = None
+    detail: str | None = None
+
+
+class ReferralStatus(BaseModel):
+    """What a referrer sees of its own referral: progress, nothing about the assessment."""
+
+    referral_id: str
+    case_status: str
+    needs: list[Need]
+    referred_at: datetime
+    timeline: list[TimelineEntry]
+
+
+class ConsentRecordIn(ConsentIn):
+    needs: list[Need] | None = Field(default=None, description="replace the case's needs")
+
+
+class AssignIn(Strict):
+    caseworker: str = Field(min_length=1, max_length=200)
+
+
+class NoteIn(Strict):
+    text: LongText
+
+
+class ReasonIn(Strict):
+    reason: ShortText
+
+
+class CloseIn(Strict):
+    outcome: Outcome
+    note: str | None = Field(default=None, max_length=2000)

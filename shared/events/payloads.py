@@ -1,0 +1,198 @@
+"""The payloads of Upstream's events. Field names are the contract between services: add
+optional fields freely; anything else is a new major version of the event type."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+from shared.vocabulary import (
+    Circumstance,
+    ContactMethod,
+    DeclineReason,
+    LawfulBasis,
+    Need,
+    Outcome,
+    PartnerKind,
+    RiskLevel,
+)
+
+
+class _Payload(BaseModel):
+    model_config = {"extra": "ignore", "frozen": True}
+
+
+# -- referrals.cases.v1 ----------------------------------------------------------------
+
+
+class ReferralReceived(_Payload):
+    """What the risk service needs to assess a case: no direct identifiers."""
+
+    case_id: str
+    referral_id: str
+    council: str
+    resident_keys: list[str] = Field(description="pseudonymous keys, strongest first")
+    age_years: int | None = None
+    needs: list[Need]
+    circumstances: list[Circumstance] = []
+    urgency: RiskLevel
+    received_at: datetime
+
+
+class CaseOpened(_Payload):
+    case_id: str
+    council: str
+    origin: str = Field(description="referral or flag")
+    resident_keys: list[str]
+    opened_at: datetime
+
+
+class CaseStatusChanged(_Payload):
+    case_id: str
+    council: str
+    previous: str
+    status: str
+    reason: str | None = None
+    changed_at: datetime
+
+
+class ContactRoute(_Payload):
+    method: ContactMethod
+    value: str | None = Field(default=None, description="number or address; none in person")
+
+
+class RoutingPacket(_Payload):
+    """Only what a partner needs to contact and help the resident."""
+
+    first_name: str
+    contact: ContactRoute
+    needs: list[Need]
+    council: str
+    postcode_district: str | None = None
+    age_years: int | None = None
+    preferred_language: str = "en"
+    interpreter_needed: bool = False
+    accessibility_needs: str | None = None
+    urgency: RiskLevel
+    summary: str = Field(max_length=500)
+
+
+class CaseReadyForRouting(_Payload):
+    case_id: str
+    council: str
+    lawful_basis: LawfulBasis
+    consent_partner_kinds: list[PartnerKind] = []
+    consent_expires_at: datetime | None = None
+    packet: RoutingPacket
+    exclude_partners: list[str] = Field(default=[], description="partners not to offer again")
+
+
+class CaseClosed(_Payload):
+    case_id: str
+    council: str
+    outcome: Outcome | None = Field(default=None, description="none when withdrawn")
+    withdrawn: bool = False
+    closed_at: datetime
+
+
+class ConsentWithdrawn(_Payload):
+    case_id: str
+    council: str
+    withdrawn_at: datetime
+
+
+# -- risk.assessments.v1 ---------------------------------------------------------------
+
+
+class Reason(_Payload):
+    rule_id: str
+    explanation: str = Field(description="plain English, fit to read to the resident")
+
+
+class RiskAssessed(_Payload):
+    case_id: str
+    level: RiskLevel
+    score: int
+    reasons: list[Reason] = []
+    suggested_needs: list[Need] = []
+    ruleset_version: str
+    assessed_at: datetime
+
+
+class FlaggedIdentity(_Payload):
+    """The identity fields of the feed row, needed by the council team for outreach."""
+
+    given_name: str
+    family_name: str
+    date_of_birth: date | None = None
+    postcode: str | None = None
+    uprn: str | None = None
+    address: str | None = None
+    council_reference: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+class ResidentFlagged(_Payload):
+    resident_key: str
+    council: str
+    level: RiskLevel
+    score: int
+    reasons: list[Reason] = []
+    suggested_needs: list[Need] = []
+    ruleset_version: str
+    identity: FlaggedIdentity
+    flagged_at: datetime
+
+
+# -- partners.offers.v1 ----------------------------------------------------------------
+
+
+class _OfferEvent(_Payload):
+    offer_id: str
+    case_id: str
+    need: Need
+    partner_id: str
+    at: datetime
+
+
+class ReferralOffered(_OfferEvent):
+    partner_name: str
+    service_id: str
+    service_name: str
+    respond_by: datetime
+    attempt: int = 1
+
+
+class OfferAccepted(_OfferEvent):
+    pass
+
+
+class OfferDeclined(_OfferEvent):
+    reason: DeclineReason
+    note: str | None = None
+
+
+class OfferExpired(_OfferEvent):
+    pass
+
+
+class OfferWithdrawn(_OfferEvent):
+    reason: str
+
+
+class OfferProgressRecorded(_OfferEvent):
+    note: str | None = None
+
+
+class OutcomeRecorded(_OfferEvent):
+    outcome: Outcome
+    note: str | None = None
+
+
+class CaseUnroutable(_Payload):
+    case_id: str
+    needs: list[Need]
+    reasons: list[str] = Field(description="why no partner could take it, in plain words")
+    at: datetime
