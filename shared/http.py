@@ -68,6 +68,25 @@ class TraceMiddleware:
                 HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
+class ApiProblem(Exception):
+    """A refusal with a reason, rendered as ``{"detail": reason, ...extra}`` (the same shape
+    as a validation error), e.g. a 409 listing the statuses allowed instead."""
+
+    def __init__(self, status_code: int, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status_code, self.detail, self.extra = status_code, detail, extra
+
+
+def invalid(field: str, reason: str) -> ApiProblem:
+    """A 422 naming the field and the reason, for checks a schema cannot make."""
+    return ApiProblem(422, f"{field}: {reason}", errors=[{"field": field, "reason": reason}])
+
+
+async def _problem(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiProblem)
+    return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail, **exc.extra})
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -153,6 +172,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     )
     app.add_middleware(TraceMiddleware)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ApiProblem, _problem)
     app.add_exception_handler(Exception, _unexpected_error)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")

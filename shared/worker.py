@@ -67,6 +67,7 @@ async def run_worker(
             partitions=settings.kafka_topic_partitions,
             max_attempts=settings.consumer_max_attempts,
             retry_backoff=settings.consumer_retry_backoff_ms / 1000,
+            settings=settings,
         )
         for spec in definition.consumers
         if spec.handlers  # a service that consumes nothing yet runs no consumer

@@ -96,6 +96,12 @@ async def on_resident_flagged(delivery: Delivery) -> None:
     to a partner until a caseworker records the resident's consent."""
     event = delivery.payload
     assert isinstance(event, ResidentFlagged)
+    if event.council not in delivery.settings.councils:
+        log.warning(
+            "flag for a council this deployment does not serve; ignored",
+            extra={"council": event.council},
+        )
+        return
     who = event.identity
     facts = ResidentFacts(
         given_name=who.given_name,

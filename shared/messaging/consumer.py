@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -46,12 +47,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Delivery:
-    """What a handler gets: its transaction, the event, the typed payload, the outbox."""
+    """What a handler gets: its transaction, the event, the typed payload, the outbox, and
+    its service's settings."""
 
     session: AsyncSession
     event: CloudEvent
     payload: BaseModel
     outbox: Outbox
+    settings: Any = None
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -105,8 +108,10 @@ class EventConsumer:
         max_attempts: int = 5,
         retry_backoff: float = 0.2,
         batch_size: int = 200,
+        settings: Any = None,
     ) -> None:
         self.spec = spec
+        self._settings = settings
         self._registry = registry
         self._sessions = sessions
         self._outbox = outbox
@@ -311,7 +316,7 @@ class EventConsumer:
                 )
                 if first_time is None:
                     return False
-                await handler(Delivery(session, event, payload, self._outbox))
+                await handler(Delivery(session, event, payload, self._outbox, self._settings))
                 return True
 
     async def _dead_letter(self, record: ConsumerRecord, error: str) -> None:

@@ -9,7 +9,7 @@ import uuid
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
@@ -26,7 +26,13 @@ from services.referrals.adapters.tables import (
     residents,
     timeline,
 )
-from services.referrals.api.deps import CaseworkerOrOperator, actor, conflict, not_found
+from services.referrals.api.deps import (
+    CaseworkerOrOperator,
+    actor,
+    conflict,
+    not_found,
+    refused,
+)
 from services.referrals.api.schemas import AssignIn, CloseIn, ConsentRecordIn, NoteIn, ReasonIn
 from services.referrals.cases import (
     add_timeline,
@@ -41,7 +47,7 @@ from services.referrals.intake import add_consent
 from shared.auth import Principal
 from shared.events.envelope import utc_now
 from shared.events.payloads import ConsentWithdrawn
-from shared.http import DbSession
+from shared.http import DbSession, invalid
 from shared.vocabulary import LawfulBasis, Need, RiskLevel
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -97,13 +103,7 @@ def _decode_cursor(cursor: str) -> tuple[int, datetime, str]:
         priority, created, case_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return int(priority), datetime.fromisoformat(created), str(uuid.UUID(case_id))
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            {
-                "message": "cursor: not a cursor this API gave out",
-                "errors": [{"field": "cursor", "reason": "not a cursor this API gave out"}],
-            },
-        ) from None
+        raise invalid("cursor", "not a cursor this API gave out") from None
 
 
 _QUEUE = select(cases, residents.c.given_name, residents.c.family_name).join(
@@ -418,14 +418,7 @@ async def record_consent(
     async with session.begin():
         case = await _visible_case(session, principal, case_id, lock=True)
         if CaseStatus(case["status"]) in (CaseStatus.CLOSED, CaseStatus.WITHDRAWN):
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                {
-                    "message": f"the case is {case['status']}",
-                    "current_status": case["status"],
-                    "allowed": [],
-                },
-            )
+            raise refused(f"the case is {case['status']}", case["status"])
         now, who = utc_now(), actor(principal)
         await add_consent(
             session, case["id"], body, recorded_by=f"{who.subject} ({who.organisation})"
@@ -473,14 +466,7 @@ async def withdraw_consent(
         case = await _visible_case(session, principal, case_id, lock=True)
         consent = await current_consent(session, case["id"])
         if consent is None or consent["withdrawn_at"] is not None:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                {
-                    "message": "there is no current consent to withdraw",
-                    "current_status": case["status"],
-                    "allowed": [],
-                },
-            )
+            raise refused("there is no current consent to withdraw", case["status"])
         now, who = utc_now(), actor(principal)
         await session.execute(
             update(consents)
@@ -560,8 +546,8 @@ async def route_again(
             case = await route_if_allowed(
                 session, request.app.state.outbox, case, actor=actor(principal), now=utc_now()
             )
-        except TransitionRefused as refused:
-            raise conflict(refused) from None
+        except TransitionRefused as refusal:
+            raise conflict(refusal) from None
     return _ack(case)
 
 
@@ -585,6 +571,6 @@ async def _move_by_caseworker(
                 now=utc_now(),
                 **kwargs,
             )
-        except TransitionRefused as refused:
-            raise conflict(refused) from None
+        except TransitionRefused as refusal:
+            raise conflict(refusal) from None
     return _ack(case)

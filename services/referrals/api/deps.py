@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, status
 from services.referrals.cases import Actor
 from services.referrals.domain.lifecycle import TransitionRefused
 from shared.auth import OrganisationKind, Principal, Role, require
+from shared.http import ApiProblem
 
 # A council caseworker, or an operator: the people who work cases.
 CaseworkerOrOperator = Annotated[
@@ -41,12 +42,15 @@ def not_found(what: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")
 
 
-def conflict(refused: TransitionRefused) -> HTTPException:
-    return HTTPException(
+def conflict(refusal: TransitionRefused) -> ApiProblem:
+    return ApiProblem(
         status.HTTP_409_CONFLICT,
-        {
-            "message": str(refused),
-            "current_status": refused.current.value,
-            "allowed": [s.value for s in refused.allowed],
-        },
+        str(refusal),
+        current_status=refusal.current.value,
+        allowed=[s.value for s in refusal.allowed],
     )
+
+
+def refused(reason: str, current_status: str | None = None) -> ApiProblem:
+    """A 409 for an action the current state does not allow."""
+    return ApiProblem(status.HTTP_409_CONFLICT, reason, current_status=current_status, allowed=[])

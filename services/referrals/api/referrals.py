@@ -7,7 +7,7 @@ import json
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +26,7 @@ from services.referrals.intake import receive_referral
 from services.referrals.settings import ReferralsSettings
 from shared.auth import OrganisationKind, Principal
 from shared.events.envelope import utc_now
-from shared.http import DbSession
+from shared.http import DbSession, invalid
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 
@@ -48,17 +48,10 @@ def _council_for(body: ReferralCreate, principal: Principal, settings: Referrals
     if council is None and len(settings.councils) == 1:
         council = settings.councils[0]
     if council is None:
-        raise _invalid("council", "required: the GSS code of the council the resident lives in")
+        raise invalid("council", "required: the GSS code of the council the resident lives in")
     if council not in settings.councils:
-        raise _invalid("council", f"{council} is not a council this deployment serves")
+        raise invalid("council", f"{council} is not a council this deployment serves")
     return council
-
-
-def _invalid(field: str, reason: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        {"message": f"{field}: {reason}", "errors": [{"field": field, "reason": reason}]},
-    )
 
 
 async def _replayed(session, principal: Principal, key: str, request_hash: str):
@@ -77,7 +70,7 @@ async def _replayed(session, principal: Principal, key: str, request_hash: str):
     if stored is None:
         return None
     if stored["request_hash"] != request_hash:
-        raise _invalid("Idempotency-Key", "already used for a different request")
+        raise invalid("Idempotency-Key", "already used for a different request")
     return JSONResponse(
         stored["response"],
         status_code=stored["status_code"],
@@ -103,12 +96,12 @@ async def create_referral(
     request_hash = hashlib.sha256(
         json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()
-    if idempotency_key and (
-        replay := await _replayed(session, principal, idempotency_key, request_hash)
-    ):
-        return replay
     try:
         async with session.begin():
+            if idempotency_key and (
+                replay := await _replayed(session, principal, idempotency_key, request_hash)
+            ):
+                return replay
             result = await receive_referral(
                 session,
                 request.app.state.outbox,

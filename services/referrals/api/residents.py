@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel
 from sqlalchemy import or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +17,7 @@ from services.referrals.adapters.tables import (
     referrals,
     residents,
 )
-from services.referrals.api.deps import CaseworkerOrOperator, actor, not_found
+from services.referrals.api.deps import CaseworkerOrOperator, actor, not_found, refused
 from services.referrals.cases import Actor, add_timeline
 from services.referrals.domain.lifecycle import OPEN_STATUSES
 from shared.auth import OrganisationKind, Principal
@@ -98,13 +98,7 @@ async def merge_residents(
         ).scalars()
     )
     if with_open_case == {merged, into}:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            {
-                "message": "both residents have an open case: close or withdraw one of them first",
-                "allowed": [],
-            },
-        )
+        raise refused("both residents have an open case: close or withdraw one of them first")
     moved = (
         (
             await session.execute(
@@ -158,9 +152,7 @@ async def _decide(
         if row is None:
             raise not_found("possible duplicate")
         if row["status"] != "open":
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, {"message": f"already {row['status']}", "allowed": []}
-            )
+            raise refused(f"already {row['status']}")
         now = utc_now()
         if decision == "confirmed":
             # The resident known first survives; the newer record merges into it.

@@ -1,0 +1,212 @@
+"""The referrals service in-process over HTTP, on a real database migrated with its real
+revisions; its consumer on the real broker. Each test serves a council code of its own, so
+tests sharing the broker's topics never act on each other's residents."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.referrals.bootstrap import SERVICE
+from services.referrals.settings import ReferralsSettings
+from shared.auth import OrganisationKind, Role, mint_token
+from shared.db import session_factory
+from shared.events import CloudEvent
+from shared.events.catalogue import CATALOGUE
+from shared.http import create_app
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.kafka import new_producer
+from shared.messaging.outbox import Outbox
+from tests.conftest import MakeDatabase
+from tests.integration.messaging_helpers import wait_for
+from tests.support.infrastructure import Broker
+
+FOOD_BANK = "newham-food-bank"
+
+
+@dataclass
+class ReferralsApi:
+    client: httpx.AsyncClient
+    engine: AsyncEngine
+    settings: ReferralsSettings
+    council: str
+    other_council: str
+
+    def token(self, kind: str = "caseworker", organisation: str | None = None) -> dict[str, str]:
+        principals = {
+            "caseworker": (
+                organisation or self.council,
+                OrganisationKind.COUNCIL,
+                [Role.CASEWORKER, Role.REFERRER],
+            ),
+            "other_council": (
+                self.other_council,
+                OrganisationKind.COUNCIL,
+                [Role.CASEWORKER, Role.REFERRER],
+            ),
+            "food_bank": (
+                organisation or FOOD_BANK,
+                OrganisationKind.VCS,
+                [Role.REFERRER, Role.PARTNER],
+            ),
+            "operator": ("operator", OrganisationKind.OPERATOR, [Role.OPERATOR]),
+        }
+        org, org_kind, roles = principals[kind]
+        token = mint_token(
+            self.settings, subject=f"{kind}-person", organisation=org, kind=org_kind, roles=roles
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    async def refer(
+        self, body: dict[str, Any], kind: str = "caseworker", **headers: str
+    ) -> httpx.Response:
+        return await self.client.post(
+            "/v1/referrals", json=body, headers={**self.token(kind), **headers}
+        )
+
+    async def count(self, table: str, where: str = "true", **params: Any) -> int:
+        async with self.engine.connect() as connection:
+            return int(
+                await connection.scalar(text(f"SELECT count(*) FROM {table} WHERE {where}"), params)
+                or 0
+            )
+
+    async def events(self, suffix: str) -> list[dict[str, Any]]:
+        """The data of every outbox event whose type ends with ``suffix`` (without .v1)."""
+        async with self.engine.connect() as connection:
+            rows = (
+                (
+                    await connection.execute(
+                        text("SELECT envelope FROM outbox WHERE event_type = :t ORDER BY id"),
+                        {"t": f"uk.upstream.{suffix}.v1"},
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return [row["data"] for row in rows]
+
+    async def case(self, case_id: str) -> dict[str, Any]:
+        response = await self.client.get(f"/v1/cases/{case_id}", headers=self.token())
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def unique_council() -> str:
+    return f"E0{random.randint(7, 9)}{random.randint(0, 99999):06d}"
+
+
+@pytest.fixture
+async def api(service_database: MakeDatabase) -> AsyncIterator[ReferralsApi]:
+    council, other = unique_council(), unique_council()
+    settings = ReferralsSettings(
+        database_url=await service_database("referrals"), councils=[council, other]
+    )
+    app = create_app(SERVICE, settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://referrals") as client:
+            yield ReferralsApi(client, app.state.engine, settings, council, other)
+
+
+def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    result = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+AMINA: dict[str, Any] = {
+    "resident": {
+        "given_name": "Amina",
+        "family_name": "Okafor",
+        "date_of_birth": "1984-03-02",
+        "contact": {"phone": "07700 900123", "preferred": "phone"},
+        "address": {"line": "12 Romford Road", "postcode": "e15 4ht"},
+        "preferred_language": "en",
+    },
+    "needs": ["food", "money_and_debt"],
+    "circumstances": ["no_food_in_home", "children_in_household"],
+    "circumstances_text": "Lost her job last month; rent is two months behind.",
+    "urgency": "high",
+    "sharing": {
+        "lawful_basis": "consent",
+        "consent": {
+            "given_by": "the resident",
+            "method": "verbal",
+            "given_at": "2026-11-20T10:00:00Z",
+            "partner_kinds": ["food", "advice"],
+        },
+    },
+}
+
+
+def referral(**changes: Any) -> dict[str, Any]:
+    return merge(AMINA, changes)
+
+
+@dataclass
+class Publisher:
+    producer: AIOKafkaProducer
+
+    async def send(
+        self, payload: BaseModel, subject: str, source: str = "/upstream/risk"
+    ) -> CloudEvent:
+        event = CATALOGUE.envelope(payload, source=source, subject=subject)
+        await self.resend(event)
+        return event
+
+    async def resend(self, event: CloudEvent) -> None:
+        topic = CATALOGUE.by_name(event.type).topic.name  # type: ignore[union-attr]
+        await self.producer.send_and_wait(
+            topic, value=event.to_bytes(), key=(event.subject or "").encode()
+        )
+
+
+@pytest.fixture
+async def consumer(api: ReferralsApi, kafka: Broker) -> AsyncIterator[EventConsumer]:
+    """The service's own consumer group (a fresh group id), running against the broker."""
+    spec = SERVICE.consumers[0]
+    runner = EventConsumer(
+        type(spec)(f"referrals-test-{uuid.uuid4().hex[:8]}", spec.handlers),
+        registry=CATALOGUE,
+        sessions=session_factory(api.engine),
+        outbox=Outbox(CATALOGUE, source=api.settings.source),
+        bootstrap_servers=kafka.bootstrap_servers,
+        producer_factory=partial(new_producer, kafka.bootstrap_servers, enable_idempotence=False),
+        settings=api.settings,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+
+    async def assigned() -> bool:
+        return bool(runner.assigned_partitions)
+
+    await wait_for(assigned, what="the referrals consumer to join")
+    yield runner
+    stop.set()
+    await task
+
+
+@pytest.fixture
+async def publisher(kafka: Broker) -> AsyncIterator[Publisher]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    yield Publisher(producer)
+    await producer.stop()

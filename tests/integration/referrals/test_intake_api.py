@@ -1,0 +1,337 @@
+"""Referral intake and the caseworker API against a real PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.referrals.conftest import FOOD_BANK, ReferralsApi, referral
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_council_referral_opens_a_case_and_records_its_events(api: ReferralsApi) -> None:
+    response = await api.refer(referral())
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["case_status"] == "received"
+    assert body["sharing"] == {
+        "allowed": True,
+        "reason": "the resident consented to sharing with partners",
+    }
+    assert body["attached_to_open_case"] is False and body["possible_duplicates"] == 0
+
+    case = await api.case(body["case_id"])
+    assert case["council"] == api.council  # the council referrer's own by default
+    assert case["resident"]["postcode"] == "E15 4HT"  # normalised
+    assert case["needs"] == ["food", "money_and_debt"] and case["urgency"] == "high"
+    assert case["consent"]["partner_kinds"] == ["food", "advice"]
+    assert [e["action"] for e in case["timeline"]] == [
+        "case opened (referral)",
+        "referral received",
+    ]
+    (opened,) = await api.events("referrals.case.opened")
+    (received,) = await api.events("referrals.referral.received")
+    assert opened["case_id"] == received["case_id"] == body["case_id"]
+    assert len(received["resident_keys"]) == 2  # name+birth date, name+postcode
+    # The risk service gets no direct identifiers.
+    assert "Okafor" not in str(received) and "1984" not in str(received)
+    assert received["age_years"] == 42
+
+
+async def test_a_retried_post_with_the_same_idempotency_key_creates_one_referral(
+    api: ReferralsApi,
+) -> None:
+    first = await api.refer(referral(), **{"Idempotency-Key": "intake-7f3a"})
+    again = await api.refer(referral(), **{"Idempotency-Key": "intake-7f3a"})
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert await api.count("referrals") == 1
+    assert await api.count("outbox") == 2  # case opened, referral received: once
+
+    changed = await api.refer(referral(urgency="low"), **{"Idempotency-Key": "intake-7f3a"})
+    assert changed.status_code == 422
+    assert changed.json()["errors"] == [
+        {"field": "Idempotency-Key", "reason": "already used for a different request"}
+    ]
+    assert await api.count("referrals") == 1
+
+
+async def test_a_council_and_a_food_bank_referring_one_resident_share_one_case(
+    api: ReferralsApi,
+) -> None:
+    council = await api.refer(referral())
+    food_bank = await api.refer(
+        referral(
+            council=api.council,
+            resident={
+                "given_name": " AMINA",
+                "family_name": "okafor",
+                "address": {"postcode": "E154HT"},
+            },
+            needs=["food", "fuel_and_utilities"],
+            urgency="crisis",
+        ),
+        kind="food_bank",
+    )
+    assert food_bank.status_code == 201, food_bank.text
+    assert food_bank.json()["case_id"] == council.json()["case_id"]
+    # A charity learns nothing of the council's records from the answer.
+    assert "attached_to_open_case" not in food_bank.json()
+    case = await api.case(council.json()["case_id"])
+    assert case["needs"] == ["food", "money_and_debt", "fuel_and_utilities"]
+    assert case["urgency"] == "crisis" and case["priority"] == 4
+    assert [r["referrer_org"] for r in case["referrals"]] == [api.council, FOOD_BANK]
+    assert await api.count("residents") == 1 and await api.count("cases") == 1
+    assert len(await api.events("referrals.case.opened")) == 1
+    assert len(await api.events("referrals.referral.received")) == 2
+
+
+async def test_an_uncertain_match_is_flagged_for_a_caseworker_not_merged(
+    api: ReferralsApi,
+) -> None:
+    first = await api.refer(referral())
+    moved = await api.refer(referral(resident={"address": {"postcode": "E8 1DY"}}))
+    assert moved.json()["possible_duplicates"] == 1
+    assert moved.json()["case_id"] != first.json()["case_id"]
+    assert await api.count("residents") == 2
+
+    listed = await api.client.get("/v1/duplicates", headers=api.token())
+    (duplicate,) = listed.json()
+    assert duplicate["reason"] == "same name and date of birth, different postcode"
+    assert duplicate["resident_name"] == duplicate["candidate_name"] == "Amina Okafor"
+    refused = await api.client.post(
+        f"/v1/duplicates/{duplicate['id']}/confirm", headers=api.token()
+    )
+    assert refused.status_code == 409  # both have open cases: a person must settle that first
+    withdrawn = await api.client.post(
+        f"/v1/cases/{moved.json()['case_id']}/withdraw",
+        json={"reason": "same person, referred twice"},
+        headers=api.token(),
+    )
+    assert withdrawn.status_code == 200
+    confirmed = await api.client.post(
+        f"/v1/duplicates/{duplicate['id']}/confirm", headers=api.token()
+    )
+    assert confirmed.status_code == 200 and confirmed.json()["status"] == "confirmed"
+    survivor = (await api.case(first.json()["case_id"]))["resident"]["id"]
+    merged_case = await api.case(moved.json()["case_id"])
+    assert merged_case["resident"]["id"] == survivor  # both timelines kept, one person
+    assert merged_case["timeline"][-1]["action"] == "resident records merged"
+
+
+async def test_rejecting_a_possible_duplicate_keeps_both_residents(api: ReferralsApi) -> None:
+    await api.refer(referral())
+    await api.refer(referral(resident={"date_of_birth": None}))
+    (duplicate,) = (await api.client.get("/v1/duplicates", headers=api.token())).json()
+    rejected = await api.client.post(
+        f"/v1/duplicates/{duplicate['id']}/reject", headers=api.token()
+    )
+    assert rejected.json()["status"] == "rejected"
+    assert await api.count("residents", "merged_into IS NULL") == 2
+    assert (await api.client.get("/v1/duplicates", headers=api.token())).json() == []
+
+
+async def test_tenancy_is_enforced_in_every_read(api: ReferralsApi) -> None:
+    newham = (await api.refer(referral())).json()
+    theirs = (await api.refer(referral(council=api.council), kind="food_bank")).json()
+
+    other_council = api.token("other_council")
+    assert (
+        await api.client.get(f"/v1/cases/{newham['case_id']}", headers=other_council)
+    ).status_code == 404
+    listed = await api.client.get("/v1/cases", headers=other_council)
+    assert listed.status_code == 200 and listed.json()["items"] == []
+    assert (
+        await api.client.get(f"/v1/referrals/{newham['referral_id']}", headers=other_council)
+    ).status_code == 404
+
+    food_bank = api.token("food_bank")
+    assert (
+        await api.client.get(f"/v1/cases/{newham['case_id']}", headers=food_bank)
+    ).status_code == 403
+    assert (
+        await api.client.get(f"/v1/referrals/{newham['referral_id']}", headers=food_bank)
+    ).status_code == 404
+    other_charity = api.token("food_bank", organisation="hackney-advice-centre")
+    assert (
+        await api.client.get(f"/v1/referrals/{theirs['referral_id']}", headers=other_charity)
+    ).status_code == 404
+
+    own = await api.client.get(f"/v1/referrals/{theirs['referral_id']}", headers=food_bank)
+    assert own.status_code == 200
+    assert set(own.json()) == {"referral_id", "case_status", "needs", "referred_at", "timeline"}
+    assert all(
+        set(e) <= {"at", "action", "status", "actor", "detail"} and e.get("actor") is None
+        for e in own.json()["timeline"]
+    )
+    operator = await api.client.get(f"/v1/cases/{newham['case_id']}", headers=api.token("operator"))
+    assert operator.status_code == 200
+
+
+def _without(path: str) -> dict[str, Any]:
+    body = referral()
+    *parents, last = path.split(".")
+    node = body
+    for part in parents:
+        node = node[part]
+    del node[last]
+    return body
+
+
+BAD_INPUT = [
+    ("missing resident", _without("resident"), 422, "resident"),
+    ("missing needs", _without("needs"), 422, "needs"),
+    ("missing given name", _without("resident.given_name"), 422, "resident.given_name"),
+    ("wrong type", referral(urgency=5), 422, "urgency"),
+    ("needs not a list", referral(needs="food"), 422, "needs"),
+    (
+        "bad postcode",
+        referral(resident={"address": {"postcode": "E15"}}),
+        422,
+        "resident.address.postcode",
+    ),
+    ("unknown need", referral(needs=["food", "yachts"]), 422, "needs.1"),
+    (
+        "birth date in the future",
+        referral(resident={"date_of_birth": "2099-01-01"}),
+        422,
+        "resident.date_of_birth",
+    ),
+    ("oversized text", referral(circumstances_text="x" * 2001), 422, "circumstances_text"),
+    ("oversized name", referral(resident={"given_name": "A" * 101}), 422, "resident.given_name"),
+    ("unknown field", referral(shoe_size=9), 422, "shoe_size"),
+    (
+        "consent basis without consent",
+        referral(sharing={"lawful_basis": "consent", "consent": None}),
+        422,
+        "sharing",
+    ),
+    ("preferred route missing", referral(resident={"contact": {"phone": None}}), 422, "resident"),
+    ("council not served", referral(council="E09000001"), 422, "council"),
+    ("malformed council", referral(council="Newham"), 422, "council"),
+    (
+        "consent in the future",
+        referral(sharing={"consent": {"given_at": "2099-01-01T00:00:00Z"}}),
+        422,
+        "sharing.consent.given_at",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "status", "field"), BAD_INPUT, ids=[b[0] for b in BAD_INPUT]
+)
+async def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
+    api: ReferralsApi, case: str, body: Any, status: int, field: str
+) -> None:
+    response = await api.refer(body)
+    assert response.status_code == status, response.text
+    fields = [e["field"] for e in response.json()["errors"]]
+    assert any(f == field or f.startswith(field) for f in fields), fields
+    for table in ("residents", "cases", "referrals", "consents", "outbox"):
+        assert await api.count(table) == 0, table
+
+
+async def test_other_bad_requests_are_clear_4xx(api: ReferralsApi) -> None:
+    not_json = await api.client.post(
+        "/v1/referrals",
+        content=b"{not json",
+        headers={**api.token(), "content-type": "application/json"},
+    )
+    assert not_json.status_code == 422
+    unknown = await api.client.get(
+        "/v1/cases/6b0f0b9e-4a57-4d0c-9a07-0d6d8a0c1f11", headers=api.token()
+    )
+    assert unknown.status_code == 404
+    not_an_id = await api.client.get("/v1/cases/42", headers=api.token())
+    assert not_an_id.status_code == 422 and not_an_id.json()["errors"][0]["field"] == "path.case_id"
+    cursor = await api.client.get("/v1/cases?cursor=bm9wZQ", headers=api.token())
+    assert cursor.status_code == 422 and cursor.json()["errors"][0]["field"] == "cursor"
+    too_many = await api.client.get("/v1/cases?limit=1000", headers=api.token())
+    assert too_many.status_code == 422
+    no_token = await api.client.post("/v1/referrals", json=referral())
+    assert no_token.status_code == 401
+    operator = await api.refer(referral(), kind="operator")
+    assert operator.status_code == 403
+    assert await api.count("referrals") == 0
+
+
+async def test_caseworker_actions_follow_the_lifecycle(api: ReferralsApi) -> None:
+    case_id = (await api.refer(referral())).json()["case_id"]
+    close = await api.client.post(
+        f"/v1/cases/{case_id}/close", json={"outcome": "support_provided"}, headers=api.token()
+    )
+    assert close.status_code == 409
+    assert close.json()["allowed"] == ["assessed", "withdrawn"]
+    no_outcome = await api.client.post(f"/v1/cases/{case_id}/close", json={}, headers=api.token())
+    assert no_outcome.status_code == 422 and no_outcome.json()["errors"][0]["field"] == "outcome"
+
+    assert (
+        await api.client.post(
+            f"/v1/cases/{case_id}/assign", json={"caseworker": "kemi"}, headers=api.token()
+        )
+    ).status_code == 200
+    assert (
+        await api.client.post(
+            f"/v1/cases/{case_id}/notes",
+            json={"text": "Called; will visit Thursday."},
+            headers=api.token(),
+        )
+    ).status_code == 201
+    withdrawn = await api.client.post(
+        f"/v1/cases/{case_id}/withdraw",
+        json={"reason": "moved out of the borough"},
+        headers=api.token(),
+    )
+    assert withdrawn.json() == {"case_id": case_id, "status": "withdrawn"}
+    again = await api.client.post(
+        f"/v1/cases/{case_id}/withdraw", json={"reason": "again"}, headers=api.token()
+    )
+    assert again.status_code == 409 and again.json()["allowed"] == []
+
+    case = await api.case(case_id)
+    assert case["assigned_to"] == "kemi" and case["notes"][0]["text"].startswith("Called")
+    assert set(case["status_times"]) == {"received", "withdrawn"}
+    (closed,) = await api.events("referrals.case.closed")
+    assert closed["withdrawn"] is True and closed["outcome"] is None
+
+
+async def test_the_queue_is_most_urgent_first_then_oldest_with_filters_and_a_cursor(
+    api: ReferralsApi,
+) -> None:
+    people = [
+        ("Ade", "low", ["food"]),
+        ("Bea", "crisis", ["housing"]),
+        ("Cal", "high", ["food"]),
+        ("Dee", "crisis", ["food"]),
+        ("Eli", "medium", ["benefits"]),
+    ]
+    for name, urgency, needs in people:
+        response = await api.refer(
+            referral(resident={"given_name": name}, urgency=urgency, needs=needs)
+        )
+        assert response.status_code == 201
+    names: list[str] = []
+    cursor = None
+    while True:
+        query = "/v1/cases?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = (await api.client.get(query, headers=api.token())).json()
+        names += [item["resident_name"].split()[0] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert names == ["Bea", "Dee", "Cal", "Eli", "Ade"]
+
+    food = (await api.client.get("/v1/cases?need=food", headers=api.token())).json()["items"]
+    assert [i["resident_name"].split()[0] for i in food] == ["Dee", "Cal", "Ade"]
+    received = (
+        await api.client.get(
+            "/v1/cases?status=received&status=assessed&origin=referral", headers=api.token()
+        )
+    ).json()["items"]
+    assert len(received) == 5
+    none = (await api.client.get("/v1/cases?risk_level=high", headers=api.token())).json()
+    assert none["items"] == []
