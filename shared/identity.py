@@ -7,11 +7,18 @@ signals about a resident without holding who they are.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import re
 import unicodedata
 from datetime import date
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 # The letters each position may hold (Q, V and X never start a postcode, and so on).
 _POSTCODE = re.compile(
@@ -66,3 +73,26 @@ def age_in_years(born: date | None, today: date) -> int | None:
     if born is None:
         return None
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def _sealing_key(secret: str) -> Fernet:
+    key = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=None,
+        info=b"upstream resident identity sealing v1",
+    ).derive(secret.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal_identity(secret: str, identity: dict[str, Any]) -> str:
+    """Identity fields encrypted for the services that hold the resident key secret, so that
+    the risk service's outbox and the broker never hold them readable."""
+    return _sealing_key(secret).encrypt(json.dumps(identity, default=str).encode()).decode()
+
+
+def unseal_identity(secret: str, sealed: str) -> dict[str, Any]:
+    try:
+        return json.loads(_sealing_key(secret).decrypt(sealed.encode()))
+    except InvalidToken as exc:
+        raise ValueError("sealed identity cannot be opened with this deployment's secret") from exc

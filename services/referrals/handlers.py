@@ -31,6 +31,7 @@ from services.referrals.intake import (
 from shared.events.catalogue import event_name
 from shared.events.payloads import (
     CaseUnroutable,
+    FlaggedIdentity,
     OfferAccepted,
     OfferDeclined,
     OfferExpired,
@@ -41,6 +42,7 @@ from shared.events.payloads import (
     ResidentFlagged,
     RiskAssessed,
 )
+from shared.identity import unseal_identity
 from shared.messaging.consumer import Delivery, Handler
 from shared.vocabulary import LawfulBasis, Outcome
 
@@ -102,7 +104,8 @@ async def on_resident_flagged(delivery: Delivery) -> None:
             extra={"council": event.council},
         )
         return
-    who = event.identity
+    secret = delivery.settings.resident_key_secret.get_secret_value()
+    who = FlaggedIdentity.model_validate(unseal_identity(secret, event.sealed_identity))
     facts = ResidentFacts(
         given_name=who.given_name,
         family_name=who.family_name,

@@ -121,7 +121,8 @@ class RiskAssessed(_Payload):
 
 
 class FlaggedIdentity(_Payload):
-    """The identity fields of the feed row, needed by the council team for outreach."""
+    """The identity fields of the feed row, needed by the council team for outreach. Sealed
+    (``shared.identity.seal_identity``) inside the event: see ``ResidentFlagged``."""
 
     given_name: str
     family_name: str
@@ -142,7 +143,10 @@ class ResidentFlagged(_Payload):
     reasons: list[Reason] = []
     suggested_needs: list[Need] = []
     ruleset_version: str
-    identity: FlaggedIdentity
+    sealed_identity: str = Field(
+        description="FlaggedIdentity as JSON, encrypted with a key derived from the resident "
+        "key secret: readable by the referrals service only"
+    )
     flagged_at: datetime
 
 

@@ -22,6 +22,7 @@ from shared.events.payloads import (
     ResidentFlagged,
     RiskAssessed,
 )
+from shared.identity import seal_identity
 from shared.messaging.consumer import EventConsumer
 from tests.integration.messaging_helpers import wait_for
 from tests.integration.referrals.conftest import Publisher, ReferralsApi, referral
@@ -248,13 +249,16 @@ async def test_a_flag_opens_an_outreach_case_for_the_council_and_a_repeat_flag_d
             ],
             suggested_needs=["housing"],
             ruleset_version="default@3f2a9c",
-            identity=FlaggedIdentity(
-                given_name="Tomasz",
-                family_name="Nowak",
-                date_of_birth=date(1971, 6, 9),
-                postcode="E13 9PJ",
-                council_reference="HB-22817",
-                phone="020 7946 0011",
+            sealed_identity=seal_identity(
+                api.settings.resident_key_secret.get_secret_value(),
+                FlaggedIdentity(
+                    given_name="Tomasz",
+                    family_name="Nowak",
+                    date_of_birth=date(1971, 6, 9),
+                    postcode="E13 9PJ",
+                    council_reference="HB-22817",
+                    phone="020 7946 0011",
+                ).model_dump(mode="json"),
             ),
             flagged_at=utc_now(),
         )
