@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import services.risk as package
 from services.risk.adapters.tables import metadata
-from services.risk.api.routes import router
+from services.risk.api.routes import routers
 from services.risk.handlers import EVENT_HANDLERS
 from services.risk.settings import RiskSettings
 from shared.messaging.consumer import ConsumerSpec
@@ -16,6 +16,6 @@ SERVICE = ServiceDefinition(
     package="services.risk",
     settings_class=RiskSettings,
     metadata=metadata,
-    routers=[router],
+    routers=routers,
     consumers=[ConsumerSpec("risk", EVENT_HANDLERS)],
 )

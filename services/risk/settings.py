@@ -2,9 +2,20 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from shared.settings import ServiceSettings
+from pydantic import Field, SecretStr
+
+from shared.settings import DEVELOPMENT_RESIDENT_KEY_SECRET, ServiceSettings
 
 
 class RiskSettings(ServiceSettings):
     service_name: ClassVar[str] = "risk"
     default_http_port: ClassVar[int] = 8002
+
+    resident_key_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_RESIDENT_KEY_SECRET),
+        description="Shared with the referrals service only: both derive the same resident keys",
+    )
+    flag_cooling_off_days: int = Field(
+        default=30, ge=0, description="no new flag at the same or a lower level within this"
+    )
+    import_batch_size: int = Field(default=1000, ge=1, le=10_000)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from services.risk.api import assessments, rulesets, signals
 
-router = APIRouter(prefix="/v1", tags=["risk"])
+routers = [signals.router, assessments.router, rulesets.router]

@@ -266,6 +266,17 @@ class ReferralFacts:
     urgency: str = "none"
     age: int | None = None
 
+    @classmethod
+    def from_json(cls, facts: Mapping[str, Any] | None) -> ReferralFacts | None:
+        if facts is None:
+            return None
+        return cls(
+            tuple(facts.get("circumstances", ())),
+            tuple(facts.get("needs", ())),
+            facts.get("urgency", "none"),
+            facts.get("age"),
+        )
+
 
 def build_profile(
     signals: Iterable[SignalFact], referral: ReferralFacts | None, *, today: date
@@ -279,7 +290,7 @@ def build_profile(
             latest[fact.type] = fact
     view = {
         kind.value: {
-            **_jsonable(fact.attributes),
+            **jsonable_attributes(fact.attributes),
             "days_ago": (today - fact.observed_on).days,
             "observed_on": fact.observed_on.isoformat(),
         }
@@ -300,7 +311,7 @@ def build_profile(
     }
 
 
-def _jsonable(attributes: Mapping[str, Any]) -> dict[str, Any]:
+def jsonable_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """Money is a double in CEL (compare with 500.0), counts are ints, dates ISO strings."""
     return {
         key: float(value)

@@ -4,35 +4,25 @@ tests sharing the broker's topics never act on each other's residents."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import random
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
-from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.referrals.bootstrap import SERVICE
 from services.referrals.settings import ReferralsSettings
 from shared.auth import OrganisationKind, Role, mint_token
-from shared.db import session_factory
-from shared.events import CloudEvent
-from shared.events.catalogue import CATALOGUE
-from shared.http import create_app
 from shared.messaging.consumer import EventConsumer
-from shared.messaging.kafka import new_producer
-from shared.messaging.outbox import Outbox
 from tests.conftest import MakeDatabase
-from tests.integration.messaging_helpers import wait_for
 from tests.support.infrastructure import Broker
+from tests.support.services import Publisher, running_consumer, serve
+from tests.support.services import publisher as start_publisher
 
 FOOD_BANK = "newham-food-bank"
 
@@ -115,11 +105,8 @@ async def api(service_database: MakeDatabase) -> AsyncIterator[ReferralsApi]:
     settings = ReferralsSettings(
         database_url=await service_database("referrals"), councils=[council, other]
     )
-    app = create_app(SERVICE, settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://referrals") as client:
-            yield ReferralsApi(client, app.state.engine, settings, council, other)
+    async with serve(SERVICE, settings) as (client, engine):
+        yield ReferralsApi(client, engine, settings, council, other)
 
 
 def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -161,52 +148,15 @@ def referral(**changes: Any) -> dict[str, Any]:
     return merge(AMINA, changes)
 
 
-@dataclass
-class Publisher:
-    producer: AIOKafkaProducer
-
-    async def send(
-        self, payload: BaseModel, subject: str, source: str = "/upstream/risk"
-    ) -> CloudEvent:
-        event = CATALOGUE.envelope(payload, source=source, subject=subject)
-        await self.resend(event)
-        return event
-
-    async def resend(self, event: CloudEvent) -> None:
-        topic = CATALOGUE.by_name(event.type).topic.name  # type: ignore[union-attr]
-        await self.producer.send_and_wait(
-            topic, value=event.to_bytes(), key=(event.subject or "").encode()
-        )
-
-
 @pytest.fixture
 async def consumer(api: ReferralsApi, kafka: Broker) -> AsyncIterator[EventConsumer]:
-    """The service's own consumer group (a fresh group id), running against the broker."""
-    spec = SERVICE.consumers[0]
-    runner = EventConsumer(
-        type(spec)(f"referrals-test-{uuid.uuid4().hex[:8]}", spec.handlers),
-        registry=CATALOGUE,
-        sessions=session_factory(api.engine),
-        outbox=Outbox(CATALOGUE, source=api.settings.source),
-        bootstrap_servers=kafka.bootstrap_servers,
-        producer_factory=partial(new_producer, kafka.bootstrap_servers, enable_idempotence=False),
-        settings=api.settings,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop))
-
-    async def assigned() -> bool:
-        return bool(runner.assigned_partitions)
-
-    await wait_for(assigned, what="the referrals consumer to join")
-    yield runner
-    stop.set()
-    await task
+    async with running_consumer(
+        SERVICE, api.engine, api.settings, kafka.bootstrap_servers
+    ) as runner:
+        yield runner
 
 
 @pytest.fixture
 async def publisher(kafka: Broker) -> AsyncIterator[Publisher]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
-    await producer.start()
-    yield Publisher(producer)
-    await producer.stop()
+    async with start_publisher(kafka.bootstrap_servers) as sender:
+        yield sender

@@ -25,7 +25,8 @@ from shared.events.payloads import (
 from shared.identity import seal_identity
 from shared.messaging.consumer import EventConsumer
 from tests.integration.messaging_helpers import wait_for
-from tests.integration.referrals.conftest import Publisher, ReferralsApi, referral
+from tests.integration.referrals.conftest import ReferralsApi, referral
+from tests.support.services import Publisher
 
 pytestmark = pytest.mark.integration
 

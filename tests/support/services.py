@@ -1,0 +1,97 @@
+"""Running a service in-process for a test: its app over HTTP, its consumer on the broker,
+and a publisher that plays the other services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import session_factory
+from shared.events import CloudEvent
+from shared.events.catalogue import CATALOGUE
+from shared.http import create_app
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.kafka import new_producer
+from shared.messaging.outbox import Outbox
+from shared.service import ServiceDefinition
+from shared.settings import ServiceSettings
+from tests.integration.messaging_helpers import wait_for
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    definition: ServiceDefinition, settings: ServiceSettings
+) -> AsyncIterator[tuple[httpx.AsyncClient, AsyncEngine]]:
+    app = create_app(definition, settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport, base_url=f"http://{definition.name}"
+        ) as client:
+            yield client, app.state.engine
+
+
+@contextlib.asynccontextmanager
+async def running_consumer(
+    definition: ServiceDefinition, engine: AsyncEngine, settings: ServiceSettings, bootstrap: str
+) -> AsyncIterator[EventConsumer]:
+    """The service's own consumer group under a fresh group id, joined before it yields."""
+    spec = definition.consumers[0]
+    runner = EventConsumer(
+        type(spec)(f"{definition.name}-test-{uuid.uuid4().hex[:8]}", spec.handlers),
+        registry=CATALOGUE,
+        sessions=session_factory(engine),
+        outbox=Outbox(CATALOGUE, source=settings.source),
+        bootstrap_servers=bootstrap,
+        producer_factory=partial(new_producer, bootstrap, enable_idempotence=False),
+        settings=settings,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+
+    async def assigned() -> bool:
+        return bool(runner.assigned_partitions)
+
+    try:
+        await wait_for(assigned, what=f"the {definition.name} consumer to join")
+        yield runner
+    finally:
+        stop.set()
+        await task
+
+
+@dataclass
+class Publisher:
+    producer: AIOKafkaProducer
+
+    async def send(
+        self, payload: BaseModel, subject: str, source: str = "/upstream/test"
+    ) -> CloudEvent:
+        event = CATALOGUE.envelope(payload, source=source, subject=subject)
+        await self.resend(event)
+        return event
+
+    async def resend(self, event: CloudEvent) -> None:
+        topic = CATALOGUE.by_name(event.type).topic.name  # type: ignore[union-attr]
+        await self.producer.send_and_wait(
+            topic, value=event.to_bytes(), key=(event.subject or "").encode()
+        )
+
+
+@contextlib.asynccontextmanager
+async def publisher(bootstrap: str) -> AsyncIterator[Publisher]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        yield Publisher(producer)
+    finally:
+        await producer.stop()
