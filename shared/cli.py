@@ -31,6 +31,8 @@ from shared.stack import (
 app = typer.Typer(help="Upstream operator commands.", no_args_is_help=True, add_completion=False)
 outbox_app = typer.Typer(help="The transactional outbox of a service.", no_args_is_help=True)
 deadletters_app = typer.Typer(help="Dead-letter topics of consumer groups.", no_args_is_help=True)
+signals_app = typer.Typer(help="Data signals for the risk service.", no_args_is_help=True)
+app.add_typer(signals_app, name="signals")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(deadletters_app, name="deadletters")
 console = Console()
@@ -170,6 +172,76 @@ def deadletters_replay(
             )
         )
     console.print(f"{count} dead letters replayed")
+
+
+@signals_app.command("import")
+def signals_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="a .csv (with a header row) or .ndjson file",
+        ),
+    ],
+    token: Annotated[
+        str | None,
+        typer.Option(help="a data_feed token; default: a development token for --council"),
+    ] = None,
+    council: Annotated[str, typer.Option(help="with no --token: whose data team")] = "E09000025",
+    url: Annotated[
+        str | None, typer.Option(help="the risk service; default: the running embedded stack's")
+    ] = None,
+) -> None:
+    """Stream a signal file to the risk service, showing progress; print the report."""
+    import httpx
+
+    fmt = "text/csv" if file.suffix.lower() == ".csv" else "application/x-ndjson"
+    base = url or _stack_info()["services"]["risk"]["api"]
+    if token is None:
+        token = mint_token(
+            AuthSettings(),
+            subject="cli-data-feed",
+            organisation=council,
+            kind=OrganisationKind.COUNCIL,
+            roles=[Role.DATA_FEED],
+            ttl=timedelta(hours=2),
+        )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+
+        def chunks():
+            with file.open("rb") as handle:
+                while chunk := handle.read(1 << 16):
+                    progress.advance(task, len(chunk))
+                    yield chunk
+
+        response = httpx.post(
+            f"{base}/v1/signals/import",
+            content=chunks(),
+            timeout=None,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": fmt},
+        )
+    if response.status_code != 200:
+        console.print(f"refused ({response.status_code}): {response.text}")
+        raise typer.Exit(1)
+    report = response.json()
+    say(
+        f"read {report['rows_read']}, stored {report['rows_stored']}, already held "
+        f"{report['rows_duplicate']}, rejected {report['rows_rejected']}, flagged "
+        f"{report['flagged']}, cases re-assessed {report['cases_assessed']}"
+    )
+    for error in report["errors"][:50]:
+        say(f"  line {error['line']}: {error['field']}: {error['reason']}")
+    if report["errors_truncated"] or len(report["errors"]) > 50:
+        say("  … more rejected rows not shown")
 
 
 @app.command()
