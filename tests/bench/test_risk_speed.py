@@ -32,8 +32,10 @@ def test_evaluating_the_default_rules_for_one_resident(benchmark) -> None:
 
 
 def test_reading_and_checking_10000_csv_rows(benchmark) -> None:
-    header = ("type,council,given_name,family_name,date_of_birth,postcode,source,observed_on,"
-              "weeks,amount\n")
+    header = (
+        "type,council,given_name,family_name,date_of_birth,postcode,source,observed_on,"
+        "weeks,amount\n"
+    )
     row = "rent_arrears,E09000025,Amina,Okafor,1984-03-02,E15 4HT,newham-rent,2026-11-01,3,420\n"
     body = (header + row * 10_000).encode()
 
