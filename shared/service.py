@@ -7,18 +7,37 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
+from shared.db import SessionFactory
 from shared.events.catalogue import CATALOGUE
 from shared.events.registry import EventRegistry
 from shared.messaging.consumer import ConsumerSpec
+from shared.messaging.outbox import Outbox
 from shared.messaging.tables import messaging_metadata
 from shared.settings import ServiceSettings
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Work the worker does every ``every_seconds``: sweeping rows whose time has come
+    (offer deadlines, webhook retries). ``run`` returns how many it handled."""
+
+    name: str
+    run: Callable[[TimerContext], Awaitable[int]]
+    every_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class TimerContext:
+    sessions: SessionFactory
+    outbox: Outbox
+    settings: ServiceSettings
 
 
 @dataclass(frozen=True)
@@ -30,6 +49,7 @@ class ServiceDefinition:
     metadata: MetaData
     routers: Sequence[APIRouter] = ()
     consumers: Sequence[ConsumerSpec] = ()
+    timers: Sequence[Timer] = ()
     registry: EventRegistry = field(default=CATALOGUE)
 
     @property

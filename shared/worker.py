@@ -15,11 +15,12 @@ from functools import partial
 from prometheus_client import start_http_server
 
 from shared.db import create_engine, session_factory
+from shared.messaging.backoff import sleep_unless_stopped
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.kafka import TopicSpec, new_producer
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.observability import configure_logging
-from shared.service import ServiceDefinition
+from shared.service import ServiceDefinition, Timer, TimerContext
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -79,11 +80,28 @@ async def run_worker(
             "metrics_port": settings.worker_metrics_port,
         },
     )
+    context = TimerContext(sessions, outbox, settings)
     try:
-        await asyncio.gather(relay.run(stop), *(consumer.run(stop) for consumer in consumers))
+        await asyncio.gather(
+            relay.run(stop),
+            *(consumer.run(stop) for consumer in consumers),
+            *(run_timer(timer, context, stop) for timer in definition.timers),
+        )
     finally:
         await engine.dispose()
         log.info("worker stopped")
+
+
+async def run_timer(timer: Timer, context: TimerContext, stop: asyncio.Event) -> None:
+    """Sweep until stopped; a failing sweep is logged and tried again next time."""
+    while not stop.is_set():
+        try:
+            handled = await timer.run(context)
+        except Exception:
+            log.exception("timer failed", extra={"timer": timer.name})
+            handled = 0
+        if handled == 0:
+            await sleep_unless_stopped(stop, timer.every_seconds)
 
 
 def run_worker_until_signalled(definition: ServiceDefinition, settings: ServiceSettings) -> None:
