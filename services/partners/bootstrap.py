@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import services.partners as package
 from services.partners.adapters.tables import metadata
-from services.partners.api.routes import router
+from services.partners.api.routes import routers
 from services.partners.handlers import EVENT_HANDLERS
 from services.partners.settings import PartnersSettings
+from services.partners.timers import TIMERS
 from shared.messaging.consumer import ConsumerSpec
 from shared.service import ServiceDefinition
 
@@ -16,6 +17,7 @@ SERVICE = ServiceDefinition(
     package="services.partners",
     settings_class=PartnersSettings,
     metadata=metadata,
-    routers=[router],
+    routers=routers,
     consumers=[ConsumerSpec("partners", EVENT_HANDLERS)],
+    timers=TIMERS,
 )

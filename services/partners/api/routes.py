@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from services.partners.api import directory, gaps, inbox, public
 
-router = APIRouter(prefix="/v1", tags=["partners"])
+routers = [public.router, directory.router, inbox.router, gaps.router]

@@ -1,6 +1,6 @@
 """Routing one need of a case to a partner service: a pure function over plain data.
 
-Candidates must, in this order: be active and not paused; meet the need; cover the
+Candidates must, in this order: meet the need; be active and not paused; cover the
 resident's area (the council, or the postcode district); be eligible (age); speak the
 resident's language or provide interpretation; be allowed by the partner's data-sharing
 agreement (lawful basis, data categories, and the kinds of partner the resident consented
@@ -97,12 +97,12 @@ def _filters(request: NeedToRoute) -> list[tuple[str, object, str]]:
         or PartnerKind.ANY_VOLUNTARY in request.consent_kinds
     )
     return [
+        ("need", lambda c: request.need in c.needs, f"no service meets the need for {need}"),
         (
             "active",
             lambda c: c.active and not c.paused,
             f"every {need} service is paused or inactive",
         ),
-        ("need", lambda c: request.need in c.needs, f"no service meets the need for {need}"),
         (
             "area",
             lambda c: (
