@@ -1,0 +1,232 @@
+"""The public Open Referral UK endpoints against the ORUK 3.0 schemas, directory import and
+export, and signed webhooks that are retried and logged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jsonschema
+import pytest
+
+from services.partners.placement import route_case
+from services.partners.timers import expire_offers
+from services.partners.webhooks import SIGNATURE_HEADER, deliver_due, verify
+from shared.db import session_factory
+from shared.events.catalogue import CATALOGUE
+from shared.events.envelope import utc_now
+from shared.messaging.outbox import Outbox
+from shared.service import TimerContext
+from tests.integration.partners.conftest import PartnersApi
+from tests.support.infrastructure import standards_dir
+
+pytestmark = pytest.mark.integration
+
+ORUK = standards_dir() / "oruk"
+needs_standards = pytest.mark.skipif(not ORUK.is_dir(), reason=f"{ORUK} is absent")
+
+
+async def seeded(partners: PartnersApi) -> None:
+    await partners.add_partner(
+        "stratford-food-bank",
+        capacity=10,
+        url="https://stratfordfoodbank.example.org",
+        minimum_age=16,
+        contacts=[{"name": "Grace", "title": "Coordinator"}],
+    )
+    await partners.add_partner(
+        "hackney-advice",
+        kind="advice",
+        needs=("money_and_debt", "benefits"),
+        languages=("en", "tr"),
+        interpretation=True,
+        postcode_districts=["E8"],
+    )
+
+
+def schema(name: str) -> dict[str, Any]:
+    return json.loads(
+        (ORUK / "uk-profile-3.0" / "schema" / "compiled" / f"{name}.json").read_text()
+    )
+
+
+def page_schema(item: dict[str, Any]) -> dict[str, Any]:
+    openapi = json.loads(
+        (ORUK / "oruk-website-specifications" / "3.0" / "openapi.json").read_text()
+    )
+    page = openapi["components"]["schemas"]["Page"]
+    return {
+        "allOf": [
+            page,
+            {
+                "type": "object",
+                "required": ["contents"],
+                "properties": {"contents": {"type": "array", "items": item}},
+            },
+        ]
+    }
+
+
+def valid(document: Any, against: dict[str, Any]) -> None:
+    jsonschema.Draft7Validator(against, format_checker=jsonschema.FormatChecker()).validate(
+        document
+    )
+
+
+@needs_standards
+async def test_the_public_oruk_endpoints_validate_against_the_oruk_schemas(
+    partners: PartnersApi,
+) -> None:
+    await seeded(partners)
+    details = await partners.client.get("/")
+    assert details.headers["access-control-allow-origin"] == "*"
+    assert details.json()["version"] == "3.0"
+
+    listed = await partners.client.get("/services?per_page=1")
+    assert listed.status_code == 200 and listed.headers["access-control-allow-origin"] == "*"
+    valid(listed.json(), page_schema(schema("service_list")))
+    assert (listed.json()["total_items"], listed.json()["total_pages"]) == (2, 2)
+    assert listed.json()["first_page"] and not listed.json()["last_page"]
+
+    for service_id in partners.services.values():
+        full = (await partners.client.get(f"/services/{service_id}")).json()
+        valid(full, schema("service"))
+        assert None not in full.values() and [] not in full.values()  # empty fields omitted
+    advice = (await partners.client.get(f"/services/{partners.services['hackney-advice']}")).json()
+    assert {a["extent"] for a in advice["service_areas"]} == {partners.council, "E8"}
+    assert {a["taxonomy_term"]["name"] for a in advice["attributes"]} == {
+        "money_and_debt",
+        "benefits",
+    }
+
+    taxonomies = (await partners.client.get("/taxonomies")).json()
+    terms = (await partners.client.get("/taxonomy_terms")).json()
+    taxonomy_schema = json.loads((ORUK / "uk-profile-3.0" / "schema" / "taxonomy.json").read_text())
+    term_schema = json.loads(
+        (ORUK / "uk-profile-3.0" / "schema" / "taxonomy_term.json").read_text()
+    )
+    valid(taxonomies, page_schema(taxonomy_schema))
+    valid(terms, page_schema(term_schema))
+    assert terms["total_items"] == 14
+    term = next(t for t in terms["contents"] if t["name"] == "benefits")
+    by_term = (await partners.client.get(f"/services?taxonomy_term_id={term['id']}")).json()
+    assert [s["name"] for s in by_term["contents"]] == ["hackney-advice service"]
+    assert (await partners.client.get("/services/not-a-uuid")).status_code == 404
+
+
+async def test_export_and_import_round_trip_in_oruk_shape(partners: PartnersApi) -> None:
+    await seeded(partners)
+    exported = await partners.client.get("/v1/directory/export", headers=partners.operator())
+    assert exported.status_code == 200 and len(exported.json()) == 2
+    again = await partners.client.post(
+        "/v1/directory/import", json=exported.json(), headers=partners.operator()
+    )
+    assert again.json() == {"organizations": 2, "services": 2, "skipped": []}
+    assert (await partners.client.get("/services")).json()["total_items"] == 2  # no duplicates
+    foreign = {
+        "id": "ac148810-d857-441c-9679-408f346de14b",
+        "name": "Community Counselling",
+        "status": "active",
+    }
+    report = await partners.client.post(
+        "/v1/directory/import", json={"contents": [foreign]}, headers=partners.operator()
+    )
+    assert report.json()["skipped"] == [
+        "ac148810-d857-441c-9679-408f346de14b: not an ORUK service with an organization"
+    ]
+
+
+class Receiver:
+    """A partner's webhook endpoint: answers from a script of statuses (or stalls)."""
+
+    def __init__(self, script: list[int | str]) -> None:
+        self.script, self.received = list(script), []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                answer = receiver.script.pop(0) if receiver.script else 200
+                if answer == "stall":
+                    time.sleep(2)
+                    answer = 200
+                self.send_response(int(answer))
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/upstream"
+
+
+async def test_webhooks_are_signed_retried_after_a_500_or_a_timeout_and_logged(
+    partners: PartnersApi,
+) -> None:
+    await seeded(partners)
+    receiver = Receiver([500, "stall", 200])
+    me = partners.partner("stratford-food-bank")
+    registered = await partners.client.put(
+        "/v1/inbox/webhook", json={"url": receiver.url}, headers=me
+    )
+    secret = registered.json()["secret"]
+    context = TimerContext(
+        session_factory(partners.engine),
+        Outbox(CATALOGUE, source=partners.settings.source),
+        partners.settings,
+    )
+    # An offer made by the same routing code the consumer runs.
+    ready = partners.ready()
+    async with context.sessions() as session, session.begin():
+        await route_case(
+            session,
+            context.outbox,
+            partners.settings,
+            case_id=ready.case_id,
+            council=ready.council,
+            packet=ready.packet.model_dump(mode="json"),
+            lawful_basis="consent",
+            consent_kinds=["any_voluntary"],
+            now=utc_now(),
+        )
+
+    async def log() -> list[dict[str, Any]]:
+        return (await partners.client.get("/v1/inbox/webhook/deliveries", headers=me)).json()
+
+    assert await deliver_due(context) == 1  # answered 500
+    first = (await log())[0]
+    assert (first["status"], first["attempts"], first["last_status_code"]) == ("pending", 1, 500)
+    await partners.sql("UPDATE deliveries SET next_attempt_at = now()")  # skip the backoff wait
+    assert await deliver_due(context) == 1  # stalls past the 0.5 s timeout
+    second = (await log())[0]
+    assert second["attempts"] == 2 and "Timeout" in second["last_error"]
+    await partners.sql("UPDATE deliveries SET next_attempt_at = now()")
+    await asyncio.sleep(2)  # let the stalled request finish on the receiver's side
+    assert await deliver_due(context) == 1
+    delivered = (await log())[0]
+    assert (delivered["status"], delivered["attempts"]) == ("delivered", 3)
+    assert await deliver_due(context) == 0
+
+    headers, body = receiver.received[-1]
+    assert verify(secret, headers[SIGNATURE_HEADER], body, now=int(time.time()))
+    assert not verify("whsec_wrong", headers[SIGNATURE_HEADER], body, now=int(time.time()))
+    assert not verify(secret, headers[SIGNATURE_HEADER], body + b" ", now=int(time.time()))
+    payload = json.loads(body)
+    assert payload["event"] == "offer.made" and payload["packet"]["first_name"] == "Amina"
+
+    # Rotation without a gap: for a day, deliveries carry both signatures.
+    rotated = (await partners.client.post("/v1/inbox/webhook/rotate", headers=me)).json()
+    await partners.sql("UPDATE offers SET respond_by = now() - interval '1 minute'")
+    assert await expire_offers(context) == 1
+    await deliver_due(context)
+    headers, body = receiver.received[-1]
+    assert json.loads(body)["event"] == "offer.expired"
+    for key in (secret, rotated["secret"]):
+        assert verify(key, headers[SIGNATURE_HEADER], body, now=int(time.time()))
+    receiver.server.shutdown()
