@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import func, insert, null, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -324,6 +325,46 @@ async def route_case(
         await place(session, outbox, settings, request_id, now=now)
 
 
+def offer_fields(offer: RowMapping, now: datetime) -> dict[str, Any]:
+    """What every offer event says about its offer."""
+    return {
+        "offer_id": offer["id"],
+        "case_id": offer["case_id"],
+        "need": Need(offer["need"]),
+        "partner_id": offer["organization_id"],
+        "at": now,
+    }
+
+
+async def end_offer(
+    session: AsyncSession,
+    outbox: Outbox,
+    offer: RowMapping,
+    status: str,
+    event: BaseModel,
+    *,
+    webhook: dict[str, Any],
+    now: datetime,
+    **values: Any,
+) -> None:
+    """An offer ended by something other than the partner (withdrawn, expired): the new
+    status, its event, and the partner told by webhook."""
+    await session.execute(
+        update(offers)
+        .where(offers.c.id == offer["id"])
+        .values(status=status, updated_at=now, **values)
+    )
+    await outbox.add(session, event, subject=offer["case_id"])
+    await enqueue_webhook(
+        session,
+        offer["organization_id"],
+        offer["id"],
+        f"offer.{status}",
+        {"offer_id": offer["id"], **webhook},
+        now,
+    )
+
+
 async def withdraw_offers(
     session: AsyncSession,
     outbox: Outbox,
@@ -334,30 +375,15 @@ async def withdraw_offers(
     now: datetime,
 ) -> None:
     for offer in offer_rows:
-        await session.execute(
-            update(offers)
-            .where(offers.c.id == offer["id"])
-            .values(status="withdrawn", note=reason, updated_at=now)
-        )
-        await outbox.add(
+        await end_offer(
             session,
-            OfferWithdrawn(
-                offer_id=offer["id"],
-                case_id=offer["case_id"],
-                need=Need(offer["need"]),
-                partner_id=offer["organization_id"],
-                reason=reason,
-                at=now,
-            ),
-            subject=offer["case_id"],
-        )
-        await enqueue_webhook(
-            session,
-            offer["organization_id"],
-            offer["id"],
-            "offer.withdrawn",
-            {"offer_id": offer["id"], "reason": reason},
-            now,
+            outbox,
+            offer,
+            "withdrawn",
+            OfferWithdrawn(**offer_fields(offer, now), reason=reason),
+            webhook={"reason": reason},
+            now=now,
+            note=reason,
         )
 
 
@@ -414,29 +440,14 @@ async def expire_due_offers(
         .all()
     )
     for offer in due:
-        await session.execute(
-            update(offers)
-            .where(offers.c.id == offer["id"])
-            .values(status="expired", updated_at=now)
-        )
-        await outbox.add(
+        await end_offer(
             session,
-            OfferExpired(
-                offer_id=offer["id"],
-                case_id=offer["case_id"],
-                need=Need(offer["need"]),
-                partner_id=offer["organization_id"],
-                at=now,
-            ),
-            subject=offer["case_id"],
-        )
-        await enqueue_webhook(
-            session,
-            offer["organization_id"],
-            offer["id"],
-            "offer.expired",
-            {"offer_id": offer["id"]},
-            now,
+            outbox,
+            offer,
+            "expired",
+            OfferExpired(**offer_fields(offer, now)),
+            webhook={},
+            now=now,
         )
         await place(session, outbox, settings, offer["request_id"], now=now)
     return len(due)

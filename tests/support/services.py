@@ -9,10 +9,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import session_factory
@@ -95,3 +97,37 @@ async def publisher(bootstrap: str) -> AsyncIterator[Publisher]:
         yield Publisher(producer)
     finally:
         await producer.stop()
+
+
+@dataclass
+class ServiceUnderTest:
+    """A service running in-process: its HTTP client and its database."""
+
+    client: httpx.AsyncClient
+    engine: AsyncEngine
+
+    async def count(self, table: str, where: str = "true", **params: object) -> int:
+        async with self.engine.connect() as connection:
+            return int(
+                await connection.scalar(text(f"SELECT count(*) FROM {table} WHERE {where}"), params)
+                or 0
+            )
+
+    async def events(self, suffix: str) -> list[dict[str, Any]]:
+        """The data of every outbox event whose type ends with ``suffix`` (without .v1)."""
+        async with self.engine.connect() as connection:
+            rows = (
+                (
+                    await connection.execute(
+                        text("SELECT envelope FROM outbox WHERE event_type = :t ORDER BY id"),
+                        {"t": f"uk.upstream.{suffix}.v1"},
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return [row["data"] for row in rows]
+
+    async def sql(self, statement: str, **params: object) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(text(statement), params)

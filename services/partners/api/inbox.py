@@ -16,7 +16,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.partners.adapters.tables import deliveries, offers, requests, services, webhooks
-from services.partners.placement import ACTIVE_OFFER, place
+from services.partners.placement import ACTIVE_OFFER, offer_fields, place
 from services.partners.webhooks import new_secret
 from shared.auth import OrganisationKind, Principal, Role, require
 from shared.events.envelope import utc_now
@@ -124,16 +124,6 @@ async def _set(session: AsyncSession, offer: RowMapping, now: datetime, **values
     )
 
 
-def _common(offer: RowMapping, now: datetime) -> dict[str, Any]:
-    return {
-        "offer_id": offer["id"],
-        "case_id": offer["case_id"],
-        "need": offer["need"],
-        "partner_id": offer["organization_id"],
-        "at": now,
-    }
-
-
 @router.post("/offers/{offer_id}/accept", response_model=Offer, summary="Accept an offer")
 async def accept(
     offer_id: uuid.UUID, principal: Partner, request: Request, session: DbSession
@@ -143,7 +133,7 @@ async def accept(
         _refuse(offer, "accepted", ("offered",))
         await _set(session, offer, now, status="accepted")
         await request.app.state.outbox.add(
-            session, OfferAccepted(**_common(offer, now)), subject=offer["case_id"]
+            session, OfferAccepted(**offer_fields(offer, now)), subject=offer["case_id"]
         )
     return await get_offer(offer_id, principal, session)
 
@@ -171,7 +161,7 @@ async def decline(
         )
         await outbox.add(
             session,
-            OfferDeclined(**_common(offer, now), reason=body.reason, note=body.note),
+            OfferDeclined(**offer_fields(offer, now), reason=body.reason, note=body.note),
             subject=offer["case_id"],
         )
         await place(session, outbox, settings, offer["request_id"], now=now)
@@ -196,7 +186,7 @@ async def progress(
         await _set(session, offer, now, status="in_progress", note=body.note)
         await request.app.state.outbox.add(
             session,
-            OfferProgressRecorded(**_common(offer, now), note=body.note),
+            OfferProgressRecorded(**offer_fields(offer, now), note=body.note),
             subject=offer["case_id"],
         )
     return await get_offer(offer_id, principal, session)
@@ -225,7 +215,7 @@ async def outcome(
         )
         await request.app.state.outbox.add(
             session,
-            OutcomeRecorded(**_common(offer, now), outcome=body.outcome, note=body.note),
+            OutcomeRecorded(**offer_fields(offer, now), outcome=body.outcome, note=body.note),
             subject=offer["case_id"],
         )
     return await get_offer(offer_id, principal, session)

@@ -9,10 +9,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.partners.bootstrap import SERVICE
 from services.partners.settings import PartnersSettings
@@ -22,14 +20,12 @@ from shared.messaging.consumer import EventConsumer
 from tests.conftest import MakeDatabase
 from tests.integration.messaging_helpers import wait_for
 from tests.support.infrastructure import Broker
-from tests.support.services import Publisher, running_consumer, serve
+from tests.support.services import Publisher, ServiceUnderTest, running_consumer, serve
 from tests.support.services import publisher as start_publisher
 
 
 @dataclass
-class PartnersApi:
-    client: httpx.AsyncClient
-    engine: AsyncEngine
+class PartnersApi(ServiceUnderTest):
     settings: PartnersSettings
     council: str
     services: dict[str, str] = field(default_factory=dict)  # name -> service id
@@ -87,24 +83,6 @@ class PartnersApi:
         assert created.status_code == 201, created.text
         self.services[name] = created.json()["id"]
         return created.json()["id"]
-
-    async def events(self, suffix: str) -> list[dict[str, Any]]:
-        async with self.engine.connect() as connection:
-            rows = (
-                (
-                    await connection.execute(
-                        text("SELECT envelope FROM outbox WHERE event_type = :t ORDER BY id"),
-                        {"t": f"uk.upstream.{suffix}.v1"},
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        return [row["data"] for row in rows]
-
-    async def sql(self, statement: str, **params: Any) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(text(statement), params)
 
     def ready(self, needs: tuple[str, ...] = ("food",), **packet: Any) -> CaseReadyForRouting:
         return CaseReadyForRouting(

@@ -12,8 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.referrals.bootstrap import SERVICE
 from services.referrals.settings import ReferralsSettings
@@ -21,16 +19,14 @@ from shared.auth import OrganisationKind, Role, mint_token
 from shared.messaging.consumer import EventConsumer
 from tests.conftest import MakeDatabase
 from tests.support.infrastructure import Broker
-from tests.support.services import Publisher, running_consumer, serve
+from tests.support.services import Publisher, ServiceUnderTest, running_consumer, serve
 from tests.support.services import publisher as start_publisher
 
 FOOD_BANK = "newham-food-bank"
 
 
 @dataclass
-class ReferralsApi:
-    client: httpx.AsyncClient
-    engine: AsyncEngine
+class ReferralsApi(ServiceUnderTest):
     settings: ReferralsSettings
     council: str
     other_council: str
@@ -66,28 +62,6 @@ class ReferralsApi:
         return await self.client.post(
             "/v1/referrals", json=body, headers={**self.token(kind), **headers}
         )
-
-    async def count(self, table: str, where: str = "true", **params: Any) -> int:
-        async with self.engine.connect() as connection:
-            return int(
-                await connection.scalar(text(f"SELECT count(*) FROM {table} WHERE {where}"), params)
-                or 0
-            )
-
-    async def events(self, suffix: str) -> list[dict[str, Any]]:
-        """The data of every outbox event whose type ends with ``suffix`` (without .v1)."""
-        async with self.engine.connect() as connection:
-            rows = (
-                (
-                    await connection.execute(
-                        text("SELECT envelope FROM outbox WHERE event_type = :t ORDER BY id"),
-                        {"t": f"uk.upstream.{suffix}.v1"},
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        return [row["data"] for row in rows]
 
     async def case(self, case_id: str) -> dict[str, Any]:
         response = await self.client.get(f"/v1/cases/{case_id}", headers=self.token())

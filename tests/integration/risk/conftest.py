@@ -7,10 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.risk.bootstrap import SERVICE
 from services.risk.settings import RiskSettings
@@ -18,14 +15,12 @@ from shared.auth import OrganisationKind, Role, mint_token
 from shared.messaging.consumer import EventConsumer
 from tests.conftest import MakeDatabase
 from tests.support.infrastructure import Broker
-from tests.support.services import Publisher, running_consumer, serve
+from tests.support.services import Publisher, ServiceUnderTest, running_consumer, serve
 from tests.support.services import publisher as start_publisher
 
 
 @dataclass
-class RiskApi:
-    client: httpx.AsyncClient
-    engine: AsyncEngine
+class RiskApi(ServiceUnderTest):
     settings: RiskSettings
     council: str
 
@@ -55,26 +50,6 @@ class RiskApi:
         )
         assert response.status_code == 200, response.text
         return response.json()
-
-    async def count(self, table: str, where: str = "true") -> int:
-        async with self.engine.connect() as connection:
-            return int(
-                await connection.scalar(text(f"SELECT count(*) FROM {table} WHERE {where}")) or 0
-            )
-
-    async def events(self, suffix: str) -> list[dict[str, Any]]:
-        async with self.engine.connect() as connection:
-            rows = (
-                (
-                    await connection.execute(
-                        text("SELECT envelope FROM outbox WHERE event_type = :t ORDER BY id"),
-                        {"t": f"uk.upstream.{suffix}.v1"},
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        return [row["data"] for row in rows]
 
 
 @pytest.fixture
