@@ -7,6 +7,7 @@ from services.referrals.adapters.tables import metadata
 from services.referrals.api.routes import routers
 from services.referrals.handlers import EVENT_HANDLERS
 from services.referrals.settings import ReferralsSettings
+from services.referrals.timers import TIMERS
 from shared.messaging.consumer import ConsumerSpec
 from shared.service import ServiceDefinition
 
@@ -18,4 +19,5 @@ SERVICE = ServiceDefinition(
     metadata=metadata,
     routers=routers,
     consumers=[ConsumerSpec("referrals", EVENT_HANDLERS)],
+    timers=TIMERS,
 )

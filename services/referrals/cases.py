@@ -28,6 +28,7 @@ from shared.events.payloads import (
     CaseClosed,
     CaseReadyForRouting,
     CaseStatusChanged,
+    ConsentWithdrawn,
     ContactRoute,
     RoutingPacket,
 )
@@ -239,14 +240,57 @@ async def route_if_allowed(
         now=now,
         reason=decision.reason,
     )
+    await send_packet(session, outbox, case, now=now)
+    return case
+
+
+async def send_packet(
+    session: AsyncSession, outbox: Outbox, case: RowMapping, *, now: datetime
+) -> None:
+    """``case ready for routing``: partners route the needs they have not placed yet."""
     resident = (
         (await session.execute(select(residents).where(residents.c.id == case["resident_id"])))
         .mappings()
         .one()
     )
+    consent = await current_consent(session, case["id"])
     await outbox.add(
         session, ready_for_routing(case, resident, consent, now=now), subject=case["id"]
     )
+
+
+ROUTED = frozenset(
+    {CaseStatus.READY_FOR_ROUTING, CaseStatus.OFFERED, CaseStatus.ACCEPTED, CaseStatus.IN_PROGRESS}
+)
+
+
+async def withdraw_consent(
+    session: AsyncSession,
+    outbox: Outbox,
+    case: RowMapping,
+    consent: RowMapping,
+    *,
+    actor: Actor,
+    reason: str,
+    now: datetime,
+) -> RowMapping:
+    """Routing stops: partners withdraw their open offers and lose the packet; a routed case
+    goes back to the council team to seek consent again."""
+    await session.execute(
+        update(consents)
+        .where(consents.c.id == consent["id"])
+        .values(withdrawn_at=now, withdrawn_by=actor.subject)
+    )
+    await add_timeline(session, case["id"], actor, "consent withdrawn", now=now, detail=reason)
+    await outbox.add(
+        session,
+        ConsentWithdrawn(case_id=case["id"], council=case["council"], withdrawn_at=now),
+        subject=case["id"],
+    )
+    if CaseStatus(case["status"]) in ROUTED:
+        case = await move(
+            session, outbox, case, CaseStatus.AWAITING_CONSENT, actor=actor, now=now, reason=reason
+        )
     return case
 
 

@@ -20,12 +20,14 @@ from services.referrals.adapters.tables import (
 )
 from services.referrals.api.schemas import ConsentIn, ReferralCreate
 from services.referrals.cases import (
+    ROUTED,
     Actor,
     add_timeline,
     current_consent,
     lock_case,
     new_id,
     route_if_allowed,
+    send_packet,
 )
 from services.referrals.domain.lifecycle import OPEN_STATUSES, CaseStatus
 from services.referrals.domain.matching import Identity, find_matches
@@ -290,6 +292,7 @@ async def receive_referral(
     basis = request.sharing.lawful_basis
     case = await open_case_of(session, resident_id, council)
     attached = case is not None
+    earlier_needs: list[str] = []
     if case is None:
         case = await open_case(
             session,
@@ -311,6 +314,7 @@ async def receive_referral(
             },
         )
     else:
+        earlier_needs = list(case["needs"])
         urgency = max(RiskLevel(case["urgency"]), request.urgency, key=lambda lvl: lvl.rank)
         risk = RiskLevel(case["risk_level"]) if case["risk_level"] else None
         merged: dict[str, Any] = {
@@ -379,6 +383,9 @@ async def receive_referral(
     )
     if attached and case["status"] == CaseStatus.AWAITING_CONSENT:
         case = await route_if_allowed(session, outbox, case, actor=referrer, now=now)
+    elif attached and CaseStatus(case["status"]) in ROUTED and set(needs) - set(earlier_needs):
+        # The case is with partners already: its new needs are routed too.
+        await send_packet(session, outbox, case, now=now)
     consent = await current_consent(session, case["id"])
     sharing = may_share_with_partners(
         LawfulBasis(case["lawful_basis"]),

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.referrals.adapters.scope import cases_visible_to
 from services.referrals.adapters.tables import (
     cases,
-    consents,
     notes,
     offers,
     possible_duplicates,
@@ -41,12 +40,12 @@ from services.referrals.cases import (
     move,
     new_id,
     route_if_allowed,
+    withdraw_consent,
 )
-from services.referrals.domain.lifecycle import ALLOWED, CaseStatus, TransitionRefused
+from services.referrals.domain.lifecycle import CaseStatus, TransitionRefused
 from services.referrals.intake import add_consent
 from shared.auth import Principal
 from shared.events.envelope import utc_now
-from shared.events.payloads import ConsentWithdrawn
 from shared.http import DbSession, invalid
 from shared.vocabulary import LawfulBasis, Need, RiskLevel
 
@@ -454,7 +453,7 @@ async def record_consent(
     response_model=Acknowledged,
     summary="The resident withdraws consent: routing stops, open offers are withdrawn",
 )
-async def withdraw_consent(
+async def record_consent_withdrawal(
     case_id: uuid.UUID,
     body: ReasonIn,
     principal: CaseworkerOrOperator,
@@ -467,35 +466,16 @@ async def withdraw_consent(
         consent = await current_consent(session, case["id"])
         if consent is None or consent["withdrawn_at"] is not None:
             raise refused("there is no current consent to withdraw", case["status"])
-        now, who = utc_now(), actor(principal)
-        await session.execute(
-            update(consents)
-            .where(consents.c.id == consent["id"])
-            .values(withdrawn_at=now, withdrawn_by=who.subject)
-        )
-        await add_timeline(
-            session, case["id"], who, "consent withdrawn", now=now, detail=body.reason
-        )
-        await outbox.add(
+        case = await withdraw_consent(
             session,
-            ConsentWithdrawn(case_id=case["id"], council=case["council"], withdrawn_at=now),
-            subject=case["id"],
+            outbox,
+            case,
+            consent,
+            actor=actor(principal),
+            reason=body.reason,
+            now=utc_now(),
         )
-        if CaseStatus.AWAITING_CONSENT in _allowed(case):
-            case = await move(
-                session,
-                outbox,
-                case,
-                CaseStatus.AWAITING_CONSENT,
-                actor=who,
-                now=now,
-                reason="the resident withdrew consent",
-            )
     return _ack(case)
-
-
-def _allowed(case: RowMapping) -> frozenset[CaseStatus]:
-    return ALLOWED[CaseStatus(case["status"])]
 
 
 @router.post("/{case_id}/withdraw", response_model=Acknowledged, summary="Withdraw the case")

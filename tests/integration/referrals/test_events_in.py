@@ -3,11 +3,15 @@ a real broker; the same event delivered twice changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
+from services.referrals.timers import expire_consents
+from shared.db import session_factory
+from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import utc_now
 from shared.events.payloads import (
     CaseUnroutable,
@@ -24,6 +28,8 @@ from shared.events.payloads import (
 )
 from shared.identity import seal_identity
 from shared.messaging.consumer import EventConsumer
+from shared.messaging.outbox import Outbox
+from shared.service import TimerContext
 from tests.integration.messaging_helpers import wait_for
 from tests.integration.referrals.conftest import ReferralsApi, referral
 from tests.support.services import Publisher
@@ -286,3 +292,41 @@ async def test_a_flag_opens_an_outreach_case_for_the_council_and_a_repeat_flag_d
 async def _flag_cases(api: ReferralsApi) -> list[dict[str, Any]]:
     response = await api.client.get("/v1/cases?origin=flag", headers=api.token())
     return response.json()["items"]
+
+
+async def test_new_needs_on_a_routed_case_are_sent_for_routing(
+    api: ReferralsApi, consumer: EventConsumer, publisher: Publisher
+) -> None:
+    case_id = (await api.refer(referral(needs=["food"]))).json()["case_id"]
+    await publisher.send(assessed(case_id), subject=case_id)
+    await until_status(api, case_id, "ready_for_routing")
+    same = await api.refer(referral(needs=["food"]))
+    assert same.json()["case_id"] == case_id
+    assert len(await api.events("referrals.case.ready_for_routing")) == 1  # nothing new
+    more = await api.refer(referral(needs=["housing"], council=api.council), kind="food_bank")
+    assert more.json()["case_id"] == case_id
+    first, second = await api.events("referrals.case.ready_for_routing")
+    assert first["packet"]["needs"] == ["food"]
+    assert second["packet"]["needs"] == ["food", "housing"]
+
+
+async def test_an_expired_consent_stops_routing_like_a_withdrawal(
+    api: ReferralsApi, consumer: EventConsumer, publisher: Publisher
+) -> None:
+    soon = utc_now() + timedelta(seconds=2)
+    body = referral(sharing={"consent": {"expires_at": soon.isoformat()}})
+    case_id = (await api.refer(body)).json()["case_id"]
+    await publisher.send(assessed(case_id), subject=case_id)
+    await until_status(api, case_id, "ready_for_routing")
+    context = TimerContext(
+        session_factory(api.engine), Outbox(CATALOGUE, source=api.settings.source), api.settings
+    )
+    assert await expire_consents(context) == 0
+    await asyncio.sleep(2.5)
+    assert await expire_consents(context) == 1
+    assert await expire_consents(context) == 0
+    case = await api.case(case_id)
+    assert case["status"] == "awaiting_consent"
+    assert case["status_reason"] == "the resident's consent expired"
+    (withdrawn,) = await api.events("referrals.consent.withdrawn")
+    assert withdrawn["case_id"] == case_id
