@@ -18,10 +18,12 @@ from shared.events.asyncapi import asyncapi_document
 from shared.events.catalogue import CATALOGUE
 from shared.messaging import outbox
 from shared.messaging.deadletters import pending_dead_letters, replay_dead_letters
+from shared.messaging.kafka import ensure_topics
 from shared.settings import AuthSettings
 from shared.stack import (
     SERVICE_NAMES,
     StackSettings,
+    all_topics,
     load_service,
     read_stack_file,
     run_stack,
@@ -108,6 +110,19 @@ def token(
         ),
         soft_wrap=True,
     )
+
+
+@app.command()
+def topics(
+    bootstrap: BootstrapOption = None,
+    partitions: Annotated[int, typer.Option(min=1)] = 6,
+    replication_factor: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Create every topic the services use (and their dead-letter topics) if missing."""
+    servers = bootstrap or _stack_info()["broker"]
+    specs = all_topics(partitions=partitions, replication_factor=replication_factor)
+    created = asyncio.run(ensure_topics(servers, specs))
+    console.print(f"{len(specs)} topics; created: {', '.join(created) or 'none (all existed)'}")
 
 
 @app.command()

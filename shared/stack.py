@@ -62,6 +62,21 @@ def load_service(name: str) -> ServiceDefinition:
     return importlib.import_module(f"services.{name}.bootstrap").SERVICE
 
 
+def all_topics(*, partitions: int, replication_factor: int = 1) -> list[TopicSpec]:
+    """Every topic of the system: the catalogue's, and each consumer group's dead letters."""
+    definitions = [load_service(name) for name in SERVICE_NAMES]
+    specs = {
+        topic.name: TopicSpec(topic.name, topic.partitions or partitions, replication_factor)
+        for definition in definitions
+        for topic in definition.registry.topics
+    }
+    for definition in definitions:
+        for consumer in definition.consumers:
+            name = dead_letter_topic(consumer.group_id)
+            specs[name] = TopicSpec(name, partitions, replication_factor)
+    return list(specs.values())
+
+
 @dataclass
 class DevToken:
     who: str
@@ -194,19 +209,11 @@ class Stack:
         assert self.broker is not None
         for name in SERVICE_NAMES:
             await ensure_database(admin_url, f"upstream_{name}")
-        definitions = [load_service(name) for name in SERVICE_NAMES]
-        specs = {
-            topic.name: TopicSpec(topic.name, topic.partitions or self.settings.topic_partitions)
-            for definition in definitions
-            for topic in definition.registry.topics
-        }
-        for definition in definitions:
-            for consumer in definition.consumers:
-                name = dead_letter_topic(consumer.group_id)
-                specs[name] = TopicSpec(name, self.settings.topic_partitions)
-        await ensure_topics(self.broker.bootstrap_servers, specs.values())
+        await ensure_topics(
+            self.broker.bootstrap_servers, all_topics(partitions=self.settings.topic_partitions)
+        )
         refilled = 0
-        for definition in definitions:
+        for definition in (load_service(name) for name in SERVICE_NAMES):
             url = self.database_urls[definition.name]
             upgrade(definition, url)
             # The broker keeps nothing across restarts: what the outbox retains is sent again,
