@@ -94,11 +94,7 @@ def wiring_problems(text: str) -> list[str]:
                 dependency, {}
             ):
                 problems.append(f"{name}: waits for {dependency} to be healthy; it has no check")
-    roles = {
-        (c.get("command") or [None, None, ""])[2:4] and tuple(c["command"][2:4])
-        for c in services.values()
-        if c.get("command")
-    }
+    roles = {tuple(c["command"][2:4]) for c in services.values() if c.get("command")}
     for service in SERVICE_NAMES:
         for role in ("migrate", "api", "worker"):
             if (f"services.{service}", role) not in roles:
