@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test test-unit lint format bench asyncapi clean
+.PHONY: install run demo test test-unit lint format bench asyncapi clean
 
 install: $(STAMP)
 
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 
 run: install  ## the whole system on embedded PostgreSQL and Tansu; Ctrl-C stops it
 	$(PY) -m shared.cli up
+
+demo: install  ## a realistic scenario through a stack of its own; prints what happened
+	$(PY) -m shared.cli demo
 
 test: install  ## lint, then every test tier (unit, integration, e2e)
 	$(PY) -m ruff check .

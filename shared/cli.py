@@ -260,6 +260,17 @@ def signals_import(
 
 
 @app.command()
+def demo(
+    referrals: Annotated[int, typer.Option(envvar="UPSTREAM_DEMO_REFERRALS", min=1)] = 200,
+    households: Annotated[int, typer.Option(envvar="UPSTREAM_DEMO_HOUSEHOLDS", min=1)] = 20_000,
+) -> None:
+    """A realistic day for Newham and Hackney through a stack of its own; prints what happened."""
+    from shared.demo import main as run_demo
+
+    run_demo(referrals, households, echo=say)
+
+
+@app.command()
 def asyncapi(
     output: Annotated[Path | None, typer.Option(help="write here instead of printing")] = None,
 ) -> None:

@@ -1,0 +1,470 @@
+"""``make demo``: a realistic day for Newham and Hackney, run through the live stack.
+
+It starts its own stack (free ports, a throwaway state folder), loads a dozen partners of
+different kinds, areas, languages and capacities, imports a signal file of households,
+sends referrals, plays the partners (most accept, some decline, some let offers lapse), and
+prints what happened. Every number it prints is read back from the services' APIs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.auth import OrganisationKind, Role, mint_token
+from shared.embedded import free_port
+from shared.settings import AuthSettings
+from shared.stack import Stack, StackSettings
+
+NEWHAM, HACKNEY = "E09000025", "E09000012"
+DISTRICTS = {
+    NEWHAM: ["E6", "E7", "E12", "E13", "E15", "E16"],
+    HACKNEY: ["E2", "E5", "E8", "E9", "N16"],
+}
+GIVEN = [
+    "Amina",
+    "Bola",
+    "Chidi",
+    "Dami",
+    "Efe",
+    "Femi",
+    "Grace",
+    "Hassan",
+    "Ioana",
+    "Jamal",
+    "Kemi",
+    "Liam",
+    "Maryam",
+    "Nadia",
+    "Olu",
+    "Priya",
+    "Ravi",
+    "Sade",
+    "Tomasz",
+    "Yusuf",
+]
+FAMILY = [
+    "Adeyemi",
+    "Begum",
+    "Chowdhury",
+    "Da Silva",
+    "Evans",
+    "Farah",
+    "Green",
+    "Hussain",
+    "Ibrahim",
+    "Jones",
+    "Khan",
+    "Lewis",
+    "Mensah",
+    "Nowak",
+    "Okafor",
+    "Patel",
+    "Rahman",
+    "Smith",
+    "Taylor",
+    "Uddin",
+    "Wright",
+    "Yilmaz",
+]
+PARTNERS = [  # name, kind, needs, councils, languages, interpretation, capacity, health data
+    ("Newham Food Bank", "food", ["food"], [NEWHAM], ["en"], False, 40, False),
+    ("Stratford Community Pantry", "food", ["food"], [NEWHAM], ["en", "bn"], False, 15, False),
+    ("Hackney Food Network", "food", ["food"], [HACKNEY], ["en", "tr"], False, 30, False),
+    (
+        "East London Money Advice",
+        "advice",
+        ["money_and_debt", "benefits"],
+        [NEWHAM, HACKNEY],
+        ["en", "ur"],
+        True,
+        25,
+        False,
+    ),
+    ("Hackney Benefits Clinic", "advice", ["benefits"], [HACKNEY], ["en"], True, 10, False),
+    ("Newham Renters' Advice", "housing", ["housing"], [NEWHAM], ["en", "pl"], False, 20, False),
+    ("Shelter Hackney Hub", "housing", ["housing"], [HACKNEY], ["en"], True, 15, False),
+    (
+        "Warm Homes East",
+        "advice",
+        ["fuel_and_utilities"],
+        [NEWHAM, HACKNEY],
+        ["en"],
+        False,
+        20,
+        False,
+    ),
+    (
+        "Mind in the East End",
+        "health_and_wellbeing",
+        ["mental_health"],
+        [NEWHAM, HACKNEY],
+        ["en"],
+        True,
+        12,
+        True,
+    ),
+    (
+        "Connect Befriending",
+        "community",
+        ["social_isolation", "digital_inclusion"],
+        [NEWHAM],
+        ["en", "bn", "ur"],
+        False,
+        10,
+        False,
+    ),
+    (
+        "Hackney Job Club",
+        "community",
+        ["employment_and_skills"],
+        [HACKNEY],
+        ["en", "tr"],
+        False,
+        10,
+        False,
+    ),
+    (
+        "Families First East",
+        "community",
+        ["children_and_families", "food"],
+        [NEWHAM, HACKNEY],
+        ["en"],
+        True,
+        15,
+        False,
+    ),
+]
+NEEDS = [
+    "food",
+    "food",
+    "money_and_debt",
+    "benefits",
+    "housing",
+    "fuel_and_utilities",
+    "mental_health",
+    "social_isolation",
+    "employment_and_skills",
+    "children_and_families",
+    "digital_inclusion",
+    "immigration_advice",
+]
+
+
+class Demo:
+    def __init__(self, *, referrals: int, households: int, echo=print, seed: int = 2026) -> None:
+        self.referral_count, self.household_count = referrals, households
+        self.echo = echo
+        self.rng = random.Random(seed)
+        self.auth = AuthSettings()
+        self.http = httpx.Client(timeout=120)
+
+    def token(self, organisation: str, kind: OrganisationKind, *roles: Role) -> dict[str, str]:
+        return {
+            "Authorization": "Bearer "
+            + mint_token(
+                self.auth,
+                subject=f"demo-{organisation}",
+                organisation=organisation,
+                kind=kind,
+                roles=roles,
+            )
+        }
+
+    def call(self, method: str, url: str, headers: dict[str, str], **kwargs: Any) -> Any:
+        response = self.http.request(method, url, headers=headers, **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {url} answered {response.status_code}: {response.text}")
+        return response.json() if response.content else None
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="upstream-demo-") as state:
+            settings = StackSettings(
+                state_dir=Path(state),
+                referrals_port=free_port(),
+                risk_port=free_port(),
+                partners_port=free_port(),
+                broker_port=free_port(),
+                worker_metrics_port_offset=1000,
+            )
+            stack = Stack(settings, echo=lambda _: None)
+            self.urls = {
+                n: f"http://127.0.0.1:{settings.api_port(n)}"
+                for n in ("referrals", "risk", "partners")
+            }
+            # Partners get 30 seconds to answer here, so lapsed offers are seen handed on.
+            os.environ["UPSTREAM_RESPONSE_HOURS"] = json.dumps(
+                dict.fromkeys(("crisis", "high", "medium", "low", "none"), 30 / 3600)
+            )
+            try:
+                self.echo("starting a stack of its own (PostgreSQL, broker, three services)…")
+                stack.start()
+                started = time.monotonic()
+                self.seed_partners()
+                imported = self.import_signals()
+                sent = self.send_referrals()
+                self.play_partners(deadline=time.monotonic() + 150)
+                summary = self.summary(imported, sent)
+                summary["seconds"] = round(time.monotonic() - started, 1)
+                return summary
+            finally:
+                stack.stop()
+
+    def seed_partners(self) -> None:
+        operator = self.token("operator", OrganisationKind.OPERATOR, Role.OPERATOR)
+        self.partners: dict[str, str] = {}
+        for name, kind, needs, councils, languages, interprets, capacity, health in PARTNERS:
+            org = self.call(
+                "POST",
+                f"{self.urls['partners']}/v1/organizations",
+                operator,
+                json={
+                    "name": name,
+                    "description": f"{name}: a local voluntary organisation",
+                    "kind": kind,
+                    "agreement": {
+                        "lawful_bases": ["consent", "vital_interests", "public_task"],
+                        "data_categories": ["special_category"] if health else [],
+                    },
+                },
+            )["id"]
+            self.call(
+                "POST",
+                f"{self.urls['partners']}/v1/services",
+                operator,
+                json={
+                    "organization_id": org,
+                    "name": name,
+                    "description": f"Support from {name}",
+                    "needs": needs,
+                    "councils": councils,
+                    "languages": languages,
+                    "interpretation": interprets,
+                    "capacity": capacity,
+                },
+            )
+            self.partners[org] = name
+        self.echo(f"directory: {len(self.partners)} partners in Newham and Hackney")
+
+    def person(self, index: int) -> dict[str, Any]:
+        rng = random.Random(index)
+        council = NEWHAM if index % 3 else HACKNEY
+        district = rng.choice(DISTRICTS[council])
+        return {
+            "given_name": rng.choice(GIVEN),
+            "family_name": rng.choice(FAMILY),
+            "date_of_birth": date(
+                rng.randint(1940, 2004), rng.randint(1, 12), rng.randint(1, 28)
+            ).isoformat(),
+            "postcode": f"{district} {rng.randint(1, 9)}{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}"
+            f"{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}",
+            "council": council,
+        }
+
+    def import_signals(self) -> dict[str, Any]:
+        today = date.today()
+        header = (
+            "type,council,given_name,family_name,date_of_birth,postcode,source,"
+            "observed_on,weeks,amount,stage,kind,notice_type,notice_date,utility\n"
+        )
+
+        def rows():
+            yield header.encode()
+            for index in range(self.household_count):
+                who, rng = self.person(index), random.Random(f"signal-{index}")
+                observed = (today - timedelta(days=rng.randint(1, 60))).isoformat()
+                kind = rng.choices(
+                    [
+                        "rent_arrears",
+                        "council_tax_arrears",
+                        "benefit_sanction",
+                        "disconnection_risk",
+                        "eviction_notice",
+                    ],
+                    weights=[50, 25, 12, 10, 3],
+                )[0]
+                cells = {
+                    # Most arrears are short: a few weeks, rarely eight or more.
+                    "rent_arrears": f"{rng.choice([1, 1, 2, 2, 3, 3, 4, 5, 6, 8, 10, 12])},"
+                    f"{rng.randint(100, 2500)},,,,,",
+                    "council_tax_arrears": f",{rng.randint(100, 1500)},"
+                    f"{rng.choice(['reminder', 'summons', 'enforcement'])},,,,",
+                    "benefit_sanction": ",,,sanction,,,",
+                    "disconnection_risk": ",,,,,,gas",
+                    "eviction_notice": f",,,,section_21,{observed},",
+                }[kind]
+                yield (
+                    f"{kind},{who['council']},{who['given_name']},{who['family_name']},"
+                    f"{who['date_of_birth']},{who['postcode']},demo-feed,{observed},{cells}\n"
+                ).encode()
+
+        reports = []
+        for council in (NEWHAM, HACKNEY):
+            reports.append(
+                self.call(
+                    "POST",
+                    f"{self.urls['risk']}/v1/signals/import",
+                    {
+                        **self.token(council, OrganisationKind.COUNCIL, Role.DATA_FEED),
+                        "content-type": "text/csv",
+                    },
+                    content=(line for line in _only(council, rows())),
+                )
+            )
+        total = {
+            key: sum(r[key] for r in reports)
+            for key in ("rows_read", "rows_stored", "rows_rejected", "flagged")
+        }
+        self.echo(f"signals: {total['rows_read']} households read, {total['flagged']} flagged")
+        return total
+
+    def send_referrals(self) -> int:
+        for index in range(self.referral_count):
+            # One in five is about a household the signal feed already described.
+            who = self.person(index if index % 5 == 0 else self.household_count + index)
+            rng = random.Random(f"referral-{index}")
+            council = who.pop("council")
+            consent = rng.random() < 0.85
+            referrer = self.token(council, OrganisationKind.COUNCIL, Role.CASEWORKER, Role.REFERRER)
+            body = {
+                "resident": {
+                    "given_name": who["given_name"],
+                    "family_name": who["family_name"],
+                    "date_of_birth": who["date_of_birth"],
+                    "contact": {"phone": f"07700 9{index:05d}", "preferred": "phone"},
+                    "address": {"postcode": who["postcode"]},
+                    "preferred_language": rng.choice(["en"] * 6 + ["bn", "pl", "tr", "ur"]),
+                },
+                "council": council,
+                "needs": rng.sample(NEEDS, k=rng.choice([1, 1, 2])),
+                "circumstances": rng.sample(
+                    ["no_food_in_home", "children_in_household", "lives_alone", "recent_job_loss"],
+                    k=rng.randint(0, 2),
+                ),
+                "urgency": rng.choice(["low", "medium", "medium", "high", "crisis"]),
+                "sharing": {
+                    "lawful_basis": "consent",
+                    "consent": {
+                        "given_by": "the resident",
+                        "method": "verbal",
+                        "given_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+                        "partner_kinds": ["any_voluntary"],
+                    },
+                }
+                if consent
+                else {"lawful_basis": "public_task"},
+            }
+            self.call(
+                "POST",
+                f"{self.urls['referrals']}/v1/referrals",
+                {**referrer, "Idempotency-Key": f"demo-{index}"},
+                json=body,
+            )
+        self.echo(f"referrals: {self.referral_count} sent")
+        return self.referral_count
+
+    def play_partners(self, *, deadline: float) -> None:
+        """Each partner answers what is in its inbox: most accept and help, some decline,
+        some never answer (and the offer lapses and is handed on)."""
+        answered: set[str] = set()
+        settled = 0
+        while time.monotonic() < deadline and settled < 3:
+            waiting = False
+            for org in self.partners:
+                me = self.token(org, OrganisationKind.VCS, Role.PARTNER)
+                for offer in self.call("GET", f"{self.urls['partners']}/v1/inbox/offers", me):
+                    base = f"{self.urls['partners']}/v1/inbox/offers/{offer['id']}"
+                    if offer["status"] in ("offered", "accepted", "in_progress"):
+                        waiting = True
+                    if offer["status"] == "accepted":
+                        outcome = random.Random(offer["id"]).choice(
+                            ["support_provided"] * 3 + ["partly_resolved", "resident_uncontactable"]
+                        )
+                        self.call("POST", f"{base}/outcome", me, json={"outcome": outcome})
+                    elif offer["status"] == "offered" and offer["id"] not in answered:
+                        answered.add(offer["id"])
+                        choice = random.Random(offer["id"]).random()
+                        if choice < 0.65:
+                            self.call("POST", f"{base}/accept", me)
+                        elif choice < 0.85:
+                            self.call("POST", f"{base}/decline", me, json={"reason": "no_capacity"})
+                        # else: never answered; it lapses and is handed on
+            settled = 0 if waiting else settled + 1
+            time.sleep(2)
+
+    # -- what happened, from the APIs ------------------------------------------------------
+    def summary(self, imported: dict[str, Any], sent: int) -> dict[str, Any]:
+        operator = self.token("operator", OrganisationKind.OPERATOR, Role.OPERATOR)
+        cases, cursor = [], None
+        while True:
+            page = self.call(
+                "GET",
+                f"{self.urls['referrals']}/v1/cases",
+                operator,
+                params={"limit": 100, **({"cursor": cursor} if cursor else {})},
+            )
+            cases += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        # Only a case that was routed can have offers: those are fetched in full.
+        details = [
+            self.call("GET", f"{self.urls['referrals']}/v1/cases/{c['id']}", operator)
+            for c in cases
+            if c["status"] not in ("received", "assessed", "awaiting_consent")
+        ]
+        offers = [o for d in details for o in d["offers"]]
+        waits = []
+        for d in details:
+            times = d["status_times"]
+            if "offered" in times:
+                waits.append(
+                    (
+                        datetime.fromisoformat(times["offered"])
+                        - datetime.fromisoformat(d["created_at"])
+                    ).total_seconds()
+                )
+        gaps = self.call("GET", f"{self.urls['partners']}/v1/gaps", operator)
+        return {
+            "signals": imported,
+            "referrals_sent": sent,
+            "cases_from_referrals": sum(1 for c in cases if c["origin"] == "referral"),
+            "cases": len(cases),
+            "cases_by_origin": dict(Counter(c["origin"] for c in cases)),
+            "cases_by_status": dict(Counter(c["status"] for c in cases)),
+            "cases_by_risk_level": dict(Counter(c["risk_level"] or "not assessed" for c in cases)),
+            "offers": len(offers),
+            "offers_per_partner": dict(
+                Counter(o["partner_name"] or o["partner_id"] for o in offers)
+            ),
+            "offers_by_status": dict(Counter(o["status"] for o in offers)),
+            "hand_ons": sum(1 for o in offers if o["status"] in ("declined", "expired")),
+            "unroutable_reasons": {g["reason"]: g["cases"] for g in gaps},
+            "seconds_from_referral_to_first_offer": {
+                "median": sorted(waits)[len(waits) // 2] if waits else None,
+                "max": max(waits) if waits else None,
+            },
+        }
+
+
+def _only(council: str, lines):
+    """The header, and the rows of one council's households (each data team sends its own)."""
+    for number, line in enumerate(lines):
+        if number == 0 or line.split(b",", 2)[1].decode() == council:
+            yield line
+
+
+def main(referrals: int, households: int, echo=print) -> dict[str, Any]:
+    summary = Demo(referrals=referrals, households=households, echo=echo).run()
+    echo(json.dumps(summary, indent=2))
+    return summary
