@@ -337,3 +337,22 @@ async def test_the_transparency_record_is_public_and_made_from_the_rules(risk: R
     ).json()["version"]
     assert f"`{version}`" in record
     assert json.dumps(record)  # plain text, nothing binary
+
+
+async def test_ndjson_files_are_read_line_by_line_too(risk: RiskApi) -> None:
+    def line(**changes: Any) -> str:
+        row = {
+            "type": "job_loss",
+            "council": risk.council,
+            "source": "dwp-feed",
+            "observed_on": RECENT,
+            "resident": {"given_name": "Grace", "family_name": "Mensah", "postcode": "E8 1DY"},
+        }
+        row.update(changes)
+        return json.dumps(row)
+
+    body = "\n".join([line(), "{not json", "", line(type="bereavement"), line(council="Hackney")])
+    report = await risk.upload(body + "\n", fmt="ndjson")
+    assert (report["rows_read"], report["rows_stored"], report["rows_rejected"]) == (4, 2, 2)
+    assert [(e["line"], e["field"]) for e in report["errors"]] == [(2, "row"), (5, "council")]
+    assert report["errors"][0]["reason"].startswith("not JSON")
