@@ -56,9 +56,6 @@ class Principal(BaseModel):
             raise ValueError("a council is named by its GSS code, e.g. E09000025")
         return self
 
-    def has_role(self, role: Role) -> bool:
-        return role in self.roles
-
 
 class InvalidToken(Exception):
     """The token cannot be trusted; the message says why (safe to show the caller)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -197,8 +197,3 @@ def check_parsed(line: int, raw: Any) -> Row | list[RowError]:
     if isinstance(raw, _Unreadable):
         return [RowError(line, "row", raw.reason)]
     return check(line, raw)
-
-
-def iterate(values: list[Any]) -> Iterator[tuple[int, Any]]:
-    """A JSON batch: items numbered from 1."""
-    return enumerate(values, start=1)
