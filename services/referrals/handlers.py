@@ -167,32 +167,16 @@ async def _record_offer(delivery: Delivery, offer_id: str, values: dict) -> None
 async def on_offer_made(delivery: Delivery) -> None:
     event = delivery.payload
     assert isinstance(event, ReferralOffered)
-    case = await _case(delivery, event.case_id)
-    if case is None:
-        return
-    await _record_offer(
+    case = await _offer_changed(
         delivery,
-        event.offer_id,
-        {
-            "case_id": event.case_id,
-            "need": event.need.value,
-            "partner_id": event.partner_id,
-            "partner_name": event.partner_name,
-            "service_name": event.service_name,
-            "status": "offered",
-            "respond_by": event.respond_by,
-            "updated_at": event.at,
-        },
+        "offered",
+        f"offered to {event.partner_name} ({event.service_name}), "
+        f"answer by {event.respond_by:%d %b %H:%M}",
+        partner_name=event.partner_name,
+        service_name=event.service_name,
+        respond_by=event.respond_by,
     )
-    await add_timeline(
-        delivery.session,
-        case["id"],
-        PARTNERS_SERVICE,
-        f"{event.need.value} offered to {event.partner_name}",
-        now=event.at,
-        detail=f"{event.service_name}; answer by {event.respond_by:%d %b %H:%M}",
-    )
-    if case["status"] in (CaseStatus.READY_FOR_ROUTING, CaseStatus.UNROUTABLE):
+    if case is not None and case["status"] in (CaseStatus.READY_FOR_ROUTING, CaseStatus.UNROUTABLE):
         await move_if_allowed(
             delivery.session,
             delivery.outbox,
@@ -203,11 +187,14 @@ async def on_offer_made(delivery: Delivery) -> None:
         )
 
 
-async def _offer_changed(delivery: Delivery, state: str, action: str, **values: object) -> None:
+async def _offer_changed(
+    delivery: Delivery, state: str, action: str, **values: object
+) -> RowMapping | None:
     event = delivery.payload
     assert isinstance(
         event,
-        OfferAccepted
+        ReferralOffered
+        | OfferAccepted
         | OfferDeclined
         | OfferExpired
         | OfferWithdrawn
