@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -98,8 +99,8 @@ def token(
     settings = AuthSettings()
     if settings.jwt_jwks_url:
         raise typer.BadParameter("this deployment verifies tokens from a JWKS; mint them there")
-    console.print(
-        mint_token(
+    try:
+        token = mint_token(
             settings,
             subject=subject,
             organisation=organisation,
@@ -107,9 +108,10 @@ def token(
             roles=role,
             name=name,
             ttl=timedelta(hours=hours),
-        ),
-        soft_wrap=True,
-    )
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
+    console.print(token, soft_wrap=True)
 
 
 @app.command()
