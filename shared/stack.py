@@ -29,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.auth import OrganisationKind, Role, mint_token
 from shared.db import create_engine, session_factory
 from shared.embedded import EmbeddedPostgres, TansuBroker, ensure_database, port_open, with_database
-from shared.messaging.kafka import TopicSpec, dead_letter_topic, ensure_topics
+from shared.events.registry import Topic
+from shared.messaging.kafka import TopicSpec, dead_letter_topic, ensure_topics, spec_of
 from shared.messaging.outbox import replay
 from shared.migrations import upgrade
 from shared.service import ServiceDefinition
@@ -65,16 +66,18 @@ def load_service(name: str) -> ServiceDefinition:
 def all_topics(*, partitions: int, replication_factor: int = 1) -> list[TopicSpec]:
     """Every topic of the system: the catalogue's, and each consumer group's dead letters."""
     definitions = [load_service(name) for name in SERVICE_NAMES]
-    specs = {
-        topic.name: TopicSpec(topic.name, topic.partitions or partitions, replication_factor)
-        for definition in definitions
-        for topic in definition.registry.topics
-    }
-    for definition in definitions:
-        for consumer in definition.consumers:
-            name = dead_letter_topic(consumer.group_id)
-            specs[name] = TopicSpec(name, partitions, replication_factor)
-    return list(specs.values())
+    topics: list[Topic | str] = [
+        *(topic for definition in definitions for topic in definition.registry.topics),
+        *(
+            dead_letter_topic(c.group_id)
+            for definition in definitions
+            for c in definition.consumers
+        ),
+    ]
+    specs = [
+        spec_of(t, partitions=partitions, replication_factor=replication_factor) for t in topics
+    ]
+    return list({spec.name: spec for spec in specs}.values())
 
 
 @dataclass

@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 from shared.db import create_engine, session_factory
 from shared.messaging.backoff import sleep_unless_stopped
 from shared.messaging.consumer import EventConsumer
-from shared.messaging.kafka import TopicSpec, new_producer
+from shared.messaging.kafka import TopicSpec, new_producer, spec_of
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.observability import configure_logging
 from shared.service import ServiceDefinition, Timer, TimerContext
@@ -28,10 +28,10 @@ log = logging.getLogger(__name__)
 
 def topic_specs(definition: ServiceDefinition, settings: ServiceSettings) -> list[TopicSpec]:
     return [
-        TopicSpec(
-            topic.name,
-            topic.partitions or settings.kafka_topic_partitions,
-            settings.kafka_replication_factor,
+        spec_of(
+            topic,
+            partitions=settings.kafka_topic_partitions,
+            replication_factor=settings.kafka_replication_factor,
         )
         for topic in definition.registry.topics
     ]
@@ -66,6 +66,7 @@ async def run_worker(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             producer_factory=producer_factory,
             partitions=settings.kafka_topic_partitions,
+            replication_factor=settings.kafka_replication_factor,
             max_attempts=settings.consumer_max_attempts,
             retry_backoff=settings.consumer_retry_backoff_ms / 1000,
             settings=settings,

@@ -32,7 +32,7 @@ from shared.db import SessionFactory
 from shared.events.envelope import CloudEvent, EnvelopeError, utc_now
 from shared.events.registry import EventRegistry, EventType, split_type
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
-from shared.messaging.kafka import TopicSpec, dead_letter_topic, ensure_topics
+from shared.messaging.kafka import dead_letter_topic, ensure_topics, spec_of
 from shared.messaging.outbox import Outbox
 from shared.messaging.tables import inbox
 from shared.observability import (
@@ -105,6 +105,7 @@ class EventConsumer:
         bootstrap_servers: str,
         producer_factory: Callable[[], AIOKafkaProducer],
         partitions: int = 6,
+        replication_factor: int = 1,
         max_attempts: int = 5,
         retry_backoff: float = 0.2,
         batch_size: int = 200,
@@ -121,9 +122,13 @@ class EventConsumer:
         self._retry_backoff = retry_backoff
         self._batch_size = batch_size
         self._handled = self._resolve_handlers(spec.handlers)
-        self._topics = sorted({event_type.topic.name for event_type, _ in self._handled.values()})
-        self._topic_specs = [TopicSpec(t, partitions) for t in self._topics] + [
-            TopicSpec(spec.dead_letter_topic, partitions)
+        topics = {
+            event_type.topic.name: event_type.topic for event_type, _ in self._handled.values()
+        }
+        self._topics = sorted(topics)
+        self._topic_specs = [
+            spec_of(topic, partitions=partitions, replication_factor=replication_factor)
+            for topic in [*topics.values(), spec.dead_letter_topic]
         ]
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None

@@ -10,6 +10,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.events.registry import Topic
+
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_MS = 10_000
@@ -24,6 +26,14 @@ class TopicSpec:
 
 def dead_letter_topic(group_id: str) -> str:
     return f"{group_id}.dlq"
+
+
+def spec_of(topic: Topic | str, *, partitions: int, replication_factor: int) -> TopicSpec:
+    """How a topic is created: its own partition count if it declares one, else the
+    deployment's; always the deployment's replication factor."""
+    if isinstance(topic, str):
+        return TopicSpec(topic, partitions, replication_factor)
+    return TopicSpec(topic.name, topic.partitions or partitions, replication_factor)
 
 
 def new_producer(bootstrap_servers: str, *, enable_idempotence: bool) -> AIOKafkaProducer:
