@@ -50,7 +50,7 @@ class CloudEvent(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False).encode()
+        return encode(self.to_json())
 
     @classmethod
     def from_bytes(cls, value: bytes | None) -> CloudEvent:
@@ -70,6 +70,11 @@ class CloudEvent(BaseModel):
                 for err in exc.errors()
             )
             raise EnvelopeError(f"not a valid CloudEvent: {fields}") from exc
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    """A CloudEvent's JSON form (``to_json``, or as stored in an outbox row) as record bytes."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def utc_now() -> datetime:

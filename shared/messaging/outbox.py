@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import SessionFactory
-from shared.events.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, utc_now
+from shared.events.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, encode, utc_now
 from shared.events.registry import EventRegistry
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
 from shared.messaging.kafka import TopicSpec, ensure_topics
@@ -32,6 +33,7 @@ from shared.observability import EVENTS_PUBLISHED, OUTBOX_BACKLOG, PUBLISH_FAILU
 log = logging.getLogger(__name__)
 
 LANES = 32
+BACKLOG_EVERY_S = 5.0
 # Namespace of the advisory locks the relay takes (pg_try_advisory_xact_lock(int, int)).
 _ADVISORY_NAMESPACE = 0x0B0C
 
@@ -112,6 +114,7 @@ class OutboxRelay:
         self._retention = retention
         self._max_backoff = max_backoff
         self._last_prune: datetime | None = None
+        self._backlog_counted_at = float("-inf")
 
     async def run(self, stop: asyncio.Event) -> None:
         failures = 0
@@ -162,6 +165,14 @@ class OutboxRelay:
             )
             await ensure_topics(self._bootstrap, missing)
 
+    def _backlog_due(self) -> bool:
+        """The backlog gauge is a count: refresh it every few seconds, not every pass."""
+        now = time.monotonic()
+        if now - self._backlog_counted_at < BACKLOG_EVERY_S:
+            return False
+        self._backlog_counted_at = now
+        return True
+
     async def _disconnect(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
@@ -178,7 +189,8 @@ class OutboxRelay:
                     select(outbox.c.lane).where(outbox.c.published_at.is_(None)).distinct()
                 )
             ).all()
-            OUTBOX_BACKLOG.set(await backlog(session))
+            if self._backlog_due():
+                OUTBOX_BACKLOG.set(await backlog(session))
         if not lanes:
             return 0
         await self._verify_topics()
@@ -210,7 +222,8 @@ class OutboxRelay:
             sends = [
                 await self._producer.send(
                     row.topic,
-                    value=CloudEvent.model_validate(row.envelope).to_bytes(),
+                    # Validated when it was written; sent as stored.
+                    value=encode(row.envelope),
                     key=row.message_key.encode(),
                     headers=headers,
                 )
