@@ -20,6 +20,7 @@ from services.referrals.adapters.tables import cases, consents, residents, timel
 from services.referrals.domain.lifecycle import CaseStatus, TransitionRefused, transition
 from services.referrals.domain.sharing import (
     ConsentRecord,
+    SharingDecision,
     may_share_with_partners,
     priority,
     summary,
@@ -196,14 +197,26 @@ async def current_consent(session: AsyncSession, case_id: str) -> RowMapping | N
     )
 
 
-def _consent_record(row: RowMapping | None) -> ConsentRecord | None:
-    if row is None:
-        return None
-    return ConsentRecord(
-        given_at=row["given_at"],
-        expires_at=row["expires_at"],
-        withdrawn_at=row["withdrawn_at"],
-        partner_kinds=tuple(row["partner_kinds"]),
+async def sharing_decision(
+    session: AsyncSession, case: RowMapping, *, now: datetime
+) -> SharingDecision:
+    """May this case go to a voluntary partner now, and why (``domain/sharing.py``)."""
+    consent = await current_consent(session, case["id"])
+    record = (
+        None
+        if consent is None
+        else ConsentRecord(
+            given_at=consent["given_at"],
+            expires_at=consent["expires_at"],
+            withdrawn_at=consent["withdrawn_at"],
+            partner_kinds=tuple(consent["partner_kinds"]),
+        )
+    )
+    return may_share_with_partners(
+        LawfulBasis(case["lawful_basis"]),
+        record,
+        data_sharing_agreement=case["data_sharing_agreement"],
+        now=now,
     )
 
 
@@ -212,13 +225,7 @@ async def route_if_allowed(
 ) -> RowMapping:
     """After assessment or new consent: to partners if the lawful basis allows it, else to
     the council team to seek consent."""
-    consent = await current_consent(session, case["id"])
-    decision = may_share_with_partners(
-        LawfulBasis(case["lawful_basis"]),
-        _consent_record(consent),
-        data_sharing_agreement=case["data_sharing_agreement"],
-        now=now,
-    )
+    decision = await sharing_decision(session, case, now=now)
     if not decision.allowed:
         if case["status"] == CaseStatus.AWAITING_CONSENT:
             return case

@@ -23,18 +23,16 @@ from services.referrals.cases import (
     ROUTED,
     Actor,
     add_timeline,
-    current_consent,
     lock_case,
     new_id,
     route_if_allowed,
     send_packet,
+    sharing_decision,
 )
 from services.referrals.domain.lifecycle import OPEN_STATUSES, CaseStatus
 from services.referrals.domain.matching import Identity, find_matches
 from services.referrals.domain.sharing import (
-    ConsentRecord,
     SharingDecision,
-    may_share_with_partners,
     priority,
 )
 from shared.events.payloads import CaseOpened, ReferralReceived
@@ -290,6 +288,7 @@ async def receive_referral(
     needs = [n.value for n in request.needs]
     circumstances = [c.value for c in request.circumstances]
     basis = request.sharing.lawful_basis
+    keys = await keys_of(session, resident_id, key_secret)
     case = await open_case_of(session, resident_id, council)
     attached = case is not None
     earlier_needs: list[str] = []
@@ -301,7 +300,7 @@ async def receive_referral(
             council=council,
             origin="referral",
             status=CaseStatus.RECEIVED,
-            keys=await keys_of(session, resident_id, key_secret),
+            keys=keys,
             actor=referrer,
             now=now,
             values={
@@ -372,7 +371,7 @@ async def receive_referral(
             case_id=case["id"],
             referral_id=referral_id,
             council=council,
-            resident_keys=await keys_of(session, resident_id, key_secret),
+            resident_keys=keys,
             age_years=age_in_years(person.date_of_birth, now.date()),
             needs=request.needs,
             circumstances=request.circumstances,
@@ -386,18 +385,5 @@ async def receive_referral(
     elif attached and CaseStatus(case["status"]) in ROUTED and set(needs) - set(earlier_needs):
         # The case is with partners already: its new needs are routed too.
         await send_packet(session, outbox, case, now=now)
-    consent = await current_consent(session, case["id"])
-    sharing = may_share_with_partners(
-        LawfulBasis(case["lawful_basis"]),
-        ConsentRecord(
-            consent["given_at"],
-            consent["expires_at"],
-            consent["withdrawn_at"],
-            tuple(consent["partner_kinds"]),
-        )
-        if consent
-        else None,
-        data_sharing_agreement=case["data_sharing_agreement"],
-        now=now,
-    )
+    sharing = await sharing_decision(session, case, now=now)
     return IntakeResult(referral_id, case, attached, duplicates, sharing)
