@@ -29,28 +29,25 @@ from shared.messaging.outbox import Outbox
 from shared.vocabulary import LawfulBasis, Need, PartnerKind
 
 ACTIVE_OFFER = ("offered", "accepted", "in_progress")
+TAKEN = ("accepted", "in_progress", "outcome_recorded")  # counts as accepted
 
 
 def new_id() -> str:
     return str(uuid.uuid4())
 
 
-async def candidates(session: AsyncSession) -> list[Candidate]:
-    load = (
-        select(offers.c.service_id, func.count().label("load"))
-        .where(offers.c.status.in_(ACTIVE_OFFER))
-        .group_by(offers.c.service_id)
-        .subquery()
-    )
-    history = (
+async def candidates(session: AsyncSession, need: str) -> list[Candidate]:
+    """The services meeting ``need``, with their load and record (the routing function does
+    the rest). Only their offers are counted, in one pass."""
+    meets_need = services.c.needs.contains([need])
+    counts = (
         select(
             offers.c.service_id,
-            func.count().label("made"),
-            func.count()
-            .filter(offers.c.status.in_(("accepted", "in_progress", "outcome_recorded")))
-            .label("accepted"),
+            func.count().filter(offers.c.status.in_(ACTIVE_OFFER)).label("load"),
+            func.count().filter(offers.c.status != "withdrawn").label("made"),
+            func.count().filter(offers.c.status.in_(TAKEN)).label("accepted"),
         )
-        .where(offers.c.status != "withdrawn")
+        .where(offers.c.service_id.in_(select(services.c.id).where(meets_need)))
         .group_by(offers.c.service_id)
         .subquery()
     )
@@ -63,14 +60,14 @@ async def candidates(session: AsyncSession) -> list[Candidate]:
                     organizations.c.kind.label("organization_kind"),
                     agreements.c.lawful_bases,
                     agreements.c.data_categories,
-                    func.coalesce(load.c.load, 0).label("load"),
-                    func.coalesce(history.c.made, 0).label("made"),
-                    func.coalesce(history.c.accepted, 0).label("accepted"),
+                    func.coalesce(counts.c.load, 0).label("load"),
+                    func.coalesce(counts.c.made, 0).label("made"),
+                    func.coalesce(counts.c.accepted, 0).label("accepted"),
                 )
                 .join(organizations, organizations.c.id == services.c.organization_id)
                 .outerjoin(agreements, agreements.c.organization_id == organizations.c.id)
-                .outerjoin(load, load.c.service_id == services.c.id)
-                .outerjoin(history, history.c.service_id == services.c.id)
+                .outerjoin(counts, counts.c.service_id == services.c.id)
+                .where(meets_need)
             )
         )
         .mappings()
@@ -174,7 +171,7 @@ async def place(
         .scalars()
         .all()
     )
-    decision = route(_need_to_route(request, tried), await candidates(session))
+    decision = route(_need_to_route(request, tried), await candidates(session, request["need"]))
     chosen = decision.chosen
     if chosen is None or request["attempts"] >= settings.max_offers_per_need:
         reason = (
