@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -164,33 +165,77 @@ async def ingest(
         latest: dict[str, tuple[Row, str]] = {}
         for row, keys, profile in zip(council_rows, key_sets, profile_ids, strict=True):
             latest[profile] = (row, keys[0])
-        for profile in dict.fromkeys(inserted):
-            row, key = latest[profile]
-            await _reassess(
-                session,
-                outbox,
-                profile,
-                council,
-                row,
-                key,
-                outcome,
-                secret=secret,
-                ruleset=ruleset,
-                cooling_off=cooling_off,
-                now=now,
+        affected = list(dict.fromkeys(inserted))
+        if not affected:
+            continue
+        # What the rules need about everyone affected, read once for the batch.
+        open_cases: dict[str, list[str]] = defaultdict(list)
+        for profile, case_id in (
+            await session.execute(
+                select(cases.c.profile_id, cases.c.case_id).where(
+                    cases.c.profile_id.in_(affected), cases.c.open
+                )
             )
+        ).all():
+            open_cases[profile].append(case_id)
+        facts = await facts_of(session, affected)
+        last_flags = {
+            r.profile_id: r
+            for r in (
+                await session.execute(
+                    select(assessments.c.profile_id, assessments.c.level, assessments.c.created_at)
+                    .where(assessments.c.profile_id.in_(affected), assessments.c.flagged)
+                    .order_by(assessments.c.profile_id, assessments.c.created_at.desc())
+                    .ext(distinct_on(assessments.c.profile_id))
+                )
+            ).all()
+        }
+        for profile in affected:
+            if open_cases[profile]:
+                for case_id in open_cases[profile]:
+                    await assess_case(session, outbox, case_id, ruleset=ruleset, now=now)
+                    outcome.cases_assessed += 1
+                continue
+            row, key = latest[profile]
+            result = ruleset.evaluate(build_profile(facts[profile], None, today=now.date()))
+            if _should_flag(result, last_flags.get(profile), ruleset, cooling_off, now):
+                await _flag(
+                    session,
+                    outbox,
+                    profile,
+                    council,
+                    row,
+                    key,
+                    result,
+                    secret=secret,
+                    ruleset=ruleset,
+                    now=now,
+                )
+                outcome.flagged += 1
     return outcome
 
 
-async def facts_of(session: AsyncSession, profile_id: str) -> list[SignalFact]:
+async def facts_of(
+    session: AsyncSession, profile_ids: Sequence[str]
+) -> dict[str, list[SignalFact]]:
+    """Every stored signal of these profiles, in one query."""
     rows = (
         await session.execute(
             select(
-                signals.c.type, signals.c.attributes, signals.c.observed_on, signals.c.expires_on
-            ).where(signals.c.profile_id == profile_id)
+                signals.c.profile_id,
+                signals.c.type,
+                signals.c.attributes,
+                signals.c.observed_on,
+                signals.c.expires_on,
+            ).where(signals.c.profile_id.in_(profile_ids))
         )
     ).all()
-    return [SignalFact(SignalType(r.type), r.attributes, r.observed_on, r.expires_on) for r in rows]
+    facts: dict[str, list[SignalFact]] = defaultdict(list)
+    for r in rows:
+        facts[r.profile_id].append(
+            SignalFact(SignalType(r.type), r.attributes, r.observed_on, r.expires_on)
+        )
+    return facts
 
 
 def _reasons(result: Result) -> list[Reason]:
@@ -229,7 +274,7 @@ async def assess_case(
     case = (await session.execute(select(cases).where(cases.c.case_id == case_id))).mappings().one()
     result = ruleset.evaluate(
         build_profile(
-            await facts_of(session, case["profile_id"]),
+            (await facts_of(session, [case["profile_id"]]))[case["profile_id"]],
             ReferralFacts.from_json(case["referral"]),
             today=now.date(),
         )
@@ -251,53 +296,32 @@ async def assess_case(
     return result
 
 
-async def _reassess(
+def _should_flag(
+    result: Result, last_flag: Any, ruleset: Ruleset, cooling_off: timedelta, now: datetime
+) -> bool:
+    """At or above the flag level, unless already flagged at this level or higher lately."""
+    if result.level.rank < ruleset.spec.flag_level.rank:
+        return False
+    return not (
+        last_flag is not None
+        and last_flag.created_at > now - cooling_off
+        and RiskLevel(last_flag.level).rank >= result.level.rank
+    )
+
+
+async def _flag(
     session: AsyncSession,
     outbox: Outbox,
     profile_id: str,
     council: str,
     row: Row,
     key: str,
-    outcome: BatchOutcome,
+    result: Result,
     *,
     secret: str,
     ruleset: Ruleset,
-    cooling_off: timedelta,
     now: datetime,
 ) -> None:
-    open_cases = (
-        (
-            await session.execute(
-                select(cases.c.case_id).where(cases.c.profile_id == profile_id, cases.c.open)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    if open_cases:
-        for case_id in open_cases:
-            await assess_case(session, outbox, case_id, ruleset=ruleset, now=now)
-            outcome.cases_assessed += 1
-        return
-    result = ruleset.evaluate(
-        build_profile(await facts_of(session, profile_id), None, today=now.date())
-    )
-    if result.level.rank < ruleset.spec.flag_level.rank:
-        return
-    last = (
-        await session.execute(
-            select(assessments.c.level, assessments.c.created_at)
-            .where(assessments.c.profile_id == profile_id, assessments.c.flagged)
-            .order_by(assessments.c.created_at.desc())
-            .limit(1)
-        )
-    ).first()
-    if (
-        last is not None
-        and last.created_at > now - cooling_off
-        and (RiskLevel(last.level).rank >= result.level.rank)
-    ):
-        return  # already flagged at this level or higher, recently
     await _record(session, profile_id, None, result, ruleset, flagged=True, now=now)
     person = row.signal.resident
     await outbox.add(
@@ -317,7 +341,6 @@ async def _reassess(
         ),
         subject=key,
     )
-    outcome.flagged += 1
 
 
 async def open_case(
