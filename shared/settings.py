@@ -12,6 +12,8 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.messaging.kafka import BrokerProfile
+
 DEVELOPMENT_JWT_SIGNING_KEY = "upstream-development-only-signing-key-never-use-in-production"
 
 
@@ -96,8 +98,10 @@ class ServiceSettings(AuthSettings):
     )
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    # Tansu (dev and tests) refuses InitProducerId; Apache Kafka supports it.
-    kafka_enable_idempotence: bool = False
+    kafka_broker_profile: BrokerProfile = Field(
+        default=BrokerProfile.KAFKA,
+        description="kafka (Apache Kafka: idempotent producer) or tansu (the embedded broker)",
+    )
     kafka_topic_partitions: int = Field(default=6, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
 

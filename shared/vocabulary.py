@@ -83,6 +83,19 @@ class ContactMethod(StrEnum):
     IN_PERSON = "in_person"
 
 
+class OfferStatus(StrEnum):
+    """Where an offer to a partner stands; the partners service owns the transitions
+    (``services/partners/domain/offers.py``), the referrals service mirrors them per case."""
+
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    IN_PROGRESS = "in_progress"
+    OUTCOME_RECORDED = "outcome_recorded"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+
+
 class DeclineReason(StrEnum):
     NO_CAPACITY = "no_capacity"
     NOT_ELIGIBLE = "not_eligible"

@@ -1,7 +1,7 @@
-"""The worker process of a service: the outbox relay and its consumer groups.
+"""The worker process of a service: the outbox relay, its consumer groups and its timers.
 
-Timers (offer deadlines, consent expiry) will live here too, as rows with due times swept
-by the worker, never as sleeping tasks.
+Timers (offer deadlines, consent expiry) are rows with due times swept by a use case, never
+sleeping tasks.
 """
 
 from __future__ import annotations
@@ -9,31 +9,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from prometheus_client import start_http_server
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import create_engine, session_factory
+from shared.db import SessionFactory, create_engine, session_factory
+from shared.events.envelope import CloudEvent
+from shared.events.registry import Topic
 from shared.messaging.backoff import sleep_unless_stopped
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.kafka import TopicSpec, new_producer, spec_of
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.observability import configure_logging
-from shared.service import ServiceDefinition, Timer, TimerContext
+from shared.service import ServiceDefinition, Timer
 from shared.settings import ServiceSettings
+from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 
-def topic_specs(definition: ServiceDefinition, settings: ServiceSettings) -> list[TopicSpec]:
+def topic_specs(
+    definition: ServiceDefinition, settings: ServiceSettings, *, dead_letters: bool = False
+) -> list[TopicSpec]:
+    """The topics of the service's registry, and with ``dead_letters`` its groups' too."""
+    topics: list[Topic | str] = list(definition.registry.topics)
+    if dead_letters:
+        topics += [consumer.dead_letter_topic for consumer in definition.consumers]
     return [
         spec_of(
             topic,
             partitions=settings.kafka_topic_partitions,
             replication_factor=settings.kafka_replication_factor,
         )
-        for topic in definition.registry.topics
+        for topic in topics
     ]
 
 
@@ -43,9 +55,7 @@ async def run_worker(
     engine = create_engine(settings.database_url.get_secret_value())
     sessions = session_factory(engine)
     producer_factory = partial(
-        new_producer,
-        settings.kafka_bootstrap_servers,
-        enable_idempotence=settings.kafka_enable_idempotence,
+        new_producer, settings.kafka_bootstrap_servers, settings.kafka_broker_profile
     )
     outbox = Outbox(definition.registry, source=settings.source)
     relay = OutboxRelay(
@@ -53,6 +63,7 @@ async def run_worker(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         topics=topic_specs(definition, settings),
         producer_factory=producer_factory,
+        verify_topics=settings.kafka_broker_profile.verify_topics_before_publishing,
         batch_size=settings.outbox_batch_size,
         poll_interval=settings.outbox_poll_interval_ms / 1000,
         retention=timedelta(days=settings.outbox_retention_days),
@@ -62,14 +73,13 @@ async def run_worker(
             spec,
             registry=definition.registry,
             sessions=sessions,
-            outbox=outbox,
+            unit_of_work=partial(unit_of_work_for_event, definition, outbox, settings),
             bootstrap_servers=settings.kafka_bootstrap_servers,
             producer_factory=producer_factory,
             partitions=settings.kafka_topic_partitions,
             replication_factor=settings.kafka_replication_factor,
             max_attempts=settings.consumer_max_attempts,
             retry_backoff=settings.consumer_retry_backoff_ms / 1000,
-            settings=settings,
         )
         for spec in definition.consumers
         if spec.handlers  # a service that consumes nothing yet runs no consumer
@@ -81,23 +91,43 @@ async def run_worker(
             "metrics_port": settings.worker_metrics_port,
         },
     )
-    context = TimerContext(sessions, outbox, settings)
+
+    def unit_of_work(session: AsyncSession) -> UnitOfWork[Any]:
+        return definition.new_unit_of_work(session, outbox, settings)
+
     try:
         await asyncio.gather(
             relay.run(stop),
             *(consumer.run(stop) for consumer in consumers),
-            *(run_timer(timer, context, stop) for timer in definition.timers),
+            *(run_timer(timer, sessions, unit_of_work, stop) for timer in definition.timers),
         )
     finally:
         await engine.dispose()
         log.info("worker stopped")
 
 
-async def run_timer(timer: Timer, context: TimerContext, stop: asyncio.Event) -> None:
-    """Sweep until stopped; a failing sweep is logged and tried again next time."""
+def unit_of_work_for_event(
+    definition: ServiceDefinition,
+    outbox: Outbox,
+    settings: ServiceSettings,
+    session: AsyncSession,
+    event: CloudEvent,
+) -> UnitOfWork[Any]:
+    return definition.new_unit_of_work(session, outbox, settings, event)
+
+
+async def run_timer(
+    timer: Timer,
+    sessions: SessionFactory,
+    unit_of_work: Callable[[AsyncSession], UnitOfWork[Any]],
+    stop: asyncio.Event,
+) -> None:
+    """Sweep until stopped, each sweep with a fresh unit of work; a failing sweep is logged
+    and tried again next time."""
     while not stop.is_set():
         try:
-            handled = await timer.run(context)
+            async with sessions() as session:
+                handled = await timer.run(unit_of_work(session))
         except Exception:
             log.exception("timer failed", extra={"timer": timer.name})
             handled = 0

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.embedded import drop_database, ensure_database, with_database
+from devtools.embedded import drop_database, ensure_database, with_database
+from devtools.stack import load_service
 from shared.migrations import upgrade
-from shared.stack import load_service
 from tests.support.infrastructure import Broker, kafka_broker, postgres_server
 
 REPO = Path(__file__).resolve().parents[1]

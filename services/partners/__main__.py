@@ -1,4 +1,4 @@
 from services.partners.bootstrap import SERVICE
-from shared.service import main
+from shared.process import main
 
 raise SystemExit(main(SERVICE))

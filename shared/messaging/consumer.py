@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.context import traced
 from shared.db import SessionFactory
 from shared.events.envelope import CloudEvent, EnvelopeError, utc_now
-from shared.events.registry import EventRegistry, EventType, split_type
+from shared.events.registry import EventRegistry, EventType, Topic, split_type
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
+from shared.messaging.handlers import EventHandlers, Handler
 from shared.messaging.kafka import dead_letter_topic, ensure_topics, spec_of
-from shared.messaging.outbox import Outbox
 from shared.messaging.tables import inbox
 from shared.observability import (
     CONSUMER_LAG,
@@ -41,31 +41,21 @@ from shared.observability import (
     EVENTS_DEAD_LETTERED,
     EVENTS_FAILED,
 )
+from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """What a handler gets: its transaction, the event, the typed payload, the outbox, and
-    its service's settings."""
-
-    session: AsyncSession
-    event: CloudEvent
-    payload: BaseModel
-    outbox: Outbox
-    settings: Any = None
-
-
-Handler = Callable[[Delivery], Awaitable[None]]
+UnitOfWorkFactory = Callable[[AsyncSession, CloudEvent], UnitOfWork[Any]]
+"""Builds the unit of work a handler gets, around the consumer's session and the event."""
 
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    """A consumer group: the full event type names it handles, and how."""
+    """A consumer group: the payloads it handles, and how."""
 
     group_id: str
-    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    handlers: EventHandlers[Any] = field(default_factory=EventHandlers)
 
     @property
     def dead_letter_topic(self) -> str:
@@ -101,7 +91,7 @@ class EventConsumer:
         *,
         registry: EventRegistry,
         sessions: SessionFactory,
-        outbox: Outbox,
+        unit_of_work: UnitOfWorkFactory,
         bootstrap_servers: str,
         producer_factory: Callable[[], AIOKafkaProducer],
         partitions: int = 6,
@@ -109,20 +99,18 @@ class EventConsumer:
         max_attempts: int = 5,
         retry_backoff: float = 0.2,
         batch_size: int = 200,
-        settings: Any = None,
     ) -> None:
         self.spec = spec
-        self._settings = settings
         self._registry = registry
         self._sessions = sessions
-        self._outbox = outbox
+        self._unit_of_work = unit_of_work
         self._bootstrap = bootstrap_servers
         self._producer_factory = producer_factory
         self._max_attempts = max_attempts
         self._retry_backoff = retry_backoff
         self._batch_size = batch_size
         self._handled = self._resolve_handlers(spec.handlers)
-        topics = {
+        topics: dict[str, Topic | str] = {
             event_type.topic.name: event_type.topic for event_type, _ in self._handled.values()
         }
         self._topics = sorted(topics)
@@ -137,15 +125,13 @@ class EventConsumer:
         self.stats = {"applied": 0, "duplicate": 0, "ignored": 0, "dead_lettered": 0}
 
     def _resolve_handlers(
-        self, handlers: Mapping[str, Handler]
-    ) -> dict[str, tuple[EventType, Handler]]:
-        resolved: dict[str, tuple[EventType, Handler]] = {}
-        for name, handler in handlers.items():
-            event_type = self._registry.by_name(name)
-            if event_type is None:
-                raise ValueError(f"{self.spec.group_id} handles {name}, which is not registered")
+        self, handlers: EventHandlers[Any]
+    ) -> dict[str, tuple[EventType, Handler[Any, Any]]]:
+        resolved: dict[str, tuple[EventType, Handler[Any, Any]]] = {}
+        for payload, handler in handlers:
+            event_type = self._registry.for_payload(payload)
             if event_type.family in resolved:
-                raise ValueError(f"{self.spec.group_id} handles two versions of {name}")
+                raise ValueError(f"{self.spec.group_id} handles two versions of {event_type.name}")
             resolved[event_type.family] = (event_type, handler)
         return resolved
 
@@ -248,7 +234,7 @@ class EventConsumer:
         """Apply, skip or dead-letter one record. False: abandoned at shutdown, not done."""
         try:
             event, event_type, handler = self._decode(record)
-            if handler is None:
+            if event_type is None or handler is None:
                 self._count("ignored")
                 return True
             try:
@@ -293,15 +279,17 @@ class EventConsumer:
             return True
         return False
 
-    def _decode(self, record: ConsumerRecord) -> tuple[CloudEvent, EventType, Handler | None]:
+    def _decode(
+        self, record: ConsumerRecord
+    ) -> tuple[CloudEvent, EventType, Handler[Any, Any]] | tuple[CloudEvent, None, None]:
         try:
             event = CloudEvent.from_bytes(record.value)
         except EnvelopeError as exc:
             raise DeadLetter(str(exc)) from exc
-        family, major = split_type(event.type)  # the envelope's pattern guarantees a version
+        family, major = split_type(event.type) or (event.type, 0)  # the envelope checks it
         handled = self._handled.get(family)
         if handled is None:
-            return event, None, None  # type: ignore[return-value]
+            return event, None, None
         event_type, handler = handled
         if major != event_type.major:
             raise DeadLetter(
@@ -310,7 +298,9 @@ class EventConsumer:
             )
         return event, event_type, handler
 
-    async def _apply(self, event: CloudEvent, payload: BaseModel, handler: Handler) -> bool:
+    async def _apply(
+        self, event: CloudEvent, payload: BaseModel, handler: Handler[Any, Any]
+    ) -> bool:
         with traced(event.correlationid or event.id, event.id):
             async with self._sessions() as session, session.begin():
                 first_time = await session.scalar(
@@ -321,7 +311,7 @@ class EventConsumer:
                 )
                 if first_time is None:
                     return False
-                await handler(Delivery(session, event, payload, self._outbox, self._settings))
+                await handler(payload, self._unit_of_work(session, event))
                 return True
 
     async def _dead_letter(self, record: ConsumerRecord, error: str) -> None:

@@ -13,7 +13,7 @@ DLQ_HEADER_PREFIX = "dlq-"
 
 async def pending_dead_letters(bootstrap_servers: str, group_id: str) -> int:
     async with _replay_consumer(bootstrap_servers, group_id) as (consumer, partitions, ends):
-        return sum(ends[tp] - await consumer.position(tp) for tp in partitions)
+        return sum([ends[tp] - await consumer.position(tp) for tp in partitions])
 
 
 async def replay_dead_letters(

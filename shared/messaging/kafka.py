@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -36,13 +37,31 @@ def spec_of(topic: Topic | str, *, partitions: int, replication_factor: int) -> 
     return TopicSpec(topic.name, topic.partitions or partitions, replication_factor)
 
 
-def new_producer(bootstrap_servers: str, *, enable_idempotence: bool) -> AIOKafkaProducer:
+class BrokerProfile(StrEnum):
+    """Which broker the deployment talks to, and so which of its quirks to work around."""
+
+    KAFKA = "kafka"  # Apache Kafka (production, compose): the safe default
+    TANSU = "tansu"  # the embedded dev/test broker
+
+    @property
+    def idempotent_producer(self) -> bool:
+        # Tansu refuses InitProducerId; the consumers' inboxes absorb duplicates either way.
+        return self is BrokerProfile.KAFKA
+
+    @property
+    def verify_topics_before_publishing(self) -> bool:
+        # Tansu keeps topics in memory and, after a restart, acknowledges records sent to a
+        # topic it no longer has: they would vanish. Kafka's topics outlive its restarts.
+        return self is BrokerProfile.TANSU
+
+
+def new_producer(bootstrap_servers: str, profile: BrokerProfile) -> AIOKafkaProducer:
     # acks=all: a publish counts only once every in-sync replica has it. aiokafka keeps one
     # in-flight batch per partition, so records of one key keep their order.
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         acks="all",
-        enable_idempotence=enable_idempotence,
+        enable_idempotence=profile.idempotent_producer,
         linger_ms=5,
         request_timeout_ms=REQUEST_TIMEOUT_MS,
         retry_backoff_ms=200,

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import SessionFactory
+from shared.db import SessionFactory, rows_affected
 from shared.events.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, encode, utc_now
 from shared.events.registry import EventRegistry
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
@@ -85,8 +85,7 @@ async def replay(session: AsyncSession, *, since: datetime | None = None) -> int
     statement = update(outbox).where(outbox.c.published_at.is_not(None))
     if since is not None:
         statement = statement.where(outbox.c.created_at >= since)
-    result = await session.execute(statement.values(published_at=None))
-    return result.rowcount or 0
+    return await rows_affected(session, statement.values(published_at=None))
 
 
 class OutboxRelay:
@@ -99,6 +98,7 @@ class OutboxRelay:
         bootstrap_servers: str,
         topics: Iterable[TopicSpec],
         producer_factory: Callable[[], AIOKafkaProducer],
+        verify_topics: bool = False,
         batch_size: int = 500,
         poll_interval: float = 0.2,
         retention: timedelta = timedelta(days=30),
@@ -109,6 +109,7 @@ class OutboxRelay:
         self._topics = list(topics)
         self._producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
+        self._verify_topics_each_pass = verify_topics
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._retention = retention
@@ -193,7 +194,8 @@ class OutboxRelay:
                 OUTBOX_BACKLOG.set(await backlog(session))
         if not lanes:
             return 0
-        await self._verify_topics()
+        if self._verify_topics_each_pass:
+            await self._verify_topics()
         total = 0
         for lane in sorted(lanes):
             total += await self._publish_lane(lane)
@@ -255,11 +257,11 @@ class OutboxRelay:
             return
         self._last_prune = now
         async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                delete(outbox).where(outbox.c.published_at < now - self._retention)
+            pruned = await rows_affected(
+                session, delete(outbox).where(outbox.c.published_at < now - self._retention)
             )
-        if result.rowcount:
-            log.info("pruned published outbox rows", extra={"rows": result.rowcount})
+        if pruned:
+            log.info("pruned published outbox rows", extra={"rows": pruned})
 
 
 __all__ = ["LANES", "Outbox", "OutboxRelay", "backlog", "lane_of", "replay"]

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.embedded import free_port
 from shared.auth import OrganisationKind, Role, mint_token
-from shared.embedded import free_port
 from shared.settings import AuthSettings
 from tests.conftest import REPO
 
@@ -147,7 +147,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log = state / "stack.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "up"],
+            [sys.executable, "-m", "devtools.cli", "up"],
             cwd=REPO,
             env=env,
             stdout=out,

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.embedded import free_port, port_open
+from devtools.embedded import free_port, port_open
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e

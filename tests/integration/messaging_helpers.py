@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import session_factory
 from shared.events import EventRegistry
-from shared.messaging.kafka import TopicSpec, new_producer
+from shared.messaging.kafka import BrokerProfile, TopicSpec, new_producer
 from shared.messaging.outbox import Outbox, OutboxRelay
 from tests.support.probe import ProbeRecorded, scalar
 
@@ -39,7 +39,8 @@ def make_relay(
         session_factory(engine),
         bootstrap_servers=bootstrap,
         topics=[TopicSpec(topic.name, partitions) for topic in registry.topics],
-        producer_factory=partial(new_producer, bootstrap, enable_idempotence=False),
+        producer_factory=partial(new_producer, bootstrap, BrokerProfile.TANSU),
+        verify_topics=True,
         poll_interval=0.05,
         **options,
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from devtools.stack import SERVICE_NAMES, load_service
 from shared.db import create_engine
 from shared.migrations import schema_drift
-from shared.stack import SERVICE_NAMES, load_service
 from tests.conftest import MakeDatabase
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 
+from devtools.embedded import TansuBroker, free_port
 from shared.db import create_engine, session_factory
-from shared.embedded import TansuBroker, free_port
 from shared.events import CloudEvent
 from shared.events.envelope import utc_now
 from shared.messaging.consumer import EventConsumer

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.embedded import EmbeddedPostgres, TansuBroker, free_port
+from devtools.embedded import EmbeddedPostgres, TansuBroker, free_port
+from shared.messaging.kafka import BrokerProfile
 
 POSTGRES_IMAGE = "postgres:18.1-bookworm"
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.7.1"
@@ -52,6 +53,7 @@ def postgres_server(work_dir: Path) -> Iterator[str]:
 @dataclass
 class Broker:
     bootstrap_servers: str
+    profile: BrokerProfile = BrokerProfile.KAFKA
     # Only an embedded broker can be stopped and started again by a test.
     embedded: TansuBroker | None = None
 
@@ -59,7 +61,8 @@ class Broker:
 @contextlib.contextmanager
 def kafka_broker(work_dir: Path) -> Iterator[Broker]:
     if servers := os.environ.get("UPSTREAM_TEST_KAFKA_BOOTSTRAP_SERVERS"):
-        yield Broker(servers)
+        profile = os.environ.get("UPSTREAM_TEST_KAFKA_BROKER_PROFILE", BrokerProfile.KAFKA)
+        yield Broker(servers, BrokerProfile(profile))
     elif docker_reachable():
         from testcontainers.kafka import KafkaContainer
 
@@ -69,7 +72,7 @@ def kafka_broker(work_dir: Path) -> Iterator[Broker]:
         broker = TansuBroker(free_port(), log_path=work_dir / "broker.log")
         broker.start()
         try:
-            yield Broker(broker.bootstrap_servers, broker)
+            yield Broker(broker.bootstrap_servers, BrokerProfile.TANSU, broker)
         finally:
             broker.stop()
 

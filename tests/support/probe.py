@@ -16,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import create_engine, session_factory
 from shared.events import DataClassification, EventRegistry
-from shared.messaging.consumer import ConsumerSpec, Delivery, EventConsumer, Handler
-from shared.messaging.kafka import new_producer
+from shared.messaging.consumer import ConsumerSpec, EventConsumer
+from shared.messaging.handlers import EventHandlers, Handler
+from shared.messaging.kafka import BrokerProfile, new_producer
 from shared.messaging.outbox import Outbox
+from shared.unit_of_work import UnitOfWork
 
 
 class ProbeRecorded(BaseModel):
@@ -71,14 +73,16 @@ async def create_tables(engine: AsyncEngine, ddl: list[str]) -> None:
             await connection.execute(text(statement))
 
 
-async def record(delivery: Delivery) -> None:
-    payload = delivery.payload
-    assert isinstance(payload, ProbeRecorded)
-    await delivery.session.execute(
+ProbeWork = UnitOfWork  # the probe has no settings of its own
+
+
+async def record(payload: ProbeRecorded, uow: ProbeWork) -> None:
+    assert uow.event is not None
+    await uow.session.execute(
         text("INSERT INTO probe_effects (event_id, key, seq) VALUES (:event_id, :key, :seq)"),
-        {"event_id": delivery.event.id, "key": payload.key, "seq": payload.seq},
+        {"event_id": uow.event.id, "key": payload.key, "seq": payload.seq},
     )
-    await delivery.session.execute(
+    await uow.session.execute(
         text(
             "INSERT INTO probe_totals VALUES (:key, 1) "
             "ON CONFLICT (key) DO UPDATE SET total = probe_totals.total + 1"
@@ -87,13 +91,14 @@ async def record(delivery: Delivery) -> None:
     )
 
 
-async def flaky(delivery: Delivery) -> None:
-    fixed = await delivery.session.scalar(text("SELECT fixed FROM probe_switch WHERE id = 1"))
+async def flaky(payload: ProbeFlaky, uow: ProbeWork) -> None:
+    assert uow.event is not None
+    fixed = await uow.session.scalar(text("SELECT fixed FROM probe_switch WHERE id = 1"))
     if not fixed:
         raise RuntimeError("probe handler is broken until switched")
-    await delivery.session.execute(
+    await uow.session.execute(
         text("INSERT INTO probe_effects (event_id, key, seq) VALUES (:id, 'flaky', -1)"),
-        {"id": delivery.event.id},
+        {"id": uow.event.id},
     )
 
 
@@ -103,21 +108,22 @@ def probe_consumer(
     database_url: str,
     bootstrap: str,
     *,
-    record_handler: Handler = record,
+    record_handler: Handler[ProbeRecorded, ProbeWork] = record,
+    profile: BrokerProfile = BrokerProfile.TANSU,
     **options: object,
 ) -> EventConsumer:
-    spec = ConsumerSpec(
-        group_id,
-        {"uk.upstream.probe.recorded.v1": record_handler, "uk.upstream.probe.flaky.v1": flaky},
-    )
+    handlers = EventHandlers[ProbeWork]()
+    handlers.on(ProbeRecorded)(record_handler)
+    handlers.on(ProbeFlaky)(flaky)
+    outbox = Outbox(registry, source="/upstream/probe")
     return EventConsumer(
-        spec,
+        ConsumerSpec(group_id, handlers),
         registry=registry,
         sessions=session_factory(create_engine(database_url)),
-        outbox=Outbox(registry, source="/upstream/probe"),
+        unit_of_work=lambda session, event: UnitOfWork(session, outbox, None, event),
         bootstrap_servers=bootstrap,
-        producer_factory=partial(new_producer, bootstrap, enable_idempotence=False),
-        **options,  # type: ignore[arg-type]
+        producer_factory=partial(new_producer, bootstrap, profile),
+        **options,
     )
 
 

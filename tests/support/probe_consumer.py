@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 
-from shared.messaging.consumer import Delivery
 from tests.support import probe
 
 
@@ -22,13 +21,13 @@ async def main() -> None:
     stall_at = int(os.environ.get("PROBE_STALL_AT", "0"))
     applied = 0
 
-    async def record(delivery: Delivery) -> None:
+    async def record(payload: probe.ProbeRecorded, uow: probe.ProbeWork) -> None:
         nonlocal applied
         applied += 1
         if applied == stall_at:
             print("STALLED", flush=True)
             await asyncio.Event().wait()  # hold the transaction open until killed
-        await probe.record(delivery)
+        await probe.record(payload, uow)
 
     consumer = probe.probe_consumer(
         probe.probe_registry(os.environ["PROBE_TOPIC"]),

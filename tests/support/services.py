@@ -26,7 +26,9 @@ from shared.messaging.kafka import new_producer
 from shared.messaging.outbox import Outbox
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
+from shared.worker import unit_of_work_for_event
 from tests.integration.messaging_helpers import wait_for
+from tests.support.infrastructure import Broker
 
 
 @contextlib.asynccontextmanager
@@ -44,7 +46,7 @@ async def serve(
 
 @contextlib.asynccontextmanager
 async def running_consumer(
-    definition: ServiceDefinition, engine: AsyncEngine, settings: ServiceSettings, bootstrap: str
+    definition: ServiceDefinition, engine: AsyncEngine, settings: ServiceSettings, broker: Broker
 ) -> AsyncIterator[EventConsumer]:
     """The service's own consumer group under a fresh group id, joined before it yields."""
     spec = definition.consumers[0]
@@ -52,10 +54,11 @@ async def running_consumer(
         type(spec)(f"{definition.name}-test-{uuid.uuid4().hex[:8]}", spec.handlers),
         registry=CATALOGUE,
         sessions=session_factory(engine),
-        outbox=Outbox(CATALOGUE, source=settings.source),
-        bootstrap_servers=bootstrap,
-        producer_factory=partial(new_producer, bootstrap, enable_idempotence=False),
-        settings=settings,
+        unit_of_work=partial(
+            unit_of_work_for_event, definition, Outbox(CATALOGUE, source=settings.source), settings
+        ),
+        bootstrap_servers=broker.bootstrap_servers,
+        producer_factory=partial(new_producer, broker.bootstrap_servers, broker.profile),
     )
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))

@@ -15,7 +15,7 @@ from check_jsonschema.builtin_schemas import get_builtin_schema
 from jsonschema import Draft202012Validator
 from pydantic import SecretStr
 
-from shared.stack import SERVICE_NAMES, load_service
+from devtools.stack import SERVICE_NAMES, load_service
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE = (DEPLOY / "docker-compose.yml").read_text()

@@ -121,9 +121,7 @@ async def partners(service_database: MakeDatabase) -> AsyncIterator[PartnersApi]
 
 @pytest.fixture
 async def partners_consumer(partners: PartnersApi, kafka: Broker) -> AsyncIterator[EventConsumer]:
-    async with running_consumer(
-        SERVICE, partners.engine, partners.settings, kafka.bootstrap_servers
-    ) as runner:
+    async with running_consumer(SERVICE, partners.engine, partners.settings, kafka) as runner:
         yield runner
 
 

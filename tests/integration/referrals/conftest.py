@@ -124,9 +124,7 @@ def referral(**changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def consumer(api: ReferralsApi, kafka: Broker) -> AsyncIterator[EventConsumer]:
-    async with running_consumer(
-        SERVICE, api.engine, api.settings, kafka.bootstrap_servers
-    ) as runner:
+    async with running_consumer(SERVICE, api.engine, api.settings, kafka) as runner:
         yield runner
 
 

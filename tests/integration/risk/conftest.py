@@ -62,9 +62,7 @@ async def risk(service_database: MakeDatabase) -> AsyncIterator[RiskApi]:
 
 @pytest.fixture
 async def risk_consumer(risk: RiskApi, kafka: Broker) -> AsyncIterator[EventConsumer]:
-    async with running_consumer(
-        SERVICE, risk.engine, risk.settings, kafka.bootstrap_servers
-    ) as runner:
+    async with running_consumer(SERVICE, risk.engine, risk.settings, kafka) as runner:
         yield runner
 
 

@@ -13,15 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared.auth import OrganisationKind, Role, mint_token
-from shared.db import create_engine, session_factory
-from shared.events.asyncapi import asyncapi_document
-from shared.events.catalogue import CATALOGUE
-from shared.messaging import outbox
-from shared.messaging.deadletters import pending_dead_letters, replay_dead_letters
-from shared.messaging.kafka import ensure_topics
-from shared.settings import AuthSettings
-from shared.stack import (
+from devtools.stack import (
     SERVICE_NAMES,
     StackSettings,
     all_topics,
@@ -30,6 +22,14 @@ from shared.stack import (
     run_stack,
     stop_running_stack,
 )
+from shared.auth import OrganisationKind, Role, mint_token
+from shared.db import create_engine, session_factory
+from shared.events.asyncapi import asyncapi_document
+from shared.events.catalogue import CATALOGUE
+from shared.messaging import outbox
+from shared.messaging.deadletters import pending_dead_letters, replay_dead_letters
+from shared.messaging.kafka import ensure_topics
+from shared.settings import AuthSettings
 
 app = typer.Typer(help="Upstream operator commands.", no_args_is_help=True, add_completion=False)
 outbox_app = typer.Typer(help="The transactional outbox of a service.", no_args_is_help=True)
@@ -267,7 +267,7 @@ def demo(
     households: Annotated[int, typer.Option(envvar="UPSTREAM_DEMO_HOUSEHOLDS", min=1)] = 20_000,
 ) -> None:
     """A realistic day for Newham and Hackney through a stack of its own; prints what happened."""
-    from shared.demo import main as run_demo
+    from devtools.demo import main as run_demo
 
     run_demo(referrals, households, echo=say)
 

@@ -10,6 +10,7 @@ import subprocess
 import time
 import warnings
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -117,7 +118,9 @@ class TansuBroker:
                 f"{self.host}:{self.port}; choose another with UPSTREAM_BROKER_PORT"
             )
         listener = f"tcp://{self.host}:{self.port}"
-        log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        log: IO[bytes] | int = (
+            open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        )
         try:
             self._process = subprocess.Popen(
                 [
@@ -134,7 +137,7 @@ class TansuBroker:
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
             )
         finally:
-            if log is not subprocess.DEVNULL:
+            if not isinstance(log, int):
                 log.close()
         wait_for_port(self.host, self.port, timeout)
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 
+from devtools.embedded import free_port
+from devtools.stack import Stack, StackSettings
 from shared.auth import OrganisationKind, Role, mint_token
-from shared.embedded import free_port
 from shared.settings import AuthSettings
-from shared.stack import Stack, StackSettings
 
 NEWHAM, HACKNEY = "E09000025", "E09000012"
 DISTRICTS = {

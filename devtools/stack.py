@@ -26,9 +26,15 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devtools.embedded import (
+    EmbeddedPostgres,
+    TansuBroker,
+    ensure_database,
+    port_open,
+    with_database,
+)
 from shared.auth import OrganisationKind, Role, mint_token
 from shared.db import create_engine, session_factory
-from shared.embedded import EmbeddedPostgres, TansuBroker, ensure_database, port_open, with_database
 from shared.events.registry import Topic
 from shared.messaging.kafka import TopicSpec, dead_letter_topic, ensure_topics, spec_of
 from shared.messaging.outbox import replay
@@ -231,6 +237,7 @@ class Stack:
             "UPSTREAM_ENVIRONMENT": "development",
             "UPSTREAM_DATABASE_URL": self.database_urls[name],
             "UPSTREAM_KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
+            "UPSTREAM_KAFKA_BROKER_PROFILE": "tansu",
             "UPSTREAM_KAFKA_TOPIC_PARTITIONS": str(self.settings.topic_partitions),
             "UPSTREAM_HTTP_HOST": self.settings.host,
             "UPSTREAM_HTTP_PORT": str(self.settings.api_port(name)),
