@@ -24,10 +24,14 @@ run: install  ## the whole system on embedded PostgreSQL and Tansu; Ctrl-C stops
 demo: install  ## a realistic scenario through a stack of its own; prints what happened
 	$(PY) -m devtools.cli demo
 
+# The suite mostly waits on brokers, databases and processes: three workers share two cores
+# well. Each test file stays on one worker (its module fixtures are set up once).
+TEST_WORKERS ?= 3
+
 test: install  ## lint and type-check, then every test tier (unit, integration, e2e)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: install
 	$(PY) -m pytest tests/unit

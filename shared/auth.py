@@ -9,7 +9,6 @@ Missing, malformed, badly signed or expired token: 401. Wrong kind or role: 403.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -20,8 +19,8 @@ from fastapi import Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.settings import AuthSettings
+from shared.vocabulary import GSS_CODE
 
-GSS_CODE = re.compile(r"^[ENSWK][0-9]{8}$")
 _ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 
 

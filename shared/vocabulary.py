@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+
+# A council is named by its GSS code (E06…, E07…, E08…, E09… for England; W, S, N for the
+# other nations; K for wider areas), e.g. E09000025 for Newham.
+GSS_CODE = re.compile(r"^[ENSWK][0-9]{8}$")
 
 
 class Need(StrEnum):

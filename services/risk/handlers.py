@@ -1,57 +1,43 @@
-"""The events the risk service consumes: cases opened and closed, and referrals received
-(which it assesses at once, with whatever signals it holds for the resident)."""
+"""The events the risk service consumes: referrals received (assessed at once, with whatever
+signals it holds for the resident), and cases opened and closed."""
 
 from __future__ import annotations
 
-from services.risk.assessing import assess_case, close_case, open_case
-from services.risk.rulebook import RULEBOOK
-from shared.events.catalogue import event_name
+from services.risk.domain.rules import ReferralFacts
+from services.risk.service_layer import assessments
+from services.risk.service_layer.unit_of_work import RiskUnitOfWork
 from shared.events.payloads import CaseClosed, CaseOpened, ReferralReceived
-from shared.messaging.consumer import Delivery, Handler
+from shared.messaging.handlers import EventHandlers
+
+EVENT_HANDLERS = EventHandlers[RiskUnitOfWork]()
 
 
-async def on_referral_received(delivery: Delivery) -> None:
-    event = delivery.payload
-    assert isinstance(event, ReferralReceived)
-    referral = {
-        "circumstances": [c.value for c in event.circumstances],
-        "needs": [n.value for n in event.needs],
-        "urgency": event.urgency.value,
-        "age": event.age_years,
-    }
-    await open_case(
-        delivery.session,
-        case_id=event.case_id,
-        council=event.council,
-        keys=event.resident_keys,
-        referral=referral,
-    )
-    ruleset = await RULEBOOK.current(delivery.session)
-    await assess_case(
-        delivery.session, delivery.outbox, event.case_id, ruleset=ruleset, now=event.received_at
-    )
-
-
-async def on_case_opened(delivery: Delivery) -> None:
-    event = delivery.payload
-    assert isinstance(event, CaseOpened)
-    await open_case(
-        delivery.session,
-        case_id=event.case_id,
-        council=event.council,
-        keys=event.resident_keys,
-        referral=None,
+@EVENT_HANDLERS.on(ReferralReceived)
+async def on_referral_received(event: ReferralReceived, uow: RiskUnitOfWork) -> None:
+    await assessments.assess_referral(
+        uow,
+        assessments.ReferralToAssess(
+            case_id=event.case_id,
+            council=event.council,
+            resident_keys=event.resident_keys,
+            referral=ReferralFacts(
+                circumstances=tuple(c.value for c in event.circumstances),
+                needs=tuple(n.value for n in event.needs),
+                urgency=event.urgency.value,
+                age=event.age_years,
+            ),
+            received_at=event.received_at,
+        ),
     )
 
 
-async def on_case_closed(delivery: Delivery) -> None:
-    event = delivery.payload
-    assert isinstance(event, CaseClosed)
-    await close_case(delivery.session, event.case_id)
+@EVENT_HANDLERS.on(CaseOpened)
+async def on_case_opened(event: CaseOpened, uow: RiskUnitOfWork) -> None:
+    await assessments.record_case_opened(
+        uow, case_id=event.case_id, council=event.council, resident_keys=event.resident_keys
+    )
 
 
-EVENT_HANDLERS: dict[str, Handler] = {
-    event_name(ReferralReceived): on_referral_received,
-    event_name(CaseOpened): on_case_opened,
-    event_name(CaseClosed): on_case_closed,
-}
+@EVENT_HANDLERS.on(CaseClosed)
+async def on_case_closed(event: CaseClosed, uow: RiskUnitOfWork) -> None:
+    await assessments.record_case_closed(uow, event.case_id)

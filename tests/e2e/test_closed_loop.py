@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -164,6 +163,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=60)
+    # Checked once every test of the module has used the stack, whatever order they ran in:
+    # a failure here reports as an error in the last test's teardown.
+    logs = list((state / "state" / "logs").glob("*.log"))
+    assert logs, "the stack wrote no service logs"
+    errors = [line for p in logs for line in p.read_text().splitlines() if '"ERROR"' in line]
+    assert errors == [], "the services logged errors"
 
 
 def referral(given: str, needs: list[str], urgency: str = "high", **extra: Any) -> dict[str, Any]:
@@ -365,11 +370,3 @@ def test_consent_withdrawn_mid_flow_withdraws_offers_and_partners_lose_access(
         "the withdrawal",
     )
     assert case["status"] == "awaiting_consent"
-
-
-def test_the_stack_logs_no_errors(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> None:
-    del stack
-    logs = [p for p in Path(tmp_path_factory.getbasetemp()).glob("closed-loop*/state/logs/*.log")]
-    assert logs
-    errors = [line for p in logs for line in p.read_text().splitlines() if '"ERROR"' in line]
-    assert errors == []

@@ -3,6 +3,7 @@ No database is reached: the engine connects lazily and these routes never use it
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -40,10 +41,24 @@ def parcels(parcel: Parcel) -> Parcel:
     return parcel
 
 
+def _port_nobody_listens_on() -> tuple[socket.socket, int]:
+    """A port bound but never listened on: connections to it are refused for as long as the
+    socket lives, whatever else runs on this machine (a `make run` stack on the defaults)."""
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind(("127.0.0.1", 0))
+    return held, held.getsockname()[1]
+
+
+_HELD, CLOSED_PORT = _port_nobody_listens_on()
+
+
 def settings(**overrides: object) -> ReferralsSettings:
-    return ReferralsSettings(
-        database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", **overrides
-    )
+    values: dict[str, object] = {
+        "database_url": f"postgresql+asyncpg://nobody@127.0.0.1:{CLOSED_PORT}/none",
+        "kafka_bootstrap_servers": f"127.0.0.1:{CLOSED_PORT}",
+        **overrides,
+    }
+    return ReferralsSettings.model_validate(values)
 
 
 def client(**overrides: object) -> TestClient:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.risk.domain.signals import CATALOGUE, SignalType
-from shared.auth import GSS_CODE
+from shared.vocabulary import GSS_CODE
 from shared.identity import normalise_postcode
 
 
@@ -164,12 +164,11 @@ async def parse_csv(lines: AsyncIterator[str]) -> AsyncIterator[tuple[int, Any]]
         if quotes % 2:
             continue
         first_line = number - len(buffer) + 1
+        error: str | None = None
         try:
             cells = next(csv.reader(["\n".join(buffer)], strict=True), [])
         except csv.Error as exc:
             cells, error = [], str(exc)
-        else:
-            error = None
         buffer, quotes = [], 0
         if error:
             yield first_line, _Unreadable(f"not CSV: {error}")

@@ -204,7 +204,7 @@ def load_ruleset(source: str) -> Ruleset:
     try:
         spec = RulesetSpec.model_validate(raw)
     except ValidationError as exc:
-        errors = []
+        refused: list[str] = []
         for err in exc.errors():
             loc = list(err["loc"])
             where = "ruleset"
@@ -218,8 +218,8 @@ def load_ruleset(source: str) -> Ruleset:
                 where = f"rule '{rule_id}'" if rule_id else f"rule #{loc[1] + 1}"
                 loc = loc[2:]
             field = ".".join(map(str, loc))
-            errors.append(f"{where}: {field + ': ' if field else ''}{err['msg']}")
-        raise RulesetError(errors) from exc
+            refused.append(f"{where}: {field + ': ' if field else ''}{err['msg']}")
+        raise RulesetError(refused) from exc
     errors: list[str] = []
     seen: set[str] = set()
     environment = celpy.Environment()
@@ -276,6 +276,14 @@ class ReferralFacts:
             facts.get("urgency", "none"),
             facts.get("age"),
         )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "circumstances": list(self.circumstances),
+            "needs": list(self.needs),
+            "urgency": self.urgency,
+            "age": self.age,
+        }
 
 
 def build_profile(

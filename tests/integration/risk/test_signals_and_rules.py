@@ -323,6 +323,24 @@ async def test_rulesets_are_checked_dry_run_and_activated(risk: RiskApi) -> None
     assert [r["active"] for r in listed] == [True, False]
 
 
+async def test_the_default_ruleset_is_in_force_before_any_request_and_reads_write_nothing(
+    risk: RiskApi,
+) -> None:
+    snapshot = "SELECT t::text AS row FROM rulesets t ORDER BY version"
+
+    async def rulesets_as_stored() -> list[str]:
+        async with risk.engine.connect() as connection:
+            return list((await connection.scalars(text(snapshot))).all())
+
+    before = await rulesets_as_stored()
+    assert len(before) == 1 and '"upstream default"' in before[0]  # installed by migrate
+    operator = risk.token("operator")
+    for path in ("/v1/rulesets", "/v1/rulesets/current", "/v1/transparency"):
+        assert (await risk.client.get(path, headers=operator)).status_code == 200
+    assert await rulesets_as_stored() == before
+    assert await risk.count("outbox") == 0
+
+
 async def test_the_transparency_record_is_public_and_made_from_the_rules(risk: RiskApi) -> None:
     response = await risk.client.get("/v1/transparency")
     assert response.status_code == 200

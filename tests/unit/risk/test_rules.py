@@ -168,3 +168,9 @@ def test_duplicate_ids_and_unknown_fields_are_refused() -> None:
         load_ruleset(BASE.format(when="'true'").replace("level: high", "level: severe"))
     with pytest.raises(RulesetError, match="not valid YAML"):
         load_ruleset("label: [unclosed")
+
+
+def test_a_referrals_facts_are_stored_and_read_back_unchanged() -> None:
+    facts = ReferralFacts(("children_in_household",), ("food",), "medium", 42)
+    assert ReferralFacts.from_json(facts.to_json()) == facts
+    assert ReferralFacts.from_json(ReferralFacts().to_json()) == ReferralFacts()

@@ -1,0 +1,108 @@
+"""Assessments as recorded: of a case (with its referral) or of a resident (flagged or not)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.risk.adapters.tables import assessments, cases, profile_keys, profiles
+from services.risk.domain.flags import LastFlag
+from shared.db import fetch_all, fetch_one
+from shared.vocabulary import RiskLevel
+
+
+@dataclass(frozen=True)
+class NewAssessment:
+    id: str
+    profile_id: str
+    case_id: str | None
+    level: str
+    score: int
+    reasons: list[dict[str, Any]]
+    suggested_needs: list[str]
+    ruleset_version: str
+    flagged: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredAssessment:
+    level: RiskLevel
+    score: int
+    created_at: datetime
+    ruleset_version: str
+    reasons: list[dict[str, Any]]  # rule_id, explanation
+    suggested_needs: list[str]
+
+
+async def record(session: AsyncSession, assessment: NewAssessment) -> None:
+    await session.execute(assessments.insert().values(**asdict(assessment)))
+
+
+async def last_flags(session: AsyncSession, profile_ids: Sequence[str]) -> dict[str, LastFlag]:
+    """The latest flag of each of these profiles that was ever flagged."""
+    rows = await fetch_all(
+        session,
+        select(assessments.c.profile_id, assessments.c.level, assessments.c.created_at)
+        .where(assessments.c.profile_id.in_(profile_ids), assessments.c.flagged)
+        .order_by(assessments.c.profile_id, assessments.c.created_at.desc())
+        .ext(distinct_on(assessments.c.profile_id)),
+    )
+    return {row["profile_id"]: LastFlag(RiskLevel(row["level"]), row["created_at"]) for row in rows}
+
+
+def _in_council(council: str | None, column: ColumnElement[str]) -> ColumnElement[bool]:
+    return true() if council is None else (column == council)
+
+
+def _stored(row: RowMapping | None) -> StoredAssessment | None:
+    if row is None:
+        return None
+    return StoredAssessment(
+        level=RiskLevel(row["level"]),
+        score=row["score"],
+        created_at=row["created_at"],
+        ruleset_version=row["ruleset_version"],
+        reasons=row["reasons"],
+        suggested_needs=row["suggested_needs"],
+    )
+
+
+async def latest_of_case(
+    session: AsyncSession, case_id: str, *, council: str | None
+) -> StoredAssessment | None:
+    """The case's latest assessment, if the case is the council's (any council: None)."""
+    return _stored(
+        await fetch_one(
+            session,
+            select(assessments)
+            .join(cases, cases.c.case_id == assessments.c.case_id)
+            .where(assessments.c.case_id == case_id, _in_council(council, cases.c.council))
+            .order_by(assessments.c.created_at.desc())
+            .limit(1),
+        )
+    )
+
+
+async def latest_of_resident(
+    session: AsyncSession, resident_key: str, *, council: str | None
+) -> StoredAssessment | None:
+    """The latest assessment of the resident a key belongs to, if the council's (any: None)."""
+    return _stored(
+        await fetch_one(
+            session,
+            select(assessments)
+            .join(profile_keys, profile_keys.c.profile_id == assessments.c.profile_id)
+            .join(profiles, profiles.c.id == assessments.c.profile_id)
+            .where(profile_keys.c.key == resident_key, _in_council(council, profiles.c.council))
+            .order_by(assessments.c.created_at.desc())
+            .limit(1),
+        )
+    )

@@ -1,0 +1,82 @@
+"""The cases the referrals service opened, as this service knows them: the profile, whether
+the case is open, and the referral's facts (no identifiers)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.risk.adapters.tables import cases
+from services.risk.domain.rules import ReferralFacts
+from shared.db import fetch_all, fetch_one
+
+
+@dataclass(frozen=True)
+class Case:
+    case_id: str
+    profile_id: str
+    council: str
+    referral: ReferralFacts | None
+
+
+async def upsert_open(
+    session: AsyncSession,
+    *,
+    case_id: str,
+    profile_id: str,
+    council: str,
+    referral: dict[str, Any] | None,
+) -> None:
+    """Record the case as open; a referral's facts replace any held, none keeps them."""
+    update_set: dict[str, Any] = {"open": True}
+    if referral is not None:
+        update_set["referral"] = referral
+    await session.execute(
+        pg_insert(cases)
+        .values(
+            case_id=case_id, profile_id=profile_id, council=council, open=True, referral=referral
+        )
+        .on_conflict_do_update(index_elements=[cases.c.case_id], set_=update_set)
+    )
+
+
+async def close(session: AsyncSession, case_id: str) -> None:
+    await session.execute(update(cases).where(cases.c.case_id == case_id).values(open=False))
+
+
+async def get(session: AsyncSession, case_id: str) -> Case | None:
+    row = await fetch_one(session, select(cases).where(cases.c.case_id == case_id))
+    if row is None:
+        return None
+    return Case(
+        row["case_id"], row["profile_id"], row["council"], ReferralFacts.from_json(row["referral"])
+    )
+
+
+async def open_cases_of(session: AsyncSession, profile_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The open cases of each of these profiles."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for row in await fetch_all(
+        session,
+        select(cases.c.profile_id, cases.c.case_id).where(
+            cases.c.profile_id.in_(profile_ids), cases.c.open
+        ),
+    ):
+        found[row["profile_id"]].append(row["case_id"])
+    return found
+
+
+async def open_referrals(session: AsyncSession) -> dict[str, ReferralFacts | None]:
+    """The referral facts of each profile with an open case."""
+    return {
+        row["profile_id"]: ReferralFacts.from_json(row["referral"])
+        for row in await fetch_all(
+            session, select(cases.c.profile_id, cases.c.referral).where(cases.c.open)
+        )
+    }

@@ -1,0 +1,97 @@
+"""The risk service's HTTP bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from services.risk.service_layer.assessments import Explained
+from services.risk.service_layer.rulesets import StoredRuleset
+from services.risk.service_layer.signals import ImportOutcome
+from shared.events.payloads import Reason
+from shared.vocabulary import Need, RiskLevel
+
+
+class RowProblem(BaseModel):
+    line: int = Field(description="the row's number: its line in a file, its place in a batch")
+    field: str
+    reason: str
+
+
+class ImportReport(BaseModel):
+    import_id: str
+    rows_read: int
+    rows_stored: int
+    rows_duplicate: int = Field(description="already held: sending a file twice changes nothing")
+    rows_rejected: int
+    flagged: int
+    cases_assessed: int
+    errors: list[RowProblem]
+    errors_truncated: bool
+
+    @classmethod
+    def of(cls, outcome: ImportOutcome) -> ImportReport:
+        return cls(
+            import_id=outcome.import_id,
+            rows_read=outcome.rows_read,
+            rows_stored=outcome.rows_stored,
+            rows_duplicate=outcome.rows_duplicate,
+            rows_rejected=outcome.rows_rejected,
+            flagged=outcome.flagged,
+            cases_assessed=outcome.cases_assessed,
+            errors=[
+                RowProblem(line=e.line, field=e.field, reason=e.reason) for e in outcome.errors
+            ],
+            errors_truncated=outcome.errors_truncated,
+        )
+
+
+class Why(BaseModel):
+    level: RiskLevel
+    score: int
+    assessed_at: datetime
+    ruleset_version: str
+    reasons: list[Reason]
+    suggested_needs: list[Need]
+    explanation: str
+
+    @classmethod
+    def of(cls, explained: Explained) -> Why:
+        return cls(
+            level=explained.level,
+            score=explained.score,
+            assessed_at=explained.assessed_at,
+            ruleset_version=explained.ruleset_version,
+            reasons=explained.reasons,
+            suggested_needs=explained.suggested_needs,
+            explanation=explained.explanation,
+        )
+
+
+class RulesetInfo(BaseModel):
+    version: str
+    label: str
+    active: bool
+    created_by: str
+    created_at: datetime
+    activated_at: datetime | None
+
+    @classmethod
+    def of(cls, stored: StoredRuleset) -> RulesetInfo:
+        return cls(
+            version=stored.version,
+            label=stored.label,
+            active=stored.active,
+            created_by=stored.created_by,
+            created_at=stored.created_at,
+            activated_at=stored.activated_at,
+        )
+
+
+class RulesetDetail(RulesetInfo):
+    source: str
+
+    @classmethod
+    def of(cls, stored: StoredRuleset) -> RulesetDetail:
+        return cls(**RulesetInfo.of(stored).model_dump(), source=stored.source)

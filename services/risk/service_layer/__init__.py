@@ -1,0 +1,1 @@
+"""The risk service's use cases, one module per aggregate: signals, assessments, rulesets."""

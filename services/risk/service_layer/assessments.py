@@ -1,0 +1,279 @@
+"""Assessments: of a case when its referral arrives, of residents when new signals arrive
+(flagged to their council when they cross the flag level), and why each one came out as it
+did, in plain English.
+
+Identifiers are used to derive keys and, for a resident who is flagged, sealed into the flag
+for the referrals service; they are never written to this service's tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.risk.adapters import assessments as stored_assessments
+from services.risk.adapters import cases as stored_cases
+from services.risk.adapters import signals as stored_signals
+from services.risk.adapters.assessments import NewAssessment, StoredAssessment
+from services.risk.adapters.profiles import lock_council, resolve_profiles
+from services.risk.domain.feeds import ResidentIdentifiers
+from services.risk.domain.flags import should_flag
+from services.risk.domain.rules import ReferralFacts, Result, Ruleset, build_profile
+from services.risk.domain.transparency import explain
+from services.risk.service_layer.errors import NotFound
+from services.risk.service_layer.unit_of_work import RiskUnitOfWork
+from shared.events.payloads import Reason, ResidentFlagged, RiskAssessed
+from shared.identity import seal_identity
+from shared.vocabulary import Need, RiskLevel
+
+# -- cases, as the referrals service opens and closes them ------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferralToAssess:
+    case_id: str
+    council: str
+    resident_keys: list[str]
+    referral: ReferralFacts
+    received_at: datetime
+
+
+async def assess_referral(uow: RiskUnitOfWork, command: ReferralToAssess) -> Result:
+    """A referral arrived: record its case (open) and assess it at once, with whatever
+    signals are held for the resident."""
+    async with uow.transaction():
+        await _open_case(
+            uow,
+            case_id=command.case_id,
+            council=command.council,
+            keys=command.resident_keys,
+            referral=command.referral,
+        )
+        ruleset = await uow.ruleset_in_force()
+        return await _assess_case(uow, command.case_id, ruleset=ruleset, now=command.received_at)
+
+
+async def record_case_opened(
+    uow: RiskUnitOfWork, *, case_id: str, council: str, resident_keys: list[str]
+) -> None:
+    """A case was opened (from a referral or a flag): new signals now re-assess the case
+    instead of flagging the resident."""
+    async with uow.transaction():
+        await _open_case(uow, case_id=case_id, council=council, keys=resident_keys, referral=None)
+
+
+async def record_case_closed(uow: RiskUnitOfWork, case_id: str) -> None:
+    async with uow.transaction():
+        await stored_cases.close(uow.session, case_id)
+
+
+async def _open_case(
+    uow: RiskUnitOfWork,
+    *,
+    case_id: str,
+    council: str,
+    keys: list[str],
+    referral: ReferralFacts | None,
+) -> str:
+    await lock_council(uow.session, council)
+    (profile_id,) = await resolve_profiles(uow.session, council, [keys], new_id=uow.new_id)
+    await stored_cases.upsert_open(
+        uow.session,
+        case_id=case_id,
+        profile_id=profile_id,
+        council=council,
+        referral=referral.to_json() if referral is not None else None,
+    )
+    return profile_id
+
+
+async def _assess_case(
+    uow: RiskUnitOfWork, case_id: str, *, ruleset: Ruleset, now: datetime
+) -> Result:
+    case = await stored_cases.get(uow.session, case_id)
+    if case is None:
+        raise LookupError(f"case {case_id} is not known here")
+    facts = await stored_signals.facts_of(uow.session, [case.profile_id])
+    result = ruleset.evaluate(
+        build_profile(facts[case.profile_id], case.referral, today=now.date())
+    )
+    await _record(uow, case.profile_id, case_id, result, ruleset, flagged=False, now=now)
+    await uow.outbox.add(
+        uow.session,
+        RiskAssessed(
+            case_id=case_id,
+            level=result.level,
+            score=result.score,
+            reasons=_reasons(result),
+            suggested_needs=list(result.suggested_needs),
+            ruleset_version=ruleset.version,
+            assessed_at=now,
+        ),
+        subject=case_id,
+    )
+    return result
+
+
+# -- residents, after new signals -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResidentSeen:
+    """Who a profile's latest signal in a batch named: held in memory for the transaction
+    only, to seal into a flag."""
+
+    resident_key: str  # the strongest
+    identifiers: ResidentIdentifiers
+
+
+@dataclass
+class Reassessed:
+    flagged: int = 0
+    cases_assessed: int = 0
+
+
+async def assess_residents(
+    uow: RiskUnitOfWork,
+    council: str,
+    seen: Mapping[str, ResidentSeen],
+    *,
+    ruleset: Ruleset,
+    now: datetime,
+) -> Reassessed:
+    """Residents (profiles) of one council got new signals: re-assess each open case they
+    have, or else flag them at or above the flag level, outside the cooling-off period.
+    A step of the caller's transaction (storing the signals)."""
+    outcome = Reassessed()
+    affected = list(seen)
+    if not affected:
+        return outcome
+    # What the rules need about everyone affected, read once for the batch.
+    open_cases = await stored_cases.open_cases_of(uow.session, affected)
+    facts = await stored_signals.facts_of(uow.session, affected)
+    last_flags = await stored_assessments.last_flags(uow.session, affected)
+    cooling_off = timedelta(days=uow.settings.flag_cooling_off_days)
+    for profile in affected:
+        if open_cases[profile]:
+            for case_id in open_cases[profile]:
+                await _assess_case(uow, case_id, ruleset=ruleset, now=now)
+                outcome.cases_assessed += 1
+            continue
+        result = ruleset.evaluate(build_profile(facts[profile], None, today=now.date()))
+        if should_flag(
+            result.level,
+            flag_level=ruleset.spec.flag_level,
+            last_flag=last_flags.get(profile),
+            cooling_off=cooling_off,
+            now=now,
+        ):
+            await _flag(uow, profile, council, seen[profile], result, ruleset=ruleset, now=now)
+            outcome.flagged += 1
+    return outcome
+
+
+async def _flag(
+    uow: RiskUnitOfWork,
+    profile_id: str,
+    council: str,
+    resident: ResidentSeen,
+    result: Result,
+    *,
+    ruleset: Ruleset,
+    now: datetime,
+) -> None:
+    await _record(uow, profile_id, None, result, ruleset, flagged=True, now=now)
+    identity = resident.identifiers.model_dump(mode="json", exclude_none=True)
+    await uow.outbox.add(
+        uow.session,
+        ResidentFlagged(
+            resident_key=resident.resident_key,
+            council=council,
+            level=result.level,
+            score=result.score,
+            reasons=_reasons(result),
+            suggested_needs=list(result.suggested_needs),
+            ruleset_version=ruleset.version,
+            sealed_identity=seal_identity(uow.resident_key_secret, identity),
+            flagged_at=now,
+        ),
+        subject=resident.resident_key,
+    )
+
+
+def _reasons(result: Result) -> list[Reason]:
+    return [Reason(rule_id=f.rule_id, explanation=f.explanation) for f in result.fired]
+
+
+async def _record(
+    uow: RiskUnitOfWork,
+    profile_id: str,
+    case_id: str | None,
+    result: Result,
+    ruleset: Ruleset,
+    *,
+    flagged: bool,
+    now: datetime,
+) -> None:
+    await stored_assessments.record(
+        uow.session,
+        NewAssessment(
+            id=uow.new_id(),
+            profile_id=profile_id,
+            case_id=case_id,
+            level=result.level.value,
+            score=result.score,
+            reasons=[r.model_dump() for r in _reasons(result)],
+            suggested_needs=[n.value for n in result.suggested_needs],
+            ruleset_version=ruleset.version,
+            flagged=flagged,
+            created_at=now,
+        ),
+    )
+
+
+# -- why: the latest assessment, explained ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Explained:
+    level: RiskLevel
+    score: int
+    assessed_at: datetime
+    ruleset_version: str
+    reasons: list[Reason]
+    suggested_needs: list[Need]
+    explanation: str
+
+
+def _explained(assessment: StoredAssessment) -> Explained:
+    reasons = [Reason.model_validate(r) for r in assessment.reasons]
+    return Explained(
+        level=assessment.level,
+        score=assessment.score,
+        assessed_at=assessment.created_at,
+        ruleset_version=assessment.ruleset_version,
+        reasons=reasons,
+        suggested_needs=[Need(n) for n in assessment.suggested_needs],
+        explanation=explain(assessment.level, [r.explanation for r in reasons]),
+    )
+
+
+async def explain_case(uow: RiskUnitOfWork, case_id: str, *, council: str | None) -> Explained:
+    """Why a case has its level. ``council``: the caller's (None: an operator, any council)."""
+    assessment = await stored_assessments.latest_of_case(uow.session, case_id, council=council)
+    if assessment is None:
+        raise NotFound("no assessment for this case")
+    return _explained(assessment)
+
+
+async def explain_resident(
+    uow: RiskUnitOfWork, resident_key: str, *, council: str | None
+) -> Explained:
+    """Why a resident was flagged, by the key the flag carried."""
+    assessment = await stored_assessments.latest_of_resident(
+        uow.session, resident_key, council=council
+    )
+    if assessment is None:
+        raise NotFound("no assessment for this resident")
+    return _explained(assessment)

@@ -1,0 +1,112 @@
+"""Rulesets, for operators: every version and its history, a proposal checked before it is
+stored, a dry run of a stored one against the ruleset in force over the stored data, and
+activation. The default ruleset is installed by ``migrate``; the transparency record is made
+from the ruleset in force.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.risk.adapters import cases as stored_cases
+from services.risk.adapters import rulesets as stored_rulesets
+from services.risk.adapters import signals as stored_signals
+from services.risk.adapters.rulesets import StoredRuleset
+from services.risk.domain.dry_run import Comparison
+from services.risk.domain.rules import RulesetError, build_profile, load_ruleset
+from services.risk.domain.transparency import transparency_record
+from services.risk.service_layer.errors import Invalid, NotFound
+from services.risk.service_layer.unit_of_work import RiskUnitOfWork
+from shared.events.envelope import utc_now
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RULESET = Path(__file__).parents[1] / "rulesets" / "default.yaml"
+DEFAULT_AUTHOR = "upstream default"
+
+
+async def install_default_ruleset(session: AsyncSession) -> None:
+    """The seed ``migrate`` runs: store the default ruleset and put it in force, unless a
+    ruleset is in force already (so running it again, or after an operator's choice, changes
+    nothing)."""
+    if await stored_rulesets.active_version(session) is not None:
+        return
+    source = DEFAULT_RULESET.read_text()
+    ruleset = load_ruleset(source)
+    await stored_rulesets.add(
+        session,
+        version=ruleset.version,
+        label=ruleset.spec.label,
+        source=source,
+        created_by=DEFAULT_AUTHOR,
+    )
+    await stored_rulesets.activate(session, ruleset.version, at=utc_now())
+    log.info("default ruleset installed", extra={"version": ruleset.version})
+
+
+async def list_rulesets(uow: RiskUnitOfWork) -> list[StoredRuleset]:
+    """Every ruleset, newest first."""
+    return await stored_rulesets.newest_first(uow.session)
+
+
+async def get_ruleset(uow: RiskUnitOfWork, version: str) -> StoredRuleset:
+    stored = await stored_rulesets.get(uow.session, version)
+    if stored is None:
+        raise NotFound("no such ruleset")
+    return stored
+
+
+async def current_ruleset(uow: RiskUnitOfWork) -> StoredRuleset:
+    """The ruleset in force, as stored."""
+    ruleset = await uow.ruleset_in_force()
+    return await get_ruleset(uow, ruleset.version)
+
+
+async def propose_ruleset(uow: RiskUnitOfWork, source: str, *, created_by: str) -> StoredRuleset:
+    """Check a ruleset (Invalid names each rule at fault) and store it, not yet in force."""
+    try:
+        ruleset = load_ruleset(source)
+    except RulesetError as exc:
+        raise Invalid(
+            "the ruleset was refused; the ruleset in force is unchanged",
+            [("ruleset", e) for e in exc.errors],
+        ) from None
+    async with uow.transaction():
+        await stored_rulesets.add(
+            uow.session,
+            version=ruleset.version,
+            label=ruleset.spec.label,
+            source=source,
+            created_by=created_by,
+        )
+    return await get_ruleset(uow, ruleset.version)
+
+
+async def activate_ruleset(uow: RiskUnitOfWork, version: str) -> StoredRuleset:
+    """Put a stored ruleset in force (every process picks it up on its next evaluation)."""
+    async with uow.transaction():
+        if not await stored_rulesets.activate(uow.session, version, at=uow.now()):
+            raise NotFound("no such ruleset")
+    return await get_ruleset(uow, version)
+
+
+async def dry_run_ruleset(uow: RiskUnitOfWork, version: str) -> dict[str, Any]:
+    """A stored ruleset and the one in force over every stored profile (its signals, and its
+    open case's referral): residents per level under each, the rules driving the difference."""
+    candidate = load_ruleset((await get_ruleset(uow, version)).source)
+    comparison = Comparison(await uow.ruleset_in_force(), candidate)
+    today = uow.now().date()
+    referrals = await stored_cases.open_referrals(uow.session)
+    async for profile_id, facts in stored_signals.facts_by_profile(uow.session):
+        comparison.add(build_profile(facts, referrals.get(profile_id), today=today))
+    return comparison.report()
+
+
+async def transparency(uow: RiskUnitOfWork) -> str:
+    """The algorithmic transparency record (Markdown), made from the ruleset in force."""
+    ruleset = await uow.ruleset_in_force()
+    return transparency_record(ruleset, today=uow.now().date())

@@ -1,0 +1,66 @@
+"""The risk service's handlers: which payloads they take, and the use case each one calls."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from services.risk import handlers
+from services.risk.domain.rules import ReferralFacts
+from services.risk.service_layer import assessments
+from shared.events.payloads import CaseClosed, CaseOpened, ReferralReceived
+
+RECEIVED = datetime(2026, 11, 22, 9, tzinfo=UTC)
+
+
+def test_each_consumed_payload_has_its_handler_named_for_what_happened() -> None:
+    assert {payload: handler.__name__ for payload, handler in handlers.EVENT_HANDLERS} == {
+        ReferralReceived: "on_referral_received",
+        CaseOpened: "on_case_opened",
+        CaseClosed: "on_case_closed",
+    }
+
+
+async def test_a_received_referral_is_assessed_with_its_facts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[Any] = []
+
+    async def assess_referral(uow: object, command: assessments.ReferralToAssess) -> None:
+        calls.append((uow, command))
+
+    monkeypatch.setattr(assessments, "assess_referral", assess_referral)
+    uow: Any = object()
+    await handlers.on_referral_received(
+        ReferralReceived(
+            case_id="case-1",
+            referral_id="referral-1",
+            council="E09000025",
+            resident_keys=["k1", "k2"],
+            age_years=42,
+            needs=["food"],
+            circumstances=["children_in_household"],
+            urgency="medium",
+            received_at=RECEIVED,
+        ),
+        uow,
+    )
+    assert calls == [
+        (
+            uow,
+            assessments.ReferralToAssess(
+                case_id="case-1",
+                council="E09000025",
+                resident_keys=["k1", "k2"],
+                referral=ReferralFacts(
+                    circumstances=("children_in_household",),
+                    needs=("food",),
+                    urgency="medium",
+                    age=42,
+                ),
+                received_at=RECEIVED,
+            ),
+        )
+    ]
