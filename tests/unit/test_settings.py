@@ -6,6 +6,7 @@ from pydantic import ValidationError
 from services.partners.settings import PartnersSettings
 from services.referrals.settings import ReferralsSettings
 from services.risk.settings import RiskSettings
+from shared.messaging.kafka import BrokerProfile
 
 DB = "postgresql+asyncpg://upstream:pw@db/referrals"
 
@@ -53,11 +54,27 @@ def test_database_url_is_required(monkeypatch) -> None:
 def test_settings_come_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("UPSTREAM_DATABASE_URL", DB)
     monkeypatch.setenv("UPSTREAM_KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
-    monkeypatch.setenv("UPSTREAM_KAFKA_ENABLE_IDEMPOTENCE", "true")
+    monkeypatch.setenv("UPSTREAM_KAFKA_BROKER_PROFILE", "tansu")
     settings = RiskSettings()
     assert settings.kafka_bootstrap_servers == "kafka:9092"
-    assert settings.kafka_enable_idempotence is True
+    assert settings.kafka_broker_profile is BrokerProfile.TANSU
     assert settings.source == "/upstream/risk"
+
+
+def test_the_default_broker_profile_is_safe_for_apache_kafka(monkeypatch) -> None:
+    monkeypatch.setenv("UPSTREAM_DATABASE_URL", DB)
+    profile = RiskSettings().kafka_broker_profile
+    assert profile is BrokerProfile.KAFKA
+    assert profile.idempotent_producer and not profile.verify_topics_before_publishing
+    assert not BrokerProfile.TANSU.idempotent_producer
+    assert BrokerProfile.TANSU.verify_topics_before_publishing
+
+
+def test_an_unknown_broker_profile_is_refused_by_name(monkeypatch) -> None:
+    monkeypatch.setenv("UPSTREAM_DATABASE_URL", DB)
+    monkeypatch.setenv("UPSTREAM_KAFKA_BROKER_PROFILE", "redpanda")
+    with pytest.raises(ValidationError, match="kafka_broker_profile"):
+        RiskSettings()
 
 
 def test_jwks_must_be_fetched_over_https_outside_development() -> None:
