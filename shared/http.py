@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.auth import CurrentPrincipal, Principal, TokenVerifier
 from shared.context import current_trace, new_id, safe_id, traced
 from shared.db import create_engine, session_factory
+from shared.errors import Refused
 from shared.messaging.outbox import Outbox, backlog
 from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_BACKLOG
 from shared.service import ServiceDefinition
@@ -94,6 +95,11 @@ def _field(loc: tuple[Any, ...]) -> str:
         where, rest = parts[0], parts[1:]
         return ".".join(rest) if where == "body" and rest else ".".join([where, *rest])
     return ".".join(parts)
+
+
+async def _refused(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    return JSONResponse(status_code=exc.status_code, content=exc.body())
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -183,6 +189,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     app.add_middleware(TraceMiddleware)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ApiProblem, _problem)
+    app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(Exception, _unexpected_error)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")

@@ -13,6 +13,7 @@ from sqlalchemy import MetaData
 
 from services.referrals.settings import ReferralsSettings
 from shared.auth import OrganisationKind, Principal, Role, require
+from shared.errors import Conflict, Forbidden, Invalid, NotFound, Refused
 from shared.http import create_app
 from shared.service import ServiceDefinition
 
@@ -39,6 +40,18 @@ def councils_only(principal: Council) -> dict[str, str]:
 @router.post("/parcels")
 def parcels(parcel: Parcel) -> Parcel:
     return parcel
+
+
+@router.post("/refusals/{kind}")
+def refuse(kind: str) -> None:
+    """A use case's refusals, raised as the service layer raises them."""
+    refusals: dict[str, Refused] = {
+        "missing": NotFound("parcel not found"),
+        "forbidden": Forbidden("only the food bank may do that"),
+        "conflict": Conflict("a delivered parcel cannot be cancelled", "delivered", ["returned"]),
+        "invalid": Invalid.of([("households", "too many"), ("postcode", "not served")]),
+    }
+    raise refusals[kind]
 
 
 def _port_nobody_listens_on() -> tuple[socket.socket, int]:

@@ -48,3 +48,25 @@ def test_metrics_count_requests_by_route_template(api) -> None:
     api.get("/healthz")
     body = api.get("/metrics").text
     assert 'upstream_http_requests_total{method="GET",route="/healthz",status="200"}' in body
+
+
+def test_use_case_refusals_have_one_body_in_every_service(api) -> None:
+    missing = api.post("/v1/refusals/missing")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "parcel not found"})
+    assert api.post("/v1/refusals/forbidden").status_code == 403
+    conflict = api.post("/v1/refusals/conflict")
+    assert conflict.status_code == 409
+    assert conflict.json() == {
+        "detail": "a delivered parcel cannot be cancelled",
+        "current_status": "delivered",
+        "allowed": ["returned"],
+    }
+    invalid = api.post("/v1/refusals/invalid")
+    assert invalid.status_code == 422
+    assert invalid.json() == {
+        "detail": "households: too many; postcode: not served",
+        "errors": [
+            {"field": "households", "reason": "too many"},
+            {"field": "postcode", "reason": "not served"},
+        ],
+    }
