@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from services.risk.api.deps import Caseworker, RiskWork, council_of, refusals_answered
+from services.risk.api.deps import Caseworker, RiskWork, council_of
 from services.risk.api.schemas import Why
 from services.risk.service_layer import assessments
 
@@ -19,8 +19,7 @@ router = APIRouter(prefix="/v1", tags=["assessments"])
     summary="Why a case has its level: the latest assessment, in plain English",
 )
 async def case_assessment(case_id: uuid.UUID, principal: Caseworker, uow: RiskWork) -> Why:
-    with refusals_answered():
-        explained = await assessments.explain_case(uow, str(case_id), council=council_of(principal))
+    explained = await assessments.explain_case(uow, str(case_id), council=council_of(principal))
     return Why.of(explained)
 
 
@@ -30,8 +29,5 @@ async def case_assessment(case_id: uuid.UUID, principal: Caseworker, uow: RiskWo
     summary="Why a resident was flagged, by the resident key a flag carried",
 )
 async def resident_assessment(resident_key: str, principal: Caseworker, uow: RiskWork) -> Why:
-    with refusals_answered():
-        explained = await assessments.explain_resident(
-            uow, resident_key, council=council_of(principal)
-        )
+    explained = await assessments.explain_resident(uow, resident_key, council=council_of(principal))
     return Why.of(explained)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, status
 from fastapi.responses import PlainTextResponse
 
-from services.risk.api.deps import Operator, RiskWork, RulesetReader, refusals_answered
+from services.risk.api.deps import Operator, RiskWork, RulesetReader
 from services.risk.api.schemas import RulesetDetail, RulesetInfo
 from services.risk.service_layer import rulesets
 
@@ -22,14 +22,12 @@ async def list_rulesets(principal: RulesetReader, uow: RiskWork) -> list[Ruleset
 
 @router.get("/rulesets/current", response_model=RulesetDetail, summary="The ruleset in force")
 async def current_ruleset(principal: RulesetReader, uow: RiskWork) -> RulesetDetail:
-    with refusals_answered():
-        return RulesetDetail.of(await rulesets.current_ruleset(uow))
+    return RulesetDetail.of(await rulesets.current_ruleset(uow))
 
 
 @router.get("/rulesets/{version}", response_model=RulesetDetail)
 async def get_ruleset(version: str, principal: RulesetReader, uow: RiskWork) -> RulesetDetail:
-    with refusals_answered():
-        return RulesetDetail.of(await rulesets.get_ruleset(uow, version))
+    return RulesetDetail.of(await rulesets.get_ruleset(uow, version))
 
 
 @router.post(
@@ -43,8 +41,7 @@ async def propose_ruleset(
     uow: RiskWork,
     source: Annotated[str, Body(media_type="application/yaml", max_length=200_000)],
 ) -> RulesetInfo:
-    with refusals_answered():
-        stored = await rulesets.propose_ruleset(uow, source, created_by=principal.subject)
+    stored = await rulesets.propose_ruleset(uow, source, created_by=principal.subject)
     return RulesetInfo.of(stored)
 
 
@@ -53,8 +50,7 @@ async def propose_ruleset(
     summary="Compare a stored ruleset with the one in force over the stored data",
 )
 async def dry_run_ruleset(version: str, principal: Operator, uow: RiskWork) -> dict[str, Any]:
-    with refusals_answered():
-        return await rulesets.dry_run_ruleset(uow, version)
+    return await rulesets.dry_run_ruleset(uow, version)
 
 
 @router.post(
@@ -63,8 +59,7 @@ async def dry_run_ruleset(version: str, principal: Operator, uow: RiskWork) -> d
     summary="Put a stored ruleset in force",
 )
 async def activate_ruleset(version: str, principal: Operator, uow: RiskWork) -> RulesetInfo:
-    with refusals_answered():
-        return RulesetInfo.of(await rulesets.activate_ruleset(uow, version))
+    return RulesetInfo.of(await rulesets.activate_ruleset(uow, version))
 
 
 @router.get(

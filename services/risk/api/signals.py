@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
-from services.risk.api.deps import DataFeed, RiskWork, refusals_answered
+from services.risk.api.deps import DataFeed, RiskWork
 from services.risk.api.schemas import ImportReport
 from services.risk.domain.feeds import lines_of, parse_csv, parse_ndjson
 from services.risk.service_layer import signals
@@ -36,8 +36,7 @@ async def send_signals(
     uow: RiskWork,
 ) -> ImportReport:
     values = body if isinstance(body, list) else [body]
-    with refusals_answered():
-        outcome = await signals.record_signals(uow, submitter(principal), values)
+    outcome = await signals.record_signals(uow, submitter(principal), values)
     return ImportReport.of(outcome)
 
 

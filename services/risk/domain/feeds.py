@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.risk.domain.signals import CATALOGUE, SignalType
-from shared.vocabulary import GSS_CODE
 from shared.identity import normalise_postcode
+from shared.vocabulary import GSS_CODE
 
 
 class ResidentIdentifiers(BaseModel):

@@ -21,8 +21,8 @@ from services.risk.domain.feeds import ResidentIdentifiers
 from services.risk.domain.flags import should_flag
 from services.risk.domain.rules import ReferralFacts, Result, Ruleset, build_profile
 from services.risk.domain.transparency import explain
-from services.risk.service_layer.errors import NotFound
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
+from shared.errors import NotFound
 from shared.events.payloads import Reason, ResidentFlagged, RiskAssessed
 from shared.identity import seal_identity
 from shared.vocabulary import Need, RiskLevel

@@ -19,8 +19,8 @@ from services.risk.adapters.rulesets import StoredRuleset
 from services.risk.domain.dry_run import Comparison
 from services.risk.domain.rules import RulesetError, build_profile, load_ruleset
 from services.risk.domain.transparency import transparency_record
-from services.risk.service_layer.errors import Invalid, NotFound
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
+from shared.errors import Invalid, NotFound
 from shared.events.envelope import utc_now
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,9 @@ async def propose_ruleset(uow: RiskUnitOfWork, source: str, *, created_by: str) 
     try:
         ruleset = load_ruleset(source)
     except RulesetError as exc:
-        raise Invalid(
-            "the ruleset was refused; the ruleset in force is unchanged",
+        raise Invalid.of(
             [("ruleset", e) for e in exc.errors],
+            detail="the ruleset was refused; the ruleset in force is unchanged",
         ) from None
     async with uow.transaction():
         await stored_rulesets.add(

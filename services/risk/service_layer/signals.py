@@ -20,8 +20,8 @@ from services.risk.adapters.signals import ImportRecord, NewSignal
 from services.risk.domain.feeds import Row, RowError, check_parsed
 from services.risk.domain.rules import jsonable_attributes
 from services.risk.service_layer.assessments import ResidentSeen, assess_residents
-from services.risk.service_layer.errors import Invalid
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
+from shared.errors import Invalid
 from shared.identity import resident_keys
 
 MAX_SIGNALS_A_REQUEST = 1000
@@ -70,7 +70,7 @@ async def record_signals(
 ) -> ImportOutcome:
     """One signal or a batch sent as JSON (their place in the batch is their line)."""
     if len(values) > MAX_SIGNALS_A_REQUEST:
-        raise Invalid.field("body", "at most 1,000 signals a request: import larger files")
+        raise Invalid("body", "at most 1,000 signals a request: import larger files")
     return await import_signals(uow, submitter, _numbered(values), "json")
 
 

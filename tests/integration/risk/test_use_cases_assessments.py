@@ -9,7 +9,7 @@ import pytest
 
 from services.risk.domain.rules import ReferralFacts
 from services.risk.service_layer import assessments, signals
-from services.risk.service_layer.errors import NotFound
+from shared.errors import NotFound
 from shared.events.envelope import utc_now
 from shared.identity import resident_keys
 from shared.vocabulary import RiskLevel

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from services.risk.bootstrap import SERVICE
 from services.risk.domain.rules import load_ruleset
 from services.risk.service_layer import rulesets, signals
-from services.risk.service_layer.errors import Invalid, NotFound
+from shared.errors import Invalid, NotFound
 from shared.migrations import upgrade
 from tests.integration.risk.conftest import RiskDatabase
 from tests.integration.risk.test_signals_and_rules import CANDIDATE

@@ -11,7 +11,7 @@ import pytest
 from services.risk.domain.feeds import parse_csv
 from services.risk.service_layer import signals
 from services.risk.service_layer.active_ruleset import NoActiveRuleset
-from services.risk.service_layer.errors import Invalid
+from shared.errors import Invalid
 from shared.identity import resident_keys, unseal_identity
 from tests.integration.risk.conftest import RiskDatabase
 
