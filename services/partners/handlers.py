@@ -1,59 +1,35 @@
 """The events the partners service consumes: cases ready for routing, consent withdrawn,
-cases closed."""
+cases closed. Each becomes one placement use case."""
 
 from __future__ import annotations
 
-from services.partners.placement import route_case, stop_case
-from shared.events.catalogue import event_name
+from services.partners.service_layer.placement import CaseToRoute, route_case, stop_case
+from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from shared.events.payloads import CaseClosed, CaseReadyForRouting, ConsentWithdrawn
-from shared.messaging.consumer import Delivery, Handler
+from shared.messaging.handlers import EventHandlers
+
+EVENT_HANDLERS = EventHandlers[PartnersUnitOfWork]()
 
 
-async def on_ready_for_routing(delivery: Delivery) -> None:
-    event = delivery.payload
-    assert isinstance(event, CaseReadyForRouting)
-    await route_case(
-        delivery.session,
-        delivery.outbox,
-        delivery.settings,
+@EVENT_HANDLERS.on(CaseReadyForRouting)
+async def on_case_ready_for_routing(event: CaseReadyForRouting, uow: PartnersUnitOfWork) -> None:
+    case = CaseToRoute(
         case_id=event.case_id,
         council=event.council,
         packet=event.packet.model_dump(mode="json"),
-        lawful_basis=event.lawful_basis.value,
-        consent_kinds=[k.value for k in event.consent_partner_kinds],
-        now=delivery.event.time,
+        lawful_basis=event.lawful_basis,
+        consent_kinds=list(event.consent_partner_kinds),
+        ready_at=uow.event.time if uow.event else uow.now(),  # the envelope's time
     )
+    await route_case(uow, case)
 
 
-async def on_consent_withdrawn(delivery: Delivery) -> None:
-    event = delivery.payload
-    assert isinstance(event, ConsentWithdrawn)
-    await stop_case(
-        delivery.session,
-        delivery.outbox,
-        delivery.settings,
-        event.case_id,
-        "the resident withdrew consent",
-        now=event.withdrawn_at,
-    )
+@EVENT_HANDLERS.on(ConsentWithdrawn)
+async def on_consent_withdrawn(event: ConsentWithdrawn, uow: PartnersUnitOfWork) -> None:
+    await stop_case(uow, event.case_id, "the resident withdrew consent", at=event.withdrawn_at)
 
 
-async def on_case_closed(delivery: Delivery) -> None:
-    event = delivery.payload
-    assert isinstance(event, CaseClosed)
+@EVENT_HANDLERS.on(CaseClosed)
+async def on_case_closed(event: CaseClosed, uow: PartnersUnitOfWork) -> None:
     reason = "the council withdrew the case" if event.withdrawn else "the council closed the case"
-    await stop_case(
-        delivery.session,
-        delivery.outbox,
-        delivery.settings,
-        event.case_id,
-        reason,
-        now=event.closed_at,
-    )
-
-
-EVENT_HANDLERS: dict[str, Handler] = {
-    event_name(CaseReadyForRouting): on_ready_for_routing,
-    event_name(ConsentWithdrawn): on_consent_withdrawn,
-    event_name(CaseClosed): on_case_closed,
-}
+    await stop_case(uow, event.case_id, reason, at=event.closed_at)

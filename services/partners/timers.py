@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from services.partners.placement import expire_due_offers
-from services.partners.settings import PartnersSettings
-from services.partners.webhooks import deliver_due
-from shared.events.envelope import utc_now
-from shared.service import Timer, TimerContext
+from services.partners.service_layer.placement import expire_due_offers
+from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
+from services.partners.service_layer.webhooks import deliver_due_webhooks
+from shared.service import Timer
 
 
-async def expire_offers(context: TimerContext) -> int:
-    assert isinstance(context.settings, PartnersSettings)
-    async with context.sessions() as session, session.begin():
-        return await expire_due_offers(session, context.outbox, context.settings, now=utc_now())
+async def expire_offers(uow: PartnersUnitOfWork) -> int:
+    return await expire_due_offers(uow)
+
+
+async def deliver_webhooks(uow: PartnersUnitOfWork) -> int:
+    return await deliver_due_webhooks(uow)
 
 
 TIMERS = [
     Timer("offer deadlines", expire_offers, every_seconds=5.0),
-    Timer("webhook deliveries", deliver_due, every_seconds=1.0),
+    Timer("webhook deliveries", deliver_webhooks, every_seconds=1.0),
 ]

@@ -16,7 +16,7 @@ Ties are broken by service id, so the same directory always gives the same answe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from shared.vocabulary import SENSITIVE_NEEDS, LawfulBasis, Need, PartnerKind
@@ -89,7 +89,7 @@ def _words(need: Need) -> str:
 
 
 # Each filter: (name, test, reason shown when it excludes a service, sentence when none left).
-def _filters(request: NeedToRoute) -> list[tuple[str, object, str]]:
+def _filters(request: NeedToRoute) -> list[tuple[str, Callable[[Candidate], bool], str]]:
     need, where = _words(request.need), request.council
     consent_ok = (
         request.lawful_basis is not LawfulBasis.CONSENT
@@ -179,7 +179,7 @@ def route(request: NeedToRoute, candidates: Iterable[Candidate]) -> Decision:
     remaining: Sequence[Candidate] = list(candidates)
     excluded: dict[str, str] = {}
     for name, test, sentence in _filters(request):
-        kept = [c for c in remaining if test(c)]  # type: ignore[operator]
+        kept = [c for c in remaining if test(c)]
         for candidate in remaining:
             if candidate not in kept:
                 excluded[candidate.service_id] = name

@@ -1,8 +1,10 @@
 """The partners service in-process over HTTP on a real database, with a directory built
-through its own API; events played in through its real consumer on the broker."""
+through its own API; events played in through its real consumer on the broker; and units of
+work for calling its use cases directly."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -11,12 +13,19 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devtools.embedded import drop_database, ensure_database, with_database
 from services.partners.bootstrap import SERVICE
+from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from services.partners.settings import PartnersSettings
 from shared.auth import OrganisationKind, Role, mint_token
+from shared.db import session_factory
+from shared.events.catalogue import CATALOGUE
 from shared.events.payloads import CaseReadyForRouting, ContactRoute, RoutingPacket
 from shared.messaging.consumer import EventConsumer
+from shared.messaging.outbox import Outbox
+from shared.migrations import upgrade
 from tests.conftest import MakeDatabase
 from tests.integration.messaging_helpers import wait_for
 from tests.support.infrastructure import Broker
@@ -106,23 +115,86 @@ class PartnersApi(ServiceUnderTest):
         )
 
 
-@pytest.fixture
-async def partners(service_database: MakeDatabase) -> AsyncIterator[PartnersApi]:
-    council = f"E0{random.randint(7, 9)}{random.randint(0, 99999):06d}"
-    settings = PartnersSettings(
-        database_url=await service_database("partners"),
+def new_council() -> str:
+    """A council of this test's own: the topics and a module's database are shared."""
+    return f"E0{random.randint(7, 9)}{random.randint(0, 99999):06d}"
+
+
+def settings_for(database_url: str) -> PartnersSettings:
+    return PartnersSettings(
+        database_url=database_url,
         allow_http_webhooks=True,
         webhook_timeout_seconds=0.5,
         max_offers_per_need=3,
     )
-    async with serve(SERVICE, settings) as (client, engine):
-        yield PartnersApi(client, engine, settings, council)
+
+
+@contextlib.asynccontextmanager
+async def work_on(
+    engine: AsyncEngine, settings: PartnersSettings, **extras: Any
+) -> AsyncIterator[PartnersUnitOfWork]:
+    """A unit of work on its own session, as a route or a timer gets one."""
+    async with session_factory(engine)() as session:
+        yield PartnersUnitOfWork(
+            session=session,
+            outbox=Outbox(CATALOGUE, source=settings.source),
+            settings=settings,
+            **extras,
+        )
 
 
 @pytest.fixture
-async def partners_consumer(partners: PartnersApi, kafka: Broker) -> AsyncIterator[EventConsumer]:
-    async with running_consumer(SERVICE, partners.engine, partners.settings, kafka) as runner:
+async def isolated_partners(service_database: MakeDatabase) -> AsyncIterator[PartnersApi]:
+    """The service on a database of this test's own."""
+    settings = settings_for(await service_database("partners"))
+    async with serve(SERVICE, settings) as (client, engine):
+        yield PartnersApi(client, engine, settings, new_council())
+
+
+@pytest.fixture
+def partners(isolated_partners: PartnersApi) -> PartnersApi:
+    """The service for one test; a module may share one stack instead (``shared_stack``)."""
+    return isolated_partners
+
+
+@pytest.fixture
+async def partners_consumer(
+    isolated_partners: PartnersApi, kafka: Broker
+) -> AsyncIterator[EventConsumer]:
+    """A consumer group of the test's own, on the test's own database."""
+    engine, settings = isolated_partners.engine, isolated_partners.settings
+    async with running_consumer(SERVICE, engine, settings, kafka) as runner:
         yield runner
+
+
+@dataclass
+class SharedStack:
+    """One database, app and consumer group for a whole module: joining a consumer group
+    takes seconds, so it is done once. Each test takes its own council and partners."""
+
+    client: Any
+    engine: AsyncEngine
+    settings: PartnersSettings
+    consumer: EventConsumer
+
+    def partners(self) -> PartnersApi:
+        return PartnersApi(self.client, self.engine, self.settings, new_council())
+
+
+@pytest.fixture(scope="module")
+async def shared_stack(postgres_admin_url: str, kafka: Broker) -> AsyncIterator[SharedStack]:
+    name = f"test_partners_{uuid.uuid4().hex[:10]}"
+    await ensure_database(postgres_admin_url, name)
+    try:
+        settings = settings_for(with_database(postgres_admin_url, name))
+        upgrade(SERVICE, settings.database_url.get_secret_value())
+        async with (
+            serve(SERVICE, settings) as (client, engine),
+            running_consumer(SERVICE, engine, settings, kafka) as consumer,
+        ):
+            yield SharedStack(client, engine, settings, consumer)
+    finally:
+        await drop_database(postgres_admin_url, name)
 
 
 @pytest.fixture

@@ -13,15 +13,12 @@ from typing import Any
 import jsonschema
 import pytest
 
-from services.partners.placement import route_case
-from services.partners.timers import expire_offers
-from services.partners.webhooks import SIGNATURE_HEADER, deliver_due, verify
-from shared.db import session_factory
-from shared.events.catalogue import CATALOGUE
+from services.partners.domain.webhooks import SIGNATURE_HEADER, verify
+from services.partners.service_layer.placement import CaseToRoute, route_case
+from services.partners.timers import deliver_webhooks, expire_offers
 from shared.events.envelope import utc_now
-from shared.messaging.outbox import Outbox
-from shared.service import TimerContext
-from tests.integration.partners.conftest import PartnersApi
+from shared.vocabulary import LawfulBasis, PartnerKind
+from tests.integration.partners.conftest import PartnersApi, work_on
 from tests.support.infrastructure import standards_dir
 
 pytestmark = pytest.mark.integration
@@ -176,42 +173,45 @@ async def test_webhooks_are_signed_retried_after_a_500_or_a_timeout_and_logged(
         "/v1/inbox/webhook", json={"url": receiver.url}, headers=me
     )
     secret = registered.json()["secret"]
-    context = TimerContext(
-        session_factory(partners.engine),
-        Outbox(CATALOGUE, source=partners.settings.source),
-        partners.settings,
-    )
-    # An offer made by the same routing code the consumer runs.
+    # An offer made by the same use case the consumer runs.
     ready = partners.ready()
-    async with context.sessions() as session, session.begin():
+    async with work_on(partners.engine, partners.settings) as uow:
         await route_case(
-            session,
-            context.outbox,
-            partners.settings,
-            case_id=ready.case_id,
-            council=ready.council,
-            packet=ready.packet.model_dump(mode="json"),
-            lawful_basis="consent",
-            consent_kinds=["any_voluntary"],
-            now=utc_now(),
+            uow,
+            CaseToRoute(
+                case_id=ready.case_id,
+                council=ready.council,
+                packet=ready.packet.model_dump(mode="json"),
+                lawful_basis=LawfulBasis.CONSENT,
+                consent_kinds=[PartnerKind.ANY_VOLUNTARY],
+                ready_at=utc_now(),
+            ),
         )
+
+    async def deliver_due() -> int:
+        async with work_on(partners.engine, partners.settings) as uow:
+            return await deliver_webhooks(uow)
+
+    async def expire_due() -> int:
+        async with work_on(partners.engine, partners.settings) as uow:
+            return await expire_offers(uow)
 
     async def log() -> list[dict[str, Any]]:
         return (await partners.client.get("/v1/inbox/webhook/deliveries", headers=me)).json()
 
-    assert await deliver_due(context) == 1  # answered 500
+    assert await deliver_due() == 1  # answered 500
     first = (await log())[0]
     assert (first["status"], first["attempts"], first["last_status_code"]) == ("pending", 1, 500)
     await partners.sql("UPDATE deliveries SET next_attempt_at = now()")  # skip the backoff wait
-    assert await deliver_due(context) == 1  # stalls past the 0.5 s timeout
+    assert await deliver_due() == 1  # stalls past the 0.5 s timeout
     second = (await log())[0]
     assert second["attempts"] == 2 and "Timeout" in second["last_error"]
     await partners.sql("UPDATE deliveries SET next_attempt_at = now()")
     await asyncio.sleep(2)  # let the stalled request finish on the receiver's side
-    assert await deliver_due(context) == 1
+    assert await deliver_due() == 1
     delivered = (await log())[0]
     assert (delivered["status"], delivered["attempts"]) == ("delivered", 3)
-    assert await deliver_due(context) == 0
+    assert await deliver_due() == 0
 
     headers, body = receiver.received[-1]
     assert verify(secret, headers[SIGNATURE_HEADER], body, now=int(time.time()))
@@ -223,8 +223,8 @@ async def test_webhooks_are_signed_retried_after_a_500_or_a_timeout_and_logged(
     # Rotation without a gap: for a day, deliveries carry both signatures.
     rotated = (await partners.client.post("/v1/inbox/webhook/rotate", headers=me)).json()
     await partners.sql("UPDATE offers SET respond_by = now() - interval '1 minute'")
-    assert await expire_offers(context) == 1
-    await deliver_due(context)
+    assert await expire_due() == 1
+    await deliver_due()
     headers, body = receiver.received[-1]
     assert json.loads(body)["event"] == "offer.expired"
     for key in (secret, rotated["secret"]):

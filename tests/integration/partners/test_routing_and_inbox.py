@@ -1,4 +1,5 @@
-"""Routing, the partner inbox and hand-on, through the real consumer and HTTP API."""
+"""Routing, the partner inbox and hand-on, through the real consumer and HTTP API. One
+database and consumer group for the module; each test has its own council and partners."""
 
 from __future__ import annotations
 
@@ -6,18 +7,27 @@ import pytest
 from sqlalchemy import text
 
 from services.partners.timers import expire_offers
-from shared.db import session_factory
-from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import utc_now
 from shared.events.payloads import ConsentWithdrawn
 from shared.messaging.consumer import EventConsumer
-from shared.messaging.outbox import Outbox
-from shared.service import TimerContext
 from tests.integration.messaging_helpers import wait_for
-from tests.integration.partners.conftest import PartnersApi, events_of, offers_of, until_offered
+from tests.integration.partners.conftest import (
+    PartnersApi,
+    SharedStack,
+    events_of,
+    offers_of,
+    until_offered,
+    work_on,
+)
 from tests.support.services import Publisher
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def partners(shared_stack: SharedStack) -> PartnersApi:
+    """This test's council and partners, on the module's database and consumer."""
+    return shared_stack.partners()
 
 
 async def three_food_banks(partners: PartnersApi) -> None:
@@ -33,7 +43,7 @@ async def three_food_banks(partners: PartnersApi) -> None:
 
 
 async def test_a_need_is_offered_to_the_best_partner_and_only_it_sees_the_offer(
-    partners: PartnersApi, partners_consumer: EventConsumer, publisher: Publisher
+    partners: PartnersApi, publisher: Publisher
 ) -> None:
     await three_food_banks(partners)
     ready = partners.ready()
@@ -61,6 +71,8 @@ async def test_a_need_is_offered_to_the_best_partner_and_only_it_sees_the_offer(
         f"/v1/inbox/offers/{offer['id']}/accept", headers=partners.partner("stratford-food-bank")
     )
     assert again.status_code == 409 and again.json()["current_status"] == "accepted"
+    assert again.json()["allowed"] == ["declined", "in_progress", "outcome_recorded", "withdrawn"]
+    assert set(again.json()) == {"detail", "current_status", "allowed"}
     done = await partners.client.post(
         f"/v1/inbox/offers/{offer['id']}/outcome",
         json={"outcome": "support_provided"},
@@ -72,7 +84,7 @@ async def test_a_need_is_offered_to_the_best_partner_and_only_it_sees_the_offer(
 
 
 async def test_declines_hand_on_never_back_and_exhaustion_is_unroutable_with_reasons(
-    partners: PartnersApi, partners_consumer: EventConsumer, publisher: Publisher
+    partners: PartnersApi, publisher: Publisher
 ) -> None:
     await three_food_banks(partners)
     ready = partners.ready()
@@ -106,8 +118,10 @@ async def test_declines_hand_on_never_back_and_exhaustion_is_unroutable_with_rea
 
 
 async def test_no_candidate_at_all_is_unroutable_with_a_reason_a_person_understands(
-    partners: PartnersApi, partners_consumer: EventConsumer, publisher: Publisher
+    isolated_partners: PartnersApi, partners_consumer: EventConsumer, publisher: Publisher
 ) -> None:
+    # No service in the whole directory may meet the need: a database of its own.
+    partners = isolated_partners
     await partners.add_partner("stratford-food-bank")
     ready = partners.ready(needs=("food", "digital_inclusion"))
     await publisher.send(ready, subject=ready.case_id)
@@ -121,9 +135,7 @@ async def test_no_candidate_at_all_is_unroutable_with_a_reason_a_person_understa
     assert len(await offers_of(partners, "stratford-food-bank")) == 1  # food still placed
 
 
-async def test_an_expired_offer_is_handed_on(
-    partners: PartnersApi, partners_consumer: EventConsumer, publisher: Publisher
-) -> None:
+async def test_an_expired_offer_is_handed_on(partners: PartnersApi, publisher: Publisher) -> None:
     await three_food_banks(partners)
     ready = partners.ready()
     await publisher.send(ready, subject=ready.case_id)
@@ -131,13 +143,10 @@ async def test_an_expired_offer_is_handed_on(
     await partners.sql(
         "UPDATE offers SET respond_by = now() - interval '1 minute' WHERE id = :id", id=first["id"]
     )
-    context = TimerContext(
-        session_factory(partners.engine),
-        Outbox(CATALOGUE, source=partners.settings.source),
-        partners.settings,
-    )
-    assert await expire_offers(context) == 1
-    assert await expire_offers(context) == 0
+    async with work_on(partners.engine, partners.settings) as uow:
+        assert await expire_offers(uow) == 1
+    async with work_on(partners.engine, partners.settings) as uow:
+        assert await expire_offers(uow) == 0
     (expired,) = await events_of(partners, "partners.offer.expired", ready.case_id)
     assert expired["offer_id"] == first["id"]
     assert await offers_of(partners, "stratford-food-bank") == []
@@ -145,7 +154,7 @@ async def test_an_expired_offer_is_handed_on(
 
 
 async def test_consent_withdrawn_withdraws_open_offers_and_partners_lose_access(
-    partners: PartnersApi, partners_consumer: EventConsumer, publisher: Publisher
+    partners: PartnersApi, publisher: Publisher
 ) -> None:
     await three_food_banks(partners)
     ready = partners.ready()
@@ -170,9 +179,7 @@ async def test_consent_withdrawn_withdraws_open_offers_and_partners_lose_access(
     assert packets == 0  # the packet itself is gone
 
 
-async def test_a_pause_hands_waiting_offers_on(
-    partners: PartnersApi, partners_consumer: EventConsumer, publisher: Publisher
-) -> None:
+async def test_a_pause_hands_waiting_offers_on(partners: PartnersApi, publisher: Publisher) -> None:
     await three_food_banks(partners)
     ready = partners.ready()
     await publisher.send(ready, subject=ready.case_id)

@@ -1,0 +1,152 @@
+"""The directory in the database: organisations, their agreements, their services, and the
+rows the Open Referral UK reads are made from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, false, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.partners.adapters.tables import agreements, organizations, services
+from shared.db import fetch_all, fetch_one, rows_affected
+
+
+def plain(row: RowMapping) -> dict[str, Any]:
+    """A row as a plain dict keyed by column name."""
+    return {str(key): value for key, value in row.items()}
+
+
+async def add_organization(
+    session: AsyncSession, organization_id: str, values: dict[str, Any]
+) -> None:
+    await session.execute(insert(organizations).values(id=organization_id, **values))
+
+
+async def add_organization_if_new(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(insert(organizations).values(**values).on_conflict_do_nothing())
+
+
+async def organization_exists(session: AsyncSession, organization_id: str) -> bool:
+    found = await session.scalar(
+        select(organizations.c.id).where(organizations.c.id == organization_id)
+    )
+    return found is not None
+
+
+async def add_agreement(
+    session: AsyncSession, organization_id: str, values: dict[str, Any], *, if_new: bool = False
+) -> None:
+    statement = insert(agreements).values(organization_id=organization_id, **values)
+    await session.execute(statement.on_conflict_do_nothing() if if_new else statement)
+
+
+async def replace_agreement(
+    session: AsyncSession, organization_id: str, values: dict[str, Any], now: datetime
+) -> bool:
+    """False if the organisation has no agreement (it does not exist)."""
+    updated = await rows_affected(
+        session,
+        update(agreements)
+        .where(agreements.c.organization_id == organization_id)
+        .values(**values, updated_at=now),
+    )
+    return updated > 0
+
+
+async def save_service(
+    session: AsyncSession, service_id: str, values: dict[str, Any], now: datetime
+) -> None:
+    """Insert the service, or replace its details (its pause stays as it is)."""
+    statement = insert(services).values(id=service_id, paused=False, last_modified=now, **values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[services.c.id], set_={**values, "last_modified": now}
+        )
+    )
+
+
+async def service_for_update(session: AsyncSession, service_id: str) -> dict[str, Any] | None:
+    row = await fetch_one(
+        session, select(services).where(services.c.id == service_id).with_for_update()
+    )
+    return plain(row) if row is not None else None
+
+
+async def set_paused(
+    session: AsyncSession, service_id: str, paused: bool, reason: str | None
+) -> None:
+    await session.execute(
+        update(services)
+        .where(services.c.id == service_id)
+        .values(paused=paused, pause_reason=reason)
+    )
+
+
+# -- Open Referral UK reads ------------------------------------------------------------------
+
+# A service row carries its organisation's fields under these names.
+_WITH_ORGANIZATION: Select[Any] = select(
+    services,
+    organizations.c.name.label("org_name"),
+    organizations.c.description.label("org_description"),
+    organizations.c.email.label("org_email"),
+    organizations.c.website.label("org_website"),
+).join(organizations, organizations.c.id == services.c.organization_id)
+
+
+def organization_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The organisation fields of a service row from ``_WITH_ORGANIZATION``."""
+    return {
+        "id": row["organization_id"],
+        "name": row["org_name"],
+        "description": row["org_description"],
+        "email": row["org_email"],
+        "website": row["org_website"],
+    }
+
+
+async def all_services(session: AsyncSession) -> list[dict[str, Any]]:
+    """Every service with its organisation, by name."""
+    rows = await fetch_all(session, _WITH_ORGANIZATION.order_by(services.c.name))
+    return [plain(row) for row in rows]
+
+
+async def service_with_organization(
+    session: AsyncSession, service_id: str
+) -> dict[str, Any] | None:
+    row = await fetch_one(session, _WITH_ORGANIZATION.where(services.c.id == service_id))
+    return plain(row) if row is not None else None
+
+
+def _matching(text: str | None, need: str | None, any_need: bool) -> Select[Any]:
+    query = _WITH_ORGANIZATION
+    if text:
+        pattern = f"%{text}%"
+        query = query.where(services.c.name.ilike(pattern) | services.c.description.ilike(pattern))
+    if any_need:
+        condition: ColumnElement[bool] = services.c.needs.contains([need]) if need else false()
+        query = query.where(condition)
+    return query
+
+
+async def services_page(
+    session: AsyncSession,
+    *,
+    text: str | None,
+    need: str | None,
+    by_need: bool,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of services (matching ``text`` in name or description; with ``by_need``,
+    meeting ``need``, or none if it is None) and how many match in all."""
+    query = _matching(text, need, by_need)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await fetch_all(
+        session, query.order_by(services.c.name, services.c.id).limit(limit).offset(offset)
+    )
+    return [plain(row) for row in rows], total

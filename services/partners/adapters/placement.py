@@ -1,0 +1,154 @@
+"""Route requests (one per need of a case) and the candidates for one need, in the
+database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, insert, null, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.partners.adapters.tables import agreements, offers, organizations, requests, services
+from services.partners.domain.offers import ACTIVE_STATUSES, ON_RECORD_STATUSES, TAKEN_STATUSES
+from services.partners.domain.placement import RouteRequest, RouteRequestStatus
+from services.partners.domain.routing import Candidate
+from shared.db import fetch_all, fetch_one
+from shared.vocabulary import LawfulBasis, Need, OfferStatus, PartnerKind
+
+
+def _request(row: RowMapping) -> RouteRequest:
+    return RouteRequest(
+        id=row["id"],
+        case_id=row["case_id"],
+        need=Need(row["need"]),
+        council=row["council"],
+        packet=row["packet"],
+        lawful_basis=LawfulBasis(row["lawful_basis"]),
+        consent_kinds=frozenset(PartnerKind(k) for k in row["consent_kinds"]),
+        status=RouteRequestStatus(row["status"]),
+        attempts=row["attempts"],
+    )
+
+
+async def request_by_id(session: AsyncSession, request_id: str) -> RouteRequest:
+    """A route request, locked while it is placed."""
+    row = await fetch_one(
+        session, select(requests).where(requests.c.id == request_id).with_for_update()
+    )
+    if row is None:
+        raise LookupError(f"route request {request_id} does not exist")
+    return _request(row)
+
+
+async def request_for(session: AsyncSession, case_id: str, need: str) -> RouteRequest | None:
+    """The request for one need of a case, locked, if there is one."""
+    row = await fetch_one(
+        session,
+        select(requests)
+        .where(requests.c.case_id == case_id, requests.c.need == need)
+        .with_for_update(),
+    )
+    return _request(row) if row is not None else None
+
+
+async def add_request(session: AsyncSession, request_id: str, **values: Any) -> None:
+    await session.execute(insert(requests).values(id=request_id, **values))
+
+
+async def update_request(session: AsyncSession, request_id: str, **values: Any) -> None:
+    await session.execute(update(requests).where(requests.c.id == request_id).values(**values))
+
+
+async def close_requests(session: AsyncSession, case_id: str, now: datetime) -> None:
+    """Every need of the case closed and its packet deleted, so partners lose access."""
+    await session.execute(
+        update(requests)
+        .where(requests.c.case_id == case_id)
+        .values(
+            status=RouteRequestStatus.CLOSED.value,
+            packet=null(),  # SQL NULL, not JSON null
+            updated_at=now,
+        )
+    )
+
+
+async def gaps(session: AsyncSession) -> Sequence[RowMapping]:
+    """Needs currently unroutable, counted by council, need and reason, most cases first."""
+    return await fetch_all(
+        session,
+        select(
+            requests.c.council,
+            requests.c.need,
+            requests.c.unroutable_reason.label("reason"),
+            func.count().label("cases"),
+        )
+        .where(requests.c.status == RouteRequestStatus.UNROUTABLE.value)
+        .group_by(requests.c.council, requests.c.need, requests.c.unroutable_reason)
+        .order_by(func.count().desc()),
+    )
+
+
+def _status_in(statuses: frozenset[OfferStatus]) -> ColumnElement[bool]:
+    return offers.c.status.in_(sorted(statuses))
+
+
+async def candidates(session: AsyncSession, need: str) -> list[Candidate]:
+    """The services meeting ``need``, with their load and record (the routing function does
+    the rest). Only their offers are counted, in one pass."""
+    meets_need = services.c.needs.contains([need])
+    counts = (
+        select(
+            offers.c.service_id,
+            func.count().filter(_status_in(ACTIVE_STATUSES)).label("load"),
+            func.count().filter(_status_in(ON_RECORD_STATUSES)).label("made"),
+            func.count().filter(_status_in(TAKEN_STATUSES)).label("accepted"),
+        )
+        .where(offers.c.service_id.in_(select(services.c.id).where(meets_need)))
+        .group_by(offers.c.service_id)
+        .subquery()
+    )
+    rows = await fetch_all(
+        session,
+        select(
+            services,
+            organizations.c.name.label("organization_name"),
+            organizations.c.kind.label("organization_kind"),
+            agreements.c.lawful_bases,
+            agreements.c.data_categories,
+            func.coalesce(counts.c.load, 0).label("load"),
+            func.coalesce(counts.c.made, 0).label("made"),
+            func.coalesce(counts.c.accepted, 0).label("accepted"),
+        )
+        .join(organizations, organizations.c.id == services.c.organization_id)
+        .outerjoin(agreements, agreements.c.organization_id == organizations.c.id)
+        .outerjoin(counts, counts.c.service_id == services.c.id)
+        .where(meets_need),
+    )
+    return [
+        Candidate(
+            service_id=r["id"],
+            service_name=r["name"],
+            organization_id=r["organization_id"],
+            organization_name=r["organization_name"],
+            organization_kind=PartnerKind(r["organization_kind"]),
+            active=r["status"] == "active",
+            paused=r["paused"],
+            needs=frozenset(Need(n) for n in r["needs"]),
+            councils=frozenset(r["councils"]),
+            districts=frozenset(r["postcode_districts"]),
+            minimum_age=r["minimum_age"],
+            maximum_age=r["maximum_age"],
+            languages=frozenset(r["languages"]),
+            interpretation=r["interpretation"],
+            allowed_bases=frozenset(LawfulBasis(b) for b in (r["lawful_bases"] or [])),
+            allowed_categories=frozenset(r["data_categories"] or []),
+            capacity=r["capacity"],
+            load=r["load"],
+            offers_made=r["made"],
+            offers_accepted=r["accepted"],
+        )
+        for r in rows
+    ]

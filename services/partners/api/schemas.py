@@ -1,0 +1,118 @@
+"""The HTTP bodies and answers of the partners API. Directory bodies are the service layer's
+commands (validated the same way over HTTP and on ORUK import), named for the API here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from services.partners.service_layer.directory import (
+    AgreementTerms,
+    NewOrganization,
+    ServiceDetails,
+    Strict,
+)
+from shared.vocabulary import DeclineReason, Need, OfferStatus, Outcome
+
+# -- inbox -----------------------------------------------------------------------------------
+
+
+class Offer(BaseModel):
+    id: str
+    case_id: str
+    need: Need
+    service_id: str
+    service_name: str
+    status: OfferStatus
+    respond_by: datetime
+    outcome: Outcome | None = None
+    packet: dict[str, Any] | None = Field(
+        default=None, description="what the partner needs to contact and help the resident"
+    )
+
+
+class DeclineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: DeclineReason
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class OutcomeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Outcome
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: HttpUrl
+
+
+class Webhook(BaseModel):
+    url: str
+    secret: str = Field(description="shown once: keep it to verify signatures")
+    previous_secret_valid_until: datetime | None = None
+
+
+class DeliveryRecord(BaseModel):
+    id: str
+    event: str
+    offer_id: str | None
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    next_attempt_at: datetime
+
+
+# -- directory -------------------------------------------------------------------------------
+
+
+class AgreementIn(AgreementTerms):
+    pass
+
+
+class OrganizationIn(NewOrganization):
+    agreement: AgreementIn
+
+
+class ServiceIn(ServiceDetails):
+    pass
+
+
+class PauseIn(Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Created(BaseModel):
+    id: str
+
+
+class ServiceLoad(BaseModel):
+    id: str
+    name: str
+    paused: bool
+    capacity: int
+    open_offers_and_referrals: int
+
+
+class ImportReport(BaseModel):
+    organizations: int
+    services: int
+    skipped: list[str]
+
+
+class Gap(BaseModel):
+    council: str
+    need: str
+    reason: str
+    cases: int

@@ -1,0 +1,332 @@
+"""Directory use cases: operators add partners and their data-sharing agreements; a partner
+edits its own services and can pause intake (offers not yet answered are handed on). Import
+and export in Open Referral UK shape, the public ORUK reads, and the gaps in service."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from services.partners.adapters import directory as store
+from services.partners.adapters import offers as offer_store
+from services.partners.adapters import placement as placement_store
+from services.partners.domain import offers as lifecycle
+from services.partners.domain import oruk
+from services.partners.service_layer.placement import place, withdraw_offers
+from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
+from shared.errors import Forbidden, Invalid, NotFound
+from shared.vocabulary import GSS_CODE, LawfulBasis, Need, PartnerKind
+
+# -- commands: validated as the HTTP bodies are, and as imported ORUK services are ----------
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class AgreementTerms(Strict):
+    lawful_bases: list[LawfulBasis] = Field(min_length=1)
+    data_categories: list[Literal["special_category"]] = Field(
+        default=[], description="special_category: may receive health or safeguarding needs"
+    )
+    reference: str | None = Field(default=None, max_length=200)
+
+
+class NewOrganization(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(min_length=1, max_length=2000)
+    kind: PartnerKind
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    website: HttpUrl | None = None
+    agreement: AgreementTerms
+
+
+class Contact(Strict):
+    name: str | None = Field(default=None, max_length=200)
+    title: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=254)
+
+
+class ServiceDetails(Strict):
+    organization_id: uuid.UUID
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(min_length=1, max_length=4000)
+    status: Literal["active", "inactive", "defunct", "temporarily closed"] = "active"
+    url: HttpUrl | None = None
+    email: str | None = Field(default=None, max_length=254)
+    needs: list[Need] = Field(min_length=1)
+    councils: list[Annotated[str, Field(pattern=GSS_CODE.pattern)]] = []
+    postcode_districts: list[Annotated[str, Field(pattern=r"^[A-Z]{1,2}[0-9][0-9A-Z]?$")]] = []
+    minimum_age: int | None = Field(default=None, ge=0, le=120)
+    maximum_age: int | None = Field(default=None, ge=0, le=120)
+    eligibility_description: str | None = Field(default=None, max_length=1000)
+    languages: list[Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]] = ["en"]
+    interpretation: bool = False
+    contacts: list[Contact] = []
+    capacity: int = Field(ge=0, le=10_000, description="open offers and active referrals at once")
+
+
+@dataclass(frozen=True)
+class Editor:
+    """Who edits the directory: the operator edits everything, a partner its own services."""
+
+    organisation: str
+    is_operator: bool
+
+    def owns(self, organization_id: str) -> bool:
+        return self.is_operator or self.organisation == organization_id
+
+
+@dataclass(frozen=True)
+class ServiceLoad:
+    id: str
+    name: str
+    paused: bool
+    capacity: int
+    open_offers_and_referrals: int
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    organizations: int
+    services: int
+    skipped: list[str]
+
+
+@dataclass(frozen=True)
+class Gap:
+    council: str
+    need: str
+    reason: str
+    cases: int
+
+
+# -- organisations and agreements ------------------------------------------------------------
+
+
+async def add_organization(uow: PartnersUnitOfWork, command: NewOrganization) -> str:
+    """A partner organisation with its agreement; its id."""
+    organization_id = uow.new_id()
+    async with uow.transaction():
+        values = command.model_dump(mode="json", exclude={"agreement"})
+        await store.add_organization(uow.session, organization_id, values)
+        await store.add_agreement(
+            uow.session, organization_id, command.agreement.model_dump(mode="json")
+        )
+    return organization_id
+
+
+async def set_agreement(
+    uow: PartnersUnitOfWork, organization_id: str, terms: AgreementTerms
+) -> None:
+    async with uow.transaction():
+        values = terms.model_dump(mode="json")
+        if not await store.replace_agreement(uow.session, organization_id, values, uow.now()):
+            raise NotFound("organization not found")
+
+
+# -- services --------------------------------------------------------------------------------
+
+
+async def _save_service(uow: PartnersUnitOfWork, service_id: str, details: ServiceDetails) -> None:
+    if not details.councils and not details.postcode_districts:
+        raise Invalid("councils", "a service covers at least one council or postcode district")
+    if (
+        details.minimum_age is not None
+        and details.maximum_age is not None
+        and (details.minimum_age > details.maximum_age)
+    ):
+        raise Invalid("maximum_age", "must not be below minimum_age")
+    values = details.model_dump(mode="json")
+    values["organization_id"] = str(details.organization_id)
+    await store.save_service(uow.session, service_id, values, uow.now())
+
+
+async def add_service(uow: PartnersUnitOfWork, editor: Editor, details: ServiceDetails) -> str:
+    """A new service of an organisation; its id."""
+    if not editor.owns(str(details.organization_id)):
+        raise Forbidden("a partner edits only its own services")
+    service_id = uow.new_id()
+    async with uow.transaction():
+        if not await store.organization_exists(uow.session, str(details.organization_id)):
+            raise Invalid("organization_id", "no such organization")
+        await _save_service(uow, service_id, details)
+    return service_id
+
+
+async def _own_service(uow: PartnersUnitOfWork, editor: Editor, service_id: str) -> dict[str, Any]:
+    """The service, locked, if the editor may edit it; otherwise as if it did not exist."""
+    row = await store.service_for_update(uow.session, service_id)
+    if row is None or not editor.owns(row["organization_id"]):
+        raise NotFound("service not found")
+    return row
+
+
+async def edit_service(
+    uow: PartnersUnitOfWork, editor: Editor, service_id: str, details: ServiceDetails
+) -> None:
+    async with uow.transaction():
+        current = await _own_service(uow, editor, service_id)
+        if str(details.organization_id) != current["organization_id"]:
+            raise Invalid("organization_id", "a service cannot move to another organisation")
+        await _save_service(uow, service_id, details)
+
+
+async def pause_service(
+    uow: PartnersUnitOfWork, editor: Editor, service_id: str, reason: str
+) -> None:
+    """Intake paused: offers not yet answered are withdrawn and handed on."""
+    async with uow.transaction():
+        now = uow.now()
+        await _own_service(uow, editor, service_id)
+        await store.set_paused(uow.session, service_id, True, reason)
+        waiting = await offer_store.of_service(uow.session, service_id, lifecycle.PENDING_STATUSES)
+        await withdraw_offers(uow, waiting, f"the service paused intake: {reason}", now=now)
+        for offer in waiting:
+            await place(uow, offer.request_id, now=now)
+
+
+async def resume_service(uow: PartnersUnitOfWork, editor: Editor, service_id: str) -> None:
+    async with uow.transaction():
+        await _own_service(uow, editor, service_id)
+        await store.set_paused(uow.session, service_id, False, None)
+
+
+async def service_load(uow: PartnersUnitOfWork, editor: Editor, service_id: str) -> ServiceLoad:
+    """Capacity and current load, derived from offers."""
+    async with uow.transaction():
+        row = await _own_service(uow, editor, service_id)
+        active = await offer_store.active_count(uow.session, service_id)
+    return ServiceLoad(
+        id=row["id"],
+        name=row["name"],
+        paused=row["paused"],
+        capacity=row["capacity"],
+        open_offers_and_referrals=active,
+    )
+
+
+# -- Open Referral UK: import, export, public reads --------------------------------------------
+
+
+async def export_directory(uow: PartnersUnitOfWork) -> list[dict[str, Any]]:
+    """The whole directory as Open Referral UK services."""
+    rows = await store.all_services(uow.session)
+    return [oruk.service_full(row, store.organization_of(row)) for row in rows]
+
+
+async def import_directory(
+    uow: PartnersUnitOfWork,
+    documents: list[dict[str, Any]],
+    *,
+    kind: PartnerKind = PartnerKind.COMMUNITY,
+    capacity: int = 10,
+) -> ImportReport:
+    """ORUK services (with their organisations) added or updated; what could not be taken,
+    and why. Organisations new to us get a consent-only agreement."""
+    seen_orgs: set[str] = set()
+    imported, skipped = 0, []
+    async with uow.transaction():
+        for document in documents:
+            try:
+                org, service = oruk.from_service(document)
+                uuid.UUID(service["id"])
+                uuid.UUID(org["id"] or "")
+            except (KeyError, TypeError, ValueError):
+                skipped.append(
+                    str(document.get("id", "?")) + ": not an ORUK service with an organization"
+                )
+                continue
+            if not service["needs"] or not (service["councils"] or service["postcode_districts"]):
+                skipped.append(f"{service['id']}: no Upstream need or no service area")
+                continue
+            await store.add_organization_if_new(uow.session, {"kind": kind.value, **org})
+            await store.add_agreement(
+                uow.session,
+                org["id"],
+                {"lawful_bases": [LawfulBasis.CONSENT.value], "data_categories": []},
+                if_new=True,
+            )
+            seen_orgs.add(org["id"])
+            details = ServiceDetails.model_validate(
+                {
+                    **{k: v for k, v in service.items() if k != "id" and v is not None},
+                    "capacity": capacity,
+                }
+            )
+            await _save_service(uow, service["id"], details)
+            imported += 1
+    return ImportReport(organizations=len(seen_orgs), services=imported, skipped=skipped)
+
+
+def page(items: list[dict[str, Any]], total: int, number: int, per_page: int) -> dict[str, Any]:
+    """An ORUK page of ``items``."""
+    pages = max(1, math.ceil(total / per_page))
+    return {
+        "total_items": total,
+        "total_pages": pages,
+        "page_number": number,
+        "size": len(items),
+        "first_page": number == 1,
+        "last_page": number >= pages,
+        "empty": not items,
+        "contents": items,
+    }
+
+
+async def public_services(
+    uow: PartnersUnitOfWork,
+    *,
+    number: int,
+    per_page: int,
+    text: str | None = None,
+    taxonomy_term_id: str | None = None,
+) -> dict[str, Any]:
+    """A page of services in ORUK list shape, by name, matching the search text and the
+    taxonomy term (an unknown term matches nothing)."""
+    rows, total = await store.services_page(
+        uow.session,
+        text=text,
+        need=oruk.NEED_BY_TERM.get(taxonomy_term_id) if taxonomy_term_id else None,
+        by_need=bool(taxonomy_term_id),
+        limit=per_page,
+        offset=(number - 1) * per_page,
+    )
+    items = [oruk.service_summary(row, store.organization_of(row)) for row in rows]
+    return page(items, total, number, per_page)
+
+
+async def public_service(uow: PartnersUnitOfWork, service_id: str) -> dict[str, Any]:
+    """One service in full ORUK shape."""
+    try:
+        uuid.UUID(service_id)
+    except ValueError:
+        raise NotFound("service not found") from None
+    row = await store.service_with_organization(uow.session, service_id)
+    if row is None:
+        raise NotFound("service not found")
+    return oruk.service_full(row, store.organization_of(row))
+
+
+def taxonomies() -> dict[str, Any]:
+    return page([oruk.TAXONOMY], 1, 1, 50)
+
+
+def taxonomy_terms(number: int, per_page: int) -> dict[str, Any]:
+    terms = [oruk.taxonomy_term(n.value) for n in Need]
+    return page(terms[(number - 1) * per_page : number * per_page], len(terms), number, per_page)
+
+
+# -- gaps ------------------------------------------------------------------------------------
+
+
+async def gaps(uow: PartnersUnitOfWork) -> list[Gap]:
+    """Needs currently unroutable, by council, need and reason, most cases first."""
+    return [
+        Gap(council=row["council"], need=row["need"], reason=row["reason"], cases=row["cases"])
+        for row in await placement_store.gaps(uow.session)
+    ]

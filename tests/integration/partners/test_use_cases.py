@@ -1,0 +1,402 @@
+"""The partners use cases called directly on a real migrated database, no broker and no
+HTTP: one or more per aggregate (directory, placement, offers, webhooks), looking at the
+rows they change, the events they put in the outbox, and what they refuse."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.partners.adapters.webhook_sender import Answer, WebhookSender
+from services.partners.domain.offers import OfferTransitionRefused
+from services.partners.domain.webhooks import SIGNATURE_HEADER, DeliveryStatus, verify
+from services.partners.service_layer import directory, offers, placement, webhooks
+from services.partners.service_layer.directory import (
+    AgreementTerms,
+    Editor,
+    NewOrganization,
+    ServiceDetails,
+)
+from services.partners.service_layer.offers import Decline, RecordOutcome
+from services.partners.service_layer.placement import CaseToRoute
+from services.partners.settings import PartnersSettings
+from shared.db import async_url
+from shared.errors import Forbidden, Invalid, NotFound
+from shared.events.envelope import utc_now
+from shared.vocabulary import DeclineReason, LawfulBasis, OfferStatus, Outcome, PartnerKind
+from tests.conftest import MakeDatabase
+from tests.integration.partners.conftest import new_council, settings_for, work_on
+
+pytestmark = pytest.mark.integration
+
+OPERATOR = Editor("operator", is_operator=True)
+
+
+@dataclass
+class Directory:
+    """A database of the test's own, and the directory built with the use cases."""
+
+    engine: AsyncEngine
+    settings: PartnersSettings
+    council: str
+    organizations: dict[str, str] = field(default_factory=dict)
+    services: dict[str, str] = field(default_factory=dict)
+
+    def work(self, **extras: Any) -> Any:
+        return work_on(self.engine, self.settings, **extras)
+
+    async def add_partner(
+        self, name: str, *, needs: tuple[str, ...] = ("food",), capacity: int = 5
+    ) -> str:
+        async with self.work() as uow:
+            organization_id = await directory.add_organization(
+                uow,
+                NewOrganization(
+                    name=name,
+                    description=f"{name}, a local charity",
+                    kind=PartnerKind.FOOD,
+                    agreement=AgreementTerms(lawful_bases=[LawfulBasis.CONSENT]),
+                ),
+            )
+        async with self.work() as uow:
+            service_id = await directory.add_service(
+                uow, OPERATOR, self.details(organization_id, needs=needs, capacity=capacity)
+            )
+        self.organizations[name], self.services[name] = organization_id, service_id
+        return service_id
+
+    def details(self, organization_id: str, **changes: Any) -> ServiceDetails:
+        return ServiceDetails.model_validate(
+            {
+                "organization_id": organization_id,
+                "name": "a service",
+                "description": "what it offers",
+                "needs": ["food"],
+                "councils": [self.council],
+                "capacity": 5,
+                **changes,
+            }
+        )
+
+    def case(self, needs: tuple[str, ...] = ("food",), urgency: str = "high") -> CaseToRoute:
+        return CaseToRoute(
+            case_id=str(uuid.uuid4()),
+            council=self.council,
+            packet={
+                "first_name": "Amina",
+                "needs": list(needs),
+                "council": self.council,
+                "urgency": urgency,
+            },
+            lawful_basis=LawfulBasis.CONSENT,
+            consent_kinds=[PartnerKind.ANY_VOLUNTARY],
+            ready_at=utc_now(),
+        )
+
+    async def route(self, case: CaseToRoute) -> None:
+        async with self.work() as uow:
+            await placement.route_case(uow, case)
+
+    async def rows(self, sql: str, **params: object) -> list[Mapping[str, Any]]:
+        async with self.engine.connect() as connection:
+            return list((await connection.execute(text(sql), params)).mappings().all())
+
+    async def events(self, case_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """(type, data) of the case's outbox events, in order."""
+        rows = await self.rows(
+            "SELECT event_type, envelope FROM outbox WHERE message_key = :c ORDER BY id", c=case_id
+        )
+        return [(row["event_type"], row["envelope"]["data"]) for row in rows]
+
+
+@pytest.fixture
+async def home(service_database: MakeDatabase) -> AsyncIterator[Directory]:
+    settings = settings_for(await service_database("partners"))
+    engine = create_async_engine(async_url(settings.database_url.get_secret_value()))
+    try:
+        yield Directory(engine, settings, new_council())
+    finally:
+        await engine.dispose()
+
+
+def types(events: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return [t.removeprefix("uk.upstream.partners.").removesuffix(".v1") for t, _ in events]
+
+
+# -- directory -------------------------------------------------------------------------------
+
+
+async def test_directory_use_cases_save_refuse_and_pause(home: Directory) -> None:
+    service_id = await home.add_partner("stratford-food-bank", capacity=7)
+    organization_id = home.organizations["stratford-food-bank"]
+    partner = Editor(organization_id, is_operator=False)
+    stranger = Editor(str(uuid.uuid4()), is_operator=False)
+
+    async with home.work() as uow:
+        with pytest.raises(Forbidden):
+            await directory.add_service(uow, stranger, home.details(organization_id))
+        with pytest.raises(Invalid) as no_area:
+            await directory.add_service(uow, partner, home.details(organization_id, councils=[]))
+        assert [field for field, _ in no_area.value.errors] == ["councils"]
+        with pytest.raises(Invalid, match="no such organization"):
+            await directory.add_service(uow, OPERATOR, home.details(str(uuid.uuid4())))
+        with pytest.raises(NotFound):
+            await directory.pause_service(uow, stranger, service_id, "holiday")
+        with pytest.raises(NotFound, match="organization not found"):
+            await directory.set_agreement(
+                uow, str(uuid.uuid4()), AgreementTerms(lawful_bases=[LawfulBasis.CONSENT])
+            )
+
+    async with home.work() as uow:
+        await directory.pause_service(uow, partner, service_id, "volunteers on holiday")
+    async with home.work() as uow:
+        load = await directory.service_load(uow, partner, service_id)
+    assert (load.paused, load.capacity, load.open_offers_and_referrals) == (True, 7, 0)
+    (row,) = await home.rows("SELECT pause_reason FROM services WHERE id = :s", s=service_id)
+    assert row["pause_reason"] == "volunteers on holiday"
+
+    async with home.work() as uow:
+        exported = await directory.export_directory(uow)
+    async with home.work() as uow:
+        report = await directory.import_directory(uow, exported)
+    assert (report.organizations, report.services, report.skipped) == (1, 1, [])
+    async with home.work() as uow:
+        listed = await directory.public_services(uow, number=1, per_page=10)
+    assert listed["total_items"] == 1
+
+
+# -- placement -------------------------------------------------------------------------------
+
+
+async def test_routing_a_case_offers_each_need_and_says_so(home: Directory) -> None:
+    await home.add_partner("stratford-food-bank")
+    case = home.case(needs=("food", "housing"), urgency="crisis")
+    await home.route(case)
+
+    (offer,) = await home.rows("SELECT * FROM offers WHERE case_id = :c", c=case.case_id)
+    assert offer["status"] == "offered" and offer["attempt"] == 1
+    assert offer["respond_by"] - case.ready_at == timedelta(hours=4)  # crisis: four hours
+    requests = await home.rows(
+        "SELECT need, status, attempts, unroutable_reason FROM route_requests "
+        "WHERE case_id = :c ORDER BY need",
+        c=case.case_id,
+    )
+    assert [(r["need"], r["status"], r["attempts"]) for r in requests] == [
+        ("food", "placed", 1),
+        ("housing", "unroutable", 0),
+    ]
+    assert requests[1]["unroutable_reason"] == "no service meets the need for housing"
+    events = await home.events(case.case_id)
+    assert types(events) == ["offer.made", "case.unroutable"]
+    assert events[0][1]["offer_id"] == str(offer["id"])
+    assert events[0][1]["partner_name"] == "stratford-food-bank"
+
+
+async def test_stopping_a_case_withdraws_its_offers_and_deletes_the_packet(
+    home: Directory,
+) -> None:
+    await home.add_partner("stratford-food-bank")
+    case = home.case()
+    await home.route(case)
+    async with home.work() as uow:
+        await placement.stop_case(uow, case.case_id, "the resident withdrew consent", at=utc_now())
+
+    (offer,) = await home.rows("SELECT status, note FROM offers WHERE case_id = :c", c=case.case_id)
+    assert (offer["status"], offer["note"]) == ("withdrawn", "the resident withdrew consent")
+    (request,) = await home.rows(
+        "SELECT status, packet FROM route_requests WHERE case_id = :c", c=case.case_id
+    )
+    assert (request["status"], request["packet"]) == ("closed", None)
+    events = await home.events(case.case_id)
+    assert types(events) == ["offer.made", "offer.withdrawn"]
+    assert events[1][1]["reason"] == "the resident withdrew consent"
+
+
+async def test_an_offer_past_its_deadline_expires_and_is_handed_on(home: Directory) -> None:
+    await home.add_partner("stratford-food-bank")
+    await home.add_partner("forest-gate-pantry", needs=("food", "benefits"))
+    case = home.case()
+    await home.route(case)
+    async with home.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE offers SET respond_by = now() - interval '1 minute' WHERE case_id = :c"),
+            {"c": case.case_id},
+        )
+    async with home.work() as uow:
+        assert await placement.expire_due_offers(uow) == 1
+    async with home.work() as uow:
+        assert await placement.expire_due_offers(uow) == 0
+    offers_now = await home.rows(
+        "SELECT organization_id, status FROM offers WHERE case_id = :c ORDER BY attempt",
+        c=case.case_id,
+    )
+    assert [(o["organization_id"], o["status"]) for o in offers_now] == [
+        (uuid.UUID(home.organizations["stratford-food-bank"]), "expired"),
+        (uuid.UUID(home.organizations["forest-gate-pantry"]), "offered"),
+    ]
+    assert types(await home.events(case.case_id)) == ["offer.made", "offer.expired", "offer.made"]
+
+
+# -- offers ----------------------------------------------------------------------------------
+
+
+async def test_the_inbox_answers_an_offer_and_refuses_what_its_status_does_not_allow(
+    home: Directory,
+) -> None:
+    await home.add_partner("stratford-food-bank")
+    case = home.case()
+    await home.route(case)
+    partner = home.organizations["stratford-food-bank"]
+    async with home.work() as uow:
+        (offer,) = await offers.list_offers(uow, partner)
+    assert offer.status is OfferStatus.OFFERED and offer.packet is not None
+
+    async with home.work() as uow:
+        with pytest.raises(NotFound):
+            await offers.get_offer(uow, str(uuid.uuid4()), offer.id)  # not that partner's
+        with pytest.raises(OfferTransitionRefused) as refused:
+            await offers.record_progress(uow, partner, offer.id, "too soon")
+    assert refused.value.current is OfferStatus.OFFERED
+    assert refused.value.allowed == ["accepted", "declined", "expired", "withdrawn"]
+
+    async with home.work() as uow:
+        accepted = await offers.accept_offer(uow, partner, offer.id)
+    assert accepted.status is OfferStatus.ACCEPTED
+    async with home.work() as uow:
+        with pytest.raises(OfferTransitionRefused):
+            await offers.accept_offer(uow, partner, offer.id)
+    async with home.work() as uow:
+        await offers.record_progress(uow, partner, offer.id, "first call made")
+    async with home.work() as uow:
+        done = await offers.record_outcome(
+            uow, partner, offer.id, RecordOutcome(Outcome.SUPPORT_PROVIDED, "parcel delivered")
+        )
+    assert (done.status, done.outcome, done.packet) == (
+        OfferStatus.OUTCOME_RECORDED,
+        Outcome.SUPPORT_PROVIDED,
+        None,  # a finished offer no longer shows the packet
+    )
+    (row,) = await home.rows("SELECT status, note FROM offers WHERE id = :o", o=offer.id)
+    assert (row["status"], row["note"]) == ("outcome_recorded", "parcel delivered")
+    events = await home.events(case.case_id)
+    assert types(events) == [
+        "offer.made",
+        "offer.accepted",
+        "offer.progress_recorded",
+        "offer.outcome_recorded",
+    ]
+    assert events[-1][1]["outcome"] == "support_provided"
+
+
+async def test_a_declined_offer_is_handed_on_and_gone_from_the_inbox(home: Directory) -> None:
+    await home.add_partner("stratford-food-bank")
+    await home.add_partner("forest-gate-pantry", needs=("food", "benefits"))
+    case = home.case()
+    await home.route(case)
+    first = home.organizations["stratford-food-bank"]
+    async with home.work() as uow:
+        (offer,) = await offers.list_offers(uow, first)
+    async with home.work() as uow:
+        await offers.decline_offer(
+            uow, first, offer.id, Decline(DeclineReason.NO_CAPACITY, "shelves empty")
+        )
+    async with home.work() as uow:
+        assert await offers.list_offers(uow, first) == []
+        with pytest.raises(NotFound):
+            await offers.accept_offer(uow, first, offer.id)
+    async with home.work() as uow:
+        (handed_on,) = await offers.list_offers(uow, home.organizations["forest-gate-pantry"])
+    assert handed_on.case_id == case.case_id and handed_on.status is OfferStatus.OFFERED
+    events = await home.events(case.case_id)
+    assert types(events) == ["offer.made", "offer.declined", "offer.made"]
+    assert events[1][1]["reason"] == "no_capacity"
+
+
+# -- webhooks --------------------------------------------------------------------------------
+
+
+@dataclass
+class ScriptedSender:
+    """A partner endpoint that answers from a script, recording what it was sent."""
+
+    answers: list[Answer]
+    sent: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        self.sent.append((url, body, dict(headers)))
+        return self.answers.pop(0) if self.answers else Answer(status_code=200)
+
+    @asynccontextmanager
+    async def open(self, timeout_seconds: float) -> AsyncIterator[WebhookSender]:
+        yield self
+
+
+async def test_webhooks_are_queued_with_the_change_signed_and_retried(home: Directory) -> None:
+    await home.add_partner("stratford-food-bank")
+    partner = home.organizations["stratford-food-bank"]
+    async with home.work() as uow:
+        with pytest.raises(NotFound, match="no webhook registered"):
+            await webhooks.rotate_webhook_secret(uow, partner)
+    strict = PartnersSettings(database_url=home.settings.database_url)  # https only
+    async with work_on(home.engine, strict) as uow:
+        with pytest.raises(Invalid, match="must be https"):
+            await webhooks.register_webhook(uow, partner, "http://partner.test/", scheme="http")
+    async with home.work() as uow:
+        registered = await webhooks.register_webhook(
+            uow, partner, "https://partner.test/upstream", scheme="https"
+        )
+    case = home.case()
+    await home.route(case)  # queues offer.made
+
+    sender = ScriptedSender([Answer(status_code=500), Answer(error="ConnectTimeout: slow")])
+    async with home.work(open_webhook_sender=sender.open) as uow:
+        assert await webhooks.deliver_due_webhooks(uow) == 1
+    async with home.work() as uow:
+        (first,) = await webhooks.delivery_log(uow, partner)
+    assert (first.status, first.attempts, first.last_error) == (
+        DeliveryStatus.PENDING,
+        1,
+        "answered 500",
+    )
+    async with home.work(open_webhook_sender=sender.open) as uow:
+        assert await webhooks.deliver_due_webhooks(uow) == 0  # backing off
+    async with home.engine.begin() as connection:
+        await connection.execute(text("UPDATE deliveries SET next_attempt_at = now()"))
+    for _ in range(2):
+        async with home.work(open_webhook_sender=sender.open) as uow:
+            assert await webhooks.deliver_due_webhooks(uow) == 1
+        async with home.engine.begin() as connection:
+            await connection.execute(text("UPDATE deliveries SET next_attempt_at = now()"))
+    async with home.work() as uow:
+        (delivered,) = await webhooks.delivery_log(uow, partner)
+    assert (delivered.status, delivered.attempts, delivered.last_error) == (
+        DeliveryStatus.DELIVERED,
+        3,
+        None,
+    )
+    url, body, headers = sender.sent[-1]
+    assert url == "https://partner.test/upstream" and headers["Upstream-Event"] == "offer.made"
+    now = int(utc_now().timestamp())
+    assert verify(registered.secret, headers[SIGNATURE_HEADER], body, now=now)
+    assert json.loads(body)["packet"]["first_name"] == "Amina"
+
+    async with home.work() as uow:
+        rotated = await webhooks.rotate_webhook_secret(uow, partner)
+    assert rotated.previous_secret_valid_until is not None
+    async with home.work() as uow:
+        await placement.stop_case(uow, case.case_id, "the council closed the case", at=utc_now())
+    async with home.work(open_webhook_sender=sender.open) as uow:
+        assert await webhooks.deliver_due_webhooks(uow) == 1
+    _, body, headers = sender.sent[-1]
+    assert json.loads(body)["event"] == "offer.withdrawn"
+    for secret in (registered.secret, rotated.secret):  # both sign during the overlap
+        assert verify(secret, headers[SIGNATURE_HEADER], body, now=now)
