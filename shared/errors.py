@@ -63,6 +63,15 @@ class Invalid(Refused):
         super().__init__(f"{field}: {reason}")
         self.errors = [(field, reason)]
 
+    @property
+    def field(self) -> str:
+        """The first field at fault."""
+        return self.errors[0][0]
+
+    @property
+    def reason(self) -> str:
+        return self.errors[0][1]
+
     @classmethod
     def of(cls, errors: Iterable[tuple[str, str]], detail: str | None = None) -> Invalid:
         errors = list(errors)

@@ -6,6 +6,7 @@ import services.referrals as package
 from services.referrals.adapters.tables import metadata
 from services.referrals.api.routes import routers
 from services.referrals.handlers import EVENT_HANDLERS
+from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
 from services.referrals.settings import ReferralsSettings
 from services.referrals.timers import TIMERS
 from shared.messaging.consumer import ConsumerSpec
@@ -17,6 +18,7 @@ SERVICE = ServiceDefinition(
     package="services.referrals",
     settings_class=ReferralsSettings,
     metadata=metadata,
+    unit_of_work=ReferralsUnitOfWork,
     routers=routers,
     consumers=[ConsumerSpec("referrals", EVENT_HANDLERS)],
     timers=TIMERS,

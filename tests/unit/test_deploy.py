@@ -67,14 +67,16 @@ def wiring_problems(text: str) -> list[str]:
                 "on the postgres service"
             )
         depends = container.get("depends_on") or {}
-        needs = (
-            {"postgres": "service_healthy"}
-            if role == "migrate"
-            else {
+        needs = {
+            "migrate": {"postgres": "service_healthy"},
+            "topics": {"kafka": "service_healthy"},
+        }.get(
+            role,
+            {
                 "kafka": "service_healthy",
                 "topics": "service_completed_successfully",
                 f"{name.rsplit('-', 1)[0]}-migrate": "service_completed_successfully",
-            }
+            },
         )
         for dependency, condition in needs.items():
             if (depends.get(dependency) or {}).get("condition") != condition:
@@ -95,6 +97,8 @@ def wiring_problems(text: str) -> list[str]:
             ):
                 problems.append(f"{name}: waits for {dependency} to be healthy; it has no check")
     roles = {tuple(c["command"][2:4]) for c in services.values() if c.get("command")}
+    if not any(role == "topics" for _, role in roles):
+        problems.append("no container creates the topics")
     for service in SERVICE_NAMES:
         for role in ("migrate", "api", "worker"):
             if (f"services.{service}", role) not in roles:

@@ -1,15 +1,17 @@
-"""Who may call what, as dependency aliases the routes share."""
+"""What every referrals route shares: who may call it and its unit of work. A use case's
+refusal (``shared.errors``) is answered by ``shared.http`` for every route."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends
 
-from services.referrals.cases import Actor
-from services.referrals.domain.lifecycle import TransitionRefused
+from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
 from shared.auth import OrganisationKind, Principal, Role, require
-from shared.http import ApiProblem
+from shared.http import unit_of_work
+
+ReferralsWork = Annotated[ReferralsUnitOfWork, Depends(unit_of_work)]
 
 # A council caseworker, or an operator: the people who work cases.
 CaseworkerOrOperator = Annotated[
@@ -32,25 +34,3 @@ Referrer = Annotated[
     ),
 ]
 AnyPrincipal = Annotated[Principal, Depends(require())]
-
-
-def actor(principal: Principal) -> Actor:
-    return Actor(principal.name or principal.subject, principal.organisation)
-
-
-def not_found(what: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")
-
-
-def conflict(refusal: TransitionRefused) -> ApiProblem:
-    return ApiProblem(
-        status.HTTP_409_CONFLICT,
-        str(refusal),
-        current_status=refusal.current.value,
-        allowed=[s.value for s in refusal.allowed],
-    )
-
-
-def refused(reason: str, current_status: str | None = None) -> ApiProblem:
-    """A 409 for an action the current state does not allow."""
-    return ApiProblem(status.HTTP_409_CONFLICT, reason, current_status=current_status, allowed=[])

@@ -3,6 +3,7 @@ gets a 422 naming the field, not a 500 and not a half-written referral."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
@@ -16,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.referrals.service_layer.cases import ConsentGiven
 from shared.auth import GSS_CODE
 from shared.identity import normalise_postcode
 from shared.vocabulary import (
@@ -105,6 +107,17 @@ class ConsentIn(Strict):
             raise ValueError("expires_at must be after given_at")
         return self
 
+    def command(self) -> ConsentGiven:
+        """The consent as the service layer records it."""
+        return ConsentGiven(
+            given_by=self.given_by,
+            method=self.method,
+            given_at=self.given_at,
+            partner_kinds=tuple(self.partner_kinds),
+            purpose=self.purpose,
+            expires_at=self.expires_at,
+        )
+
 
 class SharingIn(Strict):
     lawful_basis: LawfulBasis
@@ -190,3 +203,44 @@ class ReasonIn(Strict):
 class CloseIn(Strict):
     outcome: Outcome
     note: str | None = Field(default=None, max_length=2000)
+
+
+class CaseSummary(BaseModel):
+    id: str
+    council: str
+    status: str
+    priority: int
+    urgency: str
+    risk_level: str | None
+    needs: list[str]
+    origin: str
+    assigned_to: str | None
+    resident_name: str
+    opened_at: datetime
+    updated_at: datetime
+
+
+class CasePage(BaseModel):
+    items: list[CaseSummary]
+    next_cursor: str | None
+
+
+class Acknowledged(BaseModel):
+    case_id: str
+    status: str
+
+
+class PossibleDuplicate(BaseModel):
+    id: str
+    council: str
+    resident_id: str
+    resident_name: str
+    candidate_id: str
+    candidate_name: str
+    reason: str
+    status: str
+    created_at: datetime
+
+
+class MergeIn(BaseModel):
+    into: uuid.UUID

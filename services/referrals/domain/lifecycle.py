@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from shared.errors import Conflict
 from shared.vocabulary import Outcome
 
 
@@ -37,13 +38,17 @@ ALLOWED: dict[CaseStatus, frozenset[CaseStatus]] = {
 
 OPEN_STATUSES = frozenset(s for s in CaseStatus if ALLOWED[s])
 TERMINAL_STATUSES = frozenset(CaseStatus) - OPEN_STATUSES
+# With partners already: new needs are routed too, and a consent withdrawal takes it back.
+ROUTED_STATUSES = frozenset({S.READY_FOR_ROUTING, S.OFFERED, S.ACCEPTED, S.IN_PROGRESS})
 
 
-class TransitionRefused(Exception):
+class TransitionRefused(Conflict):
+    """The case cannot go to ``target`` from ``current`` (a 409 with ``current_status`` and
+    the statuses ``allowed`` instead)."""
+
     def __init__(self, current: CaseStatus, target: CaseStatus, reason: str) -> None:
+        super().__init__(reason, current.value, sorted(ALLOWED[current]))
         self.current, self.target = current, target
-        self.allowed = sorted(ALLOWED[current])
-        super().__init__(reason)
 
 
 def transition(

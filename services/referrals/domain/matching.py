@@ -47,14 +47,15 @@ class Match:
 
 
 def compare(new: Identity, known: Identity) -> Match | None:
-    assert known.resident_id is not None
+    known_id = known.resident_id
+    assert known_id is not None  # a known resident always has an id
     same_name = new.given == known.given and new.family == known.family
     same_dob = new.date_of_birth is not None and new.date_of_birth == known.date_of_birth
     same_postcode = new.postcode is not None and new.postcode == known.postcode
     dob_missing = new.date_of_birth is None or known.date_of_birth is None
 
     def match(certainty: Certainty, reason: str) -> Match:
-        return Match(known.resident_id, certainty, reason)  # type: ignore[arg-type]
+        return Match(known_id, certainty, reason)
 
     if same_name and same_dob and same_postcode:
         return match(Certainty.CERTAIN, "same name, date of birth and postcode")

@@ -1,5 +1,6 @@
 """Risk and partner events move cases as specified, through the service's real consumer on
-a real broker; the same event delivered twice changes nothing."""
+a real broker; the same event delivered twice changes nothing. The module's tests share one
+service and one consumer group (joining takes seconds); each serves councils of its own."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from services.referrals.timers import expire_consents
+from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
+from services.referrals.timers import TIMERS
 from shared.db import session_factory
 from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import utc_now
@@ -29,12 +31,21 @@ from shared.events.payloads import (
 from shared.identity import seal_identity
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.outbox import Outbox
-from shared.service import TimerContext
 from tests.integration.messaging_helpers import wait_for
-from tests.integration.referrals.conftest import ReferralsApi, referral
+from tests.integration.referrals.conftest import ReferralsApi, SharedService, referral
 from tests.support.services import Publisher
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def api(shared_service: SharedService) -> ReferralsApi:
+    return shared_service.api_for_new_councils()
+
+
+@pytest.fixture
+def consumer(shared_service: SharedService) -> EventConsumer:
+    return shared_service.consumer
 
 
 def assessed(case_id: str, level: str = "high") -> RiskAssessed:
@@ -143,6 +154,11 @@ async def test_without_a_sharing_basis_the_case_waits_for_consent(
         f"/v1/cases/{case_id}/consent/withdraw", json={"reason": "twice"}, headers=api.token()
     )
     assert again.status_code == 409
+    assert again.json() == {
+        "detail": "there is no current consent to withdraw",
+        "current_status": "awaiting_consent",
+        "allowed": [],
+    }
 
 
 async def test_partner_events_carry_a_case_to_its_outcome(
@@ -285,8 +301,13 @@ async def test_a_flag_opens_an_outreach_case_for_the_council_and_a_repeat_flag_d
     baseline = consumer.stats["applied"]
     await publisher.send(flag("high"), subject="k" * 64)
     await handled(consumer, "applied", baseline, 1)
-    assert (await api.case(case["id"]))["assessment"]["level"] == "high"  # the newest finding
-    assert await api.count("cases") == 1 and await api.count("residents") == 1
+
+    async def newest_finding() -> bool:  # other tests' events count as applied too
+        return (await api.case(case["id"]))["assessment"]["level"] == "high"
+
+    await wait_for(newest_finding, timeout=30, what="the repeat flag's finding on the case")
+    own = {"where": "council = :council", "council": api.council}
+    assert await api.count("cases", **own) == 1 and await api.count("residents", **own) == 1
 
 
 async def _flag_cases(api: ReferralsApi) -> list[dict[str, Any]]:
@@ -318,13 +339,19 @@ async def test_an_expired_consent_stops_routing_like_a_withdrawal(
     case_id = (await api.refer(body)).json()["case_id"]
     await publisher.send(assessed(case_id), subject=case_id)
     await until_status(api, case_id, "ready_for_routing")
-    context = TimerContext(
-        session_factory(api.engine), Outbox(CATALOGUE, source=api.settings.source), api.settings
-    )
-    assert await expire_consents(context) == 0
+    (consent_expiry,) = TIMERS
+    sessions, outbox = session_factory(api.engine), Outbox(CATALOGUE, source=api.settings.source)
+
+    async def sweep() -> int:
+        """One pass of the worker's timer, with a fresh unit of work as the worker gives it."""
+        async with sessions() as session:
+            uow = ReferralsUnitOfWork(session=session, outbox=outbox, settings=api.settings)
+            return await consent_expiry.run(uow)
+
+    assert await sweep() == 0
     await asyncio.sleep(2.5)
-    assert await expire_consents(context) == 1
-    assert await expire_consents(context) == 0
+    assert await sweep() == 1
+    assert await sweep() == 0
     case = await api.case(case_id)
     assert case["status"] == "awaiting_consent"
     assert case["status_reason"] == "the resident's consent expired"

@@ -106,6 +106,7 @@ async def test_an_uncertain_match_is_flagged_for_a_caseworker_not_merged(
         f"/v1/duplicates/{duplicate['id']}/confirm", headers=api.token()
     )
     assert refused.status_code == 409  # both have open cases: a person must settle that first
+    assert set(refused.json()) == {"detail", "current_status", "allowed"}  # one 409 body
     withdrawn = await api.client.post(
         f"/v1/cases/{moved.json()['case_id']}/withdraw",
         json={"reason": "same person, referred twice"},
@@ -163,6 +164,8 @@ async def test_tenancy_is_enforced_in_every_read(api: ReferralsApi) -> None:
     own = await api.client.get(f"/v1/referrals/{theirs['referral_id']}", headers=food_bank)
     assert own.status_code == 200
     assert set(own.json()) == {"referral_id", "case_status", "needs", "referred_at", "timeline"}
+    # Its own entry, written in the same transaction as the referral: nothing of the council's.
+    assert [e["action"] for e in own.json()["timeline"]] == ["referral received"]
     assert all(
         set(e) <= {"at", "action", "status", "actor", "detail"} and e.get("actor") is None
         for e in own.json()["timeline"]
@@ -265,7 +268,11 @@ async def test_caseworker_actions_follow_the_lifecycle(api: ReferralsApi) -> Non
         f"/v1/cases/{case_id}/close", json={"outcome": "support_provided"}, headers=api.token()
     )
     assert close.status_code == 409
-    assert close.json()["allowed"] == ["assessed", "withdrawn"]
+    assert close.json() == {
+        "detail": "a received case cannot become closed; allowed: assessed, withdrawn",
+        "current_status": "received",
+        "allowed": ["assessed", "withdrawn"],
+    }
     no_outcome = await api.client.post(f"/v1/cases/{case_id}/close", json={}, headers=api.token())
     assert no_outcome.status_code == 422 and no_outcome.json()["errors"][0]["field"] == "outcome"
 
@@ -291,6 +298,7 @@ async def test_caseworker_actions_follow_the_lifecycle(api: ReferralsApi) -> Non
         f"/v1/cases/{case_id}/withdraw", json={"reason": "again"}, headers=api.token()
     )
     assert again.status_code == 409 and again.json()["allowed"] == []
+    assert again.json()["current_status"] == "withdrawn"
 
     case = await api.case(case_id)
     assert case["assigned_to"] == "kemi" and case["notes"][0]["text"].startswith("Called")

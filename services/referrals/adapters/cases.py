@@ -1,0 +1,278 @@
+"""Queries over cases and what hangs off them: consent, timeline, notes, mirrored offers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.referrals.adapters import Row
+from services.referrals.adapters.scope import cases_visible_to
+from services.referrals.adapters.tables import (
+    cases,
+    consents,
+    notes,
+    offers,
+    referrals,
+    residents,
+    timeline,
+)
+from services.referrals.domain.actors import Actor
+from services.referrals.domain.lifecycle import OPEN_STATUSES
+from shared.auth import Principal
+from shared.db import fetch_all, fetch_one
+
+# -- cases -------------------------------------------------------------------------------
+
+
+async def lock_case(session: AsyncSession, case_id: str) -> Row | None:
+    return await fetch_one(session, select(cases).where(cases.c.id == case_id).with_for_update())
+
+
+async def case(session: AsyncSession, case_id: str) -> Row | None:
+    return await fetch_one(session, select(cases).where(cases.c.id == case_id))
+
+
+async def visible_case(
+    session: AsyncSession, principal: Principal, case_id: str, *, lock: bool = False
+) -> Row | None:
+    """The case if the principal may see it (tenancy in the query), locked if asked."""
+    found = await fetch_one(
+        session, select(cases.c.id).where(cases.c.id == case_id, cases_visible_to(principal))
+    )
+    if found is None:
+        return None
+    return await (lock_case if lock else case)(session, found["id"])
+
+
+async def lock_open_case_of(session: AsyncSession, resident_id: str, council: str) -> Row | None:
+    """The resident's one open case in the council, locked; None if there is none."""
+    found = await fetch_one(
+        session,
+        select(cases.c.id).where(
+            cases.c.resident_id == resident_id,
+            cases.c.council == council,
+            cases.c.status.in_([s.value for s in OPEN_STATUSES]),
+        ),
+    )
+    return await lock_case(session, found["id"]) if found else None
+
+
+async def insert_case(session: AsyncSession, **values: Any) -> Row:
+    inserted = await fetch_one(session, cases.insert().values(**values).returning(cases))
+    assert inserted is not None  # INSERT … RETURNING returns the row
+    return inserted
+
+
+async def update_case(session: AsyncSession, case_id: str, **values: Any) -> Row:
+    updated = await fetch_one(
+        session, update(cases).where(cases.c.id == case_id).values(**values).returning(cases)
+    )
+    if updated is None:
+        raise LookupError(f"case {case_id} is missing")
+    return updated
+
+
+_QUEUE = select(cases, residents.c.given_name, residents.c.family_name).join(
+    residents, residents.c.id == cases.c.resident_id
+)
+
+
+async def queue(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    statuses: Sequence[str] = (),
+    risk_levels: Sequence[str] = (),
+    need: str | None = None,
+    council: str | None = None,
+    assigned_to: str | None = None,
+    origin: str | None = None,
+    opened_from: datetime | None = None,
+    opened_before: datetime | None = None,
+    after: tuple[int, datetime, str] | None = None,
+    limit: int,
+) -> Sequence[Row]:
+    """Visible cases with their resident's name, most urgent first, then oldest; keyset
+    paged from ``after`` (priority, opened, id)."""
+    query = _QUEUE.where(cases_visible_to(principal))
+    if statuses:
+        query = query.where(cases.c.status.in_(statuses))
+    if risk_levels:
+        query = query.where(cases.c.risk_level.in_(risk_levels))
+    if need:
+        query = query.where(cases.c.needs.contains([need]))
+    if council:
+        query = query.where(cases.c.council == council)
+    if assigned_to:
+        query = query.where(cases.c.assigned_to == assigned_to)
+    if origin:
+        query = query.where(cases.c.origin == origin)
+    if opened_from:
+        query = query.where(cases.c.created_at >= opened_from)
+    if opened_before:
+        query = query.where(cases.c.created_at < opened_before)
+    if after:
+        priority, created, case_id = after
+        query = query.where(
+            or_(
+                cases.c.priority < priority,
+                and_(cases.c.priority == priority, cases.c.created_at > created),
+                and_(
+                    cases.c.priority == priority,
+                    cases.c.created_at == created,
+                    cases.c.id > case_id,
+                ),
+            )
+        )
+    return await fetch_all(
+        session,
+        query.order_by(cases.c.priority.desc(), cases.c.created_at, cases.c.id).limit(limit),
+    )
+
+
+# -- timeline and notes ------------------------------------------------------------------
+
+
+async def add_timeline(
+    session: AsyncSession,
+    case_id: str,
+    actor: Actor,
+    action: str,
+    *,
+    now: datetime,
+    detail: str | None = None,
+    status_from: str | None = None,
+    status_to: str | None = None,
+    referrer_visible: bool = False,
+) -> None:
+    await session.execute(
+        timeline.insert().values(
+            case_id=case_id,
+            at=now,
+            actor=actor.subject,
+            actor_org=actor.organisation,
+            action=action,
+            detail=detail,
+            status_from=status_from,
+            status_to=status_to,
+            referrer_visible=referrer_visible,
+        )
+    )
+
+
+async def timeline_of(session: AsyncSession, case_id: str) -> Sequence[Row]:
+    return await fetch_all(
+        session,
+        select(
+            timeline.c.at,
+            timeline.c.actor,
+            timeline.c.actor_org,
+            timeline.c.action,
+            timeline.c.detail,
+            timeline.c.status_from,
+            timeline.c.status_to,
+        )
+        .where(timeline.c.case_id == case_id)
+        .order_by(timeline.c.id),
+    )
+
+
+async def insert_note(
+    session: AsyncSession, *, id: str, case_id: str, author: Actor, text: str
+) -> None:
+    await session.execute(
+        notes.insert().values(
+            id=id, case_id=case_id, author=author.subject, author_org=author.organisation, text=text
+        )
+    )
+
+
+async def notes_of(session: AsyncSession, case_id: str) -> Sequence[Row]:
+    return await fetch_all(
+        session,
+        select(notes.c.author, notes.c.author_org, notes.c.text, notes.c.created_at)
+        .where(notes.c.case_id == case_id)
+        .order_by(notes.c.created_at),
+    )
+
+
+async def referrals_of(session: AsyncSession, case_id: str) -> Sequence[Row]:
+    return await fetch_all(
+        session,
+        select(
+            referrals.c.id,
+            referrals.c.referrer_org,
+            referrals.c.referrer_kind,
+            referrals.c.needs,
+            referrals.c.circumstances,
+            referrals.c.circumstances_text,
+            referrals.c.urgency,
+            referrals.c.created_at,
+        )
+        .where(referrals.c.case_id == case_id)
+        .order_by(referrals.c.created_at),
+    )
+
+
+# -- consent -----------------------------------------------------------------------------
+
+
+async def current_consent(session: AsyncSession, case_id: str) -> Row | None:
+    """The consent recorded last: it governs the case (withdrawn or not)."""
+    return await fetch_one(
+        session,
+        select(consents)
+        .where(consents.c.case_id == case_id)
+        .order_by(consents.c.created_at.desc(), consents.c.given_at.desc())
+        .limit(1),
+    )
+
+
+async def insert_consent(session: AsyncSession, **values: Any) -> None:
+    await session.execute(consents.insert().values(**values))
+
+
+async def mark_consent_withdrawn(
+    session: AsyncSession, consent_id: str, *, by: str, now: datetime
+) -> None:
+    await session.execute(
+        update(consents)
+        .where(consents.c.id == consent_id)
+        .values(withdrawn_at=now, withdrawn_by=by)
+    )
+
+
+async def lock_expired_consents(session: AsyncSession, now: datetime, limit: int) -> Sequence[Row]:
+    """Consents past their expiry and not withdrawn, locked (other workers skip them)."""
+    return await fetch_all(
+        session,
+        select(consents)
+        .where(consents.c.expires_at <= now, consents.c.withdrawn_at.is_(None))
+        .limit(limit)
+        .with_for_update(skip_locked=True),
+    )
+
+
+# -- offers, as partners report them ----------------------------------------------------
+
+
+async def upsert_offer(session: AsyncSession, offer_id: str, values: dict[str, Any]) -> None:
+    """Insert the offer or bring it up to date; its case and need never change."""
+    statement = pg_insert(offers).values(id=offer_id, **values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[offers.c.id],
+            set_={k: statement.excluded[k] for k in values if k not in ("case_id", "need")},
+        )
+    )
+
+
+async def offers_of(session: AsyncSession, case_id: str) -> Sequence[Row]:
+    return await fetch_all(
+        session, select(offers).where(offers.c.case_id == case_id).order_by(offers.c.updated_at)
+    )

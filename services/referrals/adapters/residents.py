@@ -1,0 +1,224 @@
+"""Queries over residents and possible duplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, false, func, or_, select, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.referrals.adapters import Row
+from services.referrals.adapters.tables import cases, possible_duplicates, referrals, residents
+from services.referrals.domain.lifecycle import OPEN_STATUSES
+from shared.auth import OrganisationKind, Principal
+from shared.db import fetch_all, fetch_one, rows_affected
+
+
+def council_scope(principal: Principal, column: ColumnElement[str]) -> ColumnElement[bool]:
+    """Operators see every council's residents; council staff only their own."""
+    if principal.kind is OrganisationKind.OPERATOR:
+        return true()
+    return column == principal.organisation
+
+
+async def lock_family(session: AsyncSession, council: str, norm_family: str) -> None:
+    """Until the transaction ends: two referrals for the same new person at once must not
+    create two residents."""
+    await session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtext(f"resident|{council}|{norm_family}")))
+    )
+
+
+async def match_candidates(
+    session: AsyncSession, council: str, norm_family: str, uprn: str | None
+) -> Sequence[Row]:
+    """Residents of the council who might be this person: same family name, or same UPRN."""
+    same_uprn = residents.c.uprn == uprn if uprn else false()
+    return await fetch_all(
+        session,
+        select(residents).where(
+            residents.c.council == council,
+            residents.c.merged_into.is_(None),
+            or_(residents.c.norm_family == norm_family, same_uprn),
+        ),
+    )
+
+
+async def resident(session: AsyncSession, resident_id: str) -> Row:
+    found = await fetch_one(session, select(residents).where(residents.c.id == resident_id))
+    if found is None:
+        raise LookupError(f"resident {resident_id} is missing")
+    return found
+
+
+async def update_contact(
+    session: AsyncSession, resident_id: str, contact: dict[str, Any], *, now: datetime
+) -> None:
+    await session.execute(
+        update(residents).where(residents.c.id == resident_id).values(**contact, updated_at=now)
+    )
+
+
+async def insert_resident(session: AsyncSession, **values: Any) -> None:
+    await session.execute(residents.insert().values(**values))
+
+
+async def insert_possible_duplicate(
+    session: AsyncSession,
+    *,
+    id: str,
+    council: str,
+    resident_id: str,
+    candidate_id: str,
+    reason: str,
+) -> None:
+    await session.execute(
+        possible_duplicates.insert().values(
+            id=id,
+            council=council,
+            resident_id=resident_id,
+            candidate_id=candidate_id,
+            reason=reason,
+            status="open",
+        )
+    )
+
+
+def _duplicates_query(principal: Principal) -> Any:
+    new, known = residents.alias("new"), residents.alias("known")
+    return (
+        select(
+            possible_duplicates,
+            (new.c.given_name + " " + new.c.family_name).label("resident_name"),
+            (known.c.given_name + " " + known.c.family_name).label("candidate_name"),
+        )
+        .join(new, new.c.id == possible_duplicates.c.resident_id)
+        .join(known, known.c.id == possible_duplicates.c.candidate_id)
+        .where(council_scope(principal, possible_duplicates.c.council))
+    )
+
+
+async def duplicates_in_state(
+    session: AsyncSession, principal: Principal, state: str
+) -> Sequence[Row]:
+    return await fetch_all(
+        session,
+        _duplicates_query(principal)
+        .where(possible_duplicates.c.status == state)
+        .order_by(possible_duplicates.c.created_at),
+    )
+
+
+async def duplicate_named(session: AsyncSession, principal: Principal, duplicate_id: str) -> Row:
+    found = await fetch_one(
+        session, _duplicates_query(principal).where(possible_duplicates.c.id == duplicate_id)
+    )
+    if found is None:
+        raise LookupError(f"possible duplicate {duplicate_id} is missing")
+    return found
+
+
+async def lock_duplicate(
+    session: AsyncSession, principal: Principal, duplicate_id: str
+) -> Row | None:
+    return await fetch_one(
+        session,
+        select(possible_duplicates)
+        .where(
+            possible_duplicates.c.id == duplicate_id,
+            council_scope(principal, possible_duplicates.c.council),
+        )
+        .with_for_update(),
+    )
+
+
+async def decide_duplicate(
+    session: AsyncSession, duplicate_id: str, decision: str, *, decided_by: str, now: datetime
+) -> None:
+    await session.execute(
+        update(possible_duplicates)
+        .where(possible_duplicates.c.id == duplicate_id)
+        .values(status=decision, decided_by=decided_by, decided_at=now)
+    )
+
+
+async def confirm_open_duplicates_of(
+    session: AsyncSession, resident_id: str, *, decided_by: str, now: datetime
+) -> int:
+    return await rows_affected(
+        session,
+        update(possible_duplicates)
+        .where(
+            possible_duplicates.c.status == "open",
+            or_(
+                possible_duplicates.c.resident_id == resident_id,
+                possible_duplicates.c.candidate_id == resident_id,
+            ),
+        )
+        .values(status="confirmed", decided_by=decided_by, decided_at=now),
+    )
+
+
+async def duplicates_of(session: AsyncSession, resident_id: str) -> Sequence[Row]:
+    """Possible duplicates this resident is on either side of."""
+    return await fetch_all(
+        session,
+        select(
+            possible_duplicates.c.id,
+            possible_duplicates.c.candidate_id,
+            possible_duplicates.c.reason,
+            possible_duplicates.c.status,
+        ).where(
+            or_(
+                possible_duplicates.c.resident_id == resident_id,
+                possible_duplicates.c.candidate_id == resident_id,
+            )
+        ),
+    )
+
+
+async def unmerged_residents(
+    session: AsyncSession, principal: Principal, resident_ids: list[str]
+) -> Sequence[Row]:
+    return await fetch_all(
+        session,
+        select(residents.c.id, residents.c.council).where(
+            residents.c.id.in_(resident_ids),
+            residents.c.merged_into.is_(None),
+            council_scope(principal, residents.c.council),
+        ),
+    )
+
+
+async def residents_with_open_case(session: AsyncSession, resident_ids: list[str]) -> set[str]:
+    rows = await fetch_all(
+        session,
+        select(cases.c.resident_id).where(
+            cases.c.resident_id.in_(resident_ids),
+            cases.c.status.in_([s.value for s in OPEN_STATUSES]),
+        ),
+    )
+    return {row["resident_id"] for row in rows}
+
+
+async def move_records(
+    session: AsyncSession, *, merged: str, into: str, now: datetime
+) -> list[str]:
+    """Move the merged resident's cases and referrals to the survivor and point the merged
+    record at it; the ids of the cases moved."""
+    moved = await fetch_all(
+        session,
+        update(cases)
+        .where(cases.c.resident_id == merged)
+        .values(resident_id=into, updated_at=now)
+        .returning(cases.c.id),
+    )
+    await session.execute(
+        update(referrals).where(referrals.c.resident_id == merged).values(resident_id=into)
+    )
+    await session.execute(
+        update(residents).where(residents.c.id == merged).values(merged_into=into, updated_at=now)
+    )
+    return [row["id"] for row in moved]

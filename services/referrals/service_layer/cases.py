@@ -1,0 +1,939 @@
+"""Cases: the caseworker's queue and case, what a caseworker does to a case, what the risk
+and partners services report about it, and consent expiring.
+
+Use cases own their transaction. The steps below them (``move``, ``route_if_allowed``, …)
+run inside a caller's transaction and are shared with intake. Decisions come from
+``domain/``; the SQL from ``adapters/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from services.referrals.adapters import Row
+from services.referrals.adapters import cases as cases_db
+from services.referrals.adapters import residents as residents_db
+from services.referrals.domain.actors import (
+    PARTNERS_SERVICE,
+    REFERRALS_SERVICE,
+    RISK_SERVICE,
+    Actor,
+)
+from services.referrals.domain.lifecycle import (
+    ROUTED_STATUSES,
+    TERMINAL_STATUSES,
+    CaseStatus,
+    TransitionRefused,
+    transition,
+)
+from services.referrals.domain.offers import case_status_after, every_offer_answered
+from services.referrals.domain.sharing import (
+    ConsentRecord,
+    SharingDecision,
+    case_outcome,
+    may_share_with_partners,
+    priority,
+    summary,
+)
+from services.referrals.service_layer.callers import actor_of
+from services.referrals.service_layer.residents import ResidentFacts, match_or_create_resident
+from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
+from shared.auth import Principal
+from shared.errors import Conflict, Invalid, NotFound
+from shared.events.payloads import (
+    CaseClosed,
+    CaseOpened,
+    CaseReadyForRouting,
+    CaseStatusChanged,
+    ConsentWithdrawn,
+    ContactRoute,
+    FlaggedIdentity,
+    RoutingPacket,
+)
+from shared.identity import age_in_years, postcode_district, unseal_identity
+from shared.vocabulary import (
+    ContactMethod,
+    DeclineReason,
+    LawfulBasis,
+    Need,
+    OfferStatus,
+    Outcome,
+    PartnerKind,
+    RiskLevel,
+)
+
+log = logging.getLogger(__name__)
+
+
+# -- commands and results ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentGiven:
+    """Who consented, how, when, to which kinds of partner, for what, and until when."""
+
+    given_by: str
+    method: str
+    given_at: datetime
+    partner_kinds: tuple[PartnerKind, ...]
+    purpose: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CaseAcknowledged:
+    case_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    statuses: tuple[CaseStatus, ...] = ()
+    risk_levels: tuple[RiskLevel, ...] = ()
+    need: Need | None = None
+    council: str | None = None
+    assigned_to: str | None = None
+    origin: str | None = None
+    opened_from: date | None = None
+    opened_to: date | None = None  # inclusive
+    cursor: str | None = None
+    limit: int = 25
+
+
+@dataclass(frozen=True)
+class QueuedCase:
+    id: str
+    council: str
+    status: str
+    priority: int
+    urgency: str
+    risk_level: str | None
+    needs: list[str]
+    origin: str
+    assigned_to: str | None
+    resident_name: str
+    opened_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    items: list[QueuedCase]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class CaseDetail:
+    """Everything a caseworker sees of one case, as plain mappings."""
+
+    case: dict[str, Any]
+    resident: dict[str, Any]
+    consent: dict[str, Any] | None
+    referrals: list[dict[str, Any]]
+    offers: list[dict[str, Any]]
+    notes: list[dict[str, Any]]
+    possible_duplicates: list[dict[str, Any]]
+    timeline: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RuleReason:
+    rule_id: str
+    explanation: str
+
+
+@dataclass(frozen=True)
+class RiskFinding:
+    """What the risk rules found about a case or a resident."""
+
+    level: RiskLevel
+    score: int
+    reasons: tuple[RuleReason, ...]
+    suggested_needs: tuple[Need, ...]
+    ruleset_version: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ResidentFlag:
+    """The risk rules flagged a resident from a council data feed; their identity is sealed
+    so that only this service reads it."""
+
+    council: str
+    resident_key: str
+    sealed_identity: str
+    finding: RiskFinding
+
+
+@dataclass(frozen=True)
+class OfferChange:
+    """One offer of a case, as the partners service reports it. Only the fields its status
+    carries are set (``_OFFER_FIELDS``)."""
+
+    offer_id: str
+    case_id: str
+    need: Need
+    partner_id: str
+    status: OfferStatus
+    at: datetime
+    partner_name: str | None = None
+    service_name: str | None = None
+    respond_by: datetime | None = None
+    decline_reason: DeclineReason | None = None
+    outcome: Outcome | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Unroutable:
+    case_id: str
+    reasons: tuple[str, ...]
+    at: datetime
+
+
+# -- steps inside a caller's transaction -------------------------------------------------
+
+
+async def move(
+    uow: ReferralsUnitOfWork,
+    case: Row,
+    target: CaseStatus,
+    *,
+    actor: Actor,
+    now: datetime,
+    reason: str | None = None,
+    outcome: Outcome | None = None,
+) -> Row:
+    """Apply an allowed transition (TransitionRefused otherwise): status, its timestamp, a
+    timeline entry everyone with access may see, and the events it means."""
+    session, outbox = uow.session, uow.outbox
+    current = CaseStatus(case["status"])
+    transition(current, target, outcome=outcome)
+    values: dict[str, Any] = {
+        "status": target.value,
+        f"{target.value}_at": now,
+        "updated_at": now,
+        "status_reason": reason,
+    }
+    if outcome is not None:
+        values["outcome"] = outcome.value
+    updated = await cases_db.update_case(session, case["id"], **values)
+    await cases_db.add_timeline(
+        session,
+        case["id"],
+        actor,
+        f"status changed to {target.value}",
+        now=now,
+        detail=reason,
+        status_from=current.value,
+        status_to=target.value,
+        referrer_visible=True,
+    )
+    await outbox.add(
+        session,
+        CaseStatusChanged(
+            case_id=case["id"],
+            council=case["council"],
+            previous=current.value,
+            status=target.value,
+            reason=reason,
+            changed_at=now,
+        ),
+        subject=case["id"],
+    )
+    if target in TERMINAL_STATUSES:
+        await outbox.add(
+            session,
+            CaseClosed(
+                case_id=case["id"],
+                council=case["council"],
+                outcome=outcome,
+                withdrawn=target is CaseStatus.WITHDRAWN,
+                closed_at=now,
+            ),
+            subject=case["id"],
+        )
+    return updated
+
+
+async def move_if_allowed(
+    uow: ReferralsUnitOfWork,
+    case: Row,
+    target: CaseStatus,
+    *,
+    actor: Actor,
+    now: datetime,
+    reason: str | None = None,
+    outcome: Outcome | None = None,
+) -> Row:
+    """For events from other services: an impossible move is recorded, not raised (the
+    event is still applied once; a caseworker sees what happened)."""
+    try:
+        return await move(uow, case, target, actor=actor, now=now, reason=reason, outcome=outcome)
+    except TransitionRefused as refused:
+        log.warning("transition refused", extra={"case_id": case["id"], "reason": str(refused)})
+        await cases_db.add_timeline(
+            uow.session,
+            case["id"],
+            actor,
+            f"not moved to {target.value}",
+            now=now,
+            detail=str(refused),
+        )
+        return case
+
+
+async def sharing_decision(
+    uow: ReferralsUnitOfWork, case: Row, *, now: datetime
+) -> SharingDecision:
+    """May this case go to a voluntary partner now, and why (``domain/sharing.py``)."""
+    consent = await cases_db.current_consent(uow.session, case["id"])
+    record = (
+        None
+        if consent is None
+        else ConsentRecord(
+            given_at=consent["given_at"],
+            expires_at=consent["expires_at"],
+            withdrawn_at=consent["withdrawn_at"],
+            partner_kinds=tuple(consent["partner_kinds"]),
+        )
+    )
+    return may_share_with_partners(
+        LawfulBasis(case["lawful_basis"]),
+        record,
+        data_sharing_agreement=case["data_sharing_agreement"],
+        now=now,
+    )
+
+
+async def route_if_allowed(
+    uow: ReferralsUnitOfWork, case: Row, *, actor: Actor, now: datetime
+) -> Row:
+    """After assessment or new consent: to partners if the lawful basis allows it, else to
+    the council team to seek consent."""
+    decision = await sharing_decision(uow, case, now=now)
+    if not decision.allowed:
+        if case["status"] == CaseStatus.AWAITING_CONSENT:
+            return case
+        return await move(
+            uow, case, CaseStatus.AWAITING_CONSENT, actor=actor, now=now, reason=decision.reason
+        )
+    case = await move(
+        uow, case, CaseStatus.READY_FOR_ROUTING, actor=actor, now=now, reason=decision.reason
+    )
+    await send_packet(uow, case, now=now)
+    return case
+
+
+async def send_packet(uow: ReferralsUnitOfWork, case: Row, *, now: datetime) -> None:
+    """``case ready for routing``: partners route the needs they have not placed yet."""
+    resident = await residents_db.resident(uow.session, case["resident_id"])
+    consent = await cases_db.current_consent(uow.session, case["id"])
+    await uow.outbox.add(
+        uow.session, _ready_for_routing(case, resident, consent, now=now), subject=case["id"]
+    )
+
+
+async def stop_sharing(
+    uow: ReferralsUnitOfWork,
+    case: Row,
+    consent: Row,
+    *,
+    actor: Actor,
+    reason: str,
+    now: datetime,
+) -> Row:
+    """The consent is withdrawn (or expired): partners withdraw their open offers and lose
+    the packet; a routed case goes back to the council team to seek consent again."""
+    session = uow.session
+    await cases_db.mark_consent_withdrawn(session, consent["id"], by=actor.subject, now=now)
+    await cases_db.add_timeline(
+        session, case["id"], actor, "consent withdrawn", now=now, detail=reason
+    )
+    await uow.outbox.add(
+        session,
+        ConsentWithdrawn(case_id=case["id"], council=case["council"], withdrawn_at=now),
+        subject=case["id"],
+    )
+    if CaseStatus(case["status"]) in ROUTED_STATUSES:
+        case = await move(
+            uow, case, CaseStatus.AWAITING_CONSENT, actor=actor, now=now, reason=reason
+        )
+    return case
+
+
+async def open_case(
+    uow: ReferralsUnitOfWork,
+    *,
+    resident_id: str,
+    council: str,
+    origin: str,
+    status: CaseStatus,
+    values: dict[str, Any],
+    keys: list[str],
+    actor: Actor,
+    now: datetime,
+) -> Row:
+    case_id = uow.new_id()
+    case = await cases_db.insert_case(
+        uow.session,
+        id=case_id,
+        council=council,
+        resident_id=resident_id,
+        origin=origin,
+        status=status.value,
+        **{f"{status.value}_at": now},
+        **values,
+    )
+    await cases_db.add_timeline(
+        uow.session,
+        case_id,
+        actor,
+        f"case opened ({origin})",
+        now=now,
+        status_to=status.value,
+        referrer_visible=True,
+    )
+    await uow.outbox.add(
+        uow.session,
+        CaseOpened(
+            case_id=case_id, council=council, origin=origin, resident_keys=keys, opened_at=now
+        ),
+        subject=case_id,
+    )
+    return case
+
+
+async def add_consent(
+    uow: ReferralsUnitOfWork, case_id: str, consent: ConsentGiven, *, recorded_by: Actor
+) -> None:
+    await cases_db.insert_consent(
+        uow.session,
+        id=uow.new_id(),
+        case_id=case_id,
+        given_by=consent.given_by,
+        method=consent.method,
+        given_at=consent.given_at,
+        partner_kinds=[k.value for k in consent.partner_kinds],
+        purpose=consent.purpose,
+        expires_at=consent.expires_at,
+        recorded_by=recorded_by.signature,
+    )
+
+
+def _contact(resident: Row) -> ContactRoute:
+    method = ContactMethod(resident["preferred_contact"])
+    value = {
+        ContactMethod.PHONE: resident["phone"],
+        ContactMethod.TEXT: resident["phone"],
+        ContactMethod.EMAIL: resident["email"],
+        ContactMethod.LETTER: resident["address"],
+    }.get(method)
+    return ContactRoute(method=method, value=value)
+
+
+def _ready_for_routing(
+    case: Row, resident: Row, consent: Row | None, *, now: datetime
+) -> CaseReadyForRouting:
+    """The packet: first name, one contact route, needs, area, language, urgency, summary.
+    No family name, date of birth, full address or free text."""
+    urgency = max(
+        RiskLevel(case["urgency"]),
+        RiskLevel(case["risk_level"] or "none"),
+        key=lambda level: level.rank,
+    )
+    return CaseReadyForRouting(
+        case_id=case["id"],
+        council=case["council"],
+        lawful_basis=LawfulBasis(case["lawful_basis"]),
+        consent_partner_kinds=list(consent["partner_kinds"]) if consent else [],
+        consent_expires_at=consent["expires_at"] if consent else None,
+        packet=RoutingPacket(
+            first_name=resident["given_name"],
+            contact=_contact(resident),
+            needs=case["needs"],
+            council=case["council"],
+            postcode_district=postcode_district(resident["postcode"])
+            if resident["postcode"]
+            else None,
+            age_years=age_in_years(resident["date_of_birth"], now.date()),
+            preferred_language=resident["preferred_language"],
+            interpreter_needed=resident["interpreter_needed"],
+            accessibility_needs=resident["accessibility_needs"],
+            urgency=urgency,
+            summary=summary(case["needs"], case["circumstances"], urgency),
+        ),
+    )
+
+
+async def _record_finding(uow: ReferralsUnitOfWork, case: Row, finding: RiskFinding) -> Row:
+    updated = await cases_db.update_case(
+        uow.session,
+        case["id"],
+        risk_level=finding.level.value,
+        risk_score=finding.score,
+        risk_reasons=[asdict(reason) for reason in finding.reasons],
+        suggested_needs=[need.value for need in finding.suggested_needs],
+        ruleset_version=finding.ruleset_version,
+        priority=priority(RiskLevel(case["urgency"]), finding.level),
+        updated_at=finding.at,
+    )
+    explanation = "; ".join(r.explanation for r in finding.reasons) or "no rule fired"
+    await cases_db.add_timeline(
+        uow.session,
+        case["id"],
+        RISK_SERVICE,
+        f"risk assessed: {finding.level.value} (score {finding.score})",
+        now=finding.at,
+        detail=f"{explanation} [ruleset {finding.ruleset_version}]",
+    )
+    return updated
+
+
+async def _case_for_event(uow: ReferralsUnitOfWork, case_id: str) -> Row | None:
+    case = await cases_db.lock_case(uow.session, case_id)
+    if case is None:
+        log.warning(
+            "event for a case this service does not hold; ignored",
+            extra={"case_id": case_id, "event_type": uow.event_type()},
+        )
+    return case
+
+
+async def _caseworkers_case(uow: ReferralsUnitOfWork, principal: Principal, case_id: str) -> Row:
+    """The case, locked, if the principal may see it; NotFound otherwise."""
+    case = await cases_db.visible_case(uow.session, principal, case_id, lock=True)
+    if case is None:
+        raise NotFound("case not found")
+    return case
+
+
+def _ack(case: Row) -> CaseAcknowledged:
+    return CaseAcknowledged(case_id=case["id"], status=case["status"])
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def _encode_cursor(row: Row) -> str:
+    key = [row["priority"], row["created_at"].isoformat(), row["id"]]
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[int, datetime, str]:
+    try:
+        priority, created, case_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return int(priority), datetime.fromisoformat(created), str(uuid.UUID(case_id))
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise Invalid("cursor", "not a cursor this API gave out") from None
+
+
+def _queued(row: Row) -> QueuedCase:
+    return QueuedCase(
+        id=row["id"],
+        council=row["council"],
+        status=row["status"],
+        priority=row["priority"],
+        urgency=row["urgency"],
+        risk_level=row["risk_level"],
+        needs=row["needs"],
+        origin=row["origin"],
+        assigned_to=row["assigned_to"],
+        resident_name=f"{row['given_name']} {row['family_name']}",
+        opened_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def case_queue(
+    uow: ReferralsUnitOfWork, principal: Principal, query: QueueQuery
+) -> QueuePage:
+    """The cases the principal may see, most urgent first, then oldest."""
+    after = _decode_cursor(query.cursor) if query.cursor else None
+    async with uow.transaction() as session:
+        rows = await cases_db.queue(
+            session,
+            principal,
+            statuses=[s.value for s in query.statuses],
+            risk_levels=[r.value for r in query.risk_levels],
+            need=query.need.value if query.need else None,
+            council=query.council,
+            assigned_to=query.assigned_to,
+            origin=query.origin,
+            opened_from=datetime.combine(query.opened_from, time.min)
+            if query.opened_from
+            else None,
+            opened_before=datetime.combine(query.opened_to + timedelta(days=1), time.min)
+            if query.opened_to
+            else None,
+            after=after,
+            limit=query.limit + 1,
+        )
+    page = rows[: query.limit]
+    return QueuePage(
+        items=[_queued(r) for r in page],
+        next_cursor=_encode_cursor(page[-1]) if len(rows) > query.limit else None,
+    )
+
+
+async def case_detail(uow: ReferralsUnitOfWork, principal: Principal, case_id: str) -> CaseDetail:
+    """One case: resident, referrals, assessment, consent, offers, notes, timeline."""
+    async with uow.transaction() as session:
+        case = await cases_db.visible_case(session, principal, case_id)
+        if case is None:
+            raise NotFound("case not found")
+        cid = case["id"]
+        consent = await cases_db.current_consent(session, cid)
+        return CaseDetail(
+            case=dict(case),
+            resident=dict(await residents_db.resident(session, case["resident_id"])),
+            consent=None if consent is None else dict(consent),
+            referrals=[dict(r) for r in await cases_db.referrals_of(session, cid)],
+            offers=[dict(r) for r in await cases_db.offers_of(session, cid)],
+            notes=[dict(r) for r in await cases_db.notes_of(session, cid)],
+            possible_duplicates=[
+                dict(r) for r in await residents_db.duplicates_of(session, case["resident_id"])
+            ],
+            timeline=[dict(r) for r in await cases_db.timeline_of(session, cid)],
+        )
+
+
+# -- what a caseworker does --------------------------------------------------------------
+
+
+async def assign_case(
+    uow: ReferralsUnitOfWork, principal: Principal, case_id: str, caseworker: str
+) -> CaseAcknowledged:
+    async with uow.transaction() as session:
+        case = await _caseworkers_case(uow, principal, case_id)
+        now = uow.now()
+        await cases_db.update_case(session, case["id"], assigned_to=caseworker, updated_at=now)
+        await cases_db.add_timeline(
+            session, case["id"], actor_of(principal), "assigned", now=now, detail=f"to {caseworker}"
+        )
+    return _ack(case)
+
+
+async def add_note(
+    uow: ReferralsUnitOfWork, principal: Principal, case_id: str, text: str
+) -> CaseAcknowledged:
+    async with uow.transaction() as session:
+        case = await _caseworkers_case(uow, principal, case_id)
+        who = actor_of(principal)
+        await cases_db.insert_note(
+            session, id=uow.new_id(), case_id=case["id"], author=who, text=text
+        )
+        await cases_db.add_timeline(session, case["id"], who, "note added", now=uow.now())
+    return _ack(case)
+
+
+async def record_consent(
+    uow: ReferralsUnitOfWork,
+    principal: Principal,
+    case_id: str,
+    consent: ConsentGiven,
+    needs: tuple[Need, ...] | None = None,
+) -> CaseAcknowledged:
+    """The resident's consent, recorded by a caseworker: sharing rests on it from now on
+    (optionally for new needs), and a case waiting for it is routed."""
+    async with uow.transaction() as session:
+        case = await _caseworkers_case(uow, principal, case_id)
+        if CaseStatus(case["status"]) in TERMINAL_STATUSES:
+            raise Conflict(f"the case is {case['status']}", case["status"])
+        now, who = uow.now(), actor_of(principal)
+        await add_consent(uow, case["id"], consent, recorded_by=who)
+        values: dict[str, Any] = {"lawful_basis": LawfulBasis.CONSENT.value, "updated_at": now}
+        if needs:
+            values["needs"] = list(dict.fromkeys(n.value for n in needs))
+        case = await cases_db.update_case(session, case["id"], **values)
+        await cases_db.add_timeline(
+            session,
+            case["id"],
+            who,
+            "consent recorded",
+            now=now,
+            detail=f"given by {consent.given_by} ({consent.method}) for "
+            + ", ".join(k.value for k in consent.partner_kinds),
+        )
+        if case["status"] in (CaseStatus.AWAITING_CONSENT, CaseStatus.ASSESSED):
+            case = await route_if_allowed(uow, case, actor=who, now=now)
+    return _ack(case)
+
+
+async def record_consent_withdrawal(
+    uow: ReferralsUnitOfWork, principal: Principal, case_id: str, reason: str
+) -> CaseAcknowledged:
+    """The resident withdraws consent: routing stops, partners withdraw open offers."""
+    async with uow.transaction() as session:
+        case = await _caseworkers_case(uow, principal, case_id)
+        consent = await cases_db.current_consent(session, case["id"])
+        if consent is None or consent["withdrawn_at"] is not None:
+            raise Conflict("there is no current consent to withdraw", case["status"])
+        case = await stop_sharing(
+            uow, case, consent, actor=actor_of(principal), reason=reason, now=uow.now()
+        )
+    return _ack(case)
+
+
+async def _move_by_caseworker(
+    uow: ReferralsUnitOfWork,
+    principal: Principal,
+    case_id: str,
+    target: CaseStatus,
+    *,
+    reason: str | None,
+    outcome: Outcome | None = None,
+) -> CaseAcknowledged:
+    async with uow.transaction():
+        case = await _caseworkers_case(uow, principal, case_id)
+        case = await move(
+            uow,
+            case,
+            target,
+            actor=actor_of(principal),
+            now=uow.now(),
+            reason=reason,
+            outcome=outcome,
+        )  # a refused transition is a 409 naming the statuses allowed
+    return _ack(case)
+
+
+async def withdraw_case(
+    uow: ReferralsUnitOfWork, principal: Principal, case_id: str, reason: str
+) -> CaseAcknowledged:
+    return await _move_by_caseworker(uow, principal, case_id, CaseStatus.WITHDRAWN, reason=reason)
+
+
+async def close_case(
+    uow: ReferralsUnitOfWork,
+    principal: Principal,
+    case_id: str,
+    outcome: Outcome,
+    note: str | None = None,
+) -> CaseAcknowledged:
+    return await _move_by_caseworker(
+        uow, principal, case_id, CaseStatus.CLOSED, reason=note, outcome=outcome
+    )
+
+
+async def route_again(
+    uow: ReferralsUnitOfWork, principal: Principal, case_id: str
+) -> CaseAcknowledged:
+    """Try routing again (an unroutable case, once the gap is fixed)."""
+    async with uow.transaction():
+        case = await _caseworkers_case(uow, principal, case_id)
+        case = await route_if_allowed(uow, case, actor=actor_of(principal), now=uow.now())
+    return _ack(case)
+
+
+# -- what the risk and partners services report -----------------------------------------
+
+
+async def record_risk_assessment(
+    uow: ReferralsUnitOfWork, case_id: str, finding: RiskFinding
+) -> None:
+    """The assessment goes on the case; a case just received is assessed and routed (or
+    waits for consent)."""
+    async with uow.transaction():
+        case = await _case_for_event(uow, case_id)
+        if case is None:
+            return
+        case = await _record_finding(uow, case, finding)
+        if case["status"] == CaseStatus.RECEIVED:
+            case = await move_if_allowed(
+                uow,
+                case,
+                CaseStatus.ASSESSED,
+                actor=RISK_SERVICE,
+                now=finding.at,
+                reason=f"risk {finding.level.value}",
+            )
+            await route_if_allowed(uow, case, actor=RISK_SERVICE, now=finding.at)
+
+
+async def open_outreach_case(uow: ReferralsUnitOfWork, flag: ResidentFlag) -> None:
+    """An outreach case for the council team: public task, waiting for consent. Nothing goes
+    to a partner until a caseworker records the resident's consent. A resident with an open
+    case gets the newest finding on it instead."""
+    if flag.council not in uow.settings.councils:
+        log.warning(
+            "flag for a council this deployment does not serve; ignored",
+            extra={"council": flag.council},
+        )
+        return
+    secret = uow.settings.resident_key_secret.get_secret_value()
+    who = FlaggedIdentity.model_validate(unseal_identity(secret, flag.sealed_identity))
+    facts = ResidentFacts(
+        given_name=who.given_name,
+        family_name=who.family_name,
+        date_of_birth=who.date_of_birth,
+        postcode=who.postcode,
+        uprn=who.uprn,
+        address=who.address,
+        phone=who.phone,
+        email=who.email,
+        council_reference=who.council_reference,
+        preferred_contact="phone" if who.phone else "email" if who.email else "letter",
+    )
+    finding, now = flag.finding, flag.finding.at
+    async with uow.transaction() as session:
+        resident_id, _ = await match_or_create_resident(uow, flag.council, facts, now=now)
+        case = await cases_db.lock_open_case_of(session, resident_id, flag.council)
+        if case is None:
+            case = await open_case(
+                uow,
+                resident_id=resident_id,
+                council=flag.council,
+                origin="flag",
+                status=CaseStatus.AWAITING_CONSENT,
+                keys=[flag.resident_key],
+                actor=RISK_SERVICE,
+                now=now,
+                values={
+                    "priority": priority(finding.level, finding.level),
+                    "urgency": finding.level.value,
+                    "needs": [n.value for n in finding.suggested_needs],
+                    "circumstances": [],
+                    "lawful_basis": LawfulBasis.PUBLIC_TASK.value,
+                    "status_reason": "flagged by the risk rules; seek the resident's consent",
+                },
+            )
+        await _record_finding(uow, case, finding)
+
+
+# What each offer status carries onto the mirrored offer (a field not listed keeps its value).
+_OFFER_FIELDS: dict[OfferStatus, tuple[str, ...]] = {
+    OfferStatus.OFFERED: ("partner_name", "service_name", "respond_by"),
+    OfferStatus.DECLINED: ("decline_reason", "note"),
+    OfferStatus.WITHDRAWN: ("note",),
+    OfferStatus.IN_PROGRESS: ("note",),
+    OfferStatus.OUTCOME_RECORDED: ("outcome", "note"),
+}
+
+
+def _offer_action(change: OfferChange) -> str:
+    """The timeline's words for an offer change."""
+    if change.status is OfferStatus.OFFERED:
+        respond_by = f"{change.respond_by:%d %b %H:%M}" if change.respond_by else "no deadline"
+        return f"offered to {change.partner_name} ({change.service_name}), answer by {respond_by}"
+    if change.status is OfferStatus.OUTCOME_RECORDED:
+        return f"outcome recorded: {change.outcome.value if change.outcome else 'none'}"
+    return {
+        OfferStatus.ACCEPTED: "offer accepted by the partner",
+        OfferStatus.DECLINED: "offer declined, handed on",
+        OfferStatus.EXPIRED: "no answer in time, handed on",
+        OfferStatus.WITHDRAWN: "offer withdrawn",
+        OfferStatus.IN_PROGRESS: "partner working with the resident",
+    }[change.status]
+
+
+async def record_offer_change(uow: ReferralsUnitOfWork, change: OfferChange) -> None:
+    """Mirror the offer, tell the timeline, and move the case along with it: offered,
+    accepted, in progress; closed with the best outcome once every offer has an answer. A
+    decline or expiry leaves the case as it is (the partners service hands the need on)."""
+    async with uow.transaction() as session:
+        case = await _case_for_event(uow, change.case_id)
+        if case is None:
+            return
+        carried = {name: getattr(change, name) for name in _OFFER_FIELDS.get(change.status, ())}
+        await cases_db.upsert_offer(
+            session,
+            change.offer_id,
+            {
+                "case_id": change.case_id,
+                "need": change.need.value,
+                "partner_id": change.partner_id,
+                "status": change.status.value,
+                "updated_at": change.at,
+                **carried,
+            },
+        )
+        await cases_db.add_timeline(
+            session,
+            case["id"],
+            PARTNERS_SERVICE,
+            f"{change.need.value}: {_offer_action(change)}",
+            now=change.at,
+            detail=str(carried.get("note") or carried.get("decline_reason") or "") or None,
+        )
+        if change.status is OfferStatus.OUTCOME_RECORDED:
+            await _close_when_every_offer_answered(uow, case, now=change.at)
+            return
+        target = case_status_after(change.status, CaseStatus(case["status"]))
+        if target is not None:
+            await move_if_allowed(uow, case, target, actor=PARTNERS_SERVICE, now=change.at)
+
+
+async def _close_when_every_offer_answered(
+    uow: ReferralsUnitOfWork, case: Row, *, now: datetime
+) -> None:
+    offers = await cases_db.offers_of(uow.session, case["id"])
+    if not every_offer_answered(OfferStatus(row["status"]) for row in offers):
+        return
+    outcome = case_outcome(Outcome(row["outcome"]) for row in offers if row["outcome"])
+    if outcome is not None:
+        await move_if_allowed(
+            uow,
+            case,
+            CaseStatus.CLOSED,
+            actor=PARTNERS_SERVICE,
+            now=now,
+            outcome=outcome,
+            reason="every offer has an outcome",
+        )
+
+
+async def record_unroutable(uow: ReferralsUnitOfWork, unroutable: Unroutable) -> None:
+    """No partner could take the case: it goes back to the council team with the reasons."""
+    async with uow.transaction() as session:
+        case = await _case_for_event(uow, unroutable.case_id)
+        if case is None:
+            return
+        reasons = list(unroutable.reasons)
+        case = await cases_db.update_case(
+            session, case["id"], unroutable_reasons=reasons, updated_at=unroutable.at
+        )
+        await move_if_allowed(
+            uow,
+            case,
+            CaseStatus.UNROUTABLE,
+            actor=PARTNERS_SERVICE,
+            now=unroutable.at,
+            reason="; ".join(reasons),
+        )
+
+
+# -- timers ------------------------------------------------------------------------------
+
+
+async def expire_consents(uow: ReferralsUnitOfWork, *, limit: int = 100) -> int:
+    """Consents past their expiry stop routing just as a withdrawal does (partners lose
+    access); how many were swept."""
+    now = uow.now()
+    async with uow.transaction() as session:
+        expired = await cases_db.lock_expired_consents(session, now, limit)
+        for consent in expired:
+            case = await cases_db.lock_case(session, consent["case_id"])
+            current = await cases_db.current_consent(session, consent["case_id"])
+            if case is None or current is None or current["id"] != consent["id"]:
+                # Superseded by a newer consent: it no longer governs anything.
+                await cases_db.mark_consent_withdrawn(
+                    session, consent["id"], by="superseded", now=now
+                )
+                continue
+            await stop_sharing(
+                uow,
+                case,
+                consent,
+                actor=REFERRALS_SERVICE,
+                reason="the resident's consent expired",
+                now=now,
+            )
+    return len(expired)

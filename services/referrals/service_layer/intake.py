@@ -1,0 +1,307 @@
+"""Intake: a referral arrives. In one transaction, match or create the resident, open a
+case (or attach to the resident's open one), store the referral and its consent, and write
+the events; a retried request with the same idempotency key gets the first answer. Also
+the referrer's view of what it referred."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.referrals.adapters import Row
+from services.referrals.adapters import cases as cases_db
+from services.referrals.adapters import referrals as referrals_db
+from services.referrals.domain.lifecycle import ROUTED_STATUSES, CaseStatus
+from services.referrals.domain.sharing import SharingDecision, priority
+from services.referrals.service_layer.callers import actor_of
+from services.referrals.service_layer.cases import (
+    ConsentGiven,
+    add_consent,
+    open_case,
+    route_if_allowed,
+    send_packet,
+    sharing_decision,
+)
+from services.referrals.service_layer.residents import (
+    ResidentFacts,
+    keys_of,
+    match_or_create_resident,
+)
+from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
+from services.referrals.settings import ReferralsSettings
+from shared.auth import OrganisationKind, Principal
+from shared.errors import Invalid, NotFound
+from shared.events.payloads import ReferralReceived
+from shared.identity import age_in_years
+from shared.vocabulary import Circumstance, LawfulBasis, Need, RiskLevel
+
+# -- commands and results ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewReferral:
+    """What a referrer tells us: who, where, what they need, how urgent, and on what basis
+    it may be shared (with the consent, when consent is the basis)."""
+
+    resident: ResidentFacts
+    needs: tuple[Need, ...]
+    urgency: RiskLevel
+    lawful_basis: LawfulBasis
+    council: str | None = None
+    circumstances: tuple[Circumstance, ...] = ()
+    circumstances_text: str | None = None
+    consent: ConsentGiven | None = None
+    data_sharing_agreement: str | None = None
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A retried request carries the same key and the same fingerprint of its body."""
+
+    key: str
+    request_hash: str
+
+
+class ReferralReceipt(BaseModel):
+    """The answer to a referral, kept as it was first given for replays. A charity learns
+    nothing of the council's records from it (those fields are None for a VCS referrer)."""
+
+    referral_id: str
+    case_id: str
+    case_status: str
+    sharing: SharingDecision
+    attached_to_open_case: bool | None = None
+    possible_duplicates: int | None = None
+    replayed: bool = False
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, exclude={"replayed"})
+
+
+@dataclass(frozen=True)
+class ReferralProgress:
+    referral_id: str
+    case_status: str
+    needs: list[Need]
+    referred_at: datetime
+    timeline: list[ProgressEntry]
+
+
+@dataclass(frozen=True)
+class ProgressEntry:
+    at: datetime
+    action: str
+    status: str | None
+
+
+class _AnsweredMeanwhile(Exception):
+    """Another request with the same key committed its answer while this one ran."""
+
+
+# -- use cases ---------------------------------------------------------------------------
+
+
+def council_for(referral: NewReferral, principal: Principal, settings: ReferralsSettings) -> str:
+    """The council named, else a council referrer's own, else the only one served."""
+    council = referral.council
+    if council is None and principal.kind is OrganisationKind.COUNCIL:
+        council = principal.organisation
+    if council is None and len(settings.councils) == 1:
+        council = settings.councils[0]
+    if council is None:
+        raise Invalid("council", "required: the GSS code of the council the resident lives in")
+    if council not in settings.councils:
+        raise Invalid("council", f"{council} is not a council this deployment serves")
+    return council
+
+
+async def receive_referral(
+    uow: ReferralsUnitOfWork,
+    principal: Principal,
+    referral: NewReferral,
+    idempotency: IdempotencyKey | None = None,
+) -> ReferralReceipt:
+    council = council_for(referral, principal, uow.settings)
+    try:
+        async with uow.transaction():
+            if idempotency and (replay := await _replay(uow, principal, idempotency)):
+                return replay
+            receipt = await _receive(uow, principal, referral, council)
+            if idempotency and not await referrals_db.store_answer(
+                uow.session,
+                principal.organisation,
+                idempotency.key,
+                idempotency.request_hash,
+                receipt.stored(),
+            ):
+                raise _AnsweredMeanwhile
+    except _AnsweredMeanwhile:
+        # The same key raced in from a retry: answer as the first request did.
+        assert idempotency is not None
+        async with uow.transaction():
+            replay = await _replay(uow, principal, idempotency)
+        if replay is None:
+            raise RuntimeError("an idempotency key was taken but holds no answer") from None
+        return replay
+    return receipt
+
+
+async def _replay(
+    uow: ReferralsUnitOfWork, principal: Principal, idempotency: IdempotencyKey
+) -> ReferralReceipt | None:
+    stored = await referrals_db.stored_answer(uow.session, principal.organisation, idempotency.key)
+    if stored is None:
+        return None
+    if stored["request_hash"] != idempotency.request_hash:
+        raise Invalid("Idempotency-Key", "already used for a different request")
+    return ReferralReceipt.model_validate({**stored["response"], "replayed": True})
+
+
+async def _receive(
+    uow: ReferralsUnitOfWork, principal: Principal, referral: NewReferral, council: str
+) -> ReferralReceipt:
+    session, now, referrer = uow.session, uow.now(), actor_of(principal)
+    resident_id, duplicates = await match_or_create_resident(
+        uow, council, referral.resident, now=now
+    )
+    needs = [n.value for n in referral.needs]
+    circumstances = [c.value for c in referral.circumstances]
+    basis = referral.lawful_basis
+    keys = await keys_of(uow, resident_id)
+    case = await cases_db.lock_open_case_of(session, resident_id, council)
+    attached = case is not None
+    earlier_needs: list[str] = []
+    if case is None:
+        case = await open_case(
+            uow,
+            resident_id=resident_id,
+            council=council,
+            origin="referral",
+            status=CaseStatus.RECEIVED,
+            keys=keys,
+            actor=referrer,
+            now=now,
+            values={
+                "priority": priority(referral.urgency, None),
+                "urgency": referral.urgency.value,
+                "needs": needs,
+                "circumstances": circumstances,
+                "lawful_basis": basis.value,
+                "data_sharing_agreement": referral.data_sharing_agreement,
+            },
+        )
+    else:
+        earlier_needs = list(case["needs"])
+        case = await _attach(uow, case, referral, now=now)
+    if referral.consent is not None:
+        await add_consent(uow, case["id"], referral.consent, recorded_by=referrer)
+    referral_id = uow.new_id()
+    await referrals_db.insert_referral(
+        session,
+        id=referral_id,
+        case_id=case["id"],
+        resident_id=resident_id,
+        referrer_org=referrer.organisation,
+        referrer_kind=principal.kind.value,
+        referrer_subject=referrer.subject,
+        needs=needs,
+        circumstances=circumstances,
+        circumstances_text=referral.circumstances_text,
+        urgency=referral.urgency.value,
+        # The use case's clock, not the database's: the referrer's view of the case starts
+        # here, and must include what this very transaction writes to the timeline.
+        created_at=now,
+    )
+    await cases_db.add_timeline(
+        session,
+        case["id"],
+        referrer,
+        "referral received",
+        now=now,
+        detail="needs: " + ", ".join(needs),
+        referrer_visible=True,
+    )
+    await uow.outbox.add(
+        session,
+        ReferralReceived(
+            case_id=case["id"],
+            referral_id=referral_id,
+            council=council,
+            resident_keys=keys,
+            age_years=age_in_years(referral.resident.date_of_birth, now.date()),
+            needs=list(referral.needs),
+            circumstances=list(referral.circumstances),
+            urgency=referral.urgency,
+            received_at=now,
+        ),
+        subject=case["id"],
+    )
+    if attached and case["status"] == CaseStatus.AWAITING_CONSENT:
+        case = await route_if_allowed(uow, case, actor=referrer, now=now)
+    elif (
+        attached
+        and CaseStatus(case["status"]) in ROUTED_STATUSES
+        and set(needs) - set(earlier_needs)
+    ):
+        # The case is with partners already: its new needs are routed too.
+        await send_packet(uow, case, now=now)
+    sharing = await sharing_decision(uow, case, now=now)
+    is_council = principal.kind is not OrganisationKind.VCS
+    return ReferralReceipt(
+        referral_id=referral_id,
+        case_id=case["id"],
+        case_status=case["status"],
+        sharing=sharing,
+        attached_to_open_case=attached if is_council else None,
+        possible_duplicates=duplicates if is_council else None,
+    )
+
+
+async def _attach(
+    uow: ReferralsUnitOfWork, case: Row, referral: NewReferral, *, now: datetime
+) -> Row:
+    """The referral joins the resident's open case: needs and circumstances add up, the
+    higher urgency wins, and consent given now covers sharing."""
+    urgency = max(RiskLevel(case["urgency"]), referral.urgency, key=lambda lvl: lvl.rank)
+    risk = RiskLevel(case["risk_level"]) if case["risk_level"] else None
+    merged: dict[str, Any] = {
+        "needs": list(dict.fromkeys([*case["needs"], *(n.value for n in referral.needs)])),
+        "circumstances": list(
+            dict.fromkeys([*case["circumstances"], *(c.value for c in referral.circumstances)])
+        ),
+        "urgency": urgency.value,
+        "priority": priority(urgency, risk),
+        "updated_at": now,
+    }
+    if referral.lawful_basis is LawfulBasis.CONSENT and case["lawful_basis"] != LawfulBasis.CONSENT:
+        merged["lawful_basis"] = referral.lawful_basis.value
+    return await cases_db.update_case(uow.session, case["id"], **merged)
+
+
+async def referral_progress(
+    uow: ReferralsUnitOfWork, principal: Principal, referral_id: str
+) -> ReferralProgress:
+    """A referral's progress, for whoever made it (and the case's council, and operators).
+    Progress only: who else referred, and why the status changed, stay with the council."""
+    try:
+        referral_id = str(uuid.UUID(referral_id))
+    except ValueError:
+        raise NotFound("referral not found") from None
+    async with uow.transaction() as session:
+        row = await referrals_db.visible_referral(session, principal, referral_id)
+        if row is None:
+            raise NotFound("referral not found")
+        entries = await referrals_db.progress_for_referrer(session, row)
+    return ReferralProgress(
+        referral_id=row["id"],
+        case_status=row["case_status"],
+        needs=[Need(n) for n in row["needs"]],
+        referred_at=row["created_at"],
+        timeline=[
+            ProgressEntry(at=e["at"], action=e["action"], status=e["status_to"]) for e in entries
+        ],
+    )

@@ -1,0 +1,133 @@
+"""The intake use cases on a real migrated PostgreSQL: no broker, no HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from services.referrals.service_layer import intake
+from shared.errors import Invalid, NotFound
+from shared.vocabulary import LawfulBasis, Need, RiskLevel
+from tests.integration.referrals.conftest import FOOD_BANK, ReferralsDatabase
+from tests.integration.referrals.usecase_helpers import AMINA, new_referral
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_referral_opens_a_case_with_its_consent_and_writes_both_events(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    db = referrals_database
+    async with db.unit_of_work() as uow:
+        receipt = await intake.receive_referral(uow, db.caller(), new_referral())
+    assert (receipt.case_status, receipt.attached_to_open_case, receipt.possible_duplicates) == (
+        "received",
+        False,
+        0,
+    )
+    assert receipt.sharing.allowed and not receipt.replayed
+    (case,) = await db.rows("SELECT * FROM cases")
+    assert (str(case["id"]), case["council"], case["origin"]) == (
+        receipt.case_id,
+        db.council,
+        "referral",
+    )
+    assert case["needs"] == ["food", "money_and_debt"] and case["priority"] == 3
+    (consent,) = await db.rows("SELECT * FROM consents")
+    assert consent["partner_kinds"] == ["food", "advice"]
+    assert consent["recorded_by"] == f"caseworker-person ({db.council})"
+    (opened,) = await db.events("referrals.case.opened")
+    (received,) = await db.events("referrals.referral.received")
+    assert opened["case_id"] == received["case_id"] == receipt.case_id
+    assert received["referral_id"] == receipt.referral_id and received["age_years"] >= 42
+    assert "Okafor" not in str(received)  # the risk service gets no direct identifiers
+
+
+async def test_a_charity_referring_the_same_resident_joins_the_case_and_learns_nothing_more(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    db = referrals_database
+    async with db.unit_of_work() as uow:
+        first = await intake.receive_referral(uow, db.caller(), new_referral())
+    crisis = new_referral(
+        council=db.council,
+        needs=(Need.FOOD, Need.FUEL_AND_UTILITIES),
+        urgency=RiskLevel.CRISIS,
+        resident=replace(AMINA, given_name=" AMINA", family_name="okafor"),
+    )
+    async with db.unit_of_work() as uow:
+        second = await intake.receive_referral(uow, db.caller("food_bank"), crisis)
+    assert second.case_id == first.case_id
+    assert second.attached_to_open_case is None and second.possible_duplicates is None
+    (case,) = await db.rows("SELECT * FROM cases")
+    assert case["needs"] == ["food", "money_and_debt", "fuel_and_utilities"]
+    assert (case["urgency"], case["priority"]) == ("crisis", 4)
+    referrers = await db.rows("SELECT referrer_org FROM referrals ORDER BY created_at")
+    assert [r["referrer_org"] for r in referrers] == [db.council, FOOD_BANK]
+    assert len(await db.events("referrals.case.opened")) == 1
+    assert len(await db.events("referrals.referral.received")) == 2
+
+
+async def test_the_same_idempotency_key_answers_once_and_refuses_a_different_request(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    db = referrals_database
+    key = intake.IdempotencyKey("intake-7f3a", request_hash="a" * 64)
+    async with db.unit_of_work() as uow:
+        first = await intake.receive_referral(uow, db.caller(), new_referral(), key)
+    async with db.unit_of_work() as uow:
+        again = await intake.receive_referral(uow, db.caller(), new_referral(), key)
+    assert again.replayed and not first.replayed
+    assert again.model_dump(exclude={"replayed"}) == first.model_dump(exclude={"replayed"})
+    assert await db.count("referrals") == 1 and await db.count("outbox") == 2
+
+    changed = replace(key, request_hash="b" * 64)
+    with pytest.raises(Invalid) as refused:
+        async with db.unit_of_work() as uow:
+            await intake.receive_referral(uow, db.caller(), new_referral(), changed)
+    assert (refused.value.field, refused.value.reason) == (
+        "Idempotency-Key",
+        "already used for a different request",
+    )
+    assert await db.count("referrals") == 1 and await db.count("residents") == 1
+
+
+async def test_a_council_this_deployment_does_not_serve_is_refused_and_nothing_is_written(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    db = referrals_database
+    with pytest.raises(Invalid) as refused:
+        async with db.unit_of_work() as uow:
+            await intake.receive_referral(uow, db.caller(), new_referral(council="E09000001"))
+    assert refused.value.field == "council"
+    with pytest.raises(Invalid, match="council: required"):
+        async with db.unit_of_work() as uow:  # a charity must name the council
+            await intake.receive_referral(uow, db.caller("food_bank"), new_referral())
+    for table in ("residents", "cases", "referrals", "consents", "outbox"):
+        assert await db.count(table) == 0, table
+
+
+async def test_a_referrer_follows_its_own_referral_and_no_one_else_s(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    db = referrals_database
+    public_task = new_referral(
+        council=db.council, lawful_basis=LawfulBasis.PUBLIC_TASK, consent=None
+    )
+    async with db.unit_of_work() as uow:
+        receipt = await intake.receive_referral(uow, db.caller("food_bank"), public_task)
+    assert not receipt.sharing.allowed
+    async with db.unit_of_work() as uow:
+        progress = await intake.referral_progress(uow, db.caller("food_bank"), receipt.referral_id)
+    assert (progress.case_status, progress.needs) == ("received", [Need.FOOD, Need.MONEY_AND_DEBT])
+    assert [e.action for e in progress.timeline] == ["case opened (referral)", "referral received"]
+
+    other_charity = db.caller("food_bank", organisation="hackney-advice-centre")
+    for caller, referral_id in (
+        (other_charity, receipt.referral_id),
+        (db.caller("food_bank"), "not-a-uuid"),
+    ):
+        with pytest.raises(NotFound):
+            async with db.unit_of_work() as uow:
+                await intake.referral_progress(uow, caller, referral_id)
