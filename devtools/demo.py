@@ -399,8 +399,22 @@ class Demo:
                         elif choice < 0.85:
                             self.call("POST", f"{base}/decline", me, json={"reason": "no_capacity"})
                         # else: never answered; it lapses and is handed on
+            # Cases still on their way to a partner count as waiting too: under load, routing
+            # can take longer than a few quiet rounds.
+            waiting = waiting or self.cases_in_flight()
             settled = 0 if waiting else settled + 1
             time.sleep(2)
+
+    def cases_in_flight(self) -> bool:
+        """Any case not yet assessed or routed (received, assessed, ready for routing)."""
+        operator = self.token("operator", OrganisationKind.OPERATOR, Role.OPERATOR)
+        page = self.call(
+            "GET",
+            f"{self.urls['referrals']}/v1/cases",
+            operator,
+            params={"limit": 1, "status": ["received", "assessed", "ready_for_routing"]},
+        )
+        return bool(page["items"])
 
     # -- what happened, from the APIs ------------------------------------------------------
     def summary(self, imported: dict[str, Any], sent: int) -> dict[str, Any]:
