@@ -11,6 +11,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 
 from shared.context import current_trace
+from shared.redaction import safe_traceback
 
 HTTP_REQUESTS = Counter(
     "upstream_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -63,8 +64,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and record.exc_info[1] is not None:
+            # Exception texts carry SQL parameters and input values: log their shape only.
+            entry["exception"] = safe_traceback(record.exc_info[1])
         return json.dumps(entry, default=str)
 
 

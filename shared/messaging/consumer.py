@@ -41,6 +41,7 @@ from shared.observability import (
     EVENTS_DEAD_LETTERED,
     EVENTS_FAILED,
 )
+from shared.redaction import safe_reason
 from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -232,17 +233,19 @@ class EventConsumer:
 
     async def _handle_record(self, record: ConsumerRecord, stop: asyncio.Event) -> bool:
         """Apply, skip or dead-letter one record. False: abandoned at shutdown, not done."""
+        known: CloudEvent | None = None  # once the envelope reads, its id and type are told
         try:
             event, event_type, handler = self._decode(record)
+            known = event
             if event_type is None or handler is None:
                 self._count("ignored")
                 return True
             try:
                 payload = event_type.payload.model_validate(event.data)
             except ValidationError as exc:
-                raise DeadLetter(f"payload of {event.type} is invalid: {exc}") from exc
+                raise DeadLetter(f"payload of {event.type} is invalid: {safe_reason(exc)}") from exc
         except DeadLetter as reason:
-            await self._dead_letter(record, str(reason))
+            await self._dead_letter(record, str(reason), known)
             return True
         failures = 0
         while not stop.is_set():
@@ -252,7 +255,7 @@ class EventConsumer:
                 if is_transient(exc):
                     log.warning(
                         "database unavailable; retrying the event",
-                        extra={"consumer": self.spec.group_id, "error": repr(exc)},
+                        extra={"consumer": self.spec.group_id, "error": safe_reason(exc)},
                     )
                     await sleep_unless_stopped(stop, 1.0)
                     continue
@@ -265,12 +268,12 @@ class EventConsumer:
                         "event_id": event.id,
                         "event_type": event.type,
                         "attempt": failures,
-                        "error": repr(exc),
+                        "error": safe_reason(exc),
                     },
                 )
                 if failures >= self._max_attempts:
                     await self._dead_letter(
-                        record, f"handler failed {failures} times: {type(exc).__name__}: {exc}"
+                        record, f"handler failed {failures} times: {safe_reason(exc)}", event
                     )
                     return True
                 await sleep_unless_stopped(stop, backoff_delay(failures, base=self._retry_backoff))
@@ -314,11 +317,21 @@ class EventConsumer:
                 await handler(payload, self._unit_of_work(session, event))
                 return True
 
-    async def _dead_letter(self, record: ConsumerRecord, error: str) -> None:
+    async def _dead_letter(
+        self, record: ConsumerRecord, error: str, event: CloudEvent | None = None
+    ) -> None:
+        """Park the record, untouched, with why. ``error`` is built from safe reasons only
+        (``shared.redaction``): the headers never repeat the payload's values."""
         assert self._producer is not None
+        identity = (
+            [("dlq-event-id", event.id.encode()), ("dlq-event-type", event.type.encode())]
+            if event is not None
+            else []
+        )
         headers = [
             *(record.headers or ()),
             ("dlq-error", error[:4000].encode()),
+            *identity,
             ("dlq-consumer", self.spec.group_id.encode()),
             ("dlq-original-topic", record.topic.encode()),
             ("dlq-original-partition", str(record.partition).encode()),

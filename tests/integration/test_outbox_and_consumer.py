@@ -302,7 +302,8 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
             "unknown major version v2",
         ),
         (
-            event("uk.upstream.probe.recorded.v1", {"key": "case-x", "seq": "many"}),
+            # A value that is personal data: it must not reach the dead letter's headers.
+            event("uk.upstream.probe.recorded.v1", {"key": "case-x", "seq": "Amina Okafor"}),
             "payload of uk.upstream.probe.recorded.v1 is invalid",
         ),
         (flaky.to_bytes(), "handler failed 3 times"),
@@ -338,6 +339,9 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
             assert record.value == value  # the original event, untouched
             assert reason in headers["dlq-error"].decode()
             assert headers["dlq-original-topic"].decode() == topic
+            assert not [v for v in headers.values() if b"Okafor" in v], headers
+        for record in dead[2:]:  # once the envelope reads, the dead letter names the event
+            assert dict(record.headers)["dlq-event-type"].decode().startswith("uk.upstream.probe")
         assert consumer.stats == {"applied": 1, "duplicate": 0, "ignored": 1, "dead_lettered": 4}
 
         # Mend the handler, replay the dead letters: the flaky event now applies; the
