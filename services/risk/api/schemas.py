@@ -21,14 +21,20 @@ class RowProblem(BaseModel):
 
 class ImportReport(BaseModel):
     import_id: str
-    rows_read: int
+    rows_read: int = Field(
+        description="rows read: always rows_stored + rows_duplicate + rows_rejected"
+    )
     rows_stored: int
     rows_duplicate: int = Field(description="already held: sending a file twice changes nothing")
-    rows_rejected: int
+    rows_rejected: int = Field(description="rows refused, each reported in errors")
     flagged: int
     cases_assessed: int
     errors: list[RowProblem]
     errors_truncated: bool
+    lines_read: int = Field(
+        description="lines of the file (places in a batch): always rows_read + lines_skipped"
+    )
+    lines_skipped: int = Field(description="lines that are not rows: the CSV header, blank lines")
 
     @classmethod
     def of(cls, outcome: ImportOutcome) -> ImportReport:
@@ -44,6 +50,8 @@ class ImportReport(BaseModel):
                 RowProblem(line=e.line, field=e.field, reason=e.reason) for e in outcome.errors
             ],
             errors_truncated=outcome.errors_truncated,
+            lines_read=outcome.lines_read,
+            lines_skipped=outcome.lines_skipped,
         )
 
 

@@ -1,12 +1,17 @@
 """Feed rows: what one signal looks like on the way in, from JSON, NDJSON or CSV, and the
 reasons a row is refused (line, field, reason), so good rows are kept and bad ones reported.
+
+A file is read one physical line at a time and every line is accounted for: the CSV header,
+a blank line (skipped), or one row, read or refused. A line break inside a quoted CSV cell is
+not supported: each half is refused as a row with an unclosed quote, and the next line is read
+as the next record, so one broken line never swallows the lines after it.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -14,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.risk.domain.signals import CATALOGUE, SignalType
+from shared.errors import Invalid
 from shared.identity import normalise_postcode
 from shared.vocabulary import GSS_CODE
 
@@ -127,7 +133,8 @@ def from_csv_record(record: dict[str, str]) -> dict[str, Any]:
 
 
 async def lines_of(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
-    """Text lines from a byte stream, never holding more than a chunk and a line."""
+    """The physical lines of a byte stream (ending LF or CRLF; a byte-order mark dropped),
+    never holding more than a chunk and a line. A final newline does not start a line."""
     pending = b""
     async for chunk in chunks:
         pending += chunk
@@ -138,53 +145,136 @@ async def lines_of(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
         yield pending.decode("utf-8-sig", errors="replace").rstrip("\r")
 
 
-async def parse_ndjson(lines: AsyncIterator[str]) -> AsyncIterator[tuple[int, Any]]:
-    number = 0
-    async for line in lines:
-        number += 1
-        if not line.strip():
-            continue
+class Feed:
+    """The records of an import, numbered by their line, with every line accounted for.
+
+    Iterate it for ``(line, record)``; a record that cannot be read is still yielded (as an
+    unreadable row, refused by :func:`check_parsed`), so that ``lines_read`` is always
+    ``lines_skipped`` (a header, blank lines) plus the records yielded: no line is lost.
+    """
+
+    def __init__(self) -> None:
+        self.lines_read = 0
+        self.lines_skipped = 0
+        self._records: AsyncIterator[tuple[int, Any]] | None = None
+
+    def __aiter__(self) -> Feed:
+        return self
+
+    async def __anext__(self) -> tuple[int, Any]:
+        if self._records is None:
+            self._records = self._read()
+        return await anext(self._records)
+
+    def _read(self) -> AsyncIterator[tuple[int, Any]]:
+        raise NotImplementedError
+
+
+class _LineFeed(Feed):
+    """One record a physical line; blank lines are skipped (counted, not rows)."""
+
+    def __init__(self, lines: AsyncIterator[str]) -> None:
+        super().__init__()
+        self._lines = lines
+
+    async def _read(self) -> AsyncIterator[tuple[int, Any]]:
+        async for text in self._lines:
+            self.lines_read += 1
+            number = self.lines_read
+            record = self._record(number, text) if text.strip() else _SKIP
+            if record is _SKIP:
+                self.lines_skipped += 1
+                continue
+            yield number, record
+
+    def _record(self, number: int, text: str) -> Any:
+        raise NotImplementedError
+
+
+class NdjsonFeed(_LineFeed):
+    def _record(self, number: int, text: str) -> Any:
         try:
-            yield number, json.loads(line)
+            return json.loads(text)
         except json.JSONDecodeError as exc:
-            yield number, _Unreadable(f"not JSON: {exc.msg}")
+            return _Unreadable(f"not JSON: {exc.msg} (column {exc.colno})")
+        except RecursionError:
+            return _Unreadable("not JSON we can read: nested too deeply")
 
 
-async def parse_csv(lines: AsyncIterator[str]) -> AsyncIterator[tuple[int, Any]]:
-    """CSV with a header row; the line number is the record's first line in the file. A
-    record is complete when its quotes balance (a quoted cell may hold a line break)."""
-    buffer: list[str] = []
-    quotes = 0
-    header: list[str] | None = None
-    number = 0
-    async for line in lines:
-        number += 1
-        buffer.append(line)
-        quotes += line.count('"')
-        if quotes % 2:
-            continue
-        first_line = number - len(buffer) + 1
-        error: str | None = None
-        try:
-            cells = next(csv.reader(["\n".join(buffer)], strict=True), [])
-        except csv.Error as exc:
-            cells, error = [], str(exc)
-        buffer, quotes = [], 0
-        if error:
-            yield first_line, _Unreadable(f"not CSV: {error}")
-            continue
-        if not any(cell.strip() for cell in cells):
-            continue
-        if header is None:
-            header = [cell.strip() for cell in cells]
-            continue
-        if len(cells) != len(header):
-            yield (
-                first_line,
-                _Unreadable(f"has {len(cells)} cells where the header has {len(header)}"),
-            )
-            continue
-        yield first_line, from_csv_record(dict(zip(header, cells, strict=True)))
+_UNCLOSED_QUOTE = (
+    "a quoted cell is not closed on this line (a line break inside a cell is not supported: "
+    "each record is one line)"
+)
+
+
+class CsvFeed(_LineFeed):
+    """A header row (the first line that is not blank), then one record a line, each line
+    parsed on its own: a quote left open spoils that line only, never the lines after it."""
+
+    def __init__(self, lines: AsyncIterator[str]) -> None:
+        super().__init__(lines)
+        self.header: list[str] | None = None
+
+    def _record(self, number: int, text: str) -> Any:
+        cells = _cells(text)
+        if self.header is None:
+            if isinstance(cells, _Unreadable):
+                raise Invalid(
+                    "header", f"line {number}, the header row, cannot be read: {cells.reason}"
+                )
+            self.header = _header(number, cells)
+            return _SKIP
+        if isinstance(cells, _Unreadable):
+            return _Unreadable(f"not CSV: {cells.reason}")
+        if len(cells) != len(self.header):
+            return _Unreadable(f"has {len(cells)} cells where the header has {len(self.header)}")
+        for position, (name, cell) in enumerate(zip(self.header, cells, strict=True), start=1):
+            if not name and cell.strip():
+                return _Unreadable(f"cell {position} has a value but its column has no name")
+        return from_csv_record(dict(zip(self.header, cells, strict=True)))
+
+
+def _cells(text: str) -> list[str] | _Unreadable:
+    if text.count('"') % 2:
+        return _Unreadable(_UNCLOSED_QUOTE)
+    try:
+        return next(csv.reader([text], strict=True))
+    except csv.Error as exc:
+        return _Unreadable(str(exc))
+
+
+def _header(number: int, cells: list[str]) -> list[str]:
+    names = [cell.strip() for cell in cells]
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if repeated:
+        raise Invalid("header", f"line {number}, the header row, repeats {', '.join(repeated)}")
+    return names
+
+
+class BatchFeed(Feed):
+    """Values sent as one JSON batch: their place in the batch is their line."""
+
+    def __init__(self, values: Iterable[Any]) -> None:
+        super().__init__()
+        self._values = values
+
+    async def _read(self) -> AsyncIterator[tuple[int, Any]]:
+        for value in self._values:
+            self.lines_read += 1
+            yield self.lines_read, value
+
+
+def parse_ndjson(lines: AsyncIterator[str]) -> NdjsonFeed:
+    """NDJSON: one JSON object a line; a line that is not JSON is one refused row."""
+    return NdjsonFeed(lines)
+
+
+def parse_csv(lines: AsyncIterator[str]) -> CsvFeed:
+    """CSV with a header row, one record a physical line (see :class:`CsvFeed`)."""
+    return CsvFeed(lines)
+
+
+_SKIP = object()
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """Signals from council data teams: one, a batch, or a whole CSV/NDJSON file streamed in.
 
 Valid rows are stored in batches (``import_batch_size``), each in its own transaction with the
-assessments it leads to; bad rows are reported by line and skipped. Residents are profiles
-found through their keys (keyed hashes of normalised identifiers), created on first sight.
+assessments it leads to; bad rows are reported by line and skipped. Every row read is stored,
+held already or rejected (``rows_read = rows_stored + rows_duplicate + rows_rejected``), and
+every line is a row, a header or blank (``lines_read = rows_read + lines_skipped``).
+Residents are profiles found through their keys (keyed hashes of normalised identifiers),
+created on first sight.
 """
 
 from __future__ import annotations
@@ -10,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from services.risk.adapters import signals as stored_signals
 from services.risk.adapters.profiles import lock_council, resolve_profiles
 from services.risk.adapters.signals import ImportRecord, NewSignal
-from services.risk.domain.feeds import Row, RowError, check_parsed
+from services.risk.domain.feeds import BatchFeed, Feed, Row, RowError, check_parsed
 from services.risk.domain.rules import jsonable_attributes
 from services.risk.service_layer.assessments import ResidentSeen, assess_residents
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
@@ -63,6 +66,8 @@ class ImportOutcome:
     cases_assessed: int
     errors: list[RowError] = field(default_factory=list)
     errors_truncated: bool = False
+    lines_read: int = 0
+    lines_skipped: int = 0
 
 
 async def record_signals(
@@ -71,18 +76,18 @@ async def record_signals(
     """One signal or a batch sent as JSON (their place in the batch is their line)."""
     if len(values) > MAX_SIGNALS_A_REQUEST:
         raise Invalid("body", "at most 1,000 signals a request: import larger files")
-    return await import_signals(uow, submitter, _numbered(values), "json")
+    return await import_signals(uow, submitter, BatchFeed(values), "json")
 
 
 async def import_signals(
     uow: RiskUnitOfWork,
     submitter: Submitter,
-    records: AsyncIterator[tuple[int, Any]],
+    records: Feed,
     fmt: str,
 ) -> ImportOutcome:
     """Check each parsed record, store the valid ones batch by batch, and keep a record of
     the import; the outcome says what was stored, held already, refused (and why)."""
-    total, read, rejected = BatchOutcome(), 0, 0
+    total, read, rejected, errors_found = BatchOutcome(), 0, 0, 0
     errors: list[RowError] = []
     batch: list[Row] = []
     async for line, raw in records:
@@ -96,6 +101,7 @@ async def import_signals(
             checked = [RowError(line, "council", f"{checked.signal.council} is not your council")]
         if isinstance(checked, list):
             rejected += 1
+            errors_found += len(checked)
             errors.extend(checked[: max(0, MAX_REPORTED_ERRORS - len(errors))])
             continue
         batch.append(checked)
@@ -130,7 +136,9 @@ async def import_signals(
         flagged=total.flagged,
         cases_assessed=total.cases_assessed,
         errors=errors,
-        errors_truncated=len(errors) >= MAX_REPORTED_ERRORS and rejected > len(errors),
+        errors_truncated=errors_found > len(errors),
+        lines_read=records.lines_read,
+        lines_skipped=records.lines_skipped,
     )
 
 
@@ -203,8 +211,3 @@ def _new_signal(signal_id: str, profile_id: str, resident_key: str, row: Row) ->
             json.dumps(fact, sort_keys=True, default=str).encode()
         ).hexdigest(),
     )
-
-
-async def _numbered(values: Iterable[Any]) -> AsyncIterator[tuple[int, Any]]:
-    for number, value in enumerate(values, start=1):
-        yield number, value

@@ -46,7 +46,7 @@ def csv_row(
 ) -> str:
     return (
         f"{kind},{council or risk.council},{given},{family},{born},{postcode},"
-        f'"Flat 3, 12 Romford Road\nStratford",07700 900123,HB-22817,newham-rent,{observed},'
+        f'"Flat 3, 12 Romford Road, Stratford",07700 900123,HB-22817,newham-rent,{observed},'
         f"{weeks},{amount},{stage},{notice_type},{notice_date}\n"
     )
 
@@ -80,15 +80,16 @@ async def test_import_keeps_good_rows_reports_bad_ones_and_a_repeat_changes_noth
 ) -> None:
     report = await risk.upload(feed(risk))
     assert (report["rows_read"], report["rows_stored"], report["rows_rejected"]) == (8, 2, 6)
+    assert (report["lines_read"], report["lines_skipped"]) == (9, 1)  # the header
     problems = {(e["line"], e["field"]) for e in report["errors"]}
-    # Each record spans two lines of the file (its quoted address holds a line break).
+    # The header is line 1, so the nth record is line n + 1.
     assert problems == {
-        (6, "attributes.weeks"),
-        (8, "type"),
-        (10, "resident.postcode"),
-        (12, "resident"),
-        (14, "council"),
-        (16, "observed_on"),
+        (4, "attributes.weeks"),
+        (5, "type"),
+        (6, "resident.postcode"),
+        (7, "resident"),
+        (8, "council"),
+        (9, "observed_on"),
     }
     reasons = {e["field"]: e["reason"] for e in report["errors"]}
     assert "greater than or equal to 0" in reasons["attributes.weeks"]
@@ -374,3 +375,47 @@ async def test_ndjson_files_are_read_line_by_line_too(risk: RiskApi) -> None:
     assert (report["rows_read"], report["rows_stored"], report["rows_rejected"]) == (4, 2, 2)
     assert [(e["line"], e["field"]) for e in report["errors"]] == [(2, "row"), (5, "council")]
     assert report["errors"][0]["reason"].startswith("not JSON")
+    assert (report["lines_read"], report["lines_skipped"]) == (5, 1)  # the blank line
+
+
+def accounted(report: dict[str, Any]) -> bool:
+    rows = report["rows_stored"] + report["rows_duplicate"] + report["rows_rejected"]
+    return report["rows_read"] == rows and report["lines_read"] == (
+        report["rows_read"] + report["lines_skipped"]
+    )
+
+
+async def test_a_broken_csv_line_is_refused_alone_and_every_line_is_accounted_for(
+    risk: RiskApi,
+) -> None:
+    names = [f"Person{n}" for n in range(1, 10)]
+    rows = [csv_row(risk, "job_loss", given=name) for name in names]
+    rows[4] = rows[4].replace('"Flat 3, 12 Romford Road, Stratford"', '"Flat 3')  # line 6
+    rows[8] = rows[8].replace('"Flat 3, 12 Romford Road, Stratford"', '"Flat 3')  # line 10
+    body = (HEADER + "".join(rows) + "\n").replace("\n", "\r\n")  # and a blank line
+
+    report = await risk.upload(body)
+    assert accounted(report)
+    assert (report["lines_read"], report["lines_skipped"]) == (11, 2)  # header, blank line
+    assert (report["rows_read"], report["rows_stored"], report["rows_rejected"]) == (9, 7, 2)
+    assert [(e["line"], e["field"]) for e in report["errors"]] == [(6, "row"), (10, "row")]
+    assert all("quoted cell is not closed" in e["reason"] for e in report["errors"])
+    # The good rows after the broken one are stored (three of them, in another batch).
+    assert await risk.count("signals") == 7 and await risk.count("profiles") == 7
+
+    again = await risk.upload(body)
+    assert accounted(again)
+    assert (again["rows_stored"], again["rows_duplicate"], again["rows_rejected"]) == (0, 7, 2)
+    assert await risk.count("signals") == 7
+
+
+async def test_a_csv_header_that_cannot_be_read_refuses_the_file(risk: RiskApi) -> None:
+    body = HEADER.replace("weeks", "amount") + csv_row(risk, "job_loss")
+    response = await risk.client.post(
+        "/v1/signals/import",
+        content=body.encode(),
+        headers={**risk.token(), "content-type": "text/csv"},
+    )
+    assert response.status_code == 422, response.text
+    assert "repeats amount" in response.text
+    assert await risk.count("signals") == 0 and await risk.count("imports") == 0

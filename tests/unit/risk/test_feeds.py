@@ -1,0 +1,223 @@
+"""Reading CSV and NDJSON feeds: one record a physical line, every line accounted for (a
+header, a blank line or a row), a broken line refused on its own and the rest still read. No
+I/O: byte streams in memory, cut into chunks at awkward places."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pytest
+
+from services.risk.domain.feeds import (
+    Feed,
+    Row,
+    RowError,
+    check_parsed,
+    lines_of,
+    parse_csv,
+    parse_ndjson,
+)
+from shared.errors import Invalid
+
+RECENT = (date.today() - timedelta(days=3)).isoformat()
+HEADER = "type,council,given_name,family_name,postcode,address,source,observed_on,weeks,amount"
+
+
+def csv_row(given: str = "Amina", address: str = '"Flat 3, 12 Romford Road"') -> str:
+    return f"rent_arrears,E09000025,{given},Okafor,E15 4HT,{address},newham-rent,{RECENT},3,420"
+
+
+def ndjson_row(given: str = "Grace") -> str:
+    return json.dumps(
+        {
+            "type": "job_loss",
+            "council": "E09000025",
+            "source": "dwp-feed",
+            "observed_on": RECENT,
+            "resident": {"given_name": given, "family_name": "Mensah", "postcode": "E8 1DY"},
+        }
+    )
+
+
+@dataclass
+class Read:
+    feed: Feed
+    rows: dict[int, Row]  # by line
+    refused: dict[int, list[RowError]]  # by line
+
+    @property
+    def names(self) -> list[str]:
+        return [row.signal.resident.given_name for row in self.rows.values()]
+
+    def reason(self, line: int) -> str:
+        (error,) = self.refused[line]
+        assert error.field == "row"
+        return error.reason
+
+
+async def read(body: bytes, fmt: str = "csv", chunk_size: int = 7) -> Read:
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), chunk_size):
+            yield body[start : start + chunk_size]
+
+    lines = lines_of(chunks())
+    feed = parse_csv(lines) if fmt == "csv" else parse_ndjson(lines)
+    rows: dict[int, Row] = {}
+    refused: dict[int, list[RowError]] = {}
+    async for line, raw in feed:
+        checked = check_parsed(line, raw)
+        assert line not in rows and line not in refused  # each line is one row at most
+        if isinstance(checked, Row):
+            rows[line] = checked
+        else:
+            refused[line] = checked
+    # Every physical line is accounted for: a header or blank line, or a row read.
+    physical = body.count(b"\n") + (not body.endswith(b"\n"))
+    assert feed.lines_read == physical
+    assert feed.lines_read == feed.lines_skipped + len(rows) + len(refused)
+    return Read(feed, rows, refused)
+
+
+def csv_file(*lines: str, end: str = "\n") -> bytes:
+    return (end.join([HEADER, *lines]) + end).encode()
+
+
+NINE = [f"Person{n}" for n in range(1, 10)]
+
+
+async def test_an_unclosed_quote_mid_file_refuses_that_line_only() -> None:
+    # The issue's file: nine data rows, the fifth with a quote never closed. Before, the
+    # reader ran on to the end of the file looking for the closing quote: rows_read 6.
+    rows = [csv_row(name) for name in NINE]
+    rows[4] = csv_row(NINE[4], address='"Flat 3, 12 Romford Road')
+    result = await read(csv_file(*rows))
+    assert list(result.refused) == [6]  # the header is line 1
+    assert "quoted cell is not closed" in result.reason(6)
+    assert result.names == NINE[:4] + NINE[5:]
+    assert list(result.rows) == [2, 3, 4, 5, 7, 8, 9, 10]
+    assert (result.feed.lines_read, result.feed.lines_skipped) == (10, 1)
+
+
+@pytest.mark.parametrize("end", ["\n", ""], ids=["final-newline", "no-final-newline"])
+async def test_an_unclosed_quote_on_the_last_line_is_refused_not_dropped(end: str) -> None:
+    body = csv_file(csv_row("Amina"), csv_row("Tomasz"), csv_row("Dee", address='"Flat 3'))
+    result = await read(body[:-1] + end.encode())
+    assert result.names == ["Amina", "Tomasz"]
+    assert list(result.refused) == [4]
+    assert "quoted cell is not closed" in result.reason(4)
+
+
+async def test_a_line_break_inside_a_quoted_cell_refuses_both_halves_not_the_rest() -> None:
+    spanning = csv_row("Tomasz", address='"Flat 3, 12 Romford Road\nStratford"')
+    result = await read(csv_file(csv_row("Amina"), spanning, csv_row("Dee")))
+    assert result.names == ["Amina", "Dee"]
+    assert list(result.rows) == [2, 5]
+    assert list(result.refused) == [3, 4]
+    assert all("line break inside a cell is not supported" in result.reason(n) for n in (3, 4))
+
+
+async def test_other_malformed_lines_are_refused_with_a_reason() -> None:
+    result = await read(
+        csv_file(
+            csv_row("Amina", address='"Flat 3" Romford Road'),  # text after a closing quote
+            csv_row("Tomasz") + ",extra",  # one cell too many
+            "rent_arrears,E09000025",  # too few
+            csv_row("Dee", address='"Flat 3, ""The Grange"""'),  # doubled quotes: fine
+        )
+    )
+    assert result.names == ["Dee"]
+    assert result.reason(2).startswith("not CSV: ")
+    assert result.reason(3) == "has 11 cells where the header has 10"
+    assert result.reason(4) == "has 2 cells where the header has 10"
+    assert result.rows[5].signal.resident.address == 'Flat 3, "The Grange"'
+
+
+async def test_crlf_line_endings_read_like_lf() -> None:
+    broken = csv_row("Tomasz", address='"Flat 3')
+    crlf = await read(csv_file(csv_row("Amina"), broken, csv_row("Dee"), end="\r\n"), chunk_size=1)
+    lf = await read(csv_file(csv_row("Amina"), broken, csv_row("Dee")))
+    assert crlf.names == lf.names == ["Amina", "Dee"]
+    assert list(crlf.refused) == list(lf.refused) == [3]
+    assert crlf.rows[4].signal.source == "newham-rent"
+    assert crlf.rows[4].attributes == lf.rows[4].attributes
+
+
+async def test_a_byte_order_mark_is_not_part_of_the_first_column() -> None:
+    result = await read(b"\xef\xbb\xbf" + csv_file(csv_row("Amina")), chunk_size=2)
+    assert result.names == ["Amina"]
+    assert result.rows[2].signal.type.value == "rent_arrears"
+
+
+async def test_blank_lines_are_counted_as_skipped_not_as_rows() -> None:
+    # Blank (or whitespace-only) lines hold no record: they are not rows, read or refused,
+    # but they are lines, so the line numbers of the rows after them are still the file's.
+    body = f"\n{HEADER}\n{csv_row('Amina')}\n\n   \n{csv_row('Dee')}\n\r\n".encode()
+    result = await read(body)
+    assert result.names == ["Amina", "Dee"]
+    assert list(result.rows) == [3, 6]
+    assert (result.feed.lines_read, result.feed.lines_skipped) == (7, 5)  # 4 blank + header
+
+
+async def test_chunk_boundaries_change_nothing() -> None:
+    rows = [csv_row(name) for name in ["Zoë", "Łukasz", "Amina"]]
+    rows[1] = csv_row("Łukasz", address='"Flat 3')
+    body = b"\xef\xbb\xbf" + csv_file(*rows, end="\r\n")
+    first = await read(body, chunk_size=len(body))
+    for size in range(1, 12):
+        again = await read(body, chunk_size=size)
+        assert (again.names, list(again.refused)) == (first.names, list(first.refused))
+    assert first.names == ["Zoë", "Amina"]
+
+
+async def test_a_file_is_read_as_it_arrives() -> None:
+    consumed = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal consumed
+        yield f"{HEADER}\n".encode()
+        while True:
+            consumed += 1
+            yield f"{csv_row()}\n".encode()
+
+    async for line, _ in parse_csv(lines_of(endless())):
+        assert (line, consumed) == (2, 1)  # the first row, as soon as its chunk is in
+        break
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (HEADER.replace("address", '"address'), "quoted cell is not closed"),
+        (HEADER.replace("weeks", "amount"), "repeats amount"),
+    ],
+)
+async def test_a_header_that_cannot_be_read_refuses_the_file(header: str, reason: str) -> None:
+    body = f"\n{header}\n{csv_row()}\n".encode()
+    with pytest.raises(Invalid) as refused:
+        await read(body)
+    assert refused.value.field == "header"
+    assert "line 2, the header row" in refused.value.reason and reason in refused.value.reason
+
+
+async def test_a_value_under_a_column_without_a_name_is_refused() -> None:
+    header = HEADER + ","
+    body = f"{header}\n{csv_row('Amina')},\n{csv_row('Dee')},lost?\n".encode()
+    result = await read(body)
+    assert result.names == ["Amina"]
+    assert result.reason(3) == "cell 11 has a value but its column has no name"
+
+
+async def test_ndjson_a_broken_line_is_one_refused_row() -> None:
+    lines = [ndjson_row("Amina"), '{"type": "job_loss", "council": ', "", ndjson_row("Dee")]
+    lines += ["[" * 100_000, '"a string"', ndjson_row("Zoë") + "\r", '{"unclosed": "quote}']
+    result = await read("\n".join(lines).encode(), fmt="ndjson")
+    assert result.names == ["Amina", "Dee", "Zoë"]
+    assert list(result.rows) == [1, 4, 7]
+    assert result.reason(2).startswith("not JSON: ")
+    assert result.reason(5) == "not JSON we can read: nested too deeply"
+    assert result.refused[6][0].field == "row"  # JSON, but not an object
+    assert result.reason(8).startswith("not JSON: ")  # the last line, no final newline
+    assert (result.feed.lines_read, result.feed.lines_skipped) == (8, 1)
