@@ -82,9 +82,7 @@ async def outcome(
 
 @router.put("/webhook", response_model=Webhook, summary="Register the partner's webhook")
 async def register_webhook(body: WebhookIn, principal: Partner, uow: PartnersWork) -> Webhook:
-    registered = await webhooks.register_webhook(
-        uow, principal.organisation, str(body.url), scheme=body.url.scheme
-    )
+    registered = await webhooks.register_webhook(uow, principal.organisation, str(body.url))
     return Webhook(**asdict(registered))
 
 

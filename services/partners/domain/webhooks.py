@@ -103,3 +103,12 @@ def after_attempt(
         error,
         now + backoff(attempts),
     )
+
+
+def refused_attempt(attempts_before: int, reason: str) -> AttemptResult:
+    """A destination the rules refuse (``webhook_targets``): no connection is made and the
+    delivery fails at once, with the reason, rather than being retried towards an address it
+    may never reach; the partner sees why in its delivery log and registers a public URL."""
+    return AttemptResult(
+        DeliveryStatus.FAILED, attempts_before + 1, None, f"refused, not sent: {reason}", None
+    )

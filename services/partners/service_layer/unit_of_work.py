@@ -1,11 +1,16 @@
-"""The partners unit of work: the shared one, with the partners settings and a way to open
-a webhook sender."""
+"""The partners unit of work: the shared one, with the partners settings, a way to open a
+webhook sender and a way to resolve a partner's host name (both replaceable in tests)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.partners.adapters.webhook_sender import OpenWebhookSender, http_webhook_sender
+from services.partners.adapters.webhook_sender import (
+    OpenWebhookSender,
+    ResolveHost,
+    http_webhook_sender,
+    resolve_with_system,
+)
 from services.partners.settings import PartnersSettings
 from shared.unit_of_work import UnitOfWork
 
@@ -13,3 +18,4 @@ from shared.unit_of_work import UnitOfWork
 @dataclass
 class PartnersUnitOfWork(UnitOfWork[PartnersSettings]):
     open_webhook_sender: OpenWebhookSender = http_webhook_sender
+    resolve_host: ResolveHost = resolve_with_system

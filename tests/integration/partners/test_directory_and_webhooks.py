@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from services.partners.domain.webhooks import SIGNATURE_HEADER, verify
 from services.partners.service_layer.placement import CaseToRoute, route_case
 from services.partners.timers import deliver_webhooks, expire_offers
+from shared.auth import OrganisationKind, Role
 from shared.events.envelope import utc_now
 from shared.vocabulary import LawfulBasis, PartnerKind
 from tests.integration.partners.conftest import PartnersApi, work_on
@@ -229,4 +231,90 @@ async def test_webhooks_are_signed_retried_after_a_500_or_a_timeout_and_logged(
     assert json.loads(body)["event"] == "offer.expired"
     for key in (secret, rotated["secret"]):
         assert verify(key, headers[SIGNATURE_HEADER], body, now=int(time.time()))
+    receiver.server.shutdown()
+
+
+async def test_a_webhook_that_could_reach_inward_is_refused_with_a_422_naming_the_url(
+    partners: PartnersApi,
+) -> None:
+    """The test stack runs with the development setting: loopback is allowed (a receiver on
+    this machine), nothing else inward is."""
+    await seeded(partners)
+    me = partners.partner("stratford-food-bank")
+    refused = {
+        "https://10.0.0.5/hook": "10.0.0.5 is a private address",
+        "https://169.254.169.254/latest/meta-data": "169.254.169.254 is a link-local address",
+        "https://0/hook": "0.0.0.0 is an unspecified address",
+        "https://[::]/hook": ":: is an unspecified address",
+        "https://[::ffff:192.168.0.1]/hook": "::ffff:c0a8:1 is a private address",
+        "https://0xa9.0xfe.0xa9.0xfe/": "169.254.169.254 is a link-local address",
+        "https://100.64.0.1/": "100.64.0.1 is a shared (carrier-grade NAT) address",
+        "https://[ff02::1]/": "ff02::1 is a multicast address",
+    }
+    for url, reason in refused.items():
+        answer = await partners.client.put("/v1/inbox/webhook", json={"url": url}, headers=me)
+        assert answer.status_code == 422, (url, answer.text)
+        expected = f"must be a public address: {reason}"
+        assert answer.json() == {
+            "detail": f"url: {expected}",
+            "errors": [{"field": "url", "reason": expected}],
+        }
+    assert await partners.count("webhooks") == 0
+    accepted = await partners.client.put(
+        "/v1/inbox/webhook", json={"url": "https://hooks.partner.example/up"}, headers=me
+    )
+    assert accepted.status_code == 200, accepted.text
+
+
+async def test_a_partner_not_in_the_directory_gets_a_403_not_a_500(partners: PartnersApi) -> None:
+    for organisation in (str(uuid.uuid4()), "not-a-uuid"):
+        stranger = partners._bearer(organisation, OrganisationKind.VCS, [Role.PARTNER])
+        answer = await partners.client.put(
+            "/v1/inbox/webhook", json={"url": "https://hooks.partner.example/"}, headers=stranger
+        )
+        assert answer.status_code == 403, answer.text
+        assert "not in the partner directory" in answer.json()["detail"]
+    assert await partners.count("webhooks") == 0
+    after = await partners.client.get("/v1/gaps", headers=partners.operator())
+    assert after.status_code == 200  # the service carries on
+
+
+async def test_the_sender_connects_to_the_address_checked_and_speaks_to_the_name(
+    partners: PartnersApi,
+) -> None:
+    """The name is resolved once, checked, and that address connected to: the partner still
+    sees its own host name (``Host``; for https, the TLS server name and certificate)."""
+    await seeded(partners)
+    receiver = Receiver([])
+    port = receiver.server.server_address[1]
+    url = f"http://hooks.partner.test:{port}/upstream"
+    me = partners.partner("stratford-food-bank")
+    registered = await partners.client.put("/v1/inbox/webhook", json={"url": url}, headers=me)
+    assert registered.status_code == 200, registered.text
+    ready = partners.ready()
+    async with work_on(partners.engine, partners.settings) as uow:
+        await route_case(
+            uow,
+            CaseToRoute(
+                case_id=ready.case_id,
+                council=ready.council,
+                packet=ready.packet.model_dump(mode="json"),
+                lawful_basis=LawfulBasis.CONSENT,
+                consent_kinds=[PartnerKind.ANY_VOLUNTARY],
+                ready_at=utc_now(),
+            ),
+        )
+    asked: list[tuple[str, int]] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        return ["127.0.0.1"]  # loopback: allowed by the development setting only
+
+    async with work_on(partners.engine, partners.settings, resolve_host=resolve) as uow:
+        assert await deliver_webhooks(uow) == 1
+    assert asked == [("hooks.partner.test", port)]
+    ((headers, _body),) = receiver.received
+    assert headers["Host"] == f"hooks.partner.test:{port}"
+    delivered = (await partners.client.get("/v1/inbox/webhook/deliveries", headers=me)).json()
+    assert delivered[0]["status"] == "delivered"
     receiver.server.shutdown()

@@ -28,6 +28,7 @@ from services.partners.service_layer.directory import (
 )
 from services.partners.service_layer.offers import Decline, RecordOutcome
 from services.partners.service_layer.placement import CaseToRoute
+from services.partners.service_layer.webhooks import Delivery
 from services.partners.settings import PartnersSettings
 from shared.db import async_url
 from shared.errors import Forbidden, Invalid, NotFound
@@ -330,14 +331,35 @@ class ScriptedSender:
 
     answers: list[Answer]
     sent: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    connected_to: list[str] = field(default_factory=list)
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, address: str
+    ) -> Answer:
         self.sent.append((url, body, dict(headers)))
+        self.connected_to.append(address)
         return self.answers.pop(0) if self.answers else Answer(status_code=200)
 
     @asynccontextmanager
     async def open(self, timeout_seconds: float) -> AsyncIterator[WebhookSender]:
         yield self
+
+
+@dataclass
+class Resolver:
+    """DNS as the test says it is: each name's addresses, changed at will (no real DNS)."""
+
+    names: dict[str, list[str]] = field(default_factory=dict)
+    asked: list[tuple[str, int]] = field(default_factory=list)
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        self.asked.append((host, port))
+        if host not in self.names:
+            raise OSError(f"[Errno -2] Name or service not known: {host!r}")
+        return self.names[host]
+
+
+PUBLIC = "93.184.215.14"
 
 
 async def test_webhooks_are_queued_with_the_change_signed_and_retried(home: Directory) -> None:
@@ -349,16 +371,15 @@ async def test_webhooks_are_queued_with_the_change_signed_and_retried(home: Dire
     strict = PartnersSettings(database_url=home.settings.database_url)  # https only
     async with work_on(home.engine, strict) as uow:
         with pytest.raises(Invalid, match="must be https"):
-            await webhooks.register_webhook(uow, partner, "http://partner.test/", scheme="http")
+            await webhooks.register_webhook(uow, partner, "http://partner.test/")
     async with home.work() as uow:
-        registered = await webhooks.register_webhook(
-            uow, partner, "https://partner.test/upstream", scheme="https"
-        )
+        registered = await webhooks.register_webhook(uow, partner, "https://partner.test/upstream")
     case = home.case()
     await home.route(case)  # queues offer.made
 
+    dns = Resolver({"partner.test": [PUBLIC]})
     sender = ScriptedSender([Answer(status_code=500), Answer(error="ConnectTimeout: slow")])
-    async with home.work(open_webhook_sender=sender.open) as uow:
+    async with home.work(open_webhook_sender=sender.open, resolve_host=dns.resolve) as uow:
         assert await webhooks.deliver_due_webhooks(uow) == 1
     async with home.work() as uow:
         (first,) = await webhooks.delivery_log(uow, partner)
@@ -367,12 +388,12 @@ async def test_webhooks_are_queued_with_the_change_signed_and_retried(home: Dire
         1,
         "answered 500",
     )
-    async with home.work(open_webhook_sender=sender.open) as uow:
+    async with home.work(open_webhook_sender=sender.open, resolve_host=dns.resolve) as uow:
         assert await webhooks.deliver_due_webhooks(uow) == 0  # backing off
     async with home.engine.begin() as connection:
         await connection.execute(text("UPDATE deliveries SET next_attempt_at = now()"))
     for _ in range(2):
-        async with home.work(open_webhook_sender=sender.open) as uow:
+        async with home.work(open_webhook_sender=sender.open, resolve_host=dns.resolve) as uow:
             assert await webhooks.deliver_due_webhooks(uow) == 1
         async with home.engine.begin() as connection:
             await connection.execute(text("UPDATE deliveries SET next_attempt_at = now()"))
@@ -385,6 +406,7 @@ async def test_webhooks_are_queued_with_the_change_signed_and_retried(home: Dire
     )
     url, body, headers = sender.sent[-1]
     assert url == "https://partner.test/upstream" and headers["Upstream-Event"] == "offer.made"
+    assert sender.connected_to == [PUBLIC] * 3 and dns.asked[-1] == ("partner.test", 443)
     now = int(utc_now().timestamp())
     assert verify(registered.secret, headers[SIGNATURE_HEADER], body, now=now)
     assert json.loads(body)["packet"]["first_name"] == "Amina"
@@ -394,9 +416,149 @@ async def test_webhooks_are_queued_with_the_change_signed_and_retried(home: Dire
     assert rotated.previous_secret_valid_until is not None
     async with home.work() as uow:
         await placement.stop_case(uow, case.case_id, "the council closed the case", at=utc_now())
-    async with home.work(open_webhook_sender=sender.open) as uow:
+    async with home.work(open_webhook_sender=sender.open, resolve_host=dns.resolve) as uow:
         assert await webhooks.deliver_due_webhooks(uow) == 1
     _, body, headers = sender.sent[-1]
     assert json.loads(body)["event"] == "offer.withdrawn"
     for secret in (registered.secret, rotated.secret):  # both sign during the overlap
         assert verify(secret, headers[SIGNATURE_HEADER], body, now=now)
+
+
+async def test_registration_refuses_a_webhook_that_could_reach_inward(home: Directory) -> None:
+    await home.add_partner("stratford-food-bank")
+    partner = home.organizations["stratford-food-bank"]
+    strict = PartnersSettings(database_url=home.settings.database_url)
+    refused = {
+        "https://127.0.0.1/hook": "127.0.0.1 is a loopback address",
+        "https://2130706433/hook": "127.0.0.1 is a loopback address",
+        "https://0x7f.1/hook": "127.0.0.1 is a loopback address",
+        "https://localhost:8443/hook": "localhost is the loopback name",
+        "https://[::1]/hook": "::1 is a loopback address",
+        "https://[::ffff:10.0.0.1]/hook": "::ffff:a00:1 is a private address",
+        "https://0.0.0.0/hook": "0.0.0.0 is an unspecified address",
+        "https://169.254.169.254/latest": "169.254.169.254 is a link-local address",
+        "https://192.168.1.20:6379/": "192.168.1.20 is a private address",
+        "https://100.64.0.1/": "100.64.0.1 is a shared (carrier-grade NAT) address",
+        "https://224.0.0.1/": "224.0.0.1 is a multicast address",
+    }
+    for url, reason in refused.items():
+        async with work_on(home.engine, strict) as uow:
+            with pytest.raises(Invalid) as caught:
+                await webhooks.register_webhook(uow, partner, url)
+        assert caught.value.errors == [("url", f"must be a public address: {reason}")], url
+    # The development setting lets a receiver on this machine in, and nothing else inward.
+    async with home.work() as uow:
+        await webhooks.register_webhook(uow, partner, "http://127.0.0.1:9/hook")
+    async with home.work() as uow:
+        with pytest.raises(Invalid, match=r"10\.0\.0\.5 is a private address"):
+            await webhooks.register_webhook(uow, partner, "http://10.0.0.5/hook")
+    # An operator names an on-premises partner's private host.
+    on_premises = PartnersSettings(
+        database_url=home.settings.database_url, webhook_allowed_private_hosts=["10.0.0.5"]
+    )
+    async with work_on(home.engine, on_premises) as uow:
+        await webhooks.register_webhook(uow, partner, "https://10.0.0.5/hook")
+    assert await home.rows("SELECT url FROM webhooks") == [{"url": "https://10.0.0.5/hook"}]
+
+
+async def test_delivery_refuses_a_name_that_resolves_inward_without_connecting(
+    home: Directory,
+) -> None:
+    """Registered while it resolved to a public address; by delivery it resolves inward.
+    The delivery fails at once with the reason, nothing is sent and it is not retried."""
+    await home.add_partner("stratford-food-bank")
+    partner = home.organizations["stratford-food-bank"]
+    strict = PartnersSettings(database_url=home.settings.database_url)
+    async with work_on(home.engine, strict) as uow:
+        await webhooks.register_webhook(uow, partner, "https://rebind.partner.test/hook")
+    await home.route(home.case())  # queues offer.made
+
+    dns = Resolver({"rebind.partner.test": [PUBLIC, "10.0.0.5"]})
+    sender = ScriptedSender([])
+    async with work_on(
+        home.engine, strict, open_webhook_sender=sender.open, resolve_host=dns.resolve
+    ) as uow:
+        assert await webhooks.deliver_due_webhooks(uow) == 1
+    assert sender.sent == []  # no connection made
+    async with home.work() as uow:
+        (refused,) = await webhooks.delivery_log(uow, partner)
+    assert (refused.status, refused.attempts, refused.last_status_code) == (
+        DeliveryStatus.FAILED,
+        1,
+        None,
+    )
+    assert refused.last_error == (
+        "refused, not sent: must be a public address: "
+        "rebind.partner.test resolves to 10.0.0.5, a private address"
+    )
+    async with home.engine.begin() as connection:
+        await connection.execute(text("UPDATE deliveries SET next_attempt_at = now()"))
+    dns.names["rebind.partner.test"] = ["::ffff:127.0.0.1"]
+    async with work_on(
+        home.engine, strict, open_webhook_sender=sender.open, resolve_host=dns.resolve
+    ) as uow:
+        assert await webhooks.deliver_due_webhooks(uow) == 0  # not retried
+    assert sender.sent == [] and len(dns.asked) == 1
+
+
+async def test_delivery_follows_the_rules_in_force_and_retries_a_name_that_does_not_resolve(
+    home: Directory,
+) -> None:
+    await home.add_partner("stratford-food-bank")
+    partner = home.organizations["stratford-food-bank"]
+    on_premises = PartnersSettings(
+        database_url=home.settings.database_url,
+        webhook_allowed_private_hosts=["hooks.partner.internal"],
+    )
+    async with work_on(home.engine, on_premises) as uow:
+        await webhooks.register_webhook(uow, partner, "https://hooks.partner.internal:8443/h")
+    await home.route(home.case())
+
+    dns = Resolver()
+    sender = ScriptedSender([])
+
+    async def deliver(settings: PartnersSettings) -> Delivery:
+        async with work_on(
+            home.engine, settings, open_webhook_sender=sender.open, resolve_host=dns.resolve
+        ) as uow:
+            assert await webhooks.deliver_due_webhooks(uow) == 1
+        async with home.work() as uow:
+            (delivery,) = await webhooks.delivery_log(uow, partner)
+        async with home.engine.begin() as connection:
+            await connection.execute(text("UPDATE deliveries SET next_attempt_at = now()"))
+        return delivery
+
+    # DNS down: retried with backoff like any failure to reach the partner.
+    unresolved = await deliver(on_premises)
+    assert (unresolved.status, unresolved.attempts) == (DeliveryStatus.PENDING, 1)
+    assert unresolved.last_error is not None
+    assert unresolved.last_error.startswith("could not resolve hooks.partner.internal")
+    assert sender.sent == []
+    # A named private host: sent to the private address it resolves to.
+    dns.names["hooks.partner.internal"] = ["10.20.30.40"]
+    delivered = await deliver(on_premises)
+    assert (delivered.status, delivered.attempts) == (DeliveryStatus.DELIVERED, 2)
+    assert sender.connected_to == ["10.20.30.40"]
+    assert dns.asked[-1] == ("hooks.partner.internal", 8443)
+    # Once the operator no longer names it, the next delivery is refused.
+    await home.route(home.case())  # another offer.made
+    strict = PartnersSettings(database_url=home.settings.database_url)
+    async with work_on(
+        home.engine, strict, open_webhook_sender=sender.open, resolve_host=dns.resolve
+    ) as uow:
+        assert await webhooks.deliver_due_webhooks(uow) == 1
+    async with home.work() as uow:
+        latest = (await webhooks.delivery_log(uow, partner))[0]
+    assert latest.status is DeliveryStatus.FAILED and latest.last_error is not None
+    assert latest.last_error.endswith(
+        "hooks.partner.internal resolves to 10.20.30.40, a private address"
+    )
+    assert len(sender.sent) == 1
+
+
+async def test_a_partner_not_in_the_directory_cannot_register_a_webhook(home: Directory) -> None:
+    for organization in (str(uuid.uuid4()), "not-an-organization-id"):
+        async with home.work() as uow:
+            with pytest.raises(Forbidden, match="not in the partner directory"):
+                await webhooks.register_webhook(uow, organization, "https://partner.test/hook")
+    assert await home.rows("SELECT * FROM webhooks") == []
