@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,8 +24,10 @@ from shared.auth import CurrentPrincipal, Principal, TokenVerifier
 from shared.context import current_trace, new_id, safe_id, traced
 from shared.db import create_engine, session_factory
 from shared.errors import Refused
+from shared.input_policy import problems_in, text_problem
 from shared.messaging.outbox import Outbox, backlog
 from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_BACKLOG
+from shared.redaction import safe_reason
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
 from shared.unit_of_work import UnitOfWork
@@ -70,6 +75,151 @@ class TraceMiddleware:
                 HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
+MAX_JSON_BODY = 8 * 1024 * 1024
+# Bodies read as whole text and held to the policy here; CSV and NDJSON feeds are streamed
+# and held to it row by row (a bad row is rejected, the rest of the file is read).
+_CHECKED_TEXT_BODIES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
+
+
+async def _send_json(send: Send, status_code: int, content: dict[str, Any]) -> None:
+    response = JSONResponse(status_code=status_code, content=content)
+    await send(
+        {"type": "http.response.start", "status": status_code, "headers": response.raw_headers}
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _refusal(problems: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "detail": "; ".join(f"{field}: {reason}" for field, reason in problems),
+        "errors": [
+            {"field": field, "reason": reason, "type": "input_policy"} for field, reason in problems
+        ],
+    }
+
+
+class InputPolicyMiddleware:
+    """Holds every request to ``shared.input_policy`` before any route runs: the path, the
+    query and the body (JSON, or a text body such as a YAML ruleset). A refusal is a 422
+    naming each field and why, in the same shape as any other validation error."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problems = [
+            ("path", reason)
+            for segment in str(scope.get("path", "")).split("/")
+            if (reason := text_problem(segment, numeral=True)) is not None
+        ]
+        query = scope.get("query_string", b"").decode("latin-1")
+        for name, value in parse_qsl(query, keep_blank_values=True, errors="replace"):
+            if (reason := text_problem(name)) is not None:
+                problems.append(("query", f"a parameter name {reason}"))
+            elif (reason := text_problem(value, numeral=True)) is not None:
+                problems.append((f"query.{name}", reason))
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
+        is_json = content_type == "application/json" or content_type.endswith("+json")
+        if not (is_json or content_type in _CHECKED_TEXT_BODIES):
+            if problems:
+                await _send_json(send, 422, _refusal(problems))
+                return
+            await self.app(scope, receive, send)
+            return
+        body, too_large = await _read_body(receive, MAX_JSON_BODY)
+        if too_large:
+            await _send_json(
+                send, 413, {"detail": f"the body is larger than {MAX_JSON_BODY // 2**20} MiB"}
+            )
+            return
+        problems += _body_problems(body, is_json)
+        if problems:
+            await _send_json(send, 422, _refusal(problems))
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks), False
+
+
+def _body_problems(body: bytes, is_json: bool) -> list[tuple[str, str]]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [("body", f"is not UTF-8 (byte {exc.start + 1})")]
+    if not is_json:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if (reason := text_problem(line)) is not None and "control" in reason:
+                return [("body", f"line {number} {reason}")]
+        return []
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return []  # not JSON: the route's own validation says so, naming where
+    return list(problems_in(document))
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body read once for the policy, handed on to the app as if it came from the
+    client; anything after it (a disconnect) comes from the client again."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class ErrorMiddleware:
+    """Answers any unhandled exception with the project's 500 body and keeps the connection
+    usable: the error never reaches the server, which would drop a keep-alive connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            if started:
+                raise  # half a response went out: only closing the connection is honest
+            log.error("unhandled error", exc_info=exc)
+            await _send_json(send, 500, _internal_error_body())
+
+
 class ApiProblem(Exception):
     """A refusal with a reason, rendered as ``{"detail": reason, ...extra}`` (the same shape
     as a validation error), e.g. a 409 listing the statuses allowed instead."""
@@ -112,16 +262,42 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": summary, "errors": errors})
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
+def _internal_error_body() -> dict[str, Any]:
     trace = current_trace()
-    return JSONResponse(
-        status_code=500,
-        content={
-            "detail": "internal error; quote the correlation id when reporting it",
-            "correlation_id": trace.correlation_id if trace else None,
-        },
+    return {
+        "detail": "internal error; quote the correlation id when reporting it",
+        "correlation_id": trace.correlation_id if trace else None,
+    }
+
+
+# What an integrity or data error from PostgreSQL means for the caller (by SQLSTATE class).
+_DATABASE_REFUSALS = {
+    "23505": (409, "conflicts with what is already stored"),
+    "23503": (422, "refers to something that does not exist"),
+    "23502": (422, "leaves out something that is required"),
+    "23514": (422, "breaks a rule on what may be stored"),
+    "22": (422, "holds a value the database cannot store"),
+}
+
+
+async def _database_refusal(_: Request, exc: Exception) -> JSONResponse:
+    """A constraint or data error is the request's fault, not the server's: a 4xx naming
+    the constraint or column, never the values (``shared.redaction``)."""
+    assert isinstance(exc, sa_exc.DBAPIError)
+    driver_error = exc.orig.__cause__ if exc.orig is not None else None
+    sqlstate = str(getattr(driver_error, "sqlstate", "") or "")
+    status_code, reason = _DATABASE_REFUSALS.get(
+        sqlstate, _DATABASE_REFUSALS.get(sqlstate[:2], (0, ""))
     )
+    if not status_code:
+        log.error("unhandled database error", exc_info=exc)
+        return JSONResponse(status_code=500, content=_internal_error_body())
+    what = getattr(driver_error, "constraint_name", None) or getattr(
+        driver_error, "column_name", None
+    )
+    detail = f"the request {reason}" + (f" ({what})" if what else "")
+    log.warning("request refused by the database", extra={"error": safe_reason(exc)})
+    return JSONResponse(status_code=status_code, content={"detail": detail})
 
 
 async def _database_ready(app: FastAPI) -> str:
@@ -186,11 +362,16 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         version="0.1.0",
         lifespan=lifespan,
     )
+    # Outermost last: the trace wraps everything, errors are caught inside it, and the input
+    # policy runs before any route.
+    app.add_middleware(InputPolicyMiddleware)
+    app.add_middleware(ErrorMiddleware)
     app.add_middleware(TraceMiddleware)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ApiProblem, _problem)
     app.add_exception_handler(Refused, _refused)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_exception_handler(sa_exc.IntegrityError, _database_refusal)
+    app.add_exception_handler(sa_exc.DataError, _database_refusal)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

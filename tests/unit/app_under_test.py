@@ -6,10 +6,11 @@ from __future__ import annotations
 import socket
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 from sqlalchemy import MetaData
+from sqlalchemy import exc as sa_exc
 
 from services.referrals.settings import ReferralsSettings
 from shared.auth import OrganisationKind, Principal, Role, require
@@ -54,6 +55,47 @@ def refuse(kind: str) -> None:
     raise refusals[kind]
 
 
+class Note(BaseModel):
+    text: str
+    tags: list[str] = []
+    when: str | None = None
+
+
+@router.post("/notes")
+def notes(note: Note) -> Note:
+    return note
+
+
+@router.get("/pages/{name}")
+def pages(name: str, page: int = 1) -> dict[str, object]:
+    return {"name": name, "page": page}
+
+
+@router.post("/rules", openapi_extra={"requestBody": {"content": {"application/yaml": {}}}})
+async def rules(request: Request) -> dict[str, int]:
+    return {"bytes": len(await request.body())}
+
+
+class _DriverError(Exception):
+    """What asyncpg raises under SQLAlchemy's wrapper."""
+
+    def __init__(self, sqlstate: str, constraint_name: str) -> None:
+        super().__init__("duplicate key value: Key (name)=(Amina Okafor) already exists")
+        self.sqlstate, self.constraint_name = sqlstate, constraint_name
+
+
+@router.post("/database-refusals/{sqlstate}")
+def database_refusal(sqlstate: str) -> None:
+    adapter_error = Exception("adapter")
+    adapter_error.__cause__ = _DriverError(sqlstate, "uq_parcels_name")
+    raise sa_exc.IntegrityError("INSERT INTO parcels", {"name": "Amina Okafor"}, adapter_error)
+
+
+@router.get("/boom")
+def boom() -> None:
+    raise RuntimeError("a bug")
+
+
 def _port_nobody_listens_on() -> tuple[socket.socket, int]:
     """A port bound but never listened on: connections to it are refused for as long as the
     socket lives, whatever else runs on this machine (a `make run` stack on the defaults)."""
@@ -74,8 +116,8 @@ def settings(**overrides: object) -> ReferralsSettings:
     return ReferralsSettings.model_validate(values)
 
 
-def client(**overrides: object) -> TestClient:
-    definition = ServiceDefinition(
+def definition() -> ServiceDefinition:
+    return ServiceDefinition(
         name="test",
         description="",
         package="services.referrals",
@@ -83,4 +125,7 @@ def client(**overrides: object) -> TestClient:
         metadata=MetaData(),
         routers=[router],
     )
-    return TestClient(create_app(definition, settings(**overrides)))
+
+
+def client(**overrides: object) -> TestClient:
+    return TestClient(create_app(definition(), settings(**overrides)))

@@ -70,3 +70,61 @@ def test_use_case_refusals_have_one_body_in_every_service(api) -> None:
             {"field": "postcode", "reason": "not served"},
         ],
     }
+
+
+def refused_fields(response) -> dict[str, str]:
+    assert response.status_code == 422, response.text
+    return {e["field"]: e["reason"] for e in response.json()["errors"]}
+
+
+def test_a_control_character_is_refused_wherever_it_comes(api) -> None:
+    in_body = api.post("/v1/notes", json={"text": "ok", "tags": ["fine", "bad\x00tag"]})
+    assert "control character (U+0000)" in refused_fields(in_body)["tags.1"]
+    in_key = api.post("/v1/notes", json={"text": "ok", "bad\x07key": 1})
+    assert "bad\x07key" in refused_fields(in_key)
+    in_query = api.get("/v1/pages/home", params={"page": "1", "q": "a\x00b"})
+    assert "control character" in refused_fields(in_query)["query.q"]
+    in_path = api.get("/v1/pages/ho%00me")
+    assert "control character" in refused_fields(in_path)["path"]
+    in_yaml = api.post(
+        "/v1/rules",
+        content=b"rules:\n  - id: x\x00\n",
+        headers={"content-type": "application/yaml"},
+    )
+    assert "line 2" in refused_fields(in_yaml)["body"]
+    # Tabs and line breaks belong in notes.
+    assert api.post("/v1/notes", json={"text": "line one\n\tline two"}).status_code == 200
+
+
+def test_numbers_beyond_the_json_range_and_dates_off_the_calendar_are_refused(api) -> None:
+    huge = api.get("/v1/pages/home", params={"page": str(10**30)})
+    assert "outside the range" in refused_fields(huge)["query.page"]
+    assert (
+        "outside the range"
+        in refused_fields(api.post("/v1/notes", json={"text": "x", "tags": [], "count": 2**64}))[
+            "count"
+        ]
+    )
+    for when in ("0001-01-01T00:00:00+05:00", "9999-12-31", "1800-06-01", "2200-01-01T00:00Z"):
+        fields = refused_fields(api.post("/v1/notes", json={"text": "x", "when": when}))
+        assert "outside the dates" in fields["when"], when
+    assert api.post("/v1/notes", json={"text": "x", "when": "2026-11-20T10:00:00Z"}).json()
+
+
+def test_a_long_value_is_refused_and_a_huge_body_is_413(api) -> None:
+    long_text = api.post("/v1/notes", json={"text": "x" * 20_001})
+    assert "longer than 20,000" in refused_fields(long_text)["text"]
+    big = b'{"text": "' + b"x" * (9 * 2**20) + b'"}'
+    response = api.post("/v1/notes", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_an_integrity_error_is_a_4xx_naming_the_constraint_never_the_values(api) -> None:
+    unique = api.post("/v1/database-refusals/23505")
+    assert unique.status_code == 409
+    assert unique.json() == {
+        "detail": "the request conflicts with what is already stored (uq_parcels_name)"
+    }
+    missing = api.post("/v1/database-refusals/23503")
+    assert missing.status_code == 422 and "does not exist" in missing.json()["detail"]
+    assert "Okafor" not in unique.text + missing.text
