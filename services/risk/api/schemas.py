@@ -32,9 +32,17 @@ class ImportReport(BaseModel):
     errors: list[RowProblem]
     errors_truncated: bool
     lines_read: int = Field(
-        description="lines of the file (places in a batch): always rows_read + lines_skipped"
+        description=(
+            "lines of the file (places in a batch): always rows_read + lines_skipped + lines_joined"
+        )
     )
     lines_skipped: int = Field(description="lines that are not rows: the CSV header, blank lines")
+    lines_joined: int = Field(
+        description=(
+            "lines that continue the row above them: the second and later lines of a CSV "
+            "record whose quoted cell holds line breaks (its row's line is its first)"
+        )
+    )
 
     @classmethod
     def of(cls, outcome: ImportOutcome) -> ImportReport:
@@ -52,6 +60,7 @@ class ImportReport(BaseModel):
             errors_truncated=outcome.errors_truncated,
             lines_read=outcome.lines_read,
             lines_skipped=outcome.lines_skipped,
+            lines_joined=outcome.lines_joined,
         )
 
 

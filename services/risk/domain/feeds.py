@@ -1,16 +1,33 @@
 """Feed rows: what one signal looks like on the way in, from JSON, NDJSON or CSV, and the
 reasons a row is refused (line, field, reason), so good rows are kept and bad ones reported.
 
-A file is read one physical line at a time and every line is accounted for: the CSV header,
-a blank line (skipped), or one row, read or refused. A line break inside a quoted CSV cell is
-not supported: each half is refused as a row with an unclosed quote, and the next line is read
-as the next record, so one broken line never swallows the lines after it.
+A file is read one physical line at a time and every line is accounted for: it is skipped
+(the CSV header, a blank line), it is a row (read or refused), or it is joined to the row
+above it (a line break inside a quoted CSV cell): ``lines_read = rows + lines_skipped +
+lines_joined``.
+
+A quoted CSV cell may hold line breaks, and a broken quote never swallows the lines after it:
+
+- a line whose quotes are unbalanced (an odd number of ``"``) starts a *candidate* record, and
+  the physical lines after it are joined to it, the line break kept in the cell (``\\n``, also
+  for a CRLF file), until the quotes balance, over at most :data:`MAX_LINES_IN_A_RECORD`
+  physical lines;
+- the candidate is one row, numbered by its first line, only if, once balanced, it parses as
+  CSV into exactly as many cells as the header has;
+- otherwise (the quotes do not balance within the bound, the file ends first, or the record
+  is not CSV or has another number of cells) only its **first** line is refused (field
+  ``row``: "a quoted cell is not closed …") and reading resumes at the very next physical
+  line, so the lines after a broken quote are read as they would be without it.
+
+At most ``MAX_LINES_IN_A_RECORD - 1`` lines are held ahead, so memory stays bounded. The
+header is one line. NDJSON is one record a line.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -145,17 +162,24 @@ async def lines_of(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
         yield pending.decode("utf-8-sig", errors="replace").rstrip("\r")
 
 
+MAX_LINES_IN_A_RECORD = 10
+"""The most physical lines one CSV record may span (a quoted cell holding line breaks)."""
+
+
 class Feed:
-    """The records of an import, numbered by their line, with every line accounted for.
+    """The records of an import, numbered by their (first) line, with every line accounted for.
 
     Iterate it for ``(line, record)``; a record that cannot be read is still yielded (as an
-    unreadable row, refused by :func:`check_parsed`), so that ``lines_read`` is always
-    ``lines_skipped`` (a header, blank lines) plus the records yielded: no line is lost.
+    unreadable row, refused by :func:`check_parsed`), so that, once read to the end,
+    ``lines_read`` is always ``lines_skipped`` (a header, blank lines) plus ``lines_joined``
+    (the second and later lines of CSV records spanning lines) plus the records yielded: no
+    line is lost.
     """
 
     def __init__(self) -> None:
         self.lines_read = 0
         self.lines_skipped = 0
+        self.lines_joined = 0
         self._records: AsyncIterator[tuple[int, Any]] | None = None
 
     def __aiter__(self) -> Feed:
@@ -171,28 +195,46 @@ class Feed:
 
 
 class _LineFeed(Feed):
-    """One record a physical line; blank lines are skipped (counted, not rows)."""
+    """Records starting on a physical line; blank lines are skipped (counted, not rows).
+
+    Lines read ahead (see :class:`CsvFeed`) and handed back are read again, in order, before
+    the next line of the stream; ``lines_read`` counts each line of the stream once.
+    """
 
     def __init__(self, lines: AsyncIterator[str]) -> None:
         super().__init__()
         self._lines = lines
+        self._ahead: deque[tuple[int, str]] = deque()
+
+    async def _line(self) -> tuple[int, str] | None:
+        """The next physical line and its number, or None at the end of the file."""
+        if self._ahead:
+            return self._ahead.popleft()
+        text = await anext(self._lines, None)
+        if text is None:
+            return None
+        self.lines_read += 1
+        return self.lines_read, text
+
+    def _give_back(self, lines: list[tuple[int, str]]) -> None:
+        """Lines read ahead but not used: they are read again, in order, before any other."""
+        self._ahead.extendleft(reversed(lines))
 
     async def _read(self) -> AsyncIterator[tuple[int, Any]]:
-        async for text in self._lines:
-            self.lines_read += 1
-            number = self.lines_read
-            record = self._record(number, text) if text.strip() else _SKIP
+        while (line := await self._line()) is not None:
+            number, text = line
+            record = await self._record(number, text) if text.strip() else _SKIP
             if record is _SKIP:
                 self.lines_skipped += 1
                 continue
             yield number, record
 
-    def _record(self, number: int, text: str) -> Any:
+    async def _record(self, number: int, text: str) -> Any:
         raise NotImplementedError
 
 
 class NdjsonFeed(_LineFeed):
-    def _record(self, number: int, text: str) -> Any:
+    async def _record(self, number: int, text: str) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
@@ -201,46 +243,101 @@ class NdjsonFeed(_LineFeed):
             return _Unreadable("not JSON we can read: nested too deeply")
 
 
-_UNCLOSED_QUOTE = (
-    "a quoted cell is not closed on this line (a line break inside a cell is not supported: "
-    "each record is one line)"
-)
+_UNCLOSED_QUOTE = "a quoted cell is not closed on this line"
 
 
 class CsvFeed(_LineFeed):
-    """A header row (the first line that is not blank), then one record a line, each line
-    parsed on its own: a quote left open spoils that line only, never the lines after it."""
+    """A header row (the first line that is not blank, on one line), then the records.
+
+    A line with balanced quotes is a record on its own. A line with a quote left open starts
+    a candidate record spanning lines (see the module's docstring): it is one row if it
+    closes within :data:`MAX_LINES_IN_A_RECORD` lines into as many cells as the header has;
+    if not, that first line alone is refused and the lines read ahead are read again, so a
+    broken quote spoils its own line only, never the lines after it.
+    """
 
     def __init__(self, lines: AsyncIterator[str]) -> None:
         super().__init__(lines)
         self.header: list[str] | None = None
 
-    def _record(self, number: int, text: str) -> Any:
-        cells = _cells(text)
+    async def _record(self, number: int, text: str) -> Any:
         if self.header is None:
+            cells = _cells(text)
             if isinstance(cells, _Unreadable):
                 raise Invalid(
                     "header", f"line {number}, the header row, cannot be read: {cells.reason}"
                 )
             self.header = _header(number, cells)
             return _SKIP
+        if _quote_open(text):
+            return await self._spanning(number, text, self.header)
+        cells = _cells(text)
         if isinstance(cells, _Unreadable):
             return _Unreadable(f"not CSV: {cells.reason}")
-        if len(cells) != len(self.header):
-            return _Unreadable(f"has {len(cells)} cells where the header has {len(self.header)}")
-        for position, (name, cell) in enumerate(zip(self.header, cells, strict=True), start=1):
+        return self._row(cells, self.header)
+
+    async def _spanning(self, number: int, text: str, header: list[str]) -> Any:
+        """A record whose first line leaves a quote open: joined to the lines after it until
+        its quotes balance, or, if it is not one record of the header's cells, refused on
+        its first line, the lines read ahead given back."""
+        ahead: list[tuple[int, str]] = []
+        while True:
+            if len(ahead) == MAX_LINES_IN_A_RECORD - 1:
+                why = f"its quotes do not balance within {MAX_LINES_IN_A_RECORD} lines"
+                break
+            line = await self._line()
+            if line is None:
+                why = "the file ends before its quotes balance"
+                break
+            ahead.append(line)
+            if not _quote_open(line[1]):
+                continue
+            # The quotes balance here (an odd number of them on each line).
+            cells = _parse("\n".join([text, *(following for _, following in ahead)]))
+            if isinstance(cells, list) and len(cells) == len(header):
+                self.lines_joined += len(ahead)
+                return self._row(cells, header)
+            found = (
+                f"is not CSV ({cells.reason})"
+                if isinstance(cells, _Unreadable)
+                else f"has {len(cells)} cells where the header has {len(header)}"
+            )
+            joined = f"line {line[0]}" if line[0] == number + 1 else f"lines {number + 1}-{line[0]}"
+            why = f"read with {joined}, where its quotes balance, it {found}"
+            break
+        self._give_back(ahead)
+        return _Unreadable(f"{_UNCLOSED_QUOTE}: {why}")
+
+    @staticmethod
+    def _row(cells: list[str], header: list[str]) -> Any:
+        if len(cells) != len(header):
+            return _Unreadable(f"has {len(cells)} cells where the header has {len(header)}")
+        for position, (name, cell) in enumerate(zip(header, cells, strict=True), start=1):
             if not name and cell.strip():
                 return _Unreadable(f"cell {position} has a value but its column has no name")
-        return from_csv_record(dict(zip(self.header, cells, strict=True)))
+        return from_csv_record(dict(zip(header, cells, strict=True)))
+
+
+def _quote_open(text: str) -> bool:
+    return text.count('"') % 2 == 1
 
 
 def _cells(text: str) -> list[str] | _Unreadable:
-    if text.count('"') % 2:
+    """The cells of one physical line."""
+    if _quote_open(text):
         return _Unreadable(_UNCLOSED_QUOTE)
+    return _parse(text)
+
+
+def _parse(text: str) -> list[str] | _Unreadable:
+    """The cells of exactly one CSV record (its quoted cells may hold ``\n``)."""
     try:
-        return next(csv.reader([text], strict=True))
+        records = list(csv.reader([text], strict=True))
     except csv.Error as exc:
         return _Unreadable(str(exc))
+    if len(records) != 1:
+        return _Unreadable(f"{len(records)} records, not one")
+    return records[0]
 
 
 def _header(number: int, cells: list[str]) -> list[str]:
@@ -270,7 +367,8 @@ def parse_ndjson(lines: AsyncIterator[str]) -> NdjsonFeed:
 
 
 def parse_csv(lines: AsyncIterator[str]) -> CsvFeed:
-    """CSV with a header row, one record a physical line (see :class:`CsvFeed`)."""
+    """CSV with a header row, a record a line or, a quoted cell holding line breaks, up to
+    :data:`MAX_LINES_IN_A_RECORD` lines (see :class:`CsvFeed`)."""
     return CsvFeed(lines)
 
 

@@ -3,7 +3,8 @@
 Valid rows are stored in batches (``import_batch_size``), each in its own transaction with the
 assessments it leads to; bad rows are reported by line and skipped. Every row read is stored,
 held already or rejected (``rows_read = rows_stored + rows_duplicate + rows_rejected``), and
-every line is a row, a header or blank (``lines_read = rows_read + lines_skipped``).
+every line of a file is a row, a header or blank, or the second or later line of a CSV record
+whose quoted cell holds line breaks (``lines_read = rows_read + lines_skipped + lines_joined``).
 Residents are profiles found through their keys (keyed hashes of normalised identifiers),
 created on first sight.
 """
@@ -68,6 +69,7 @@ class ImportOutcome:
     errors_truncated: bool = False
     lines_read: int = 0
     lines_skipped: int = 0
+    lines_joined: int = 0
 
 
 async def record_signals(
@@ -139,6 +141,7 @@ async def import_signals(
         errors_truncated=errors_found > len(errors),
         lines_read=records.lines_read,
         lines_skipped=records.lines_skipped,
+        lines_joined=records.lines_joined,
     )
 
 

@@ -27,6 +27,8 @@ HEADER = (
     "council_reference,source,observed_on,weeks,amount,stage,notice_type,notice_date\n"
 )
 
+ADDRESS = '"Flat 3, 12 Romford Road\nStratford"'  # a quoted cell over two lines
+
 
 def csv_row(
     risk: RiskApi,
@@ -43,10 +45,11 @@ def csv_row(
     notice_date: str = "",
     observed: str = RECENT,
     council: str | None = None,
+    address: str = ADDRESS,
 ) -> str:
     return (
         f"{kind},{council or risk.council},{given},{family},{born},{postcode},"
-        f'"Flat 3, 12 Romford Road, Stratford",07700 900123,HB-22817,newham-rent,{observed},'
+        f"{address},07700 900123,HB-22817,newham-rent,{observed},"
         f"{weeks},{amount},{stage},{notice_type},{notice_date}\n"
     )
 
@@ -80,16 +83,18 @@ async def test_import_keeps_good_rows_reports_bad_ones_and_a_repeat_changes_noth
 ) -> None:
     report = await risk.upload(feed(risk))
     assert (report["rows_read"], report["rows_stored"], report["rows_rejected"]) == (8, 2, 6)
-    assert (report["lines_read"], report["lines_skipped"]) == (9, 1)  # the header
+    # The header, then eight records of two lines each.
+    assert (report["lines_read"], report["lines_skipped"], report["lines_joined"]) == (17, 1, 8)
+    assert accounted(report)
     problems = {(e["line"], e["field"]) for e in report["errors"]}
-    # The header is line 1, so the nth record is line n + 1.
+    # Each record spans two lines of the file (its quoted address holds a line break).
     assert problems == {
-        (4, "attributes.weeks"),
-        (5, "type"),
-        (6, "resident.postcode"),
-        (7, "resident"),
-        (8, "council"),
-        (9, "observed_on"),
+        (6, "attributes.weeks"),
+        (8, "type"),
+        (10, "resident.postcode"),
+        (12, "resident"),
+        (14, "council"),
+        (16, "observed_on"),
     }
     reasons = {e["field"]: e["reason"] for e in report["errors"]}
     assert "greater than or equal to 0" in reasons["attributes.weeks"]
@@ -376,12 +381,13 @@ async def test_ndjson_files_are_read_line_by_line_too(risk: RiskApi) -> None:
     assert [(e["line"], e["field"]) for e in report["errors"]] == [(2, "row"), (5, "council")]
     assert report["errors"][0]["reason"].startswith("not JSON")
     assert (report["lines_read"], report["lines_skipped"]) == (5, 1)  # the blank line
+    assert report["lines_joined"] == 0 and accounted(report)
 
 
 def accounted(report: dict[str, Any]) -> bool:
     rows = report["rows_stored"] + report["rows_duplicate"] + report["rows_rejected"]
     return report["rows_read"] == rows and report["lines_read"] == (
-        report["rows_read"] + report["lines_skipped"]
+        report["rows_read"] + report["lines_skipped"] + report["lines_joined"]
     )
 
 
@@ -389,16 +395,19 @@ async def test_a_broken_csv_line_is_refused_alone_and_every_line_is_accounted_fo
     risk: RiskApi,
 ) -> None:
     names = [f"Person{n}" for n in range(1, 10)]
-    rows = [csv_row(risk, "job_loss", given=name) for name in names]
-    rows[4] = rows[4].replace('"Flat 3, 12 Romford Road, Stratford"', '"Flat 3')  # line 6
-    rows[8] = rows[8].replace('"Flat 3, 12 Romford Road, Stratford"', '"Flat 3')  # line 10
+    rows = [csv_row(risk, "job_loss", given=name) for name in names]  # two lines each
+    # The fifth and ninth records lose the end of their address: one line each, a quote
+    # left open. The fifth's first balances on line 11, but lines 10-11 are not one record.
+    rows[4] = csv_row(risk, "job_loss", given=names[4], address='"Flat 3')  # line 10
+    rows[8] = csv_row(risk, "job_loss", given=names[8], address='"Flat 3')  # line 17
     body = (HEADER + "".join(rows) + "\n").replace("\n", "\r\n")  # and a blank line
 
     report = await risk.upload(body)
     assert accounted(report)
-    assert (report["lines_read"], report["lines_skipped"]) == (11, 2)  # header, blank line
+    # header, blank line; seven records over two lines
+    assert (report["lines_read"], report["lines_skipped"], report["lines_joined"]) == (18, 2, 7)
     assert (report["rows_read"], report["rows_stored"], report["rows_rejected"]) == (9, 7, 2)
-    assert [(e["line"], e["field"]) for e in report["errors"]] == [(6, "row"), (10, "row")]
+    assert [(e["line"], e["field"]) for e in report["errors"]] == [(10, "row"), (17, "row")]
     assert all("quoted cell is not closed" in e["reason"] for e in report["errors"])
     # The good rows after the broken one are stored (three of them, in another batch).
     assert await risk.count("signals") == 7 and await risk.count("profiles") == 7

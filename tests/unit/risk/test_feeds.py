@@ -1,6 +1,7 @@
-"""Reading CSV and NDJSON feeds: one record a physical line, every line accounted for (a
-header, a blank line or a row), a broken line refused on its own and the rest still read. No
-I/O: byte streams in memory, cut into chunks at awkward places."""
+"""Reading CSV and NDJSON feeds: a record a physical line (or, for a quoted CSV cell holding
+line breaks, a few), every line accounted for (a header, a blank line, a row or a line joined
+to the row above), a broken line refused on its own and the rest still read. No I/O: byte
+streams in memory, cut into chunks at awkward places."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import date, timedelta
 import pytest
 
 from services.risk.domain.feeds import (
+    MAX_LINES_IN_A_RECORD,
     Feed,
     Row,
     RowError,
@@ -74,11 +76,16 @@ async def read(body: bytes, fmt: str = "csv", chunk_size: int = 7) -> Read:
             rows[line] = checked
         else:
             refused[line] = checked
-    # Every physical line is accounted for: a header or blank line, or a row read.
+    # Every physical line is accounted for: a header or blank line, a row read, or a line
+    # joined to the row above it (a quoted cell holding a line break).
     physical = body.count(b"\n") + (not body.endswith(b"\n"))
     assert feed.lines_read == physical
-    assert feed.lines_read == feed.lines_skipped + len(rows) + len(refused)
+    assert feed.lines_read == feed.lines_skipped + feed.lines_joined + len(rows) + len(refused)
     return Read(feed, rows, refused)
+
+
+def accounting(result: Read) -> tuple[int, int, int]:
+    return result.feed.lines_read, result.feed.lines_skipped, result.feed.lines_joined
 
 
 def csv_file(*lines: str, end: str = "\n") -> bytes:
@@ -98,7 +105,8 @@ async def test_an_unclosed_quote_mid_file_refuses_that_line_only() -> None:
     assert "quoted cell is not closed" in result.reason(6)
     assert result.names == NINE[:4] + NINE[5:]
     assert list(result.rows) == [2, 3, 4, 5, 7, 8, 9, 10]
-    assert (result.feed.lines_read, result.feed.lines_skipped) == (10, 1)
+    assert "the file ends before its quotes balance" in result.reason(6)
+    assert accounting(result) == (10, 1, 0)
 
 
 @pytest.mark.parametrize("end", ["\n", ""], ids=["final-newline", "no-final-newline"])
@@ -107,16 +115,127 @@ async def test_an_unclosed_quote_on_the_last_line_is_refused_not_dropped(end: st
     result = await read(body[:-1] + end.encode())
     assert result.names == ["Amina", "Tomasz"]
     assert list(result.refused) == [4]
-    assert "quoted cell is not closed" in result.reason(4)
+    assert result.reason(4) == (
+        "a quoted cell is not closed on this line: the file ends before its quotes balance"
+    )
+    assert accounting(result) == (4, 1, 0)
 
 
-async def test_a_line_break_inside_a_quoted_cell_refuses_both_halves_not_the_rest() -> None:
-    spanning = csv_row("Tomasz", address='"Flat 3, 12 Romford Road\nStratford"')
-    result = await read(csv_file(csv_row("Amina"), spanning, csv_row("Dee")))
+@pytest.mark.parametrize("end", ["\n", "\r\n"], ids=["lf", "crlf"])
+async def test_a_quoted_cell_may_hold_line_breaks(end: str) -> None:
+    two = csv_row("Tomasz", address='"Flat 3, 12 Romford Road\nStratford"')  # lines 3-4
+    three = csv_row("Dee", address='"Flat 3\n12 Romford Road\nStratford"')  # lines 5-7
+    blank = csv_row("Zoë", address='"The Grange\n\nE15"')  # lines 8-10, a blank one inside
+    body = csv_file(csv_row("Amina"), two, three, blank, csv_row("Łukasz")).replace(
+        b"\n", end.encode()
+    )
+    result = await read(body, chunk_size=3)
+    assert result.refused == {}
+    assert result.names == ["Amina", "Tomasz", "Dee", "Zoë", "Łukasz"]
+    assert list(result.rows) == [2, 3, 5, 8, 11]  # each row's first line
+    addresses = [row.signal.resident.address for row in result.rows.values()]
+    assert addresses[1:4] == [  # the line break kept inside the cell, \n for CRLF files too
+        "Flat 3, 12 Romford Road\nStratford",
+        "Flat 3\n12 Romford Road\nStratford",
+        "The Grange\n\nE15",
+    ]
+    assert result.rows[3].signal.source == "newham-rent"  # the cells after the address
+    assert result.rows[5].attributes == result.rows[2].attributes
+    assert accounting(result) == (11, 1, 5)  # the header; 1 + 2 + 2 lines joined
+
+
+async def test_a_broken_quote_then_a_record_over_two_lines_both_read_as_they_are() -> None:
+    # The quote left open on line 3 first balances on line 6, but lines 3-6 read together
+    # are not one record; so line 3 alone is refused and line 6 is read on its own: the
+    # first line of an address over two lines.
+    result = await read(
+        csv_file(
+            csv_row("Amina"),
+            csv_row("Tomasz", address='"Flat 3'),  # line 3: never closed
+            csv_row("Dee"),
+            csv_row("Zoë"),
+            csv_row("Łukasz", address='"Flat 3, 12 Romford Road\nStratford"'),  # lines 6-7
+            csv_row("Grace"),
+        )
+    )
+    assert list(result.refused) == [3]
+    assert result.reason(3).startswith("a quoted cell is not closed on this line: ")
+    assert "read with lines 4-6, where its quotes balance, it is not CSV" in result.reason(3)
+    assert result.names == ["Amina", "Dee", "Zoë", "Łukasz", "Grace"]
+    assert list(result.rows) == [2, 4, 5, 6, 8]
+    assert result.rows[6].signal.resident.address == "Flat 3, 12 Romford Road\nStratford"
+    assert accounting(result) == (8, 1, 1)
+
+
+async def test_a_broken_quote_balanced_later_with_the_wrong_cells_refuses_its_line_only() -> None:
+    # A stray quote on line 5 balances the one left open on line 3, and lines 3-5 parse as
+    # CSV, but into 13 cells: line 3 is refused, and lines 4 and 5 are read on their own.
+    stray = csv_row('Dee"')  # an odd quote, not opening a quoted cell
+    result = await read(
+        csv_file(
+            csv_row("Amina"),
+            csv_row("Tomasz", address='"Flat 3'),  # line 3
+            csv_row("Zoë", address="Flat 3 Romford Road"),  # no quote
+            stray,  # line 5
+            csv_row("Łukasz"),
+            csv_row("Grace"),
+        )
+    )
+    assert list(result.refused) == [3, 5]
+    assert result.reason(3) == (
+        "a quoted cell is not closed on this line: read with lines 4-5, where its quotes "
+        "balance, it has 13 cells where the header has 10"
+    )
+    # Line 5 on its own leaves a quote open too, which nothing after it closes.
+    assert result.reason(5) == (
+        "a quoted cell is not closed on this line: the file ends before its quotes balance"
+    )
+    assert result.names == ["Amina", "Zoë", "Łukasz", "Grace"]
+    assert list(result.rows) == [2, 4, 6, 7]
+    assert accounting(result) == (7, 1, 0)
+
+
+async def test_a_broken_quote_on_the_line_before_the_last_is_refused_and_the_last_read() -> None:
+    body = csv_file(csv_row("Amina"), csv_row("Tomasz", address='"Flat 3'), csv_row("Dee"))
+    result = await read(body)
     assert result.names == ["Amina", "Dee"]
-    assert list(result.rows) == [2, 5]
-    assert list(result.refused) == [3, 4]
-    assert all("line break inside a cell is not supported" in result.reason(n) for n in (3, 4))
+    assert list(result.refused) == [3]
+    assert "the file ends before its quotes balance" in result.reason(3)
+    assert accounting(result) == (4, 1, 0)
+
+
+async def test_a_record_spans_at_most_the_bound_of_lines() -> None:
+    def spanning(given: str, lines: int) -> str:
+        address = "\n".join(f"part {n}" for n in range(1, lines + 1))
+        return csv_row(given, address=f'"{address}"')
+
+    longest = spanning("Tomasz", MAX_LINES_IN_A_RECORD)  # lines 3-12: one row
+    result = await read(csv_file(csv_row("Amina"), longest, csv_row("Dee")))
+    assert result.names == ["Amina", "Tomasz", "Dee"]
+    assert list(result.rows) == [2, 3, 13]
+    assert accounting(result) == (13, 1, MAX_LINES_IN_A_RECORD - 1)
+
+    # One line more and the first line is refused; the next lines are read as they are.
+    too_long = spanning("Tomasz", MAX_LINES_IN_A_RECORD + 1)  # lines 3-13
+    good = [csv_row(name) for name in NINE]  # lines 14-22
+    result = await read(csv_file(csv_row("Amina"), too_long, *good))
+    assert result.reason(3) == (
+        f"a quoted cell is not closed on this line: its quotes do not balance within "
+        f"{MAX_LINES_IN_A_RECORD} lines"
+    )
+    middle = range(4, 3 + MAX_LINES_IN_A_RECORD)  # "part 2" … "part 10": one cell each
+    assert all(result.reason(n) == "has 1 cells where the header has 10" for n in middle)
+    # The address's last line leaves a quote open that nothing in the next lines closes.
+    assert result.reason(13) == result.reason(3)
+    assert result.names == ["Amina", *NINE]
+    assert list(result.rows) == [2, *range(14, 23)]
+    assert accounting(result) == (22, 1, 0)
+
+    # A broken quote with many good rows after it: all of them are read.
+    result = await read(csv_file(csv_row("Amina", address='"Flat 3'), *good, *good))
+    assert "do not balance within" in result.reason(2)
+    assert result.names == NINE + NINE
+    assert accounting(result) == (20, 1, 0)
 
 
 async def test_other_malformed_lines_are_refused_with_a_reason() -> None:
@@ -185,6 +304,27 @@ async def test_a_file_is_read_as_it_arrives() -> None:
     async for line, _ in parse_csv(lines_of(endless())):
         assert (line, consumed) == (2, 1)  # the first row, as soon as its chunk is in
         break
+
+
+async def test_a_broken_quote_reads_ahead_no_further_than_the_bound() -> None:
+    # A quote that is never closed in an endless file: the line is refused once the bound
+    # is reached, holding the lines after it (at most the bound's) to read them again.
+    consumed = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal consumed
+        yield f"{HEADER}\n{csv_row('Amina', address=chr(34) + 'Flat 3')}\n".encode()
+        while True:
+            consumed += 1
+            yield f"{csv_row()}\n".encode()
+
+    feed = parse_csv(lines_of(endless()))
+    async for line, raw in feed:
+        checked = check_parsed(line, raw)
+        assert line == 2 and isinstance(checked, list) and "do not balance" in checked[0].reason
+        assert consumed == MAX_LINES_IN_A_RECORD - 1
+        break
+    assert (await anext(feed))[0] == 3  # then the lines after it, read again
 
 
 @pytest.mark.parametrize(
