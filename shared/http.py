@@ -11,9 +11,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
+import swagger_ui_bundle
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
@@ -27,6 +30,7 @@ from shared.errors import Refused
 from shared.input_policy import problems_in, text_problem
 from shared.messaging.outbox import Outbox, backlog
 from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_BACKLOG
+from shared.openapi import truthful_openapi
 from shared.redaction import safe_reason
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
@@ -340,6 +344,26 @@ async def unit_of_work(request: Request) -> AsyncIterator[UnitOfWork[Any]]:
         yield state.definition.new_unit_of_work(session, state.outbox, state.settings)
 
 
+class MarkdownResponse(PlainTextResponse):
+    media_type = "text/markdown"
+
+
+def serve_api_docs(app: FastAPI) -> None:
+    """``/docs`` with Swagger UI served by the service itself: council networks (and this
+    project's machines) block CDNs, where FastAPI's default page loads it from."""
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path))
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title}: API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+
 def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -361,7 +385,11 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         description=definition.description,
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served below from the service's own copy of Swagger UI
+        redoc_url=None,
     )
+    app.openapi = truthful_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
+    serve_api_docs(app)
     # Outermost last: the trace wraps everything, errors are caught inside it, and the input
     # policy runs before any route.
     app.add_middleware(InputPolicyMiddleware)
@@ -392,7 +420,13 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
             },
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+    )
     async def metrics(request: Request) -> PlainTextResponse:
         try:
             async with request.app.state.sessions() as session:

@@ -40,11 +40,108 @@ def postcode_district(postcode: str) -> str:
     return normalise_postcode(postcode).split(" ")[0]
 
 
+# -- names ---------------------------------------------------------------------------------
+#
+# A name's key keeps the letters of every script and folds only what people write either way:
+#
+# - compatibility forms and case: NFKD and full case folding (``ｶ`` = ``カ``, ``ﬁ`` = ``fi``,
+#   ``ß`` = ``ss``, ``ς`` = ``σ``, ``Ａ`` = ``a``);
+# - accents on Latin, Greek and Cyrillic letters, the alphabets whose accented letters are
+#   routinely typed without them: ``José`` = ``Jose``, ``Zoë`` = ``Zoe``, ``Γιώργος`` =
+#   ``Γιωργος``, ``Фёдор`` = ``Федор`` (also ``й`` = ``и``, as ``ñ`` = ``n``); and the Latin
+#   letters that carry a stroke rather than an accent, so do not decompose: ``ł`` = ``l``,
+#   ``ø`` = ``o``, ``æ`` = ``ae`` (:data:`_LATIN_FOLDS`); the Greek iota subscript is not an
+#   accent but the iota it stands for (``ᾳ`` = ``αι``, as case folding has it);
+# - the optional vowel and reading marks of Arabic (harakat, shadda, hamza above and below,
+#   superscript alef) and Hebrew (niqqud, cantillation): ``مُحَمَّد`` = ``محمد``, ``أحمد`` = ``احمد``;
+# - everything that is not a letter or a digit: spaces, punctuation, symbols, control and
+#   format characters (zero-width joiners), the apostrophe-like modifier letters
+#   (``ʼ``, ``ʻ``, ``ˈ``: U+02B0–U+02FF) and the Arabic tatweel (a stretch of the line).
+#
+# Every other combining mark is part of the spelling and is kept: Devanagari, Bengali,
+# Tamil… vowel signs and viramas (``राम`` is not ``रम``), Thai vowels and tone marks, the
+# Japanese voicing marks (``ガ`` is not ``カ``). Decimal digits of any script are kept as
+# ASCII digits (names rarely hold them; ASCII ones always counted). The key is NFC.
+#
+# For ASCII names and Latin names whose letters decompose (``é``, ``ñ``, ``å``…) the key
+# is exactly what it was before letters of other scripts were kept, so their resident keys
+# did not change.
+
+_LATIN_FOLDS = str.maketrans(
+    {
+        "æ": "ae",
+        "œ": "oe",
+        "ø": "o",
+        "ł": "l",
+        "đ": "d",
+        "ð": "d",
+        "ħ": "h",
+        "ŧ": "t",
+        "ı": "i",
+        "þ": "th",
+    }
+)
+_ACCENT_FOLDED_SCRIPTS = ("LATIN ", "GREEK ", "CYRILLIC ")
+_OPTIONAL_MARKS = (
+    (0x0591, 0x05C7),  # Hebrew points and cantillation
+    (0x0610, 0x061A),  # Arabic honorific marks
+    (0x064B, 0x065F),  # Arabic harakat, shadda, sukun, hamza above and below
+    (0x0670, 0x0670),  # Arabic superscript alef
+    (0x06D6, 0x06ED),  # Arabic Quranic annotation marks
+)
+_IGNORED_LETTERS = ((0x02B0, 0x02FF), (0x0640, 0x0640))  # modifier apostrophes; tatweel
+
+
+def _within(char: str, ranges: tuple[tuple[int, int], ...]) -> bool:
+    point = ord(char)
+    return any(low <= point <= high for low, high in ranges)
+
+
+def _folded(raw: str) -> str:
+    """Compatibility caseless form (Unicode 3.13 D146), then the Latin stroke folds."""
+    once = unicodedata.normalize("NFKD", unicodedata.normalize("NFD", raw).casefold())
+    twice = unicodedata.normalize("NFKD", once.casefold())
+    return twice.translate(_LATIN_FOLDS)
+
+
+def is_name_letter(char: str) -> bool:
+    """A letter of any script that counts in a name (not ``ʼ`` or a tatweel)."""
+    category = unicodedata.category(char)
+    return (category[0] == "L" or category == "Nl") and not _within(char, _IGNORED_LETTERS)
+
+
 def normalise_name(raw: str) -> str:
-    """Without case, accents, punctuation or spaces: ``" O'Brien-Smith"`` -> ``"obriensmith"``."""
-    decomposed = unicodedata.normalize("NFKD", raw)
-    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"[^0-9a-z]", "", letters.casefold())
+    """The name as matching compares it: ``" O'Brien-Smith"`` -> ``"obriensmith"``,
+    ``"José"`` -> ``"jose"``, ``"Иван"`` -> ``"иван"``, ``"王伟"`` -> ``"王伟"``. Empty only
+    when the name has no letter (see the notes above for what is folded and what is kept)."""
+    kept: list[str] = []
+    base: str | None = None  # the script rule for marks on the last character kept
+    for char in _folded(raw):
+        category = unicodedata.category(char)
+        if category[0] == "M":
+            if base == "letter" and category != "Me" and not _within(char, _OPTIONAL_MARKS):
+                kept.append(char)
+            continue
+        base = None
+        if is_name_letter(char):
+            kept.append(char)
+            folds_accents = unicodedata.name(char, "").startswith(_ACCENT_FOLDED_SCRIPTS)
+            base = "accented" if folds_accents else "letter"
+        elif category == "Nd":
+            kept.append(str(unicodedata.digit(char)))
+    return unicodedata.normalize("NFC", "".join(kept))
+
+
+def has_letters(raw: str) -> bool:
+    """Whether a name has a letter to match on (digits, punctuation or marks alone do not)."""
+    return any(is_name_letter(char) for char in normalise_name(raw))
+
+
+def name_with_letters(raw: str) -> str:
+    """``raw``, if it has a letter; else ValueError (for use as a pydantic validator)."""
+    if not has_letters(raw):
+        raise ValueError("must contain a letter")
+    return raw
 
 
 def resident_keys(
@@ -59,6 +156,9 @@ def resident_keys(
     """Every key these identifiers give, strongest first: name and date of birth; name and
     postcode; family name and UPRN. Keyed hashes, so a key reveals nothing by itself."""
     given, family = normalise_name(given_name), normalise_name(family_name)
+    if not (given and family):
+        # Keys of letterless names would make every such person one resident.
+        raise ValueError("a resident's given and family name must each contain a letter")
     parts: list[str] = []
     if date_of_birth is not None:
         parts.append(f"dob|{given}|{family}|{date_of_birth.isoformat()}")

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, status
-from fastapi.responses import PlainTextResponse
 
 from services.risk.api.deps import Operator, RiskWork, RulesetReader
 from services.risk.api.schemas import RulesetDetail, RulesetInfo
 from services.risk.service_layer import rulesets
+from shared.http import MarkdownResponse
 
 router = APIRouter(prefix="/v1", tags=["rules"])
 
@@ -64,11 +64,9 @@ async def activate_ruleset(version: str, principal: Operator, uow: RiskWork) -> 
 
 @router.get(
     "/transparency",
-    response_class=PlainTextResponse,
+    response_class=MarkdownResponse,
     tags=["transparency"],
     summary="The algorithmic transparency record (Markdown), public",
 )
-async def transparency(uow: RiskWork) -> PlainTextResponse:
-    return PlainTextResponse(
-        await rulesets.transparency(uow), media_type="text/markdown; charset=utf-8"
-    )
+async def transparency(uow: RiskWork) -> MarkdownResponse:
+    return MarkdownResponse(await rulesets.transparency(uow))

@@ -44,6 +44,17 @@ async def send_signals(
     "/import",
     response_model=ImportReport,
     summary="Import a CSV (with a header row) or NDJSON file, streamed",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The feed, read as it arrives: one record a line (a quoted CSV "
+            "cell may hold line breaks). Each line is checked on its own.",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
 )
 async def import_file(
     principal: DataFeed,

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from services.risk.domain.signals import CATALOGUE, SignalType
 from shared.errors import Invalid
 from shared.identity import normalise_postcode
+from shared.input_policy import problems_in
 from shared.vocabulary import GSS_CODE
 
 
@@ -106,7 +107,10 @@ class RowError:
 
 
 def check(line: int, raw: Any) -> Row | list[RowError]:
-    """One row: a Row, or every reason it is refused."""
+    """One row: a Row, or every reason it is refused. The shared input policy first (no
+    control characters, bounded lengths, integers and dates), as for any request."""
+    if refused := [RowError(line, field, reason) for field, reason in problems_in(raw)]:
+        return refused
     try:
         signal = SignalIn.model_validate(raw)
     except ValidationError as exc:

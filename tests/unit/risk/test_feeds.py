@@ -361,3 +361,18 @@ async def test_ndjson_a_broken_line_is_one_refused_row() -> None:
     assert result.refused[6][0].field == "row"  # JSON, but not an object
     assert result.reason(8).startswith("not JSON: ")  # the last line, no final newline
     assert (result.feed.lines_read, result.feed.lines_skipped) == (8, 1)
+
+
+async def test_a_cell_breaking_the_input_policy_refuses_its_row_naming_the_field() -> None:
+    nul_in_csv = csv_row("Ami\x00na")
+    from_1800 = csv_row("Bola").replace(RECENT, "1800-01-01")
+    nul_in_ndjson = ndjson_row("Gr\u0000ace")  # json.dumps writes it as \u0000
+    csv_result = await read(csv_file(nul_in_csv, from_1800, csv_row("Chidi")))
+    assert [e.field for e in csv_result.refused[2]] == ["resident.given_name"]
+    assert "control character (U+0000)" in csv_result.refused[2][0].reason
+    assert [e.field for e in csv_result.refused[3]] == ["observed_on"]
+    assert "outside the dates" in csv_result.refused[3][0].reason
+    assert csv_result.names == ["Chidi"]
+    ndjson_result = await read(f"{nul_in_ndjson}\n{ndjson_row()}\n".encode(), fmt="ndjson")
+    assert [e.field for e in ndjson_result.refused[1]] == ["resident.given_name"]
+    assert ndjson_result.names == ["Grace"]
