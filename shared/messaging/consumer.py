@@ -67,10 +67,19 @@ class DeadLetter(Exception):
     """This record can never be applied as it is."""
 
 
+# PostgreSQL's "try again" answers: a serialization failure, a deadlock.
+_RETRY_SQLSTATES = {"40001", "40P01"}
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Infrastructure trouble (database or network), as opposed to a bad event or a bug."""
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
+    """Infrastructure trouble (database or network) or a concurrency conflict that passes
+    on retry, as opposed to a bad event or a bug (which would fail the same way again)."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        driver_error = exc.orig.__cause__ if exc.orig is not None else None
+        if getattr(driver_error, "sqlstate", None) in _RETRY_SQLSTATES:
+            return True
     return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | OSError | TimeoutError)
 
 
@@ -97,8 +106,8 @@ class EventConsumer:
         producer_factory: Callable[[], AIOKafkaProducer],
         partitions: int = 6,
         replication_factor: int = 1,
-        max_attempts: int = 5,
-        retry_backoff: float = 0.2,
+        max_attempts: int = 3,
+        retry_backoff: float = 0.05,
         batch_size: int = 200,
     ) -> None:
         self.spec = spec
