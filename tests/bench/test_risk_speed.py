@@ -1,5 +1,5 @@
-"""How fast the risk service evaluates rules and reads feeds (``make bench``). Under
-``make test`` each runs once, unmeasured, so the benchmarks cannot rot."""
+"""How fast the risk service evaluates rules and reads feeds (``make bench``; not part of
+``make test``)."""
 
 from __future__ import annotations
 
