@@ -21,7 +21,7 @@ from shared.vocabulary import RiskLevel
 @dataclass(frozen=True)
 class NewAssessment:
     id: str
-    profile_id: str
+    profile_id: str | None  # None: a case whose resident has no key
     case_id: str | None
     level: str
     score: int

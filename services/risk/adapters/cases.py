@@ -1,5 +1,6 @@
-"""The cases the referrals service opened, as this service knows them: the profile, whether
-the case is open, and the referral's facts (no identifiers)."""
+"""The cases the referrals service opened, as this service knows them: the profile (none for
+a resident without a key), whether the case is open, and the referral's facts (no
+identifiers)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +21,7 @@ from shared.db import fetch_all, fetch_one
 @dataclass(frozen=True)
 class Case:
     case_id: str
-    profile_id: str
+    profile_id: str | None  # None: the resident has no key, so no signal can be matched
     council: str
     referral: ReferralFacts | None
 
@@ -29,20 +30,23 @@ async def upsert_open(
     session: AsyncSession,
     *,
     case_id: str,
-    profile_id: str,
+    profile_id: str | None,
     council: str,
     referral: dict[str, Any] | None,
 ) -> None:
-    """Record the case as open; a referral's facts replace any held, none keeps them."""
-    update_set: dict[str, Any] = {"open": True}
+    """Record the case as open; a referral's facts replace any held, none keeps them. A case
+    keeps its profile; one without (its resident had no key) takes the profile given."""
+    statement = pg_insert(cases).values(
+        case_id=case_id, profile_id=profile_id, council=council, open=True, referral=referral
+    )
+    update_set: dict[str, Any] = {
+        "open": True,
+        "profile_id": func.coalesce(cases.c.profile_id, statement.excluded.profile_id),
+    }
     if referral is not None:
         update_set["referral"] = referral
     await session.execute(
-        pg_insert(cases)
-        .values(
-            case_id=case_id, profile_id=profile_id, council=council, open=True, referral=referral
-        )
-        .on_conflict_do_update(index_elements=[cases.c.case_id], set_=update_set)
+        statement.on_conflict_do_update(index_elements=[cases.c.case_id], set_=update_set)
     )
 
 
@@ -77,6 +81,9 @@ async def open_referrals(session: AsyncSession) -> dict[str, ReferralFacts | Non
     return {
         row["profile_id"]: ReferralFacts.from_json(row["referral"])
         for row in await fetch_all(
-            session, select(cases.c.profile_id, cases.c.referral).where(cases.c.open)
+            session,
+            select(cases.c.profile_id, cases.c.referral).where(
+                cases.c.open, cases.c.profile_id.is_not(None)
+            ),
         )
     }

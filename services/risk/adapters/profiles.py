@@ -25,7 +25,12 @@ async def resolve_profiles(
     new_id: Callable[[], str],
 ) -> list[str]:
     """The profile of each key set (strongest key first), created when none is known.
-    Call it holding ``lock_council``."""
+    Call it holding ``lock_council``. A set with no key is refused: its profile could never
+    be found again."""
+    if not all(key_sets):
+        raise ValueError("a resident with no key has no profile")
+    if not key_sets:
+        return []
     wanted = {key for keys in key_sets for key in keys}
     known: dict[str, str] = {
         row["key"]: row["profile_id"]

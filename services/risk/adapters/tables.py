@@ -65,9 +65,8 @@ cases = Table(
     "cases",
     metadata,
     Column("case_id", Uuid(as_uuid=False), primary_key=True),
-    Column(
-        "profile_id", Uuid(as_uuid=False), ForeignKey("profiles.id"), nullable=False, index=True
-    ),
+    # None: the resident has no key (no date of birth, postcode or UPRN), so no profile.
+    Column("profile_id", Uuid(as_uuid=False), ForeignKey("profiles.id"), index=True),
     Column("council", Text, nullable=False),
     Column("open", Boolean, nullable=False),
     Column("referral", JSONB),  # circumstances, needs, urgency, age: no identifiers
@@ -78,7 +77,7 @@ assessments = Table(
     "assessments",
     metadata,
     Column("id", Uuid(as_uuid=False), primary_key=True),
-    Column("profile_id", Uuid(as_uuid=False), ForeignKey("profiles.id"), nullable=False),
+    Column("profile_id", Uuid(as_uuid=False), ForeignKey("profiles.id")),  # None: see cases
     Column("case_id", Uuid(as_uuid=False)),
     Column("level", Text, nullable=False),
     Column("score", SmallInteger, nullable=False),

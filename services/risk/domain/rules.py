@@ -7,7 +7,8 @@ A rule reads a resident's *profile*:
   with ``days_ago`` and ``observed_on``; test presence with ``has(signals.<type>)``;
 - ``distinct_signals_90d``: how many different signal types were observed in the last 90 days;
 - ``referral.circumstances``, ``referral.needs`` (lists), ``referral.urgency``,
-  ``referral.age`` (-1 when unknown) and ``referral.present`` (false for a feed-only profile).
+  ``referral.age`` (-1 when unknown or not a plausible age) and ``referral.present`` (false
+  for a feed-only profile).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -75,11 +76,30 @@ class Fired:
 
 
 @dataclass(frozen=True)
+class Note:
+    """What a reader of an assessment must know that no rule found: recorded among its
+    reasons (under an id no rule may take), changing neither its level nor its score."""
+
+    id: str
+    explanation: str
+
+
+NO_RESIDENT_KEY = Note(
+    "no-resident-key",
+    "We could not match this to any information the council holds, because the referral "
+    "gives no date of birth, postcode or UPRN (property reference number): this assessment "
+    "is based only on what the referral says.",
+)
+NOTES = {note.id: note for note in (NO_RESIDENT_KEY,)}
+
+
+@dataclass(frozen=True)
 class Result:
     level: RiskLevel
     score: int
     fired: tuple[Fired, ...]
     suggested_needs: tuple[Need, ...]
+    notes: tuple[Note, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -229,6 +249,9 @@ def load_ruleset(source: str) -> Ruleset:
         if rule.id in seen:
             errors.append(f"rule '{rule.id}': duplicate id")
             continue
+        if rule.id in NOTES:
+            errors.append(f"rule '{rule.id}': the id is reserved for the service's own notes")
+            continue
         seen.add(rule.id)
         problems = _check_references(rule)
         try:
@@ -286,6 +309,15 @@ class ReferralFacts:
         }
 
 
+MAX_AGE = 150
+
+
+def _plausible_age(age: int | None) -> bool:
+    """An age a person can have: not one below zero (a date of birth of "today" read a time
+    zone ahead), nor one too large for a rule to compare (CEL integers have 64 bits)."""
+    return age is not None and 0 <= age <= MAX_AGE
+
+
 def build_profile(
     signals: Iterable[SignalFact], referral: ReferralFacts | None, *, today: date
 ) -> dict[str, Any]:
@@ -313,10 +345,25 @@ def build_profile(
             "circumstances": list(facts.circumstances),
             "needs": list(facts.needs),
             "urgency": facts.urgency,
-            "age": facts.age if facts.age is not None else -1,
+            "age": facts.age if _plausible_age(facts.age) else -1,
             "present": referral is not None,
         },
     }
+
+
+def assess_case(
+    ruleset: Ruleset,
+    signals: Iterable[SignalFact] | None,
+    referral: ReferralFacts | None,
+    *,
+    today: date,
+) -> Result:
+    """A case's assessment: the rules over what its referral says and the resident's signals.
+    ``signals`` is None when the resident has no key (the referral names no date of birth,
+    postcode or UPRN), so none could be matched: the rules read the referral alone, and the
+    result says so (:data:`NO_RESIDENT_KEY`)."""
+    result = ruleset.evaluate(build_profile(signals or (), referral, today=today))
+    return result if signals is not None else replace(result, notes=(NO_RESIDENT_KEY,))
 
 
 def jsonable_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:

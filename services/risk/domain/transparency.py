@@ -25,11 +25,17 @@ HUMAN_OVERSIGHT = (
 )
 
 
-def explain(level: RiskLevel, explanations: Sequence[str]) -> str:
+def explain(level: RiskLevel, explanations: Sequence[str], notes: Sequence[str] = ()) -> str:
+    """The rules' explanations as one text, then the notes (what no rule found but a reader
+    must know, such as that no signal could be matched)."""
+    noted = "".join(f"{text} " for text in notes)
     if not explanations:
-        return f"None of the rules applied, so this shows {_LEVEL_WORDS[level]}. {HUMAN_OVERSIGHT}"
+        return (
+            f"None of the rules applied, so this shows {_LEVEL_WORDS[level]}. "
+            f"{noted}{HUMAN_OVERSIGHT}"
+        )
     reasons = " ".join(f"({n}) {text}" for n, text in enumerate(explanations, start=1))
-    return f"This shows {_LEVEL_WORDS[level]} because: {reasons} {HUMAN_OVERSIGHT}"
+    return f"This shows {_LEVEL_WORDS[level]} because: {reasons} {noted}{HUMAN_OVERSIGHT}"
 
 
 def transparency_record(ruleset: Ruleset, *, today: date) -> str:
@@ -91,7 +97,9 @@ The rules read these signals, sent by council and partner data teams:
 
 {data}
 
-and, for a referral, the structured circumstances, needs, urgency and age it states.
+and, for a referral, the structured circumstances, needs, urgency and age it states. A
+referral that gives no date of birth, postcode or UPRN cannot be matched to any signal: it is
+assessed on what it says alone, and its reasons say so.
 Names, dates of birth, addresses and contact details are not kept by the risk service: a
 resident is recognised by keyed hashes of their details. A flagged resident's details are
 passed, encrypted, only to the council team's case system.

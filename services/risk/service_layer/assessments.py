@@ -3,7 +3,9 @@
 did, in plain English.
 
 Identifiers are used to derive keys and, for a resident who is flagged, sealed into the flag
-for the referrals service; they are never written to this service's tables.
+for the referrals service; they are never written to this service's tables. A referral whose
+resident has no key (no date of birth, postcode or UPRN) makes no profile: its case is
+assessed on what the referral says, and its reasons say that no signal could be matched.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from services.risk.adapters.assessments import NewAssessment, StoredAssessment
 from services.risk.adapters.profiles import lock_council, resolve_profiles
 from services.risk.domain.feeds import ResidentIdentifiers
 from services.risk.domain.flags import should_flag
-from services.risk.domain.rules import ReferralFacts, Result, Ruleset, build_profile
+from services.risk.domain.rules import (
+    NOTES,
+    ReferralFacts,
+    Result,
+    Ruleset,
+    assess_case,
+    build_profile,
+)
 from services.risk.domain.transparency import explain
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
 from shared.errors import NotFound
@@ -41,7 +50,7 @@ class ReferralToAssess:
 
 async def assess_referral(uow: RiskUnitOfWork, command: ReferralToAssess) -> Result:
     """A referral arrived: record its case (open) and assess it at once, with whatever
-    signals are held for the resident."""
+    signals are held for the resident (none, for a resident with no key)."""
     async with uow.transaction():
         await _open_case(
             uow,
@@ -75,9 +84,13 @@ async def _open_case(
     council: str,
     keys: list[str],
     referral: ReferralFacts | None,
-) -> str:
-    await lock_council(uow.session, council)
-    (profile_id,) = await resolve_profiles(uow.session, council, [keys], new_id=uow.new_id)
+) -> str | None:
+    """The case, open, on the resident's profile; no profile when the resident has no key
+    (one could never be found again, and would hold nothing)."""
+    profile_id: str | None = None
+    if keys:
+        await lock_council(uow.session, council)
+        (profile_id,) = await resolve_profiles(uow.session, council, [keys], new_id=uow.new_id)
     await stored_cases.upsert_open(
         uow.session,
         case_id=case_id,
@@ -94,10 +107,10 @@ async def _assess_case(
     case = await stored_cases.get(uow.session, case_id)
     if case is None:
         raise LookupError(f"case {case_id} is not known here")
-    facts = await stored_signals.facts_of(uow.session, [case.profile_id])
-    result = ruleset.evaluate(
-        build_profile(facts[case.profile_id], case.referral, today=now.date())
-    )
+    held = None  # no key, no profile: no signal can be matched
+    if case.profile_id is not None:
+        held = (await stored_signals.facts_of(uow.session, [case.profile_id]))[case.profile_id]
+    result = assess_case(ruleset, held, case.referral, today=now.date())
     await _record(uow, case.profile_id, case_id, result, ruleset, flagged=False, now=now)
     await uow.outbox.add(
         uow.session,
@@ -202,12 +215,15 @@ async def _flag(
 
 
 def _reasons(result: Result) -> list[Reason]:
-    return [Reason(rule_id=f.rule_id, explanation=f.explanation) for f in result.fired]
+    """The rules that fired, then the notes (under ids no rule may take)."""
+    return [Reason(rule_id=f.rule_id, explanation=f.explanation) for f in result.fired] + [
+        Reason(rule_id=n.id, explanation=n.explanation) for n in result.notes
+    ]
 
 
 async def _record(
     uow: RiskUnitOfWork,
-    profile_id: str,
+    profile_id: str | None,
     case_id: str | None,
     result: Result,
     ruleset: Ruleset,
@@ -255,7 +271,11 @@ def _explained(assessment: StoredAssessment) -> Explained:
         ruleset_version=assessment.ruleset_version,
         reasons=reasons,
         suggested_needs=[Need(n) for n in assessment.suggested_needs],
-        explanation=explain(assessment.level, [r.explanation for r in reasons]),
+        explanation=explain(
+            assessment.level,
+            [r.explanation for r in reasons if r.rule_id not in NOTES],
+            [r.explanation for r in reasons if r.rule_id in NOTES],
+        ),
     )
 
 

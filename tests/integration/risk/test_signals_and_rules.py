@@ -11,11 +11,13 @@ import pytest
 from sqlalchemy import text
 
 from shared.events.envelope import utc_now
-from shared.events.payloads import ReferralReceived
+from shared.events.payloads import CaseOpened, ReferralReceived
 from shared.identity import resident_keys, unseal_identity
 from shared.messaging.consumer import EventConsumer
-from tests.integration.messaging_helpers import wait_for
+from shared.vocabulary import Circumstance, Need, RiskLevel
+from tests.integration.messaging_helpers import read_topic, wait_for
 from tests.integration.risk.conftest import RiskApi
+from tests.support.infrastructure import Broker
 from tests.support.services import Publisher
 
 pytestmark = pytest.mark.integration
@@ -246,6 +248,77 @@ async def test_a_referral_is_assessed_with_the_signals_held_for_the_resident(
     )
     assert (notice["flagged"], notice["cases_assessed"]) == (0, 1)
     assert [a["level"] for a in await risk.events("risk.case.assessed")] == ["high", "crisis"]
+
+
+async def test_a_referral_of_a_resident_named_only_by_name_is_assessed_once(
+    risk: RiskApi, risk_consumer: EventConsumer, publisher: Publisher, kafka: Broker
+) -> None:
+    """What the referrals API accepts, this consumer handles: a resident with no date of
+    birth and no address has no key, and is assessed on the referral (nothing dead-lettered,
+    no profile made); so is a referral with the least, or the oddest, its payload allows."""
+    named_only, oddest = str(uuid.uuid4()), str(uuid.uuid4())
+    sent = [
+        await publisher.send(
+            CaseOpened(
+                case_id=named_only,
+                council=risk.council,
+                origin="referral",
+                resident_keys=[],
+                opened_at=utc_now(),
+            ),
+            subject=named_only,
+            source="/upstream/referrals",
+        )
+    ]
+    for case_id, facts in [
+        (named_only, {"needs": [Need.FOOD], "circumstances": [Circumstance.NO_FOOD_IN_HOME]}),
+        (oddest, {"needs": [], "age_years": 2**70}),  # no need; an age no one has
+    ]:
+        referral = ReferralReceived(
+            case_id=case_id,
+            referral_id=str(uuid.uuid4()),
+            council=risk.council,
+            resident_keys=[],
+            urgency=RiskLevel.HIGH,
+            received_at=utc_now(),
+            **facts,  # type: ignore[arg-type]
+        )
+        sent.append(await publisher.send(referral, subject=case_id, source="/upstream/referrals"))
+    ids = [event.id for event in sent]
+
+    async def applied() -> bool:
+        # The inbox row is written in the handler's transaction: there only if it succeeded.
+        return await risk.count("inbox", "event_id = ANY(:ids)", ids=ids) == len(ids)
+
+    await wait_for(applied, timeout=30, what="every event applied")
+    assessed = [
+        a for a in await risk.events("risk.case.assessed") if a["case_id"] in {named_only, oddest}
+    ]
+    by_case = {a["case_id"]: a for a in assessed}
+    assert len(assessed) == len(by_case) == 2  # each case assessed, once
+    dead = await read_topic(
+        kafka.bootstrap_servers, risk_consumer.spec.dead_letter_topic, expected=0
+    )
+    assert not [r for r in dead if dict(r.headers).get("dlq-event-id", b"").decode() in ids]
+    # No profile, so no identifier's key at rest, for either resident.
+    assert (
+        await risk.count(
+            "cases", "case_id IN (:a, :b) AND profile_id IS NULL", a=named_only, b=oddest
+        )
+        == 2
+    )
+
+    assessment = by_case[named_only]
+    assert assessment["level"] == "crisis"
+    assert [r["rule_id"] for r in assessment["reasons"]] == ["no-food-in-home", "no-resident-key"]
+    assert "no date of birth, postcode or UPRN" in assessment["reasons"][1]["explanation"]
+    assert (by_case[oddest]["level"], by_case[oddest]["score"]) == ("none", 0)
+
+    why = await risk.client.get(
+        f"/v1/cases/{named_only}/assessment", headers=risk.token("caseworker")
+    )
+    assert why.status_code == 200 and why.json()["level"] == "crisis"
+    assert "no date of birth, postcode or UPRN" in why.json()["explanation"]
 
 
 CANDIDATE = """

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from services.risk.domain.rules import ReferralFacts
+from services.risk.domain.rules import NO_RESIDENT_KEY, ReferralFacts
 from services.risk.service_layer import assessments, signals
 from shared.errors import NotFound
 from shared.events.envelope import utc_now
@@ -123,3 +123,59 @@ async def test_a_case_opened_again_by_its_referral_keeps_one_case(
     assert case["open"] is True
     assert case["referral"]["urgency"] == "medium"  # a case opened later keeps the referral
     assert await db.count("assessments", "case_id = :c", c=case_id) == 1
+
+
+async def test_a_resident_named_only_by_name_is_assessed_on_the_referral_with_no_profile(
+    risk_database: RiskDatabase,
+) -> None:
+    """No date of birth, postcode or UPRN: no key, so no signal can be matched and no profile
+    is made; the case is assessed on what the referral says, and the reasons say why."""
+    db = risk_database
+    async with db.unit_of_work() as uow:
+        await signals.record_signals(
+            uow, data_team(db), [signal(db.council, "rent_arrears", weeks=10, amount="1300")]
+        )
+    case_id = str(uuid.uuid4())
+    hungry = ReferralFacts(circumstances=("no_food_in_home",), needs=("food",), urgency="high")
+    async with db.unit_of_work() as uow:
+        # The referrals service opens the case, then sends the referral: both with no keys.
+        await assessments.record_case_opened(
+            uow, case_id=case_id, council=db.council, resident_keys=[]
+        )
+        result = await assessments.assess_referral(
+            uow,
+            assessments.ReferralToAssess(
+                case_id=case_id,
+                council=db.council,
+                resident_keys=[],
+                referral=hungry,
+                received_at=utc_now(),
+            ),
+        )
+    assert result.level is RiskLevel.CRISIS and result.notes == (NO_RESIDENT_KEY,)
+    assert await db.count("profiles") == 1  # only the feed's resident
+    (case,) = await db.rows("SELECT profile_id, open FROM cases WHERE case_id = :c", c=case_id)
+    assert case == {"profile_id": None, "open": True}
+
+    (assessed,) = await db.events("risk.case.assessed")
+    assert (assessed["case_id"], assessed["level"]) == (case_id, "crisis")
+    assert assessed["reasons"] == [
+        {"rule_id": "no-food-in-home", "explanation": assessed["reasons"][0]["explanation"]},
+        {"rule_id": NO_RESIDENT_KEY.id, "explanation": NO_RESIDENT_KEY.explanation},
+    ]
+    assert "no date of birth, postcode or UPRN" in assessed["reasons"][1]["explanation"]
+
+    async with db.unit_of_work() as uow:
+        why = await assessments.explain_case(uow, case_id, council=db.council)
+        with pytest.raises(NotFound):
+            await assessments.explain_case(uow, case_id, council="E09000001")
+    assert why.level is RiskLevel.CRISIS
+    assert why.explanation.startswith("This shows a possible crisis that needs a quick response")
+    assert NO_RESIDENT_KEY.explanation in why.explanation and "(2)" not in why.explanation
+
+    # A later referral on the case that does name a key links it to the resident's profile.
+    async with db.unit_of_work() as uow:
+        keyed = await assessments.assess_referral(uow, referral_of(db, case_id))
+    assert keyed.level is RiskLevel.HIGH and keyed.notes == ()
+    (case,) = await db.rows("SELECT profile_id FROM cases WHERE case_id = :c", c=case_id)
+    assert case["profile_id"] is not None and await db.count("profiles") == 1

@@ -64,3 +64,30 @@ async def test_a_received_referral_is_assessed_with_its_facts(
             ),
         )
     ]
+
+
+async def test_a_referral_with_only_what_its_payload_requires_is_assessed_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A resident named only by name has no key: the referral is still assessed, on itself."""
+    calls: list[assessments.ReferralToAssess] = []
+
+    async def assess_referral(uow: object, command: assessments.ReferralToAssess) -> None:
+        calls.append(command)
+
+    monkeypatch.setattr(assessments, "assess_referral", assess_referral)
+    minimal = ReferralReceived.model_validate(
+        {
+            "case_id": "case-1",
+            "referral_id": "referral-1",
+            "council": "E09000025",
+            "resident_keys": [],
+            "needs": [],
+            "urgency": "none",
+            "received_at": RECEIVED.isoformat(),
+        }
+    )
+    uow: Any = object()
+    await handlers.on_referral_received(minimal, uow)
+    (command,) = calls
+    assert command.resident_keys == [] and command.referral == ReferralFacts(urgency="none")

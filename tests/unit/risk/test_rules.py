@@ -8,13 +8,17 @@ from pathlib import Path
 import pytest
 
 from services.risk.domain.rules import (
+    MAX_AGE,
+    NO_RESIDENT_KEY,
     ReferralFacts,
     RulesetError,
     SignalFact,
+    assess_case,
     build_profile,
     load_ruleset,
 )
 from services.risk.domain.signals import SignalType
+from services.risk.domain.transparency import HUMAN_OVERSIGHT, explain
 from shared.vocabulary import RiskLevel
 
 TODAY = date(2026, 11, 22)
@@ -174,3 +178,48 @@ def test_a_referrals_facts_are_stored_and_read_back_unchanged() -> None:
     facts = ReferralFacts(("children_in_household",), ("food",), "medium", 42)
     assert ReferralFacts.from_json(facts.to_json()) == facts
     assert ReferralFacts.from_json(ReferralFacts().to_json()) == ReferralFacts()
+
+
+def test_a_case_whose_resident_has_no_key_is_assessed_on_its_referral_and_says_so() -> None:
+    hungry = ReferralFacts(circumstances=("no_food_in_home",), needs=("food",), urgency="high")
+    unkeyed = assess_case(DEFAULT, None, hungry, today=TODAY)
+    assert unkeyed.level is RiskLevel.CRISIS and [f.rule_id for f in unkeyed.fired] == [
+        "no-food-in-home"
+    ]
+    assert unkeyed.notes == (NO_RESIDENT_KEY,)
+    assert "no date of birth, postcode or UPRN" in NO_RESIDENT_KEY.explanation
+    # A resident with a key and no signals held: the same rules, and nothing to note.
+    keyed = assess_case(DEFAULT, [], hungry, today=TODAY)
+    assert (keyed.level, keyed.fired, keyed.notes) == (unkeyed.level, unkeyed.fired, ())
+    # The note changes neither the level nor the score.
+    quiet = assess_case(DEFAULT, None, ReferralFacts(needs=("food",)), today=TODAY)
+    assert (quiet.level, quiet.score, quiet.fired) == (RiskLevel.NONE, 0, ())
+
+
+def test_the_explanation_gives_the_notes_after_the_rules() -> None:
+    note = NO_RESIDENT_KEY.explanation
+    assert explain(RiskLevel.NONE, [], [note]) == (
+        f"None of the rules applied, so this shows no particular concern. {note} {HUMAN_OVERSIGHT}"
+    )
+    assert explain(RiskLevel.CRISIS, ["No food."], [note]) == (
+        f"This shows a possible crisis that needs a quick response because: (1) No food. "
+        f"{note} {HUMAN_OVERSIGHT}"
+    )
+    assert explain(RiskLevel.LOW, ["Arrears."]).endswith(f"(1) Arrears. {HUMAN_OVERSIGHT}")
+
+
+def test_a_rule_may_not_take_the_id_of_a_note() -> None:
+    taken = BASE.format(when="'true'").replace("id: rent", f"id: {NO_RESIDENT_KEY.id}")
+    with pytest.raises(RulesetError, match=f"rule '{NO_RESIDENT_KEY.id}': the id is reserved"):
+        load_ruleset(taken)
+
+
+@pytest.mark.parametrize(
+    ("age", "read_as"),
+    [(None, -1), (0, 0), (42, 42), (MAX_AGE, MAX_AGE), (-1, -1), (-7, -1), (2**70, -1)],
+)
+def test_an_age_no_one_can_have_is_read_as_unknown(age: int | None, read_as: int) -> None:
+    facts = ReferralFacts(needs=("food",), urgency="low", age=age)
+    profile = build_profile([], facts, today=TODAY)
+    assert profile["referral"]["age"] == read_as
+    assert DEFAULT.evaluate(profile).level is RiskLevel.NONE  # and the rules can read it
