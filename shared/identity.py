@@ -5,6 +5,8 @@ secret per deployment (``UPSTREAM_RESIDENT_KEY_SECRET``), so the risk service ca
 signals about a resident without holding who they are.
 """
 
+# ruff: noqa: RUF001, RUF002, RUF003 -- names in other scripts are the point here
+
 from __future__ import annotations
 
 import base64

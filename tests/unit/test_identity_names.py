@@ -3,12 +3,15 @@ accents of Latin, Greek and Cyrillic, Arabic and Hebrew vowel marks, everything 
 a letter or digit) and what it keeps (every letter, and the marks that spell a word), so two
 different people are never one key, and ASCII and Latin names keep the keys they had."""
 
+# ruff: noqa: RUF001, RUF003 -- names in other scripts are the point here
+
 from __future__ import annotations
 
 import re
 import sys
 import unicodedata
 from datetime import date
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -201,7 +204,7 @@ def test_every_letter_of_every_script_counts() -> None:
 
 # -- properties over arbitrary Unicode -----------------------------------------------------
 
-ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+ANY_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 SEPARATORS = st.text(
     st.characters(categories=("Zs", "Pd", "Po", "Pi", "Pf", "Ps", "Pe", "Cc", "Cf")),
     min_size=1,
@@ -298,3 +301,27 @@ def test_two_different_names_never_share_a_key(one: str, data: st.DataObject) ->
         resident_keys(SECRET, given_name=written_one, family_name="x", date_of_birth=BORN)
         == resident_keys(SECRET, given_name=written_other, family_name="x", date_of_birth=BORN)
     ) is same
+
+
+# -- where names come in -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["given_name", "family_name"])
+def test_a_feed_row_with_a_letterless_name_is_refused_naming_the_field(field: str) -> None:
+    from services.risk.domain.feeds import Row, RowError, check
+
+    row: dict[str, Any] = {
+        "type": "job_loss",
+        "council": "E09000025",
+        "source": "dwp-feed",
+        "observed_on": "2026-01-05",
+        "resident": {"given_name": "Amina", "family_name": "Okafor", "postcode": "E8 1DY"},
+    }
+    assert isinstance(check(3, row), Row)
+    row["resident"] = {**row["resident"], field: "--?"}
+    refused = check(3, row)
+    assert isinstance(refused, list)
+    assert [(e.line, e.field) for e in refused] == [(3, f"resident.{field}")]
+    assert all(isinstance(e, RowError) and "must contain a letter" in e.reason for e in refused)
+    row["resident"] = {**row["resident"], field: "王"}
+    assert isinstance(check(3, row), Row)

@@ -26,18 +26,27 @@ async def insert_referral(session: AsyncSession, **values: Any) -> None:
 async def visible_referral(
     session: AsyncSession, principal: Principal, referral_id: str
 ) -> Row | None:
-    """The referral with its case's status, if the principal may see it."""
+    """The referral with its case's status and council, if the principal may see it."""
     return await fetch_one(
         session,
-        select(referrals, cases.c.status.label("case_status"))
+        select(
+            referrals, cases.c.status.label("case_status"), cases.c.council.label("case_council")
+        )
         .join(cases, cases.c.id == referrals.c.case_id)
         .where(referrals.c.id == referral_id, referrals_visible_to(principal)),
     )
 
 
-async def progress_for_referrer(session: AsyncSession, referral: Row) -> Sequence[Row]:
+async def progress_for_referrer(
+    session: AsyncSession, referral: Row, *, with_opening: bool = True
+) -> Sequence[Row]:
     """Timeline entries since the referral: status changes, and the referrer's own entries;
-    nothing from other referrers."""
+    nothing from other referrers. Without the opening, the case's first entry (a status
+    with none before it) is left out too, so that a referral that opened the case and one
+    that joined it read alike."""
+    shown = timeline.c.status_to.is_not(None) | (timeline.c.actor_org == referral["referrer_org"])
+    if not with_opening:
+        shown = shown & (timeline.c.status_to.is_(None) | timeline.c.status_from.is_not(None))
     return await fetch_all(
         session,
         select(timeline)
@@ -45,7 +54,7 @@ async def progress_for_referrer(session: AsyncSession, referral: Row) -> Sequenc
             timeline.c.case_id == referral["case_id"],
             timeline.c.referrer_visible,
             timeline.c.at >= referral["created_at"],
-            timeline.c.status_to.is_not(None) | (timeline.c.actor_org == referral["referrer_org"]),
+            shown,
         )
         .order_by(timeline.c.id),
     )

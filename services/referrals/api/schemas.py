@@ -19,7 +19,7 @@ from pydantic import (
 
 from services.referrals.service_layer.cases import ConsentGiven
 from shared.auth import GSS_CODE
-from shared.identity import normalise_postcode
+from shared.identity import name_with_letters, normalise_postcode
 from shared.vocabulary import (
     Circumstance,
     ContactMethod,
@@ -30,7 +30,8 @@ from shared.vocabulary import (
     RiskLevel,
 )
 
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+# A name has a letter of some script to match on ("---" or "123" is not a name).
+Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(name_with_letters)]
 ShortText = Annotated[str, Field(min_length=1, max_length=500)]
 LongText = Annotated[str, Field(min_length=1, max_length=2000)]
 Postcode = Annotated[str, Field(max_length=16), AfterValidator(normalise_postcode)]
@@ -156,10 +157,16 @@ class Sharing(BaseModel):
 
 
 class ReferralAccepted(BaseModel):
+    """A council's answer has every field; a voluntary partner's only the referral id and
+    sharing, the same whether the resident was new or already had a case."""
+
     referral_id: str
-    case_id: str
-    case_status: str
-    sharing: Sharing
+    case_id: str | None = Field(default=None, description="councils only")
+    case_status: str | None = Field(default=None, description="councils only")
+    sharing: Sharing = Field(
+        description="whether the case may go to a voluntary partner, and why; for a voluntary"
+        " partner, what its own referral's lawful basis and consent allow"
+    )
     attached_to_open_case: bool | None = Field(
         default=None, description="councils only: the resident already had an open case"
     )

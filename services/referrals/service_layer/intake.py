@@ -16,7 +16,12 @@ from services.referrals.adapters import Row
 from services.referrals.adapters import cases as cases_db
 from services.referrals.adapters import referrals as referrals_db
 from services.referrals.domain.lifecycle import ROUTED_STATUSES, CaseStatus
-from services.referrals.domain.sharing import SharingDecision, priority
+from services.referrals.domain.sharing import (
+    ConsentRecord,
+    SharingDecision,
+    may_share_with_partners,
+    priority,
+)
 from services.referrals.service_layer.callers import actor_of
 from services.referrals.service_layer.cases import (
     ConsentGiven,
@@ -36,7 +41,7 @@ from services.referrals.settings import ReferralsSettings
 from shared.auth import OrganisationKind, Principal
 from shared.errors import Invalid, NotFound
 from shared.events.payloads import ReferralReceived
-from shared.identity import age_in_years
+from shared.identity import age_in_years, has_letters
 from shared.vocabulary import Circumstance, LawfulBasis, Need, RiskLevel
 
 # -- commands and results ----------------------------------------------------------------
@@ -67,13 +72,18 @@ class IdempotencyKey:
 
 
 class ReferralReceipt(BaseModel):
-    """The answer to a referral, kept as it was first given for replays. A charity learns
-    nothing of the council's records from it (those fields are None for a VCS referrer)."""
+    """The answer to a referral, kept as it was first given for replays.
+
+    A council learns the case, its status, whether the resident already had an open case and
+    how many possible duplicates were recorded. A voluntary partner gets the same answer
+    whether its referral opened a case or joined one: the referral's id, and whether what it
+    sent (its own lawful basis and consent) allows sharing — nothing of the council's
+    records (the other fields are None)."""
 
     referral_id: str
-    case_id: str
-    case_status: str
     sharing: SharingDecision
+    case_id: str | None = None
+    case_status: str | None = None
     attached_to_open_case: bool | None = None
     possible_duplicates: int | None = None
     replayed: bool = False
@@ -106,9 +116,16 @@ class _AnsweredMeanwhile(Exception):
 
 
 def council_for(referral: NewReferral, principal: Principal, settings: ReferralsSettings) -> str:
-    """The council named, else a council referrer's own, else the only one served."""
+    """Who may refer into which council: council staff into their own council only (the
+    default when none is named); a voluntary partner into any council the deployment serves
+    (it must name it, unless only one is served)."""
     council = referral.council
-    if council is None and principal.kind is OrganisationKind.COUNCIL:
+    if principal.kind is OrganisationKind.COUNCIL:
+        if council is not None and council != principal.organisation:
+            raise Invalid(
+                "council",
+                f"a council refers residents of its own council only ({principal.organisation})",
+            )
         council = principal.organisation
     if council is None and len(settings.councils) == 1:
         council = settings.councils[0]
@@ -119,12 +136,21 @@ def council_for(referral: NewReferral, principal: Principal, settings: Referrals
     return council
 
 
+def _check_names(resident: ResidentFacts) -> None:
+    """Residents are matched on their names: a name with no letter in any script would match
+    every other such name."""
+    for field, name in (("given_name", resident.given_name), ("family_name", resident.family_name)):
+        if not has_letters(name):
+            raise Invalid(f"resident.{field}", "must contain a letter")
+
+
 async def receive_referral(
     uow: ReferralsUnitOfWork,
     principal: Principal,
     referral: NewReferral,
     idempotency: IdempotencyKey | None = None,
 ) -> ReferralReceipt:
+    _check_names(referral.resident)
     council = council_for(referral, principal, uow.settings)
     try:
         async with uow.transaction():
@@ -158,7 +184,8 @@ async def _replay(
         return None
     if stored["request_hash"] != idempotency.request_hash:
         raise Invalid("Idempotency-Key", "already used for a different request")
-    return ReferralReceipt.model_validate({**stored["response"], "replayed": True})
+    replay = ReferralReceipt.model_validate({**stored["response"], "replayed": True})
+    return _as_seen_by(principal, replay)
 
 
 async def _receive(
@@ -249,15 +276,47 @@ async def _receive(
     ):
         # The case is with partners already: its new needs are routed too.
         await send_packet(uow, case, now=now)
-    sharing = await sharing_decision(uow, case, now=now)
-    is_council = principal.kind is not OrganisationKind.VCS
+    if principal.kind is OrganisationKind.VCS:
+        return ReferralReceipt(referral_id=referral_id, sharing=_own_sharing(referral, now))
     return ReferralReceipt(
         referral_id=referral_id,
         case_id=case["id"],
         case_status=case["status"],
-        sharing=sharing,
-        attached_to_open_case=attached if is_council else None,
-        possible_duplicates=duplicates if is_council else None,
+        sharing=await sharing_decision(uow, case, now=now),
+        attached_to_open_case=attached,
+        possible_duplicates=duplicates,
+    )
+
+
+def _own_sharing(referral: NewReferral, now: datetime) -> SharingDecision:
+    """What the referral itself allows: its lawful basis and the consent it carries, not the
+    case it may have joined (whose basis would tell of earlier referrals)."""
+    consent = referral.consent
+    record = (
+        None
+        if consent is None
+        else ConsentRecord(
+            given_at=consent.given_at,
+            expires_at=consent.expires_at,
+            withdrawn_at=None,
+            partner_kinds=tuple(kind.value for kind in consent.partner_kinds),
+        )
+    )
+    return may_share_with_partners(
+        referral.lawful_basis,
+        record,
+        data_sharing_agreement=referral.data_sharing_agreement,
+        now=now,
+    )
+
+
+def _as_seen_by(principal: Principal, receipt: ReferralReceipt) -> ReferralReceipt:
+    """A replayed answer in the shape its caller may see (answers stored before partners'
+    receipts lost the case fields are trimmed too)."""
+    if principal.kind is not OrganisationKind.VCS:
+        return receipt
+    return ReferralReceipt(
+        referral_id=receipt.referral_id, sharing=receipt.sharing, replayed=receipt.replayed
     )
 
 
@@ -286,7 +345,9 @@ async def referral_progress(
     uow: ReferralsUnitOfWork, principal: Principal, referral_id: str
 ) -> ReferralProgress:
     """A referral's progress, for whoever made it (and the case's council, and operators).
-    Progress only: who else referred, and why the status changed, stay with the council."""
+    Progress only: who else referred, and why the status changed, stay with the council. A
+    referrer outside the case's council (a voluntary partner) sees the progress since its
+    referral and nothing before it: not the case's opening, nor its status then."""
     try:
         referral_id = str(uuid.UUID(referral_id))
     except ValueError:
@@ -295,10 +356,21 @@ async def referral_progress(
         row = await referrals_db.visible_referral(session, principal, referral_id)
         if row is None:
             raise NotFound("referral not found")
-        entries = await referrals_db.progress_for_referrer(session, row)
+        sees_the_case = principal.kind is OrganisationKind.OPERATOR or (
+            principal.kind is OrganisationKind.COUNCIL
+            and principal.organisation == row["case_council"]
+        )
+        entries = await referrals_db.progress_for_referrer(session, row, with_opening=sees_the_case)
+    if sees_the_case:
+        status = row["case_status"]
+    else:
+        # The referral's own progress: received, then each change since. Not the status of
+        # a case it may have joined, which would tell that there was one.
+        changes = [e["status_to"] for e in entries if e["status_to"] is not None]
+        status = changes[-1] if changes else CaseStatus.RECEIVED.value
     return ReferralProgress(
         referral_id=row["id"],
-        case_status=row["case_status"],
+        case_status=status,
         needs=[Need(n) for n in row["needs"]],
         referred_at=row["created_at"],
         timeline=[

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from services.risk.domain.signals import CATALOGUE, SignalType
 from shared.errors import Invalid
-from shared.identity import normalise_postcode
+from shared.identity import name_with_letters, normalise_postcode
 from shared.input_policy import problems_in
 from shared.vocabulary import GSS_CODE
 
@@ -56,6 +56,12 @@ class ResidentIdentifiers(BaseModel):
     address: str | None = Field(default=None, max_length=300)
     phone: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=254)
+
+    @field_validator("given_name", "family_name")
+    @classmethod
+    def _has_letters(cls, value: str) -> str:
+        # Letterless names would give every such resident the same keys.
+        return name_with_letters(value)
 
     @field_validator("postcode")
     @classmethod

@@ -77,9 +77,9 @@ async def test_a_council_and_a_food_bank_referring_one_resident_share_one_case(
         kind="food_bank",
     )
     assert food_bank.status_code == 201, food_bank.text
-    assert food_bank.json()["case_id"] == council.json()["case_id"]
-    # A charity learns nothing of the council's records from the answer.
-    assert "attached_to_open_case" not in food_bank.json()
+    # A charity learns nothing of the council's records from the answer: not the case, nor
+    # its status, nor that the resident had one.
+    assert set(food_bank.json()) == {"referral_id", "sharing"}
     case = await api.case(council.json()["case_id"])
     assert case["needs"] == ["food", "money_and_debt", "fuel_and_utilities"]
     assert case["urgency"] == "crisis" and case["priority"] == 4
@@ -214,6 +214,7 @@ BAD_INPUT = [
     ),
     ("preferred route missing", referral(resident={"contact": {"phone": None}}), 422, "resident"),
     ("council not served", referral(council="E09000001"), 422, "council"),
+    ("no letter in a name", referral(resident={"family_name": "--"}), 422, "resident.family_name"),
     ("malformed council", referral(council="Newham"), 422, "council"),
     (
         "consent in the future",
@@ -343,3 +344,82 @@ async def test_the_queue_is_most_urgent_first_then_oldest_with_filters_and_a_cur
     assert len(received) == 5
     none = (await api.client.get("/v1/cases?risk_level=high", headers=api.token())).json()
     assert none["items"] == []
+
+
+# -- no cross-council oracle ---------------------------------------------------------------
+
+
+async def test_a_council_refers_only_into_its_own_council_and_learns_nothing_of_another(
+    api: ReferralsApi,
+) -> None:
+    """A Hackney caseworker naming Newham in the body is refused the same way whether or not
+    Newham has a case on the person, and nothing is written."""
+    newham = await api.refer(referral())
+    before = {t: await api.count(t) for t in ("residents", "cases", "referrals", "outbox")}
+    answers = []
+    for person in ({}, {"given_name": "Bea", "family_name": "Someone-New"}):
+        probe = await api.refer(
+            referral(council=api.council, resident=person), kind="other_council"
+        )
+        assert probe.status_code == 422, probe.text
+        answers.append(probe.json())
+    assert answers[0] == answers[1]
+    (error,) = answers[0]["errors"]
+    assert error["field"] == "council" and newham.json()["case_id"] not in str(answers[0])
+    assert {t: await api.count(t) for t in before} == before
+
+    # Its own council, named or by default, is unchanged.
+    own = await api.refer(referral(council=api.other_council), kind="other_council")
+    assert own.status_code == 201 and own.json()["attached_to_open_case"] is False
+    assert await api.count("cases", "council = :c", c=api.other_council) == 1
+
+
+async def test_a_partner_s_receipt_is_the_same_whether_it_opened_a_case_or_joined_one(
+    api: ReferralsApi,
+) -> None:
+    council = (await api.refer(referral(urgency="low"))).json()
+    await api.client.post(
+        f"/v1/cases/{council['case_id']}/notes", json={"text": "Visited."}, headers=api.token()
+    )
+    joined = await api.refer(referral(council=api.council), kind="food_bank")
+    opened = await api.refer(
+        referral(council=api.council, resident={"given_name": "Bea", "family_name": "Mensah"}),
+        kind="food_bank",
+    )
+    assert joined.status_code == opened.status_code == 201
+    assert joined.json().keys() == opened.json().keys() == {"referral_id", "sharing"}
+    assert joined.json()["sharing"] == opened.json()["sharing"]
+    assert joined.json()["referral_id"] != opened.json()["referral_id"]
+    assert council["case_id"] not in joined.text
+    views = []
+    for receipt in (joined, opened):
+        progress = await api.client.get(
+            f"/v1/referrals/{receipt.json()['referral_id']}", headers=api.token("food_bank")
+        )
+        assert progress.status_code == 200
+        view = progress.json()
+        views.append({**view, "referral_id": None, "referred_at": None, "timeline": None})
+        # Only what happened from its referral on: no opening, no note, no earlier status.
+        assert [e["action"] for e in view["timeline"]] == ["referral received"]
+        assert view["case_status"] == "received"
+    assert views[0] == views[1]
+
+    replayed = await api.refer(
+        referral(council=api.council), kind="food_bank", **{"Idempotency-Key": "fb-1"}
+    )
+    again = await api.refer(
+        referral(council=api.council), kind="food_bank", **{"Idempotency-Key": "fb-1"}
+    )
+    assert again.headers["idempotent-replayed"] == "true"
+    assert replayed.json() == again.json() and replayed.json().keys() == {"referral_id", "sharing"}
+
+    # The council still sees its case, and the partner's referral in it, as before.
+    case = await api.case(council["case_id"])
+    assert FOOD_BANK in [r["referrer_org"] for r in case["referrals"]]
+    council_view = await api.client.get(
+        f"/v1/referrals/{council['referral_id']}", headers=api.token()
+    )
+    assert [e["action"] for e in council_view.json()["timeline"]][:2] == [
+        "case opened (referral)",
+        "referral received",
+    ]

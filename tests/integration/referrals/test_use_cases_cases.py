@@ -28,7 +28,9 @@ ASSESSED = RiskAssessed(
 
 async def _refer(db: ReferralsDatabase, **changes: object) -> str:
     async with db.unit_of_work() as uow:
-        return (await intake.receive_referral(uow, db.caller(), new_referral(**changes))).case_id
+        case_id = (await intake.receive_referral(uow, db.caller(), new_referral(**changes))).case_id
+    assert case_id is not None  # a council's receipt names the case
+    return case_id
 
 
 async def _assess(db: ReferralsDatabase, case_id: str, level: RiskLevel = RiskLevel.HIGH) -> None:

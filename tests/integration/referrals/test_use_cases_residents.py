@@ -32,6 +32,7 @@ async def test_an_uncertain_match_waits_for_a_caseworker_and_confirming_it_merge
     first = await _refer(db)
     moved = await _refer(db, postcode="E8 1DY")
     assert moved.possible_duplicates == 1 and moved.case_id != first.case_id
+    assert first.case_id and moved.case_id  # a council's receipt names the case
 
     async with db.unit_of_work() as uow:
         (duplicate,) = await residents.possible_duplicates(uow, db.caller())
@@ -91,6 +92,7 @@ async def test_a_merge_needs_two_residents_of_one_council_and_settles_their_dupl
     db = referrals_database
     first = await _refer(db)
     second = await _refer(db, postcode="E8 1DY")
+    assert first.case_id and second.case_id  # a council's receipt names the case
     async with db.unit_of_work() as uow:
         await cases.withdraw_case(uow, db.caller(), second.case_id, "the same person")
     kept, merged = await _resident_of(db, first.case_id), await _resident_of(db, second.case_id)
