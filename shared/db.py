@@ -25,6 +25,12 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def plain_postgres_url(url: str) -> str:
+    """The URL as libpq and asyncpg's own ``connect`` read it (no SQLAlchemy driver name)."""
+    parsed = make_url(async_url(url)).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True

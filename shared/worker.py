@@ -66,6 +66,7 @@ async def run_worker(
         verify_topics=settings.kafka_broker_profile.verify_topics_before_publishing,
         batch_size=settings.outbox_batch_size,
         poll_interval=settings.outbox_poll_interval_ms / 1000,
+        wake_on_commit_from=settings.database_url.get_secret_value(),
         retention=timedelta(days=settings.outbox_retention_days),
     )
     consumers = [

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from shared.messaging.tables import OUTBOX_CHANNEL
+
 
 def create_messaging_tables_v1() -> None:
     op.create_table(
@@ -52,3 +54,26 @@ def drop_messaging_tables_v1() -> None:
     op.drop_index("ix_outbox_published_at", table_name="outbox")
     op.drop_index("ix_outbox_unpublished", table_name="outbox")
     op.drop_table("outbox")
+
+
+def create_outbox_notify_v1() -> None:
+    """Rows added to the outbox notify the relay when their transaction commits (once per
+    statement; PostgreSQL folds repeats within a transaction), so it need not poll."""
+    op.execute(
+        f"""
+        CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('{OUTBOX_CHANNEL}', '');
+            RETURN NULL;
+        END $$;
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox "
+        "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()"
+    )
+
+
+def drop_outbox_notify_v1() -> None:
+    op.execute("DROP TRIGGER outbox_notify ON outbox")
+    op.execute("DROP FUNCTION outbox_notify()")

@@ -10,24 +10,26 @@ order. Published rows stay for the retention period so a fresh broker can be ref
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import zlib
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import SessionFactory, rows_affected
+from shared.db import SessionFactory, plain_postgres_url, rows_affected
 from shared.events.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, encode, utc_now
 from shared.events.registry import EventRegistry
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
 from shared.messaging.kafka import TopicSpec, ensure_topics
-from shared.messaging.tables import outbox
+from shared.messaging.tables import OUTBOX_CHANNEL, outbox
 from shared.observability import EVENTS_PUBLISHED, OUTBOX_BACKLOG, PUBLISH_FAILURES
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ class OutboxRelay:
         topics: Iterable[TopicSpec],
         producer_factory: Callable[[], AIOKafkaProducer],
         verify_topics: bool = False,
+        wake_on_commit_from: str | None = None,
         batch_size: int = 500,
         poll_interval: float = 0.2,
         retention: timedelta = timedelta(days=30),
@@ -110,6 +113,10 @@ class OutboxRelay:
         self._producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
         self._verify_topics_each_pass = verify_topics
+        # With a database URL the relay LISTENs for the outbox trigger's notifications and
+        # wakes as a transaction commits; ``poll_interval`` is then only the fallback.
+        self._wake_url = wake_on_commit_from
+        self._wake = asyncio.Event()
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._retention = retention
@@ -118,15 +125,56 @@ class OutboxRelay:
         self._backlog_counted_at = float("-inf")
 
     async def run(self, stop: asyncio.Event) -> None:
+        listener = asyncio.create_task(self._listen(stop)) if self._wake_url is not None else None
+        try:
+            await self._relay(stop)
+        finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """Hold a LISTEN connection; reconnect after losing it (polling covers the gap)."""
+        assert self._wake_url is not None
+        failures = 0
+        while not stop.is_set():
+            try:
+                connection = await asyncpg.connect(plain_postgres_url(self._wake_url))
+            except (OSError, asyncpg.PostgresError) as exc:
+                failures += 1
+                log.warning("relay cannot listen for commits; polling", extra={"error": repr(exc)})
+                await sleep_unless_stopped(stop, backoff_delay(failures, cap=30.0))
+                continue
+            failures = 0
+            try:
+                await connection.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
+                self._wake.set()  # whatever committed before we listened
+                while not stop.is_set() and not connection.is_closed():
+                    await sleep_unless_stopped(stop, 1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+
+    async def _wait_for_work(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=self._poll_interval, return_when="FIRST_COMPLETED")
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _relay(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
             try:
                 await self._connect()
+                self._wake.clear()  # a commit from here on wakes the next pass
                 published = await self.publish_pending()
                 failures = 0
                 await self._prune_if_due()
                 if published == 0:
-                    await sleep_unless_stopped(stop, self._poll_interval)
+                    await self._wait_for_work(stop)
             except (KafkaError, OSError, TimeoutError) as exc:
                 failures += 1
                 delay = backoff_delay(failures, cap=self._max_backoff)

@@ -49,3 +49,6 @@ inbox = Table(
     Column("event_type", Text, nullable=False),
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# What the outbox's insert trigger notifies on commit, and the relay LISTENs to.
+OUTBOX_CHANNEL = "upstream_outbox"
