@@ -85,8 +85,12 @@ def truthful_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
                         codes.add("409")
                 if "{" in path:
                     codes.add("404")
+                # A refusal a route declares itself (``responses={404: {"description": ...}}``,
+                # e.g. a 404 on a path without an id) keeps its description, in the same body.
+                codes |= {code for code in responses if code in _REFUSALS}
                 for code in sorted(codes):
-                    responses[code] = _problem(_REFUSALS[code])
+                    declared = responses.get(code, {}).get("description")
+                    responses[code] = _problem(declared or _REFUSALS[code])
         app.openapi_schema = document
         return document
 

@@ -61,3 +61,18 @@ def test_the_docs_page_is_served_without_a_cdn(service) -> None:
     assert "https://" not in page.text and "cdn" not in page.text.lower()
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
         assert service.get(f"/docs/assets/{asset}").status_code == 200
+
+
+def test_a_refusal_a_route_declares_is_documented_in_the_projects_body() -> None:
+    """A 404 on a path without an id (the partner's webhook, before one is registered) is
+    declared by its route and documented like every other refusal."""
+    from services.partners.bootstrap import SERVICE
+    from services.partners.settings import PartnersSettings
+    from shared.http import create_app
+
+    app = create_app(SERVICE, PartnersSettings(database_url="postgresql+asyncpg://u@h/d"))
+    refusal = app.openapi()["paths"]["/v1/inbox/webhook/rotate"]["post"]["responses"]["404"]
+    assert refusal["description"] == "no webhook registered"
+    assert refusal["content"]["application/json"]["schema"]["$ref"] == (
+        "#/components/schemas/Problem"
+    )

@@ -89,6 +89,7 @@ async def register_webhook(body: WebhookIn, principal: Partner, uow: PartnersWor
 @router.post(
     "/webhook/rotate",
     response_model=Webhook,
+    responses={404: {"description": "no webhook registered"}},
     summary="A new secret; the old one keeps signing too for 24 hours",
 )
 async def rotate_secret(principal: Partner, uow: PartnersWork) -> Webhook:
