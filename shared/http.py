@@ -125,6 +125,9 @@ class InputPolicyMiddleware:
                 problems.append(("query", f"a parameter name {reason}"))
             elif (reason := text_problem(value, numeral=True)) is not None:
                 problems.append((f"query.{name}", reason))
+        for raw_name, raw_value in scope.get("headers") or []:
+            if (reason := text_problem(raw_value.decode("latin-1"))) is not None:
+                problems.append((f"header.{raw_name.decode('latin-1')}", reason))
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
         is_json = content_type == "application/json" or content_type.endswith("+json")

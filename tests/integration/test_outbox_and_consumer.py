@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from shared.messaging.consumer import EventConsumer
 from shared.messaging.deadletters import pending_dead_letters, replay_dead_letters
 from shared.messaging.kafka import TopicSpec, new_producer
 from shared.messaging.outbox import OutboxRelay, replay
+from shared.observability import QUIET_LOGGERS, JsonFormatter
 from tests.conftest import REPO, MakeDatabase
 from tests.integration.messaging_helpers import (
     make_relay,
@@ -279,8 +281,11 @@ async def test_two_consumers_in_one_group_split_the_partitions(
 
 
 async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
-    probe_databases, kafka: Broker
+    probe_databases, kafka: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # every level the services can log at, ...
+    for quiet in QUIET_LOGGERS:  # ... with the libraries held back as the services hold them
+        caplog.set_level(logging.WARNING, logger=quiet)
     _, consumer_db, consumer_url = probe_databases
     registry = probe_registry()
     topic = next(iter(registry.topics)).name
@@ -362,6 +367,12 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
     finally:
         stop.set()
         await task
+    # What the consumer logged about them names no value of theirs, as the services' JSON
+    # log lines would carry it.
+    formatter = JsonFormatter("probe")
+    lines = [formatter.format(record) for record in caplog.records]
+    assert any("dead-lettered" in line for line in lines)
+    assert not [line for line in lines if "Okafor" in line]
 
 
 async def _true(value: bool) -> bool:

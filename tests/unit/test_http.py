@@ -92,6 +92,10 @@ def test_a_control_character_is_refused_wherever_it_comes(api) -> None:
         headers={"content-type": "application/yaml"},
     )
     assert "line 2" in refused_fields(in_yaml)["body"]
+    in_header = api.post(
+        "/v1/notes", json={"text": "ok"}, headers={"Idempotency-Key": "key\x01one"}
+    )
+    assert "control character (U+0001)" in refused_fields(in_header)["header.idempotency-key"]
     # Tabs and line breaks belong in notes.
     assert api.post("/v1/notes", json={"text": "line one\n\tline two"}).status_code == 200
 
