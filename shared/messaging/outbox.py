@@ -21,7 +21,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import SmallInteger, cast, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import SessionFactory, plain_postgres_url, rows_affected
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 LANES = 32
 BACKLOG_EVERY_S = 5.0
+VERIFY_TOPICS_EVERY_S = 1.0
 # Namespace of the advisory locks the relay takes (pg_try_advisory_xact_lock(int, int)).
 _ADVISORY_NAMESPACE = 0x0B0C
 
@@ -57,20 +59,34 @@ class Outbox:
         return event
 
     async def add_event(self, session: AsyncSession, event: CloudEvent) -> None:
+        await session.execute(insert(outbox).values(**self._row(event)))
+
+    async def add_all(
+        self, session: AsyncSession, payloads: Iterable[tuple[BaseModel, str]]
+    ) -> list[CloudEvent]:
+        """Many events (payload, subject) in one statement, each recorded as ``add`` records
+        it, in the order given: a bulk step's events (a feed's flags) in one round trip."""
+        events = [
+            self.registry.envelope(payload, source=self.source, subject=subject)
+            for payload, subject in payloads
+        ]
+        if events:
+            await session.execute(insert(outbox), [self._row(event) for event in events])
+        return events
+
+    def _row(self, event: CloudEvent) -> dict[str, object]:
         event_type = self.registry.by_name(event.type)
         if event_type is None:
             raise KeyError(f"{event.type} is not a registered event type")
         key = event.partitionkey or event.subject or event.id
-        await session.execute(
-            insert(outbox).values(
-                event_id=event.id,
-                topic=event_type.topic.name,
-                message_key=key,
-                lane=lane_of(key),
-                event_type=event.type,
-                envelope=event.to_json(),
-            )
-        )
+        return {
+            "event_id": event.id,
+            "topic": event_type.topic.name,
+            "message_key": key,
+            "lane": lane_of(key),
+            "event_type": event.type,
+            "envelope": event.to_json(),
+        }
 
 
 async def backlog(session: AsyncSession) -> int:
@@ -113,6 +129,7 @@ class OutboxRelay:
         self._producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
         self._verify_topics_each_pass = verify_topics
+        self._topics_verified_at = float("-inf")
         # With a database URL the relay LISTENs for the outbox trigger's notifications and
         # wakes as a transaction commits; ``poll_interval`` is then only the fallback.
         self._wake_url = wake_on_commit_from
@@ -214,6 +231,16 @@ class OutboxRelay:
             )
             await ensure_topics(self._bootstrap, missing)
 
+    def _topics_due(self) -> bool:
+        """A metadata round trip on every pass costs each hop ~10 ms; once a second bounds
+        the window in which a freshly restarted Tansu could swallow records (a restart also
+        drops the producer's connection, and reconnecting creates the topics)."""
+        now = time.monotonic()
+        if now - self._topics_verified_at < VERIFY_TOPICS_EVERY_S:
+            return False
+        self._topics_verified_at = now
+        return True
+
     def _backlog_due(self) -> bool:
         """The backlog gauge is a count: refresh it every few seconds, not every pass."""
         now = time.monotonic()
@@ -242,25 +269,34 @@ class OutboxRelay:
                 OUTBOX_BACKLOG.set(await backlog(session))
         if not lanes:
             return 0
-        if self._verify_topics_each_pass:
+        if self._verify_topics_each_pass and self._topics_due():
             await self._verify_topics()
-        total = 0
-        for lane in sorted(lanes):
-            total += await self._publish_lane(lane)
-        return total
+        return await self._publish_lanes(sorted(lanes))
 
-    async def _publish_lane(self, lane: int) -> int:
+    async def _publish_lanes(self, lanes: list[int]) -> int:
+        """Every lane with work that no other relay holds, in one transaction: the lanes'
+        advisory locks, their rows in id order (so each key's events keep their order),
+        one batch of sends, one update. One transaction a pass, not one a lane."""
         assert self._producer is not None
         async with self._sessions() as session, session.begin():
-            locked = await session.scalar(
-                select(func.pg_try_advisory_xact_lock(_ADVISORY_NAMESPACE, lane))
+            candidates = (
+                func.unnest(cast(lanes, ARRAY(SmallInteger)))
+                .table_valued("lane")
+                .render_derived(name="candidate")
             )
+            locked = (
+                await session.scalars(
+                    select(candidates.c.lane).where(
+                        func.pg_try_advisory_xact_lock(_ADVISORY_NAMESPACE, candidates.c.lane)
+                    )
+                )
+            ).all()
             if not locked:
-                return 0  # another relay has this lane now
+                return 0  # other relays have these lanes now
             rows = (
                 await session.execute(
                     select(outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.envelope)
-                    .where(outbox.c.lane == lane, outbox.c.published_at.is_(None))
+                    .where(outbox.c.lane.in_(locked), outbox.c.published_at.is_(None))
                     .order_by(outbox.c.id)
                     .limit(self._batch_size)
                     .with_for_update(skip_locked=True)
