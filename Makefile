@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run demo test test-unit lint format bench asyncapi clean
+.PHONY: install browser run demo test test-unit lint format bench asyncapi clean
 
 install: $(STAMP)
 
@@ -28,7 +28,15 @@ demo: install  ## a realistic scenario through a stack of its own; prints what h
 # well. Each test file stays on one worker (its module fixtures are set up once).
 TEST_WORKERS ?= 3
 
-test: install  ## lint and type-check, then every test tier (unit, integration, e2e)
+# The browser tests (tests/e2e/test_partner_web_inbox.py) drive Debian's Chromium: installed
+# here when absent and running as root; otherwise they skip, saying so (under CI=true they fail).
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "installing Chromium for the browser tests (apt-get install chromium)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: install browser  ## lint and type-check, then every test tier (unit, integration, e2e)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile

@@ -33,6 +33,7 @@ from devtools.embedded import (
     port_open,
     with_database,
 )
+from devtools.mail import MailFolderServer
 from shared.auth import OrganisationKind, Role, mint_token
 from shared.db import create_engine, session_factory
 from shared.events.registry import Topic
@@ -55,6 +56,11 @@ class StackSettings(BaseSettings):
     risk_port: int = 8002
     partners_port: int = 8003
     broker_port: int = 9092
+    smtp_port: int | None = Field(
+        default=None,
+        description="the dev SMTP server (aiosmtpd); by default the partners port plus 22 "
+        "(8025), so stacks on other ports (tests, the demo) never share it",
+    )
     worker_metrics_port_offset: int = Field(
         default=100, description="Each worker serves /metrics on its API port plus this"
     )
@@ -63,6 +69,10 @@ class StackSettings(BaseSettings):
 
     def api_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
+
+    @property
+    def mail_port(self) -> int:
+        return self.smtp_port if self.smtp_port is not None else self.partners_port + 22
 
 
 def load_service(name: str) -> ServiceDefinition:
@@ -145,6 +155,8 @@ class Stack:
         self.echo = echo
         self.postgres: EmbeddedPostgres | None = None
         self.broker: TansuBroker | None = None
+        self.mail: MailFolderServer | None = None
+        self.mail_folder = self.state / "mail"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.database_urls: dict[str, str] = {}
         self._stopping = False
@@ -173,6 +185,12 @@ class Stack:
         )
         self.broker.start()
 
+        self.echo(f"starting the SMTP server (aiosmtpd) on port {self.settings.mail_port}…")
+        self.mail = MailFolderServer(
+            self.mail_folder, host=self.settings.host, port=self.settings.mail_port
+        )
+        self.mail.start()
+
         refilled = asyncio.run(self._prepare(admin_url))
         self.echo(
             "databases migrated; topics created"
@@ -194,7 +212,7 @@ class Stack:
             )
 
     def _check_ports_free(self) -> None:
-        ports = {"broker": self.settings.broker_port}
+        ports = {"broker": self.settings.broker_port, "SMTP": self.settings.mail_port}
         for name in SERVICE_NAMES:
             ports[f"{name} API"] = self.settings.api_port(name)
             ports[f"{name} worker metrics"] = self._metrics_port(name)
@@ -243,6 +261,13 @@ class Stack:
             "UPSTREAM_HTTP_PORT": str(self.settings.api_port(name)),
             "UPSTREAM_WORKER_METRICS_PORT": str(self._metrics_port(name)),
             "UPSTREAM_LOG_LEVEL": self.settings.log_level,
+            # the partners' emails go to the dev SMTP server, kept in .upstream/mail/
+            "UPSTREAM_SMTP_HOST": self.settings.host,
+            "UPSTREAM_SMTP_PORT": str(self.settings.mail_port),
+            "UPSTREAM_SMTP_TLS": "none",
+            "UPSTREAM_PUBLIC_BASE_URL": (
+                f"http://{self.settings.host}:{self.settings.api_port('partners')}"
+            ),
         }
         log = open(self.logs / f"{name}-{role}.log", "ab")  # noqa: SIM115
         try:
@@ -304,6 +329,10 @@ class Stack:
             lines.append(f"  {name:<10} {base}   docs {base}/docs   ready {base}/readyz")
         lines += [
             f"  broker     {self.settings.host}:{self.settings.broker_port} (Kafka protocol)",
+            f"  smtp       {self.settings.host}:{self.settings.mail_port} (aiosmtpd); every "
+            f"email kept in {self.mail_folder}",
+            f"  inbox      http://{self.settings.host}:{self.settings.partners_port}/inbox "
+            "(partners' web inbox: sign in by email link)",
             f"  logs       {self.logs}",
             "",
             "Development tokens (valid 12 hours; mint more with `upstream token`):",
@@ -352,6 +381,8 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if self.mail is not None:
+            self.mail.stop()
         if self.broker is not None:
             self.broker.stop()
         if self.postgres is not None:

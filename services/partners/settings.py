@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from shared.settings import Environment, ServiceSettings
@@ -37,6 +37,42 @@ class PartnersSettings(ServiceSettings):
         description="where partners reach this service (inbox links)",
     )
 
+    # -- the web inbox (services/partners/web) ---------------------------------------------
+    sign_in_link_minutes: float = Field(default=15, gt=0, description="a sign-in link's life")
+    sign_in_requests_per_window: int = Field(
+        default=5, ge=1, description="links one address may ask for per window"
+    )
+    sign_in_window_minutes: float = Field(default=15, gt=0)
+    web_session_hours: float = Field(default=8, gt=0, description="a web session's life")
+    web_cookie_secure: bool = Field(
+        default=True,
+        description="the session cookie is Secure (sent over https only; browsers also "
+        "send it to http://localhost). Refused off outside development",
+    )
+
+    # -- email notifications ----------------------------------------------------------------
+    mail_backend: str = Field(
+        default="smtp", pattern="^(smtp|notify)$", description="smtp, or GOV.UK Notify"
+    )
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=8025, ge=1, le=65535)
+    smtp_tls: str = Field(
+        default="none",
+        pattern="^(none|starttls|tls)$",
+        description="none (development only), starttls, or tls (implicit, port 465)",
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    mail_sender: str = "Upstream <no-reply@upstream.invalid>"
+    notify_api_key: SecretStr | None = None
+    notify_template_id: str | None = Field(
+        default=None, description="a Notify email template with ((subject)) and ((body))"
+    )
+    mail_max_attempts: int = Field(default=6, ge=1)
+    reminder_hours_before: float = Field(
+        default=1.0, gt=0, description="a reminder this long before an offer's deadline"
+    )
+
     @field_validator("webhook_allowed_private_hosts", mode="before")
     @classmethod
     def _hosts_from_text(cls, value: Any) -> Any:
@@ -54,4 +90,10 @@ class PartnersSettings(ServiceSettings):
                 f"UPSTREAM_ALLOW_HTTP_WEBHOOKS is refused in {self.environment.value}: "
                 "it lets webhooks go over http and to loopback, for development only"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _insecure_cookies_only_in_development(self) -> PartnersSettings:
+        if self.environment is not Environment.DEVELOPMENT and not self.web_cookie_secure:
+            raise ValueError("UPSTREAM_WEB_COOKIE_SECURE=false is for development only")
         return self

@@ -1,7 +1,9 @@
-"""What the partners worker sweeps: offers past their deadline, webhook deliveries due."""
+"""What the partners worker sweeps: offers past their deadline, webhook and email deliveries
+due, reminders of deadlines drawing near."""
 
 from __future__ import annotations
 
+from services.partners.service_layer.notifications import deliver_due_emails, queue_reminders
 from services.partners.service_layer.placement import expire_due_offers
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from services.partners.service_layer.webhooks import deliver_due_webhooks
@@ -16,7 +18,17 @@ async def deliver_webhooks(uow: PartnersUnitOfWork) -> int:
     return await deliver_due_webhooks(uow)
 
 
+async def deliver_emails(uow: PartnersUnitOfWork) -> int:
+    return await deliver_due_emails(uow)
+
+
+async def remind_partners(uow: PartnersUnitOfWork) -> int:
+    return await queue_reminders(uow)
+
+
 TIMERS = [
     Timer("offer deadlines", expire_offers, every_seconds=5.0),
     Timer("webhook deliveries", deliver_webhooks, every_seconds=1.0),
+    Timer("email deliveries", deliver_emails, every_seconds=1.0),
+    Timer("offer reminders", remind_partners, every_seconds=30.0),
 ]

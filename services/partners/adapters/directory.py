@@ -150,3 +150,21 @@ async def services_page(
         session, query.order_by(services.c.name, services.c.id).limit(limit).offset(offset)
     )
     return [plain(row) for row in rows], total
+
+
+async def service_ids_of(session: AsyncSession, organization_id: str) -> list[str]:
+    """The organisation's services, by name."""
+    rows = await fetch_all(
+        session,
+        select(services.c.id)
+        .where(services.c.organization_id == organization_id)
+        .order_by(services.c.name, services.c.id),
+    )
+    return [row["id"] for row in rows]
+
+
+async def organization_name(session: AsyncSession, organization_id: str) -> str | None:
+    row = await fetch_one(
+        session, select(organizations.c.name).where(organizations.c.id == organization_id)
+    )
+    return row["name"] if row is not None else None

@@ -50,10 +50,11 @@ class InboxRow:
     offer: Offer
     service_name: str
     packet: dict[str, Any] | None  # None once the case stopped
+    decision: dict[str, Any] | None = None  # the routing decision (score, reasons, why)
 
 
 def _inbox_row(row: RowMapping) -> InboxRow:
-    return InboxRow(offer_of(row), row["service_name"], row["packet"])
+    return InboxRow(offer_of(row), row["service_name"], row["packet"], row["decision"])
 
 
 async def inbox(session: AsyncSession, organization_id: str) -> list[InboxRow]:
@@ -149,3 +150,17 @@ async def active_count(session: AsyncSession, service_id: str) -> int:
         .where(offers.c.service_id == service_id, _status_in(ACTIVE_STATUSES))
     )
     return count or 0
+
+
+async def status_for(
+    session: AsyncSession, organization_id: str, offer_id: str
+) -> OfferStatus | None:
+    """The status of one of the partner's offers, whatever it is (for the page that says an
+    offer has gone); None if it is not the partner's."""
+    row = await fetch_one(
+        session,
+        select(offers.c.status).where(
+            offers.c.id == offer_id, offers.c.organization_id == organization_id
+        ),
+    )
+    return OfferStatus(row["status"]) if row is not None else None

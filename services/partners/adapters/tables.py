@@ -160,3 +160,74 @@ deliveries = Table(
     Column("delivered_at", DateTime(timezone=True)),
     Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
 )
+
+# -- the web inbox: sign-in by email, sessions, and email notifications ---------------------
+
+inbox_addresses = Table(
+    "inbox_addresses",
+    metadata,
+    Column("email", Text, primary_key=True),  # normalised: trimmed, lower case
+    Column(
+        "organization_id",
+        Uuid(as_uuid=False),
+        ForeignKey("organizations.id"),
+        nullable=False,
+        index=True,
+    ),
+    _at("created_at"),
+)
+
+sign_in_links = Table(
+    "sign_in_links",
+    metadata,
+    Column("token_hash", Text, primary_key=True),  # SHA-256 of the token: never the token
+    Column("email", Text, nullable=False),
+    Column("organization_id", Uuid(as_uuid=False), nullable=False),
+    Column("next_path", Text),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    _at("created_at"),
+)
+
+sign_in_requests = Table(
+    "sign_in_requests",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("address_key", Text, nullable=False),  # SHA-256 of the address asked for
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_sign_in_requests_key", "address_key", "at"),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("organization_id", Uuid(as_uuid=False), nullable=False),
+    Column("email", Text, nullable=False),
+    Column("csrf_token", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    _at("created_at"),
+)
+
+email_deliveries = Table(
+    "email_deliveries",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("organization_id", Uuid(as_uuid=False), nullable=False, index=True),
+    Column("offer_id", Uuid(as_uuid=False)),
+    Column("kind", Text, nullable=False),  # offer.made | offer.reminder | offer.expired
+    Column("to_address", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),  # no personal data: need, urgency, deadline, link
+    Column("status", Text, nullable=False),  # pending | delivered | failed
+    Column("attempts", SmallInteger, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    _at("created_at"),
+    Column("delivered_at", DateTime(timezone=True)),
+    UniqueConstraint("offer_id", "kind", "to_address"),
+    Index(
+        "ix_email_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")
+    ),
+)

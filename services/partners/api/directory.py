@@ -20,12 +20,13 @@ from services.partners.api.schemas import (
     AgreementIn,
     Created,
     ImportReport,
+    InboxAddresses,
     OrganizationIn,
     PauseIn,
     ServiceIn,
     ServiceLoad,
 )
-from services.partners.service_layer import directory
+from services.partners.service_layer import directory, web_access
 from shared.vocabulary import PartnerKind
 
 router = APIRouter(prefix="/v1", tags=["directory"])
@@ -51,6 +52,29 @@ async def set_agreement(
 ) -> Created:
     await directory.set_agreement(uow, str(organization_id), body)
     return Created(id=str(organization_id))
+
+
+@router.put(
+    "/organizations/{organization_id}/inbox-addresses",
+    response_model=InboxAddresses,
+    summary="Set the addresses that sign in to a partner's web inbox and get its emails",
+)
+async def set_inbox_addresses(
+    organization_id: uuid.UUID, body: InboxAddresses, principal: Operator, uow: PartnersWork
+) -> InboxAddresses:
+    saved = await web_access.register_addresses(uow, str(organization_id), body.addresses)
+    return InboxAddresses(addresses=saved)
+
+
+@router.get(
+    "/organizations/{organization_id}/inbox-addresses",
+    response_model=InboxAddresses,
+    summary="The addresses that sign in to a partner's web inbox",
+)
+async def inbox_addresses(
+    organization_id: uuid.UUID, principal: Operator, uow: PartnersWork
+) -> InboxAddresses:
+    return InboxAddresses(addresses=await web_access.inbox_addresses(uow, str(organization_id)))
 
 
 @router.post(

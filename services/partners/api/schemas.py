@@ -31,6 +31,11 @@ class Offer(BaseModel):
     packet: dict[str, Any] | None = Field(
         default=None, description="what the partner needs to contact and help the resident"
     )
+    routing_reasons: list[str] | None = Field(
+        default=None,
+        description="why this offer came to this partner: the checks its service passed and "
+        "the ranking factors, in plain words",
+    )
 
 
 class DeclineIn(BaseModel):
@@ -116,3 +121,10 @@ class Gap(BaseModel):
     need: str
     reason: str
     cases: int
+
+
+class InboxAddresses(BaseModel):
+    """The addresses that may sign in to a partner's web inbox and receive its emails."""
+
+    model_config = ConfigDict(extra="forbid")
+    addresses: list[str] = Field(max_length=50, description="email addresses")

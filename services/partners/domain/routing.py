@@ -78,6 +78,8 @@ class Decision:
     ranked: tuple[Ranked, ...]
     excluded: dict[str, str] = field(default_factory=dict)  # service id -> why
     unroutable_reason: str | None = None
+    # service id -> "service (organisation)", for the plain-words reasons (``why``)
+    excluded_names: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def chosen(self) -> Ranked | None:
@@ -178,15 +180,81 @@ def _score(candidate: Candidate, request: NeedToRoute) -> Ranked:
 def route(request: NeedToRoute, candidates: Iterable[Candidate]) -> Decision:
     remaining: Sequence[Candidate] = list(candidates)
     excluded: dict[str, str] = {}
+    names: dict[str, str] = {}
     for name, test, sentence in _filters(request):
         kept = [c for c in remaining if test(c)]
         for candidate in remaining:
             if candidate not in kept:
                 excluded[candidate.service_id] = name
+                names[candidate.service_id] = (
+                    f"{candidate.service_name} ({candidate.organization_name})"
+                )
         if not kept:
-            return Decision((), excluded, sentence)
+            return Decision((), excluded, sentence, names)
         remaining = kept
     ranked = sorted(
         (_score(c, request) for c in remaining), key=lambda r: (-r.score, r.candidate.service_id)
     )
-    return Decision(tuple(ranked), excluded)
+    return Decision(tuple(ranked), excluded, None, names)
+
+
+# -- why this partner -----------------------------------------------------------------------
+
+# What each filter checked, in plain words: passed by the chosen service, failed by those
+# excluded at that step.
+_PASSED = {
+    "need": "meets the need",
+    "active": "is open (not paused or inactive)",
+    "area": "covers the resident's area",
+    "eligibility": "takes someone of the resident's age",
+    "language": "speaks the resident's language or offers interpretation",
+    "agreement": "has a data-sharing agreement covering this case",
+    "not tried": "has not been offered this need before",
+    "capacity": "has capacity",
+}
+_FAILED = {
+    "need": "does not meet the need",
+    "active": "is paused or inactive",
+    "area": "does not cover the resident's area",
+    "eligibility": "does not take someone of the resident's age",
+    "language": "does not speak the resident's language or offer interpretation",
+    "agreement": "has no data-sharing agreement covering this case",
+    "not tried": "has already been offered this need",
+    "capacity": "is at capacity",
+}
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why a need went to this partner, in plain words: the filters it passed, the ranking
+    factors that put it first, and the other candidates and why they were not chosen. The
+    first two are about the partner itself (shown to it); the last only to the council."""
+
+    score: float
+    passed: tuple[str, ...]
+    ranking: tuple[str, ...]
+    excluded: tuple[str, ...]
+
+
+def why(decision: Decision) -> Why | None:
+    """The reasons of a decision that chose a candidate (None if it chose none)."""
+    chosen = decision.chosen
+    if chosen is None:
+        return None
+    names = {r.candidate.service_id: r.candidate for r in decision.ranked}
+    passed = tuple(_PASSED.values())
+    ranking = (
+        f"ranked first of {len(decision.ranked)} with {chosen.score:g} of 100",
+        *chosen.reasons,
+    )
+    runners_up = tuple(
+        f"{r.candidate.service_name} ({r.candidate.organization_name}): ranked lower, "
+        f"{r.score:g} of 100"
+        for r in decision.ranked[1:]
+    )
+    excluded = tuple(
+        f"{decision.excluded_names.get(service_id, service_id)}: {_FAILED.get(step, step)}"
+        for service_id, step in sorted(decision.excluded.items())
+        if service_id not in names
+    )
+    return Why(chosen.score, passed, ranking, runners_up + excluded)

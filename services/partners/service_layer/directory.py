@@ -330,3 +330,15 @@ async def gaps(uow: PartnersUnitOfWork) -> list[Gap]:
         Gap(council=row["council"], need=row["need"], reason=row["reason"], cases=row["cases"])
         for row in await placement_store.gaps(uow.session)
     ]
+
+
+async def organization_services(uow: PartnersUnitOfWork, organization_id: str) -> list[ServiceLoad]:
+    """The organisation's services with their capacity, load and whether they are paused
+    (the web inbox's services page)."""
+    editor = Editor(organization_id, is_operator=False)
+    ids = await store.service_ids_of(uow.session, organization_id)
+    return [await service_load(uow, editor, service_id) for service_id in ids]
+
+
+async def organization_name(uow: PartnersUnitOfWork, organization_id: str) -> str:
+    return await store.organization_name(uow.session, organization_id) or "your organisation"

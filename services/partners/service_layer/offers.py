@@ -37,6 +37,9 @@ class InboxOffer:
     respond_by: datetime
     outcome: Outcome | None
     packet: dict[str, Any] | None
+    # why this partner, as far as it is about the partner itself (the filters it passed and
+    # the ranking factors; never the other candidates)
+    routing_reasons: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,25 @@ def _inbox_offer(row: InboxRow) -> InboxOffer:
         respond_by=offer.respond_by,
         outcome=offer.outcome,
         packet=row.packet if offer.status in lifecycle.ACTIVE_STATUSES else None,
+        routing_reasons=_about_the_partner(row.decision),
     )
+
+
+def _about_the_partner(decision: dict[str, Any] | None) -> list[str] | None:
+    why = (decision or {}).get("why")
+    if not why:
+        return None
+    return [*why.get("passed", []), *why.get("ranking", [])]
+
+
+async def gone_status(
+    uow: PartnersUnitOfWork, partner_id: str, offer_id: str
+) -> OfferStatus | None:
+    """Whether one of the partner's offers has gone (declined, expired, withdrawn), for a
+    page that says so and shows nothing of the case; None if the offer is not the partner's
+    or has not gone."""
+    status = await store.status_for(uow.session, partner_id, offer_id)
+    return status if status in lifecycle.GONE_STATUSES else None
 
 
 async def list_offers(uow: PartnersUnitOfWork, partner_id: str) -> list[InboxOffer]:

@@ -21,10 +21,22 @@ from services.partners.domain.placement import (
     RouteRequestStatus,
     reason_to_give_up,
 )
-from services.partners.domain.routing import NeedToRoute, route
+from services.partners.domain.routing import NeedToRoute, route, why
+from services.partners.service_layer.notifications import (
+    OFFER_EXPIRED,
+    OFFER_MADE,
+    OfferNotice,
+    queue_offer_email,
+)
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from services.partners.service_layer.webhooks import queue_webhook
-from shared.events.payloads import CaseUnroutable, OfferExpired, OfferWithdrawn, ReferralOffered
+from shared.events.payloads import (
+    CaseUnroutable,
+    OfferExpired,
+    OfferWithdrawn,
+    ReferralOffered,
+    RoutingReasons,
+)
 from shared.vocabulary import LawfulBasis, OfferStatus, PartnerKind
 
 
@@ -95,6 +107,14 @@ async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> O
     packet = request.packet or {}
     respond_by = lifecycle.respond_by(now, packet.get("urgency"), settings.response_hours)
     service = chosen.candidate
+    reasons = why(decision)
+    assert reasons is not None  # a candidate was chosen
+    routing_reasons = RoutingReasons(
+        score=reasons.score,
+        passed=list(reasons.passed),
+        ranking=list(reasons.ranking),
+        excluded=list(reasons.excluded),
+    )
     offer = await offer_store.add(
         session,
         id=uow.new_id(),
@@ -110,6 +130,7 @@ async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> O
             "score": chosen.score,
             "reasons": list(chosen.reasons),
             "excluded": decision.excluded,
+            "why": routing_reasons.model_dump(mode="json"),
         },
         created_at=now,
         updated_at=now,
@@ -133,6 +154,7 @@ async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> O
             service_name=service.service_name,
             respond_by=respond_by,
             attempt=offer.attempt,
+            routing_reasons=routing_reasons,
             at=now,
         ),
         subject=offer.case_id,
@@ -151,6 +173,9 @@ async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> O
         },
         now=now,
     )
+    urgency = str(packet.get("urgency") or "")
+    notice = OfferNotice(OFFER_MADE, offer.id, need, urgency, respond_by)
+    await queue_offer_email(uow, service.organization_id, notice, now=now)
     return offer
 
 
@@ -259,5 +284,7 @@ async def expire_due_offers(uow: PartnersUnitOfWork, *, limit: int = 100) -> int
                 webhook={},
                 now=now,
             )
+            notice = OfferNotice(OFFER_EXPIRED, offer.id, offer.need, "", offer.respond_by)
+            await queue_offer_email(uow, offer.organization_id, notice, now=now)
             await place(uow, offer.request_id, now=now)
     return len(due)

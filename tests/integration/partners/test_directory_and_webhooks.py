@@ -20,6 +20,7 @@ from services.partners.timers import deliver_webhooks, expire_offers
 from shared.auth import OrganisationKind, Role
 from shared.events.envelope import utc_now
 from shared.vocabulary import LawfulBasis, PartnerKind
+from tests.conftest import REPO
 from tests.integration.partners.conftest import PartnersApi, work_on
 from tests.support.infrastructure import standards_dir
 
@@ -221,6 +222,13 @@ async def test_webhooks_are_signed_retried_after_a_500_or_a_timeout_and_logged(
     assert not verify(secret, headers[SIGNATURE_HEADER], body + b" ", now=int(time.time()))
     payload = json.loads(body)
     assert payload["event"] == "offer.made" and payload["packet"]["first_name"] == "Amina"
+    # The receiver a partner copies from docs/partners.md accepts the real delivery and
+    # refuses a tampered one or a stale one.
+    documented = documented_python_receiver()
+    assert documented(secret, headers[SIGNATURE_HEADER], body)
+    assert not documented(secret, headers[SIGNATURE_HEADER], body.replace(b"Amina", b"Anita"))
+    assert not documented(secret, headers[SIGNATURE_HEADER], body, now=time.time() + 600)
+    assert headers["Upstream-Delivery"], "a receiver deduplicates by the delivery id"
 
     # Rotation without a gap: for a day, deliveries carry both signatures.
     rotated = (await partners.client.post("/v1/inbox/webhook/rotate", headers=me)).json()
@@ -231,6 +239,7 @@ async def test_webhooks_are_signed_retried_after_a_500_or_a_timeout_and_logged(
     assert json.loads(body)["event"] == "offer.expired"
     for key in (secret, rotated["secret"]):
         assert verify(key, headers[SIGNATURE_HEADER], body, now=int(time.time()))
+        assert documented(key, headers[SIGNATURE_HEADER], body)
     receiver.server.shutdown()
 
 
@@ -318,3 +327,13 @@ async def test_the_sender_connects_to_the_address_checked_and_speaks_to_the_name
     delivered = (await partners.client.get("/v1/inbox/webhook/deliveries", headers=me)).json()
     assert delivered[0]["status"] == "delivered"
     receiver.server.shutdown()
+
+
+def documented_python_receiver():
+    """The Python receiver exactly as docs/partners.md shows it."""
+    text = (REPO / "docs" / "partners.md").read_text()
+    heading = text.index("### Verifying a delivery: copy-paste receivers")
+    code = text[heading:].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "docs/partners.md", "exec"), namespace)
+    return namespace["verify_upstream_delivery"]

@@ -155,3 +155,16 @@ def test_ties_are_broken_by_service_id_whatever_the_order() -> None:
             "b-food",
             "c-food",
         ]
+
+
+def test_why_says_in_plain_words_what_put_the_partner_first_and_who_was_left_out() -> None:
+    from services.partners.domain.routing import why
+
+    full = service("full", service_name="Full Pantry", load=10)
+    chosen = service("open", service_name="Open Pantry")
+    reasons = why(route(request(), [full, chosen]))
+    assert reasons is not None
+    assert "has capacity" in reasons.passed
+    assert reasons.ranking[0].startswith("ranked first of 1 with")
+    assert reasons.excluded == ("Full Pantry (Org full): is at capacity",)
+    assert why(route(request(), [full])) is None
