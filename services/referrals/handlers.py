@@ -107,6 +107,9 @@ async def on_offer_made(event: ReferralOffered, uow: ReferralsUnitOfWork) -> Non
         partner_name=event.partner_name,
         service_name=event.service_name,
         respond_by=event.respond_by,
+        routing_reasons=(
+            event.routing_reasons.model_dump(mode="json") if event.routing_reasons else None
+        ),
     )
     await cases.record_offer_change(uow, change)
 

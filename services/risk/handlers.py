@@ -1,12 +1,12 @@
 """The events the risk service consumes: referrals received (assessed at once, with whatever
-signals it holds for the resident), and cases opened and closed."""
+signals it holds for the resident), cases opened and closed, and residents merged."""
 
 from __future__ import annotations
 
 from services.risk.domain.rules import ReferralFacts
-from services.risk.service_layer import assessments
+from services.risk.service_layer import assessments, profiles
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
-from shared.events.payloads import CaseClosed, CaseOpened, ReferralReceived
+from shared.events.payloads import CaseClosed, CaseOpened, ReferralReceived, ResidentsMerged
 from shared.messaging.handlers import EventHandlers
 
 EVENT_HANDLERS = EventHandlers[RiskUnitOfWork]()
@@ -41,3 +41,15 @@ async def on_case_opened(event: CaseOpened, uow: RiskUnitOfWork) -> None:
 @EVENT_HANDLERS.on(CaseClosed)
 async def on_case_closed(event: CaseClosed, uow: RiskUnitOfWork) -> None:
     await assessments.record_case_closed(uow, event.case_id)
+
+
+@EVENT_HANDLERS.on(ResidentsMerged)
+async def on_residents_merged(event: ResidentsMerged, uow: RiskUnitOfWork) -> None:
+    await profiles.relink_profiles(
+        uow,
+        profiles.ResidentsMerge(
+            council=event.council,
+            merged_keys=tuple(event.merged_resident_keys),
+            into_keys=tuple(event.into_resident_keys),
+        ),
+    )

@@ -26,6 +26,7 @@ from shared.events.payloads import (
     ReferralOffered,
     ReferralReceived,
     ResidentFlagged,
+    ResidentsMerged,
     RiskAssessed,
 )
 from shared.events.registry import EventRegistry, Topic
@@ -89,6 +90,13 @@ _EVENTS: list[tuple[str, type[BaseModel], Topic, str, DataClassification]] = [
         REFERRALS_CASES,
         "The resident withdrew consent: routing stops, open offers are withdrawn",
         _OPERATIONAL,
+    ),
+    (
+        "referrals.residents.merged",
+        ResidentsMerged,
+        REFERRALS_CASES,
+        "Two records of one resident were merged (and their open cases)",
+        _PSEUDONYMOUS,
     ),
     (
         "risk.case.assessed",

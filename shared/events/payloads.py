@@ -102,6 +102,20 @@ class ConsentWithdrawn(_Payload):
     withdrawn_at: datetime
 
 
+class ResidentsMerged(_Payload):
+    """A caseworker found two residents to be one person: ``merged`` is now part of
+    ``into`` (and its open case part of the survivor's). The risk service re-links the
+    resident's profiles. Pseudonymous keys only."""
+
+    merge_id: str
+    council: str
+    merged_resident_keys: list[str] = Field(description="keys of the record merged away")
+    into_resident_keys: list[str] = Field(description="keys of the record that stays")
+    merged_case_id: str | None = Field(default=None, description="its open case, now withdrawn")
+    survivor_case_id: str | None = None
+    merged_at: datetime
+
+
 # -- risk.assessments.v1 ---------------------------------------------------------------
 
 
@@ -161,12 +175,26 @@ class _OfferEvent(_Payload):
     at: datetime
 
 
+class RoutingReasons(_Payload):
+    """Why this partner, in plain words: for the caseworker's case and timeline."""
+
+    score: float = Field(description="the chosen service's ranking score, out of 100")
+    passed: list[str] = Field(default=[], description="the filters the service passed")
+    ranking: list[str] = Field(default=[], description="the ranking factors that put it first")
+    excluded: list[str] = Field(
+        default=[], description="the other candidates and why they were not chosen"
+    )
+
+
 class ReferralOffered(_OfferEvent):
     partner_name: str
     service_id: str
     service_name: str
     respond_by: datetime
     attempt: int = 1
+    routing_reasons: RoutingReasons | None = Field(
+        default=None, description="why this partner (none from producers before it was added)"
+    )
 
 
 class OfferAccepted(_OfferEvent):

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, false, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.adapters import Row
+from services.referrals.adapters.holds import case_is_held
 from services.referrals.adapters.scope import cases_visible_to
 from services.referrals.adapters.tables import (
     cases,
@@ -62,6 +63,18 @@ async def lock_open_case_of(session: AsyncSession, resident_id: str, council: st
     return await lock_case(session, found["id"]) if found else None
 
 
+async def open_case_of(session: AsyncSession, resident_id: str, council: str) -> Row | None:
+    """The resident's one open case in the council (not locked); None if there is none."""
+    return await fetch_one(
+        session,
+        select(cases).where(
+            cases.c.resident_id == resident_id,
+            cases.c.council == council,
+            cases.c.status.in_([s.value for s in OPEN_STATUSES]),
+        ),
+    )
+
+
 async def insert_case(session: AsyncSession, **values: Any) -> Row:
     inserted = await fetch_one(session, cases.insert().values(**values).returning(cases))
     assert inserted is not None  # INSERT … RETURNING returns the row
@@ -77,7 +90,8 @@ async def update_case(session: AsyncSession, case_id: str, **values: Any) -> Row
     return updated
 
 
-_QUEUE = select(cases, residents.c.given_name, residents.c.family_name).join(
+_HELD = case_is_held()
+_QUEUE = select(cases, residents.c.given_name, residents.c.family_name, _HELD.label("held")).join(
     residents, residents.c.id == cases.c.resident_id
 )
 
@@ -94,11 +108,12 @@ async def queue(
     origin: str | None = None,
     opened_from: datetime | None = None,
     opened_before: datetime | None = None,
-    after: tuple[int, datetime, str] | None = None,
+    after: tuple[bool, int, datetime, str] | None = None,
     limit: int,
 ) -> Sequence[Row]:
-    """Visible cases with their resident's name, most urgent first, then oldest; keyset
-    paged from ``after`` (priority, opened, id)."""
+    """Visible cases with their resident's name: those with a need held for a possible
+    duplicate first, then most urgent, then oldest; keyset paged from ``after`` (held,
+    priority, opened, id)."""
     query = _QUEUE.where(cases_visible_to(principal))
     if statuses:
         query = query.where(cases.c.status.in_(statuses))
@@ -117,12 +132,15 @@ async def queue(
     if opened_before:
         query = query.where(cases.c.created_at < opened_before)
     if after:
-        priority, created, case_id = after
+        held, priority, created, case_id = after
+        same_rank = and_(_HELD if held else ~_HELD)
         query = query.where(
             or_(
-                cases.c.priority < priority,
-                and_(cases.c.priority == priority, cases.c.created_at > created),
+                and_(~_HELD) if held else false(),
+                and_(same_rank, cases.c.priority < priority),
+                and_(same_rank, cases.c.priority == priority, cases.c.created_at > created),
                 and_(
+                    same_rank,
                     cases.c.priority == priority,
                     cases.c.created_at == created,
                     cases.c.id > case_id,
@@ -131,7 +149,9 @@ async def queue(
         )
     return await fetch_all(
         session,
-        query.order_by(cases.c.priority.desc(), cases.c.created_at, cases.c.id).limit(limit),
+        query.order_by(_HELD.desc(), cases.c.priority.desc(), cases.c.created_at, cases.c.id).limit(
+            limit
+        ),
     )
 
 

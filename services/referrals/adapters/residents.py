@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, true, update
+from sqlalchemy import ColumnElement, func, or_, select, true, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.adapters import Row
 from services.referrals.adapters.tables import cases, possible_duplicates, referrals, residents
 from services.referrals.domain.lifecycle import OPEN_STATUSES
+from services.referrals.domain.matching import (
+    BlockingKeys,
+    district_of,
+    email_key,
+    phone_key,
+    phonetic_key,
+)
 from shared.auth import OrganisationKind, Principal
 from shared.db import fetch_all, fetch_one, rows_affected
 
@@ -31,19 +38,96 @@ async def lock_family(session: AsyncSession, council: str, norm_family: str) -> 
     )
 
 
+# No person is compared with more residents than this (the strongest keys come first).
+CANDIDATE_LIMIT = 200
+
+
+ARM_LIMIT = 50
+
+
+def candidate_ids(council: str, keys: BlockingKeys) -> Any:
+    """Ids of the council's residents sharing any blocking key, each key through its own
+    index (one arm per key, so each arm leads with the council). The name arms, when the
+    date of birth is known, take only residents born the same year or with no date (so
+    does the postcode's): a common name is shared by hundreds in a borough, a postcode by
+    dozens."""
+
+    def arm(*conditions: ColumnElement[bool]) -> Any:
+        return (
+            select(residents.c.id)
+            .where(residents.c.council == council, residents.c.merged_into.is_(None), *conditions)
+            .limit(ARM_LIMIT)
+        )
+
+    born = (
+        or_(
+            residents.c.date_of_birth.is_(None),
+            residents.c.date_of_birth.between(
+                date(keys.birth_year, 1, 1), date(keys.birth_year, 12, 31)
+            ),
+        )
+        if keys.birth_year
+        else true()
+    )
+    arms = []
+    if keys.dates_of_birth:
+        arms.append(arm(residents.c.date_of_birth.in_(keys.dates_of_birth)))
+    family, given = residents.c.family_key, residents.c.given_key
+    arms.append(arm(family == keys.family_key, given == keys.given_key, born))
+    if keys.family_key != keys.given_key:
+        arms.append(arm(family == keys.given_key, given == keys.family_key, born))
+    if keys.district:
+        arms.append(
+            arm(residents.c.postcode_district == keys.district, family == keys.family_key, born)
+        )
+    if keys.postcode:
+        arms.append(arm(residents.c.postcode == keys.postcode, born))
+    if keys.uprn:
+        arms.append(arm(residents.c.uprn == keys.uprn))
+    if keys.phone:
+        arms.append(arm(residents.c.phone_key == keys.phone))
+    if keys.email:
+        arms.append(arm(residents.c.email_key == keys.email))
+    return union(*(a.subquery().select() for a in arms)).subquery()
+
+
 async def match_candidates(
-    session: AsyncSession, council: str, norm_family: str, uprn: str | None
+    session: AsyncSession, council: str, keys: BlockingKeys
 ) -> Sequence[Row]:
-    """Residents of the council who might be this person: same family name, or same UPRN."""
-    same_uprn = residents.c.uprn == uprn if uprn else false()
+    """Residents of the council who might be this person: any blocking key in common."""
+    ids = candidate_ids(council, keys)
     return await fetch_all(
         session,
-        select(residents).where(
-            residents.c.council == council,
-            residents.c.merged_into.is_(None),
-            or_(residents.c.norm_family == norm_family, same_uprn),
-        ),
+        select(
+            residents.c.id,
+            residents.c.given_name,
+            residents.c.family_name,
+            residents.c.date_of_birth,
+            residents.c.postcode,
+            residents.c.uprn,
+            residents.c.phone,
+            residents.c.email,
+        )
+        .where(residents.c.id.in_(select(ids.c.id)))
+        .limit(CANDIDATE_LIMIT),
     )
+
+
+def key_columns(values: dict[str, Any]) -> dict[str, Any]:
+    """The blocking-key columns for the given (normalised) name, postcode, phone and email;
+    only those whose source is among ``values``."""
+    keys: dict[str, Any] = {}
+    if "norm_given" in values:
+        keys["given_key"] = phonetic_key(values["norm_given"])
+    if "norm_family" in values:
+        keys["family_key"] = phonetic_key(values["norm_family"])
+    if "postcode" in values:
+        keys["postcode_district"] = district_of(values["postcode"])
+    if "phone" in values:
+        keys["phone_key"] = phone_key(values["phone"])
+    if "email" in values:
+        keys["email_key"] = email_key(values["email"])
+    return keys
 
 
 async def resident(session: AsyncSession, resident_id: str) -> Row:
@@ -57,12 +141,14 @@ async def update_contact(
     session: AsyncSession, resident_id: str, contact: dict[str, Any], *, now: datetime
 ) -> None:
     await session.execute(
-        update(residents).where(residents.c.id == resident_id).values(**contact, updated_at=now)
+        update(residents)
+        .where(residents.c.id == resident_id)
+        .values(**contact, **key_columns(contact), updated_at=now)
     )
 
 
 async def insert_resident(session: AsyncSession, **values: Any) -> None:
-    await session.execute(residents.insert().values(**values))
+    await session.execute(residents.insert().values(**values, **key_columns(values)))
 
 
 async def insert_possible_duplicate(
@@ -73,6 +159,8 @@ async def insert_possible_duplicate(
     resident_id: str,
     candidate_id: str,
     reason: str,
+    score: float,
+    contributions: list[dict[str, Any]],
 ) -> None:
     await session.execute(
         possible_duplicates.insert().values(
@@ -81,6 +169,8 @@ async def insert_possible_duplicate(
             resident_id=resident_id,
             candidate_id=candidate_id,
             reason=reason,
+            score=score,
+            contributions=contributions,
             status="open",
         )
     )
@@ -170,6 +260,8 @@ async def duplicates_of(session: AsyncSession, resident_id: str) -> Sequence[Row
             possible_duplicates.c.candidate_id,
             possible_duplicates.c.reason,
             possible_duplicates.c.status,
+            possible_duplicates.c.score,
+            possible_duplicates.c.contributions,
         ).where(
             or_(
                 possible_duplicates.c.resident_id == resident_id,

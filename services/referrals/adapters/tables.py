@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -57,6 +58,18 @@ residents = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_residents_council_family", "council", "norm_family"),
     Index("ix_residents_council_uprn", "council", "uprn"),
+    # Blocking keys for the candidate search (domain/matching.py, blocking_keys).
+    Column("given_key", Text),  # phonetic key of the given name
+    Column("family_key", Text),  # phonetic key of the family name
+    Column("postcode_district", Text),
+    Column("phone_key", Text),  # last ten digits
+    Column("email_key", Text),  # case folded
+    Index("ix_residents_council_dob", "council", "date_of_birth"),
+    Index("ix_residents_council_name_keys", "council", "family_key", "given_key"),
+    Index("ix_residents_council_district_family", "council", "postcode_district", "family_key"),
+    Index("ix_residents_council_postcode", "council", "postcode"),
+    Index("ix_residents_council_phone", "council", "phone_key"),
+    Index("ix_residents_council_email", "council", "email_key"),
 )
 
 _status_timestamps = [
@@ -90,6 +103,8 @@ cases = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     *_status_timestamps,
     Index("ix_cases_queue", "council", "priority", "created_at", "id"),
+    # Set when this case was merged into another (the same resident, referred twice).
+    Column("merged_into_case", Uuid(as_uuid=False), ForeignKey("cases.id")),
     # One open case per resident per council, whatever races the API and the consumers run.
     Index(
         "uq_cases_one_open_per_resident",
@@ -171,6 +186,8 @@ possible_duplicates = Table(
     Column("candidate_id", Uuid(as_uuid=False), ForeignKey("residents.id"), nullable=False),
     Column("reason", Text, nullable=False),
     Column("status", Text, nullable=False),  # open | confirmed | rejected
+    Column("score", Float),  # the match weight (domain/matching.py)
+    Column("contributions", JSONB),  # [{field, agreement, weight}]
     Column("decided_by", Text),
     Column("decided_at", DateTime(timezone=True)),
     _created(),
@@ -192,6 +209,8 @@ offers = Table(
     Column("outcome", Text),
     Column("note", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # why this partner, in plain words (shared.events.payloads.RoutingReasons), from the offer
+    Column("routing_reasons", JSONB),
 )
 
 idempotency_keys = Table(
@@ -203,4 +222,40 @@ idempotency_keys = Table(
     Column("status_code", SmallInteger, nullable=False),
     Column("response", JSONB, nullable=False),
     _created(),
+)
+
+# A need of a new case held back from partners while a caseworker settles a possible
+# duplicate whose resident already has an open case routed for that need.
+routing_holds = Table(
+    "routing_holds",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("case_id", Uuid(as_uuid=False), ForeignKey("cases.id"), nullable=False),
+    Column("need", Text, nullable=False),
+    Column(
+        "duplicate_id", Uuid(as_uuid=False), ForeignKey("possible_duplicates.id"), nullable=False
+    ),
+    Column("other_case_id", Uuid(as_uuid=False), ForeignKey("cases.id"), nullable=False),
+    Column("status", Text, nullable=False),  # held | released | merged
+    _created(),
+    Column("settled_at", DateTime(timezone=True)),
+    Index("ix_routing_holds_case", "case_id", "status"),
+    Index("ix_routing_holds_duplicate", "duplicate_id"),
+)
+
+# Two open cases of one person merged into one: what moved, so the merge can be undone.
+case_merges = Table(
+    "case_merges",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("council", Text, nullable=False),
+    Column("merged_resident_id", Uuid(as_uuid=False), ForeignKey("residents.id"), nullable=False),
+    Column("into_resident_id", Uuid(as_uuid=False), ForeignKey("residents.id"), nullable=False),
+    Column("merged_case_id", Uuid(as_uuid=False), ForeignKey("cases.id")),
+    Column("survivor_case_id", Uuid(as_uuid=False), ForeignKey("cases.id")),
+    Column("moved", JSONB, nullable=False),  # ids of what moved, the survivor's values before
+    Column("merged_by", Text, nullable=False),
+    _created(),
+    Column("undone_at", DateTime(timezone=True)),
+    Column("undone_by", Text),
 )

@@ -225,6 +225,11 @@ class CaseSummary(BaseModel):
     resident_name: str
     opened_at: datetime
     updated_at: datetime
+    held_for_duplicate: bool = Field(
+        False,
+        description="a need is held back from partners until a caseworker settles a possible "
+        "duplicate (these come first)",
+    )
 
 
 class CasePage(BaseModel):
@@ -237,6 +242,12 @@ class Acknowledged(BaseModel):
     status: str
 
 
+class FieldContribution(BaseModel):
+    field: str = Field(description="given name, family name, date of birth, postcode, …")
+    agreement: str = Field(description="exact, known variant, close, sounds alike, …")
+    weight: float = Field(description="its match weight (bits); negative when it disagrees")
+
+
 class PossibleDuplicate(BaseModel):
     id: str
     council: str
@@ -247,6 +258,19 @@ class PossibleDuplicate(BaseModel):
     reason: str
     status: str
     created_at: datetime
+    score: float | None = Field(
+        None,
+        description="the match weight: 10 or more is listed here, 20 with an exact name "
+        "and the same home attaches",
+    )
+    contributions: list[FieldContribution] = Field(
+        default=[], description="what each field added to the score"
+    )
+    held_needs: list[str] = Field(
+        default=[],
+        description="needs of the newer resident's case held back from partners until this "
+        "is confirmed or rejected (listed first)",
+    )
 
 
 class MergeIn(BaseModel):

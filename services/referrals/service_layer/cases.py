@@ -19,6 +19,7 @@ from typing import Any
 
 from services.referrals.adapters import Row
 from services.referrals.adapters import cases as cases_db
+from services.referrals.adapters import holds as holds_db
 from services.referrals.adapters import residents as residents_db
 from services.referrals.domain.actors import (
     PARTNERS_SERVICE,
@@ -43,7 +44,7 @@ from services.referrals.domain.sharing import (
     summary,
 )
 from services.referrals.service_layer.callers import actor_of
-from services.referrals.service_layer.residents import ResidentFacts, match_or_create_resident
+from services.referrals.service_layer.resident_index import ResidentFacts, match_or_create_resident
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
 from shared.auth import Principal
 from shared.errors import Conflict, Invalid, NotFound
@@ -121,6 +122,8 @@ class QueuedCase:
     resident_name: str
     opened_at: datetime
     updated_at: datetime
+    # A need is held while a caseworker settles a possible duplicate: shown first.
+    held_for_duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,7 @@ class OfferChange:
     decline_reason: DeclineReason | None = None
     outcome: Outcome | None = None
     note: str | None = None
+    routing_reasons: dict[str, Any] | None = None  # why this partner, in plain words
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,20 @@ async def route_if_allowed(
     """After assessment or new consent: to partners if the lawful basis allows it, else to
     the council team to seek consent."""
     decision = await sharing_decision(uow, case, now=now)
+    held = await holds_db.held_needs(uow.session, case["id"])
+    if held and not set(case["needs"]) - held:
+        # Every need waits for a caseworker to settle a possible duplicate (no double help).
+        await cases_db.add_timeline(
+            uow.session,
+            case["id"],
+            actor,
+            "routing held",
+            now=now,
+            detail="possible duplicate of a resident already helped for "
+            + ", ".join(sorted(held))
+            + "; a caseworker confirms or rejects it",
+        )
+        return case
     if not decision.allowed:
         if case["status"] == CaseStatus.AWAITING_CONSENT:
             return case
@@ -333,11 +351,18 @@ async def route_if_allowed(
 
 
 async def send_packet(uow: ReferralsUnitOfWork, case: Row, *, now: datetime) -> None:
-    """``case ready for routing``: partners route the needs they have not placed yet."""
+    """``case ready for routing``: partners route the needs they have not placed yet. A need
+    held for a possible duplicate stays out of the packet until the hold is settled."""
+    held = await holds_db.held_needs(uow.session, case["id"])
+    needs = [n for n in case["needs"] if n not in held]
+    if not needs:
+        return
     resident = await residents_db.resident(uow.session, case["resident_id"])
     consent = await cases_db.current_consent(uow.session, case["id"])
     await uow.outbox.add(
-        uow.session, _ready_for_routing(case, resident, consent, now=now), subject=case["id"]
+        uow.session,
+        _ready_for_routing(case, resident, consent, needs=needs, now=now),
+        subject=case["id"],
     )
 
 
@@ -440,7 +465,7 @@ def _contact(resident: Row) -> ContactRoute:
 
 
 def _ready_for_routing(
-    case: Row, resident: Row, consent: Row | None, *, now: datetime
+    case: Row, resident: Row, consent: Row | None, *, needs: list[str], now: datetime
 ) -> CaseReadyForRouting:
     """The packet: first name, one contact route, needs, area, language, urgency, summary.
     No family name, date of birth, full address or free text."""
@@ -458,7 +483,7 @@ def _ready_for_routing(
         packet=RoutingPacket(
             first_name=resident["given_name"],
             contact=_contact(resident),
-            needs=case["needs"],
+            needs=[Need(n) for n in needs],
             council=case["council"],
             postcode_district=postcode_district(resident["postcode"])
             if resident["postcode"]
@@ -468,7 +493,7 @@ def _ready_for_routing(
             interpreter_needed=resident["interpreter_needed"],
             accessibility_needs=resident["accessibility_needs"],
             urgency=urgency,
-            summary=summary(case["needs"], case["circumstances"], urgency),
+            summary=summary(needs, case["circumstances"], urgency),
         ),
     )
 
@@ -523,14 +548,19 @@ def _ack(case: Row) -> CaseAcknowledged:
 
 
 def _encode_cursor(row: Row) -> str:
-    key = [row["priority"], row["created_at"].isoformat(), row["id"]]
+    key = [bool(row["held"]), row["priority"], row["created_at"].isoformat(), row["id"]]
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[int, datetime, str]:
+def _decode_cursor(cursor: str) -> tuple[bool, int, datetime, str]:
     try:
-        priority, created, case_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return int(priority), datetime.fromisoformat(created), str(uuid.UUID(case_id))
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if len(key) == 3:  # a cursor given out before held cases came first
+            key = [False, *key]
+        held, priority, created, case_id = key
+        if not isinstance(held, bool):
+            raise ValueError("held")
+        return held, int(priority), datetime.fromisoformat(created), str(uuid.UUID(case_id))
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
         raise Invalid("cursor", "not a cursor this API gave out") from None
 
@@ -549,6 +579,7 @@ def _queued(row: Row) -> QueuedCase:
         resident_name=f"{row['given_name']} {row['family_name']}",
         opened_at=row["created_at"],
         updated_at=row["updated_at"],
+        held_for_duplicate=bool(row["held"]),
     )
 
 
@@ -784,7 +815,8 @@ async def open_outreach_case(uow: ReferralsUnitOfWork, flag: ResidentFlag) -> No
     )
     finding, now = flag.finding, flag.finding.at
     async with uow.transaction() as session:
-        resident_id, _ = await match_or_create_resident(uow, flag.council, facts, now=now)
+        matched = await match_or_create_resident(uow, flag.council, facts, now=now)
+        resident_id = matched.resident_id
         case = await cases_db.lock_open_case_of(session, resident_id, flag.council)
         if case is None:
             case = await open_case(
@@ -810,7 +842,7 @@ async def open_outreach_case(uow: ReferralsUnitOfWork, flag: ResidentFlag) -> No
 
 # What each offer status carries onto the mirrored offer (a field not listed keeps its value).
 _OFFER_FIELDS: dict[OfferStatus, tuple[str, ...]] = {
-    OfferStatus.OFFERED: ("partner_name", "service_name", "respond_by"),
+    OfferStatus.OFFERED: ("partner_name", "service_name", "respond_by", "routing_reasons"),
     OfferStatus.DECLINED: ("decline_reason", "note"),
     OfferStatus.WITHDRAWN: ("note",),
     OfferStatus.IN_PROGRESS: ("note",),
@@ -818,11 +850,20 @@ _OFFER_FIELDS: dict[OfferStatus, tuple[str, ...]] = {
 }
 
 
+def _why_words(reasons: dict[str, Any] | None) -> str:
+    """The routing reasons in one line of the timeline."""
+    if not reasons:
+        return ""
+    parts = [*reasons.get("ranking", [])[:1], *reasons.get("excluded", [])]
+    return f"; why: {'; '.join(parts)}" if parts else ""
+
+
 def _offer_action(change: OfferChange) -> str:
     """The timeline's words for an offer change."""
     if change.status is OfferStatus.OFFERED:
         respond_by = f"{change.respond_by:%d %b %H:%M}" if change.respond_by else "no deadline"
-        return f"offered to {change.partner_name} ({change.service_name}), answer by {respond_by}"
+        to = f"{change.partner_name} ({change.service_name})"
+        return f"offered to {to}, answer by {respond_by}{_why_words(change.routing_reasons)}"
     if change.status is OfferStatus.OUTCOME_RECORDED:
         return f"outcome recorded: {change.outcome.value if change.outcome else 'none'}"
     return {

@@ -33,6 +33,7 @@ from services.referrals.service_layer.cases import (
 )
 from services.referrals.service_layer.residents import (
     ResidentFacts,
+    hold_for_duplicates,
     keys_of,
     match_or_create_resident,
 )
@@ -192,9 +193,8 @@ async def _receive(
     uow: ReferralsUnitOfWork, principal: Principal, referral: NewReferral, council: str
 ) -> ReferralReceipt:
     session, now, referrer = uow.session, uow.now(), actor_of(principal)
-    resident_id, duplicates = await match_or_create_resident(
-        uow, council, referral.resident, now=now
-    )
+    match = await match_or_create_resident(uow, council, referral.resident, now=now)
+    resident_id, duplicates = match.resident_id, len(match.duplicates)
     needs = [n.value for n in referral.needs]
     circumstances = [c.value for c in referral.circumstances]
     basis = referral.lawful_basis
@@ -221,6 +221,9 @@ async def _receive(
                 "data_sharing_agreement": referral.data_sharing_agreement,
             },
         )
+        if match.duplicates:
+            # No double help: a need already routed for the possible duplicate waits.
+            await hold_for_duplicates(uow, case, match.duplicates, actor=referrer, now=now)
     else:
         earlier_needs = list(case["needs"])
         case = await _attach(uow, case, referral, now=now)

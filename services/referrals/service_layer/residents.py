@@ -1,43 +1,58 @@
-"""Residents: matching a referral or a flag to a resident we know, possible duplicates a
-caseworker settles (confirm merges, reject keeps both; never silent), and merges."""
+"""Residents: possible duplicates a caseworker settles (confirm merges, reject keeps both
+and releases what was held; never silent), and merges — of two residents, and of their open
+cases into one. Matching itself is ``resident_index.py`` (intake's step) over
+``domain/matching.py``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from services.referrals.adapters import Row
 from services.referrals.adapters import cases as cases_db
+from services.referrals.adapters import holds as holds_db
+from services.referrals.adapters import merges as merges_db
 from services.referrals.adapters import residents as residents_db
 from services.referrals.domain.actors import Actor
-from services.referrals.domain.matching import Identity, find_matches
+from services.referrals.domain.lifecycle import ROUTED_STATUSES, CaseStatus
+from services.referrals.domain.sharing import priority
 from services.referrals.service_layer.callers import actor_of
+from services.referrals.service_layer.cases import move, route_if_allowed, send_packet
+from services.referrals.service_layer.resident_index import (
+    RecordedDuplicate,
+    ResidentFacts,
+    ResidentMatch,
+    keys_of,
+    match_or_create_resident,
+)
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
 from shared.auth import Principal
 from shared.errors import Conflict, NotFound
-from shared.identity import normalise_name, resident_keys
+from shared.events.payloads import ResidentsMerged
+from shared.vocabulary import LawfulBasis, RiskLevel
+
+__all__ = [
+    "PossibleDuplicate",
+    "RecordedDuplicate",
+    "ResidentFacts",
+    "ResidentMatch",
+    "decide_duplicate",
+    "hold_for_duplicates",
+    "keys_of",
+    "match_or_create_resident",
+    "merge_resident",
+    "possible_duplicates",
+]
 
 DuplicateState = Literal["open", "confirmed", "rejected"]
 
 
 @dataclass(frozen=True)
-class ResidentFacts:
-    """Identity and contact of a resident as a referral or a feed states them."""
-
-    given_name: str
-    family_name: str
-    date_of_birth: date | None = None
-    postcode: str | None = None
-    uprn: str | None = None
-    address: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    preferred_contact: str = "letter"
-    preferred_language: str = "en"
-    interpreter_needed: bool = False
-    accessibility_needs: str | None = None
-    council_reference: str | None = None
+class FieldContribution:
+    field: str
+    agreement: str
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -51,100 +66,160 @@ class PossibleDuplicate:
     reason: str
     status: str
     created_at: datetime
+    score: float | None = None
+    contributions: tuple[FieldContribution, ...] = ()
+    held_needs: tuple[str, ...] = ()
 
 
 # -- steps inside a caller's transaction -------------------------------------------------
 
 
-def _identity(row: Row) -> Identity:
-    return Identity(
-        row["id"],
-        row["given_name"],
-        row["family_name"],
-        row["date_of_birth"],
-        row["postcode"],
-        row["uprn"],
-    )
-
-
-async def match_or_create_resident(
-    uow: ReferralsUnitOfWork, council: str, facts: ResidentFacts, *, now: datetime
-) -> tuple[str, int]:
-    """The resident's id, and how many uncertain matches were recorded for review."""
-    session = uow.session
-    new = Identity(
-        None, facts.given_name, facts.family_name, facts.date_of_birth, facts.postcode, facts.uprn
-    )
-    await residents_db.lock_family(session, council, new.family)
-    known = await residents_db.match_candidates(session, council, new.family, facts.uprn)
-    certain, uncertain = find_matches(new, [_identity(row) for row in known])
-    contact = {
-        k: v
-        for k, v in {
-            "address": facts.address,
-            "phone": facts.phone,
-            "email": facts.email,
-            "postcode": facts.postcode,
-            "uprn": facts.uprn,
-            "date_of_birth": facts.date_of_birth,
-            "council_reference": facts.council_reference,
-        }.items()
-        if v is not None
-    }
-    if certain is not None:
-        # Keep the most recent contact details a referrer gave.
-        await residents_db.update_contact(session, certain.resident_id, contact, now=now)
-        return certain.resident_id, 0
-    resident_id = uow.new_id()
-    await residents_db.insert_resident(
-        session,
-        id=resident_id,
-        council=council,
-        given_name=facts.given_name,
-        family_name=facts.family_name,
-        norm_given=normalise_name(facts.given_name),
-        norm_family=normalise_name(facts.family_name),
-        preferred_contact=facts.preferred_contact,
-        preferred_language=facts.preferred_language,
-        interpreter_needed=facts.interpreter_needed,
-        accessibility_needs=facts.accessibility_needs,
-        **contact,
-    )
-    for match in uncertain:
-        await residents_db.insert_possible_duplicate(
+async def hold_for_duplicates(
+    uow: ReferralsUnitOfWork,
+    case: Row,
+    duplicates: list[RecordedDuplicate],
+    *,
+    actor: Actor,
+    now: datetime,
+) -> set[str]:
+    """A new case whose resident may be someone with an open case already routed for the
+    same need: that need is held (kept out of the routing packet) until a caseworker
+    confirms or rejects the duplicate. The needs held."""
+    session, held = uow.session, set()
+    for duplicate in duplicates:
+        other = await cases_db.open_case_of(session, duplicate.candidate_id, case["council"])
+        if other is None or CaseStatus(other["status"]) not in ROUTED_STATUSES:
+            continue
+        for need in sorted(set(case["needs"]) & set(other["needs"])):
+            await holds_db.insert_hold(
+                session,
+                id=uow.new_id(),
+                case_id=case["id"],
+                need=need,
+                duplicate_id=duplicate.id,
+                other_case_id=other["id"],
+            )
+            held.add(need)
+    if held:
+        await cases_db.add_timeline(
             session,
-            id=uow.new_id(),
-            council=council,
-            resident_id=resident_id,
-            candidate_id=match.resident_id,
-            reason=match.reason,
+            case["id"],
+            actor,
+            "held for a possible duplicate",
+            now=now,
+            detail="possible duplicate of a resident already helped for "
+            + ", ".join(sorted(held))
+            + "; held until a caseworker confirms or rejects it",
         )
-    return resident_id, len(uncertain)
+    return held
 
 
-async def keys_of(uow: ReferralsUnitOfWork, resident_id: str) -> list[str]:
-    """The pseudonymous keys the risk service knows this resident by."""
-    row = await residents_db.resident(uow.session, resident_id)
-    return resident_keys(
-        uow.settings.resident_key_secret.get_secret_value(),
-        given_name=row["given_name"],
-        family_name=row["family_name"],
-        date_of_birth=row["date_of_birth"],
-        postcode=row["postcode"],
-        uprn=row["uprn"],
+async def _release(
+    uow: ReferralsUnitOfWork, case_ids: list[str], *, who: Actor, now: datetime
+) -> None:
+    """Holds ended: the needs they held go to partners as the case allows."""
+    for case_id in case_ids:
+        case = await cases_db.lock_case(uow.session, case_id)
+        if case is None:
+            continue
+        await cases_db.add_timeline(uow.session, case_id, who, "hold released", now=now)
+        status = CaseStatus(case["status"])
+        if status is CaseStatus.ASSESSED:
+            await route_if_allowed(uow, case, actor=who, now=now)
+        elif status in ROUTED_STATUSES:
+            await send_packet(uow, case, now=now)
+
+
+async def _merge_cases(
+    uow: ReferralsUnitOfWork, merged: Row, survivor: Row, *, who: Actor, now: datetime
+) -> dict[str, Any]:
+    """One person's two open cases become the survivor: the merged case's referrals,
+    consents and notes move across, needs and circumstances add up, the higher urgency
+    wins; the merged case is withdrawn ("merged into …"), so partners withdraw its open
+    offers (they see why: the council withdrew the case) and the survivor routes the needs
+    it did not have. Both timelines are kept. What moved, for the record."""
+    session = uow.session
+    moved: dict[str, Any] = await merges_db.move_case_records(
+        session, from_case=merged["id"], to_case=survivor["id"]
     )
+    before = {
+        k: survivor[k] for k in ("needs", "circumstances", "urgency", "priority", "lawful_basis")
+    }
+    moved["survivor_before"] = before
+    moved["merged_status"] = merged["status"]
+    urgency = max(
+        RiskLevel(survivor["urgency"]), RiskLevel(merged["urgency"]), key=lambda r: r.rank
+    )
+    risk = RiskLevel(survivor["risk_level"]) if survivor["risk_level"] else None
+    new_needs = [n for n in merged["needs"] if n not in survivor["needs"]]
+    values: dict[str, Any] = {
+        "needs": [*survivor["needs"], *new_needs],
+        "circumstances": list(
+            dict.fromkeys([*survivor["circumstances"], *merged["circumstances"]])
+        ),
+        "urgency": urgency.value,
+        "priority": priority(urgency, risk),
+        "updated_at": now,
+    }
+    if (
+        merged["lawful_basis"] == LawfulBasis.CONSENT
+        and survivor["lawful_basis"] != LawfulBasis.CONSENT
+    ):
+        values["lawful_basis"] = LawfulBasis.CONSENT.value
+    survivor = await cases_db.update_case(session, survivor["id"], **values)
+    await cases_db.add_timeline(
+        session,
+        survivor["id"],
+        who,
+        "case merged in",
+        now=now,
+        detail=f"case {merged['id']} of the same resident merged into this one; needs added: "
+        + (", ".join(new_needs) or "none")
+        + f"; {len(moved['referrals'])} referral(s) moved",
+    )
+    await cases_db.add_timeline(
+        session,
+        merged["id"],
+        who,
+        "merged into another case",
+        now=now,
+        detail=f"into case {survivor['id']}",
+    )
+    await move(
+        uow,
+        merged,
+        CaseStatus.WITHDRAWN,
+        actor=who,
+        now=now,
+        reason=f"merged into case {survivor['id']}: the same resident",
+    )
+    await merges_db.mark_merged_into(session, merged["id"], survivor["id"])
+    await holds_db.settle_holds_of_cases(session, [merged["id"]], "merged", now=now)
+    status = CaseStatus(survivor["status"])
+    if status in ROUTED_STATUSES and new_needs:
+        await send_packet(uow, survivor, now=now)
+    elif status in (CaseStatus.ASSESSED, CaseStatus.AWAITING_CONSENT):
+        await route_if_allowed(uow, survivor, actor=who, now=now)
+    return moved
 
 
 async def _merge(
     uow: ReferralsUnitOfWork, *, merged: str, into: str, who: Actor, now: datetime
-) -> None:
-    """``merged`` becomes part of ``into``: its cases and referrals move across, both
-    timelines are kept, and the merged record stays, pointing at the survivor."""
+) -> str:
+    """``merged`` becomes part of ``into``: its open case merges into the survivor's (or
+    simply moves across), its other cases and referrals move, both timelines are kept, and
+    the merged record stays, pointing at the survivor. The risk service is told (it
+    re-links the profiles). The merge's id."""
     session = uow.session
-    # A resident belongs to one council, so two open cases would break one-open-case-each.
-    if await residents_db.residents_with_open_case(session, [merged, into]) == {merged, into}:
-        raise Conflict("both residents have an open case: close or withdraw one of them first")
-    for case_id in await residents_db.move_records(session, merged=merged, into=into, now=now):
+    council = (await residents_db.resident(session, into))["council"]
+    merged_keys, into_keys = await keys_of(uow, merged), await keys_of(uow, into)
+    merged_case = await cases_db.lock_open_case_of(session, merged, council)
+    survivor_case = await cases_db.lock_open_case_of(session, into, council)
+    moved: dict[str, Any] = {}
+    if merged_case is not None and survivor_case is not None:
+        moved = await _merge_cases(uow, merged_case, survivor_case, who=who, now=now)
+    moved["cases"] = await residents_db.move_records(session, merged=merged, into=into, now=now)
+    for case_id in moved["cases"]:
         await cases_db.add_timeline(
             session,
             case_id,
@@ -153,9 +228,36 @@ async def _merge(
             now=now,
             detail=f"resident {merged} merged into {into}",
         )
+    merge_id = uow.new_id()
+    await merges_db.insert_merge(
+        session,
+        id=merge_id,
+        council=council,
+        merged_resident_id=merged,
+        into_resident_id=into,
+        merged_case_id=merged_case["id"] if merged_case else None,
+        survivor_case_id=survivor_case["id"] if survivor_case else None,
+        moved=moved,
+        merged_by=who.signature,
+    )
+    survivor_id = survivor_case["id"] if survivor_case else None
+    await uow.outbox.add(
+        session,
+        ResidentsMerged(
+            merge_id=merge_id,
+            council=council,
+            merged_resident_keys=merged_keys,
+            into_resident_keys=into_keys,
+            merged_case_id=merged_case["id"] if merged_case else None,
+            survivor_case_id=survivor_id,
+            merged_at=now,
+        ),
+        subject=survivor_id or into,
+    )
+    return merge_id
 
 
-def _duplicate(row: Row) -> PossibleDuplicate:
+def _duplicate(row: Row, held: set[str] | None = None) -> PossibleDuplicate:
     return PossibleDuplicate(
         id=row["id"],
         council=row["council"],
@@ -166,6 +268,12 @@ def _duplicate(row: Row) -> PossibleDuplicate:
         reason=row["reason"],
         status=row["status"],
         created_at=row["created_at"],
+        score=row["score"],
+        contributions=tuple(
+            FieldContribution(c["field"], c["agreement"], c["weight"])
+            for c in row["contributions"] or ()
+        ),
+        held_needs=tuple(sorted(held or ())),
     )
 
 
@@ -177,7 +285,10 @@ async def possible_duplicates(
 ) -> list[PossibleDuplicate]:
     async with uow.transaction() as session:
         rows = await residents_db.duplicates_in_state(session, principal, state)
-    return [_duplicate(row) for row in rows]
+        held = await holds_db.held_needs_by_duplicate(session, [row["id"] for row in rows])
+    # Those holding a need back from partners first: a family waits on them.
+    found = [_duplicate(row, held.get(row["id"])) for row in rows]
+    return sorted(found, key=lambda d: not d.held_needs)
 
 
 async def decide_duplicate(
@@ -186,23 +297,24 @@ async def decide_duplicate(
     duplicate_id: str,
     decision: Literal["confirmed", "rejected"],
 ) -> PossibleDuplicate:
-    """Confirmed: the same person, so the newer record merges into the one known first.
-    Rejected: different people; both records stay."""
+    """Confirmed: the same person, so the newer record merges into the one known first
+    (their open cases become one). Rejected: different people; both records stay, and a
+    need held for this duplicate is released and routed."""
     async with uow.transaction() as session:
         row = await residents_db.lock_duplicate(session, principal, duplicate_id)
         if row is None:
             raise NotFound("possible duplicate not found")
         if row["status"] != "open":
             raise Conflict(f"already {row['status']}", row["status"])
-        now = uow.now()
+        now, who = uow.now(), actor_of(principal)
         if decision == "confirmed":
-            await _merge(
-                uow,
-                merged=row["resident_id"],
-                into=row["candidate_id"],
-                who=actor_of(principal),
-                now=now,
+            await _merge(uow, merged=row["resident_id"], into=row["candidate_id"], who=who, now=now)
+            await holds_db.settle_holds_of_duplicate(session, row["id"], "merged", now=now)
+        else:
+            released = await holds_db.settle_holds_of_duplicate(
+                session, row["id"], "released", now=now
             )
+            await _release(uow, released, who=who, now=now)
         await residents_db.decide_duplicate(
             session, row["id"], decision, decided_by=principal.subject, now=now
         )
@@ -213,7 +325,8 @@ async def decide_duplicate(
 async def merge_resident(
     uow: ReferralsUnitOfWork, principal: Principal, resident_id: str, into: str
 ) -> None:
-    """A caseworker merges one resident's record into another's of the same council."""
+    """A caseworker merges one resident's record into another's of the same council; two
+    open cases become one."""
     async with uow.transaction() as session:
         found = await residents_db.unmerged_residents(session, principal, [resident_id, into])
         if len(found) != 2 or resident_id == into or found[0]["council"] != found[1]["council"]:

@@ -100,27 +100,28 @@ async def test_an_uncertain_match_is_flagged_for_a_caseworker_not_merged(
 
     listed = await api.client.get("/v1/duplicates", headers=api.token())
     (duplicate,) = listed.json()
-    assert duplicate["reason"] == "same name and date of birth, different postcode"
+    assert "date of birth exact, postcode different" in duplicate["reason"]
+    assert duplicate["score"] >= 10 and duplicate["contributions"][0] == {
+        "field": "given name",
+        "agreement": "exact",
+        "weight": 5.0,
+    }
     assert duplicate["resident_name"] == duplicate["candidate_name"] == "Amina Okafor"
-    refused = await api.client.post(
-        f"/v1/duplicates/{duplicate['id']}/confirm", headers=api.token()
-    )
-    assert refused.status_code == 409  # both have open cases: a person must settle that first
-    assert set(refused.json()) == {"detail", "current_status", "allowed"}  # one 409 body
-    withdrawn = await api.client.post(
-        f"/v1/cases/{moved.json()['case_id']}/withdraw",
-        json={"reason": "same person, referred twice"},
-        headers=api.token(),
-    )
-    assert withdrawn.status_code == 200
+    # Both have an open case: confirming merges them into one (the one known first).
     confirmed = await api.client.post(
         f"/v1/duplicates/{duplicate['id']}/confirm", headers=api.token()
     )
     assert confirmed.status_code == 200 and confirmed.json()["status"] == "confirmed"
-    survivor = (await api.case(first.json()["case_id"]))["resident"]["id"]
+    survivor = await api.case(first.json()["case_id"])
     merged_case = await api.case(moved.json()["case_id"])
-    assert merged_case["resident"]["id"] == survivor  # both timelines kept, one person
+    assert merged_case["resident"]["id"] == survivor["resident"]["id"]  # one person
+    assert merged_case["status"] == "withdrawn"  # both timelines kept
     assert merged_case["timeline"][-1]["action"] == "resident records merged"
+    assert len(survivor["referrals"]) == 2
+    assert "case merged in" in [entry["action"] for entry in survivor["timeline"]]
+    again = await api.client.post(f"/v1/duplicates/{duplicate['id']}/confirm", headers=api.token())
+    assert again.status_code == 409
+    assert set(again.json()) == {"detail", "current_status", "allowed"}  # one 409 body
 
 
 async def test_rejecting_a_possible_duplicate_keeps_both_residents(api: ReferralsApi) -> None:

@@ -36,19 +36,16 @@ async def test_an_uncertain_match_waits_for_a_caseworker_and_confirming_it_merge
 
     async with db.unit_of_work() as uow:
         (duplicate,) = await residents.possible_duplicates(uow, db.caller())
-    assert duplicate.reason == "same name and date of birth, different postcode"
+    assert "date of birth exact, postcode different" in duplicate.reason
+    assert duplicate.score is not None and duplicate.score >= 10
+    assert {c.field: c.agreement for c in duplicate.contributions}["postcode"] == "different"
     assert duplicate.resident_name == duplicate.candidate_name == "Amina Okafor"
     async with db.unit_of_work() as uow:  # another council sees none of it
         assert (
             await residents.possible_duplicates(uow, db.caller(organisation=db.other_council)) == []
         )
 
-    with pytest.raises(Conflict, match="both residents have an open case"):
-        async with db.unit_of_work() as uow:
-            await residents.decide_duplicate(uow, db.caller(), duplicate.id, "confirmed")
-    assert await db.count("residents", "merged_into IS NULL") == 2  # rolled back whole
-    async with db.unit_of_work() as uow:
-        await cases.withdraw_case(uow, db.caller(), moved.case_id, "referred twice")
+    # Both have an open case: confirming merges the newer case into the first one.
     async with db.unit_of_work() as uow:
         confirmed = await residents.decide_duplicate(uow, db.caller(), duplicate.id, "confirmed")
     assert (confirmed.id, confirmed.status) == (duplicate.id, "confirmed")
@@ -56,6 +53,12 @@ async def test_an_uncertain_match_waits_for_a_caseworker_and_confirming_it_merge
     survivor = await _resident_of(db, first.case_id)
     assert await _resident_of(db, moved.case_id) == survivor
     assert await db.count("referrals", "resident_id = :id", id=survivor) == 2
+    assert await db.count("referrals", "case_id = :id", id=first.case_id) == 2
+    (merged_case,) = await db.rows(
+        "SELECT status, merged_into_case FROM cases WHERE id = :id", id=moved.case_id
+    )
+    assert merged_case["status"] == "withdrawn"
+    assert str(merged_case["merged_into_case"]) == first.case_id
     (last,) = await db.rows(
         "SELECT action FROM timeline WHERE case_id = :id ORDER BY id DESC LIMIT 1",
         id=moved.case_id,

@@ -43,16 +43,16 @@ def referral(**changes) -> Identity:
         (
             referral(given_name=" amina ", family_name="OKAFOR"),
             Certainty.CERTAIN,
-            "same name, date of birth and postcode",
+            "given name exact, family name exact, date of birth exact, postcode exact",
         ),
         (
             referral(date_of_birth=None, postcode=None, uprn="100023336956"),
             Certainty.CERTAIN,
-            "same name and UPRN",
+            "given name exact, family name exact, UPRN exact",
         ),
-        (referral(postcode="E8 1DY"), Certainty.UNCERTAIN, "different postcode"),
-        (referral(given_name="Mina"), Certainty.UNCERTAIN, "same family name, date of birth"),
-        (referral(date_of_birth=None), Certainty.UNCERTAIN, "date of birth not known"),
+        (referral(postcode="E8 1DY"), Certainty.UNCERTAIN, "postcode different"),
+        (referral(given_name="Mina"), Certainty.UNCERTAIN, "given name close"),
+        (referral(date_of_birth=None), Certainty.UNCERTAIN, "given name exact, family name exact"),
     ],
 )
 def test_matching(new: Identity, certainty: Certainty, reason: str) -> None:
