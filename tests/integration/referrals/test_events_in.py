@@ -27,6 +27,7 @@ from shared.events.payloads import (
     ReferralOffered,
     ResidentFlagged,
     RiskAssessed,
+    RoutingReasons,
 )
 from shared.identity import seal_identity
 from shared.messaging.consumer import EventConsumer
@@ -178,6 +179,12 @@ async def test_partner_events_carry_a_case_to_its_outcome(
             service_id=f"{partner}-svc",
             service_name="Emergency food parcels",
             respond_by=now + timedelta(hours=4),
+            routing_reasons=RoutingReasons(
+                score=82.5,
+                passed=["offers food", f"covers {api.council}", "speaks English"],
+                ranking=["the most free places (9 of 10)"],
+                excluded=["Forest Gate Pantry: already offered this case"],
+            ),
             **common,
         )
 
@@ -208,6 +215,13 @@ async def test_partner_events_carry_a_case_to_its_outcome(
         "o-3": "accepted",
     }
     assert case["offers"][0]["decline_reason"] == "no_capacity"
+    # Why each partner: the routing reasons of every offer, on the case and in its timeline.
+    for shown in case["offers"]:
+        assert shown["routing_reasons"]["passed"][0] == "offers food", shown
+        assert shown["routing_reasons"]["ranking"] == ["the most free places (9 of 10)"]
+    offered_lines = [t for t in case["timeline"] if "offered to" in t["action"]]
+    assert len(offered_lines) == 3
+    assert all("the most free places" in t["action"] for t in offered_lines), offered_lines
 
     for payload in (
         OfferProgressRecorded(
