@@ -10,7 +10,7 @@ import pytest
 from services.risk import handlers
 from services.risk.domain.rules import ReferralFacts
 from services.risk.service_layer import assessments
-from shared.events.payloads import CaseClosed, CaseOpened, ReferralReceived
+from shared.events.payloads import CaseClosed, CaseOpened, ReferralReceived, ResidentsMerged
 
 RECEIVED = datetime(2026, 11, 22, 9, tzinfo=UTC)
 
@@ -20,6 +20,7 @@ def test_each_consumed_payload_has_its_handler_named_for_what_happened() -> None
         ReferralReceived: "on_referral_received",
         CaseOpened: "on_case_opened",
         CaseClosed: "on_case_closed",
+        ResidentsMerged: "on_residents_merged",
     }
 
 
