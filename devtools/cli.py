@@ -261,6 +261,21 @@ def signals_import(
         say("  … more rejected rows not shown")
 
 
+@app.command("inbox-link")
+def inbox_link() -> None:
+    """Sign the demo food bank into the partner web inbox in one step: prints a sign-in link
+    (single-use, valid for minutes) read from the dev SMTP server."""
+    from devtools.inbox_link import DEMO_ADDRESS, DEMO_PARTNER, sign_in_link
+
+    info = _stack_info()
+    settings = StackSettings()
+    link = sign_in_link(
+        info["services"]["partners"]["api"], settings.state_dir / "mail", AuthSettings()
+    )
+    say(f"{DEMO_PARTNER} ({DEMO_ADDRESS}): open this link to sign in to its web inbox")
+    say(link)
+
+
 @app.command()
 def demo(
     referrals: Annotated[int, typer.Option(envvar="UPSTREAM_DEMO_REFERRALS", min=1)] = 200,

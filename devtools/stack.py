@@ -332,7 +332,8 @@ class Stack:
             f"  smtp       {self.settings.host}:{self.settings.mail_port} (aiosmtpd); every "
             f"email kept in {self.mail_folder}",
             f"  inbox      http://{self.settings.host}:{self.settings.partners_port}/inbox "
-            "(partners' web inbox: sign in by email link)",
+            "(partners' web inbox: sign in by email link; `upstream inbox-link` signs the "
+            "demo food bank in)",
             f"  logs       {self.logs}",
             "",
             "Development tokens (valid 12 hours; mint more with `upstream token`):",

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -94,6 +95,20 @@ def test_make_run_brings_every_service_up_and_ctrl_c_stops_it(tmp_path: Path) ->
             assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200
             worker_metrics = httpx.get(f"http://127.0.0.1:{port + 1}/metrics")
             assert worker_metrics.status_code == 200, name
+        # One step into the partner web inbox: a sign-in link, through the real email.
+        signed = subprocess.run(
+            [sys.executable, "-m", "devtools.cli", "inbox-link"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert signed.returncode == 0, signed.stdout + signed.stderr
+        link = signed.stdout.strip().splitlines()[-1]
+        assert link.startswith(f"http://127.0.0.1:{ports['partners']}/inbox/sign-in/")
+        assert "Sign in" in httpx.get(link).text
     finally:
         press_ctrl_c(process)
     assert "stopped." in first_log.read_text()
