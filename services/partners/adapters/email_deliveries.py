@@ -48,7 +48,8 @@ async def record_attempt(
     *,
     erase_body: bool = False,
 ) -> None:
-    """The attempt's result; ``erase_body`` once sent (a sign-in link is not kept)."""
+    """The attempt's result; ``erase_body`` once it is final, sent or given up (a sign-in
+    link's token stays in the database only while its email waits to go)."""
     values: dict[str, Any] = {
         "status": result.status.value,
         "attempts": result.attempts,
@@ -58,8 +59,8 @@ async def record_attempt(
         values["next_attempt_at"] = result.next_attempt_at
     if result.status is DeliveryStatus.DELIVERED:
         values["delivered_at"] = now
-        if erase_body:
-            values["body"] = "(erased once sent)"
+    if erase_body and result.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
+        values["body"] = "(erased: it held a sign-in link)"
     await session.execute(
         update(email_deliveries).where(email_deliveries.c.id == delivery_id).values(**values)
     )

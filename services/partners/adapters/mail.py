@@ -74,7 +74,13 @@ class SmtpMailer:
     def _send(self, mail: Mail) -> None:
         if self._client is None:
             self._client = self._connect()
-        self._client.send_message(message_of(mail, self.settings.mail_sender))
+        try:
+            self._client.send_message(message_of(mail, self.settings.mail_sender))
+        except (smtplib.SMTPServerDisconnected, OSError):
+            # A dropped connection: the next email of the sweep connects afresh rather than
+            # failing on the dead one (this one is retried like any failed attempt).
+            self._client = None
+            raise
 
     async def send(self, mail: Mail) -> None:
         await asyncio.to_thread(self._send, mail)

@@ -30,9 +30,28 @@ async def addresses_of(session: AsyncSession, organization_id: str) -> list[str]
     return [row["email"] for row in rows]
 
 
-async def replace_addresses(session: AsyncSession, organization_id: str, emails: list[str]) -> None:
+async def replace_addresses(
+    session: AsyncSession, organization_id: str, emails: list[str], now: datetime
+) -> None:
+    """The organisation's addresses become ``emails``; an address dropped loses its way in at
+    once: its sessions end and its unused links are spent."""
     await session.execute(
         delete(inbox_addresses).where(inbox_addresses.c.organization_id == organization_id)
+    )
+    dropped_sessions = web_sessions.c.organization_id == organization_id
+    dropped_links = sign_in_links.c.organization_id == organization_id
+    if emails:
+        dropped_sessions &= web_sessions.c.email.not_in(emails)
+        dropped_links &= sign_in_links.c.email.not_in(emails)
+    await session.execute(
+        update(web_sessions)
+        .where(dropped_sessions, web_sessions.c.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    await session.execute(
+        update(sign_in_links)
+        .where(dropped_links, sign_in_links.c.used_at.is_(None))
+        .values(used_at=now)
     )
     if emails:
         await session.execute(
@@ -88,9 +107,20 @@ async def add_link(session: AsyncSession, **values: Any) -> None:
     await session.execute(insert(sign_in_links).values(**values))
 
 
+def _still_registered(email: Any, organization_id: Any) -> Any:
+    """The address is (still) one the operator registered for that organisation."""
+    return (
+        select(inbox_addresses.c.email)
+        .where(
+            inbox_addresses.c.email == email, inbox_addresses.c.organization_id == organization_id
+        )
+        .exists()
+    )
+
+
 async def use_link(session: AsyncSession, token_hash: str, now: datetime) -> RowMapping | None:
-    """Marks the link used if it is unused and in date, returning it; None otherwise (so a
-    link works once, however many requests race for it)."""
+    """Marks the link used if it is unused, in date and its address still registered,
+    returning it; None otherwise (so a link works once, however many requests race)."""
     return await fetch_one(
         session,
         update(sign_in_links)
@@ -98,6 +128,7 @@ async def use_link(session: AsyncSession, token_hash: str, now: datetime) -> Row
             sign_in_links.c.token_hash == token_hash,
             sign_in_links.c.used_at.is_(None),
             sign_in_links.c.expires_at > now,
+            _still_registered(sign_in_links.c.email, sign_in_links.c.organization_id),
         )
         .values(used_at=now)
         .returning(sign_in_links),
@@ -115,6 +146,7 @@ async def live_session(session: AsyncSession, token_hash: str, now: datetime) ->
             web_sessions.c.token_hash == token_hash,
             web_sessions.c.ended_at.is_(None),
             web_sessions.c.expires_at > now,
+            _still_registered(web_sessions.c.email, web_sessions.c.organization_id),
         ),
     )
 

@@ -4,7 +4,8 @@ organisation) starts a session of limited life; the partner signs out.
 
 Asking for a link always gets the same answer, known address or not, and each address may
 ask only a few times in a window. The link goes out by email through the same deliveries as
-offer emails; its body is erased once sent, and only hashes of tokens are stored."""
+offer emails; its body is erased once sent or given up, and only hashes of tokens are
+stored for links and sessions."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ async def register_addresses(
             raise NotFound("organisation not found")
         if taken := await store.taken_elsewhere(uow.session, organization_id, addresses):
             raise Conflict(f"{len(taken)} address(es) already registered to another partner")
-        await store.replace_addresses(uow.session, organization_id, addresses)
+        await store.replace_addresses(uow.session, organization_id, addresses, uow.now())
     return addresses
 
 

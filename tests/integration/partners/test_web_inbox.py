@@ -15,6 +15,7 @@ import pytest
 
 from devtools.embedded import drop_database, ensure_database, with_database
 from services.partners.bootstrap import SERVICE
+from services.partners.service_layer import web_access
 from shared.http import create_app
 from shared.migrations import upgrade
 from tests.integration.partners.web_world import (
@@ -96,7 +97,7 @@ async def test_a_link_signs_in_once_and_the_answer_never_says_if_an_address_is_k
     assert not web.mails_to("nobody@nowhere.example")
     # The email's body is not kept once sent.
     bodies = await web.rows("SELECT body FROM email_deliveries WHERE kind = 'sign-in'")
-    assert all(row["body"] == "(erased once sent)" for row in bodies)
+    assert all(row["body"] == "(erased: it held a sign-in link)" for row in bodies)
 
     path = link.split("https://partners", 1)[1]
     confirm = await client.get(path)  # opening the link (a mail scanner may) signs nothing in
@@ -120,6 +121,34 @@ async def test_a_link_signs_in_once_and_the_answer_never_says_if_an_address_is_k
     assert out.status_code == 200
     client.cookies.clear()
     assert (await client.get("/inbox/offers")).status_code == 303
+
+
+async def test_an_address_removed_loses_its_session_and_its_outstanding_link_at_once(
+    world: tuple[WebWorld, httpx.AsyncClient],
+) -> None:
+    web, _ = world
+    staying, leaving = "manager@eastside.example", "volunteer@eastside.example"
+    organization_id = await web.add_partner("Eastside Larder", staying)
+    async with web.work() as uow:
+        await web_access.register_addresses(uow, organization_id, [staying, leaving])
+    leaver = await signed_in(web, leaving)
+    stayer = await signed_in(web, staying)
+    assert (await leaver.get("/inbox/offers")).status_code == 200
+    outstanding = httpx.AsyncClient(transport=world_transport(web), base_url="https://partners")
+    await ask_for_link(outstanding, leaving)
+    link = await web.sign_in_link(leaving)
+
+    async with web.work() as uow:  # the operator removes the volunteer's address
+        await web_access.register_addresses(uow, organization_id, [staying])
+
+    assert (await leaver.get("/inbox/offers")).status_code == 303  # back to sign-in
+    path = link.split("https://partners", 1)[1]
+    confirm = await outstanding.get(path)
+    refused = await outstanding.post(path, data={"csrf": csrf_of(confirm)})
+    assert refused.status_code == 400 and "upstream_inbox" not in outstanding.cookies
+    assert (await stayer.get("/inbox/offers")).status_code == 200  # the others stay in
+    for client in (leaver, stayer, outstanding):
+        await client.aclose()
 
 
 async def test_an_expired_link_is_refused_and_requests_are_rate_limited(
