@@ -362,7 +362,13 @@ class Demo:
                     },
                 }
                 if consent
-                else {"lawful_basis": "public_task"},
+                else {
+                    "lawful_basis": "public_task",
+                    "justification": "the council's duty to prevent homelessness",
+                    "decided_by": "Housing Needs team manager",
+                    # For a health need (special category data, UK GDPR Article 9).
+                    "article9_condition": "substantial_public_interest",
+                },
             }
             self.call(
                 "POST",

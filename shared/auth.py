@@ -37,6 +37,7 @@ class Role(StrEnum):
     PARTNER = "partner"  # a partner's staff answering offers
     DATA_FEED = "data_feed"  # a council data team sending signals
     OPERATOR = "operator"  # configures the deployment
+    INFORMATION_GOVERNANCE = "information_governance"  # a council's DPO team: reads the audit
 
 
 class Principal(BaseModel):

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from services.partners.service_layer.placement import CaseToRoute, route_case, stop_case
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
-from shared.events.payloads import CaseClosed, CaseReadyForRouting, ConsentWithdrawn
+from shared.events.payloads import (
+    CaseClosed,
+    CaseReadyForRouting,
+    ConsentWithdrawn,
+    SharingStopped,
+)
 from shared.messaging.handlers import EventHandlers
 
 EVENT_HANDLERS = EventHandlers[PartnersUnitOfWork]()
@@ -24,9 +29,17 @@ async def on_case_ready_for_routing(event: CaseReadyForRouting, uow: PartnersUni
     await route_case(uow, case)
 
 
+# What the partner is told when sharing stops (expiry is not the resident's doing).
+_STOPPED_BECAUSE = {
+    SharingStopped.WITHDRAWN: "the resident withdrew consent",
+    SharingStopped.EXPIRED: "the resident's consent expired",
+    SharingStopped.BASIS_CHANGED: "the council no longer shares this case",
+}
+
+
 @EVENT_HANDLERS.on(ConsentWithdrawn)
 async def on_consent_withdrawn(event: ConsentWithdrawn, uow: PartnersUnitOfWork) -> None:
-    await stop_case(uow, event.case_id, "the resident withdrew consent", at=event.withdrawn_at)
+    await stop_case(uow, event.case_id, _STOPPED_BECAUSE[event.reason], at=event.withdrawn_at)
 
 
 @EVENT_HANDLERS.on(CaseClosed)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import time
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -13,10 +14,32 @@ class PartnersSettings(ServiceSettings):
     service_name: ClassVar[str] = "partners"
     default_http_port: ClassVar[int] = 8003
 
-    # How long a partner has to answer an offer, by urgency (hours): crisis 4 hours, high one
-    # working day, medium three, low five.
+    # How long a partner has to answer an offer, by urgency (domain/offers.py). Urgencies in
+    # response_hours count clock hours (crisis: 4 hours, whatever the day); the others count
+    # working hours: high one working day (8), medium three (24), low five (40).
     response_hours: dict[str, float] = Field(
-        default={"crisis": 4, "high": 24, "medium": 72, "low": 120, "none": 120}
+        default={"crisis": 4}, description="clock hours, by urgency (any time of day)"
+    )
+    response_working_hours: dict[str, float] = Field(
+        default={"high": 8, "medium": 24, "low": 40, "none": 40},
+        description="working hours, by urgency, for the urgencies not in response_hours",
+    )
+    follow_up_working_hours: dict[str, float] = Field(
+        default={"crisis": 8, "high": 16, "medium": 40, "low": 80, "none": 80},
+        description="working hours after an acceptance or a progress note by which an offer "
+        "must show progress or an outcome; past it, it is overdue",
+    )
+    working_day_start: time = time(9)
+    working_day_end: time = time(17)
+    working_days: list[int] = Field(
+        default=[0, 1, 2, 3, 4], description="0 is Monday: Monday to Friday"
+    )
+    working_time_zone: str = "Europe/London"
+    bank_holidays_country: str | None = Field(
+        default="GB", description="the `holidays` package's calendar; empty for none"
+    )
+    bank_holidays_subdivision: str | None = Field(
+        default="ENG", description="England and Wales' bank holidays"
     )
     max_offers_per_need: int = Field(default=5, ge=1, description="then back to the council")
     allow_http_webhooks: bool = Field(

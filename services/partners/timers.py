@@ -1,10 +1,12 @@
 """What the partners worker sweeps: offers past their deadline, webhook and email deliveries
-due, reminders of deadlines drawing near."""
+due, reminders of deadlines drawing near,
+accepted offers past their follow-up deadline."""
 
 from __future__ import annotations
 
 from services.partners.service_layer.notifications import deliver_due_emails, queue_reminders
-from services.partners.service_layer.placement import expire_due_offers
+from services.partners.service_layer.offers import mark_overdue_offers
+from services.partners.service_layer.placement import expire_due_offers, offer_waiting_needs
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from services.partners.service_layer.webhooks import deliver_due_webhooks
 from shared.service import Timer
@@ -26,9 +28,20 @@ async def remind_partners(uow: PartnersUnitOfWork) -> int:
     return await queue_reminders(uow)
 
 
+async def mark_overdue(uow: PartnersUnitOfWork) -> int:
+    return await mark_overdue_offers(uow)
+
+
+async def offer_waiting(uow: PartnersUnitOfWork) -> int:
+    return await offer_waiting_needs(uow)
+
+
 TIMERS = [
     Timer("offer deadlines", expire_offers, every_seconds=5.0),
     Timer("webhook deliveries", deliver_webhooks, every_seconds=1.0),
     Timer("email deliveries", deliver_emails, every_seconds=1.0),
     Timer("offer reminders", remind_partners, every_seconds=30.0),
+    Timer("overdue offers", mark_overdue, every_seconds=60.0),
+    # a safety net: places are offered when they free, this catches any need left waiting
+    Timer("waiting needs", offer_waiting, every_seconds=60.0),
 ]

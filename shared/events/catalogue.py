@@ -20,6 +20,7 @@ from shared.events.payloads import (
     OfferAccepted,
     OfferDeclined,
     OfferExpired,
+    OfferOverdue,
     OfferProgressRecorded,
     OfferWithdrawn,
     OutcomeRecorded,
@@ -140,6 +141,13 @@ _EVENTS: list[tuple[str, type[BaseModel], Topic, str, DataClassification]] = [
         OfferProgressRecorded,
         PARTNERS_OFFERS,
         "A partner is working with the resident",
+        _OPERATIONAL,
+    ),
+    (
+        "partners.offer.overdue",
+        OfferOverdue,
+        PARTNERS_OFFERS,
+        "An accepted offer passed its follow-up deadline without progress or an outcome",
         _OPERATIONAL,
     ),
     (

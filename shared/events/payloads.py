@@ -4,6 +4,7 @@ optional fields freely; anything else is a new major version of the event type."
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
@@ -96,10 +97,27 @@ class CaseClosed(_Payload):
     closed_at: datetime
 
 
+class SharingStopped(StrEnum):
+    """Why partners lose a case's packet: the resident withdrew consent, the consent
+    expired, or a caseworker changed the case's lawful basis to one that does not allow
+    sharing."""
+
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    BASIS_CHANGED = "basis_changed"
+
+
 class ConsentWithdrawn(_Payload):
+    """Sharing with partners stops: they withdraw open offers and lose the packet."""
+
     case_id: str
     council: str
     withdrawn_at: datetime
+    reason: SharingStopped = Field(
+        default=SharingStopped.WITHDRAWN,
+        description="why: withdrawn by the resident (the default for older events), "
+        "expired, or the basis changed",
+    )
 
 
 class ResidentsMerged(_Payload):
@@ -216,6 +234,13 @@ class OfferWithdrawn(_OfferEvent):
 
 class OfferProgressRecorded(_OfferEvent):
     note: str | None = None
+
+
+class OfferOverdue(_OfferEvent):
+    """An accepted (or in-progress) offer passed its follow-up deadline without progress or
+    an outcome: the council may chase the partner."""
+
+    follow_up_by: datetime
 
 
 class OutcomeRecorded(_OfferEvent):

@@ -158,6 +158,15 @@ def referrals_probes(
         "POST /v1/cases/{case_id}/consent/withdraw": Probe(
             f"{case}/consent/withdraw", {"reason": "not yours"}
         ),
+        "POST /v1/cases/{case_id}/basis": Probe(
+            f"{case}/basis",
+            {
+                "lawful_basis": "vital_interests",
+                "justification": "not yours",
+                "decided_by": "mallory",
+                "reason": "not yours",
+            },
+        ),
         "POST /v1/cases/{case_id}/withdraw": Probe(f"{case}/withdraw", {"reason": "not yours"}),
         "POST /v1/cases/{case_id}/close": Probe(
             f"{case}/close", {"outcome": "support_provided", "note": "not yours"}

@@ -3,7 +3,7 @@ find offers to expire or withdraw."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,7 @@ def offer_of(row: RowMapping) -> Offer:
         respond_by=row["respond_by"],
         attempt=row["attempt"],
         outcome=Outcome(row["outcome"]) if row["outcome"] else None,
+        follow_up_by=row["follow_up_by"],
     )
 
 
@@ -140,6 +141,41 @@ async def due(
         .with_for_update(skip_locked=True),
     )
     return [offer_of(row) for row in rows]
+
+
+async def past_follow_up(
+    session: AsyncSession, statuses: Collection[OfferStatus], now: datetime, limit: int
+) -> Sequence[RowMapping]:
+    """Offers in ``statuses`` past their follow-up deadline and not yet marked overdue, with
+    their case's urgency; rows another worker holds are skipped."""
+    return await fetch_all(
+        session,
+        select(offers, requests.c.packet["urgency"].astext.label("urgency"))
+        .join(requests, requests.c.id == offers.c.request_id)
+        .where(_status_in(statuses), offers.c.overdue_at.is_(None), offers.c.follow_up_by <= now)
+        .order_by(offers.c.follow_up_by)
+        .limit(limit)
+        .with_for_update(of=offers, skip_locked=True),
+    )
+
+
+async def overdue_counts(
+    session: AsyncSession, statuses: Collection[OfferStatus], now: datetime
+) -> Sequence[RowMapping]:
+    """Overdue offers (in ``statuses``, past their follow-up deadline) by council and
+    partner, most first."""
+    return await fetch_all(
+        session,
+        select(
+            requests.c.council,
+            offers.c.organization_id,
+            func.count().label("offers"),
+        )
+        .join(requests, requests.c.id == offers.c.request_id)
+        .where(_status_in(statuses), offers.c.follow_up_by <= now)
+        .group_by(requests.c.council, offers.c.organization_id)
+        .order_by(func.count().desc()),
+    )
 
 
 async def active_count(session: AsyncSession, service_id: str) -> int:

@@ -3,7 +3,7 @@ database."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,8 @@ def _request(row: RowMapping) -> RouteRequest:
         consent_kinds=frozenset(PartnerKind(k) for k in row["consent_kinds"]),
         status=RouteRequestStatus(row["status"]),
         attempts=row["attempts"],
+        urgency=(row["packet"] or {}).get("urgency"),
+        waiting_since=row["waiting_since"],
     )
 
 
@@ -75,20 +77,83 @@ async def close_requests(session: AsyncSession, case_id: str, now: datetime) -> 
     )
 
 
-async def gaps(session: AsyncSession) -> Sequence[RowMapping]:
-    """Needs currently unroutable, counted by council, need and reason, most cases first."""
-    return await fetch_all(
+async def queued(session: AsyncSession, needs: Collection[str] | None, limit: int) -> list[str]:
+    """The needs waiting for a place (most urgent, then longest waiting, first), then the
+    unroutable ones (oldest first), of ``needs`` (None: every need); rows another worker
+    holds are skipped."""
+    waiting = requests.c.status == RouteRequestStatus.WAITING.value
+    query = (
+        select(requests.c.id)
+        .where(
+            requests.c.status.in_(
+                [RouteRequestStatus.WAITING.value, RouteRequestStatus.UNROUTABLE.value]
+            )
+        )
+        .order_by(
+            waiting.desc(),
+            requests.c.queue_rank.asc().nulls_last(),
+            requests.c.waiting_since.asc().nulls_last(),
+            requests.c.updated_at,
+        )
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if needs is not None:
+        query = query.where(requests.c.need.in_(sorted(needs)))
+    return [row["id"] for row in await fetch_all(session, query)]
+
+
+async def has_room(session: AsyncSession, service_id: str) -> bool:
+    """Whether the service can take one more offer now, with its row locked until the
+    transaction ends: a second placement on the same service waits here, then counts the
+    first one's offer (the race for the last place has one winner)."""
+    row = await fetch_one(
         session,
+        select(services.c.capacity, services.c.paused)
+        .where(services.c.id == service_id)
+        .with_for_update(),
+    )
+    if row is None or row["paused"]:
+        return False
+    load = await session.scalar(
+        select(func.count())
+        .select_from(offers)
+        .where(offers.c.service_id == service_id, _status_in(ACTIVE_STATUSES))
+    )
+    return (load or 0) < row["capacity"]
+
+
+async def needs_of_service(session: AsyncSession, service_id: str) -> list[str]:
+    row = await fetch_one(session, select(services.c.needs).where(services.c.id == service_id))
+    return list(row["needs"]) if row is not None else []
+
+
+async def gaps(session: AsyncSession, council: str | None) -> Sequence[RowMapping]:
+    """Needs currently unroutable or waiting for a place, counted by council, need, status
+    and reason, with the oldest (since when), most cases first; one council's, or all."""
+    since = func.min(func.coalesce(requests.c.waiting_since, requests.c.updated_at))
+    query = (
         select(
             requests.c.council,
             requests.c.need,
+            requests.c.status,
             requests.c.unroutable_reason.label("reason"),
             func.count().label("cases"),
+            since.label("since"),
         )
-        .where(requests.c.status == RouteRequestStatus.UNROUTABLE.value)
-        .group_by(requests.c.council, requests.c.need, requests.c.unroutable_reason)
-        .order_by(func.count().desc()),
+        .where(
+            requests.c.status.in_(
+                [RouteRequestStatus.UNROUTABLE.value, RouteRequestStatus.WAITING.value]
+            )
+        )
+        .group_by(
+            requests.c.council, requests.c.need, requests.c.status, requests.c.unroutable_reason
+        )
+        .order_by(func.count().desc(), requests.c.council, requests.c.need)
     )
+    if council is not None:
+        query = query.where(requests.c.council == council)
+    return await fetch_all(session, query)
 
 
 def _status_in(statuses: frozenset[OfferStatus]) -> ColumnElement[bool]:

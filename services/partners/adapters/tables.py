@@ -94,12 +94,21 @@ requests = Table(
     Column("packet", JSONB),  # removed when the case closes or consent is withdrawn
     Column("lawful_basis", Text, nullable=False),
     Column("consent_kinds", JSONB, nullable=False),
-    Column("status", Text, nullable=False),  # open | placed | unroutable | closed
+    Column("status", Text, nullable=False),  # open | waiting | placed | unroutable | closed
     Column("attempts", SmallInteger, nullable=False),
     Column("unroutable_reason", Text),
+    Column("waiting_since", DateTime(timezone=True)),  # waiting for a place since
+    Column("queue_rank", SmallInteger),  # waiting: by urgency (domain/placement.queue_rank)
     _at("created_at"),
     _at("updated_at"),
     UniqueConstraint("case_id", "need"),
+    Index(
+        "ix_route_requests_queue",
+        "need",
+        "queue_rank",
+        "waiting_since",
+        postgresql_where=text("status = 'waiting'"),
+    ),
 )
 
 offers = Table(
@@ -124,10 +133,17 @@ offers = Table(
     Column("decline_reason", Text),
     Column("outcome", Text),
     Column("note", Text),
+    Column("follow_up_by", DateTime(timezone=True)),  # accepted or in progress: next check-in
+    Column("overdue_at", DateTime(timezone=True)),  # when it passed follow_up_by (once)
     _at("created_at"),
     _at("updated_at"),
     Index("ix_offers_organization", "organization_id", "status"),
     Index("ix_offers_due", "respond_by", postgresql_where=text("status = 'offered'")),
+    Index(
+        "ix_offers_follow_up",
+        "follow_up_by",
+        postgresql_where=text("status IN ('accepted', 'in_progress') AND overdue_at IS NULL"),
+    ),
 )
 
 webhooks = Table(

@@ -31,3 +31,19 @@ OperatorOrPartner = Annotated[
 
 def editor(principal: Principal) -> Editor:
     return Editor(principal.organisation, principal.kind is OrganisationKind.OPERATOR)
+
+
+CouncilOrOperator = Annotated[
+    Principal,
+    Depends(
+        require(
+            kinds=[OrganisationKind.COUNCIL, OrganisationKind.OPERATOR],
+            roles=[Role.CASEWORKER, Role.OPERATOR],
+        )
+    ),
+]
+
+
+def council_scope(principal: Principal) -> str | None:
+    """The council whose data the caller sees: its own; None (all) for an operator."""
+    return None if principal.kind is OrganisationKind.OPERATOR else principal.organisation

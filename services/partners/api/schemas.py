@@ -36,6 +36,13 @@ class Offer(BaseModel):
         description="why this offer came to this partner: the checks its service passed and "
         "the ranking factors, in plain words",
     )
+    follow_up_by: datetime | None = Field(
+        default=None,
+        description="accepted or in progress: when progress or an outcome is next due",
+    )
+    overdue: bool = Field(
+        default=False, description="accepted or in progress, and past its follow-up deadline"
+    )
 
 
 class DeclineIn(BaseModel):
@@ -121,6 +128,18 @@ class Gap(BaseModel):
     need: str
     reason: str
     cases: int
+    status: str = Field(
+        default="unroutable",
+        description="unroutable (no service could take it), or waiting (every service that "
+        "could is full or paused)",
+    )
+    since: datetime | None = Field(default=None, description="the oldest case here since")
+
+
+class OverdueCount(BaseModel):
+    council: str
+    partner_id: str
+    offers: int = Field(description="accepted or in-progress offers past their follow-up")
 
 
 class InboxAddresses(BaseModel):

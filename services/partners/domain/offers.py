@@ -10,9 +10,12 @@ case itself has stopped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import holidays
 
 from shared.errors import Conflict
 from shared.vocabulary import Need, OfferStatus, Outcome
@@ -89,18 +92,104 @@ class Offer:
     respond_by: datetime
     attempt: int
     outcome: Outcome | None = None
+    follow_up_by: datetime | None = None  # accepted or in progress: the next check-in
 
 
-# -- the deadline -------------------------------------------------------------------------
+# -- the deadlines -------------------------------------------------------------------------
+#
+# A partner answers an offer within working hours (09:00-17:00 Europe/London, Monday to
+# Friday, not on the bank holidays of England and Wales, by default): "high: one working
+# day" is 8 working hours, so an offer made on Friday at 16:00 is due on Monday at 16:00.
+# Crisis stays in clock hours: someone must act within 4 hours whatever the day (a resident
+# with no food on a Saturday cannot wait for Monday). Once accepted, an offer must show
+# progress (or an outcome) by a follow-up deadline in working hours; past it, it is overdue.
 
 DEFAULT_URGENCY = "medium"
-DEFAULT_RESPONSE_HOURS = 72.0  # an urgency the settings do not name: as for medium
+DEFAULT_WORKING_HOURS = 24.0  # an urgency the settings do not name: as for medium
 
 
-def respond_by(
-    offered_at: datetime, urgency: str | None, response_hours: Mapping[str, float]
-) -> datetime:
-    """When the partner must have answered: ``response_hours`` by the case's urgency
-    (a case without one counts as medium)."""
-    hours = response_hours.get(urgency or DEFAULT_URGENCY, DEFAULT_RESPONSE_HOURS)
-    return offered_at + timedelta(hours=hours)
+@dataclass(frozen=True)
+class WorkingWeek:
+    """When partners work: ``opens``-``closes`` local time in ``zone`` on ``days``
+    (0 is Monday), except the dates in ``holidays``."""
+
+    opens: time = time(9)
+    closes: time = time(17)
+    days: frozenset[int] = frozenset(range(5))
+    zone: str = "Europe/London"
+    holidays: Container[date] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.days or self.closes <= self.opens:
+            raise ValueError("a working week needs working days and opening before closing")
+
+
+def add_working_hours(start: datetime, hours: float, week: WorkingWeek) -> datetime:
+    """``hours`` of working time after ``start`` (an aware datetime), counting only the
+    week's working hours; a start out of hours counts from the next opening. Arithmetic is
+    in UTC, so a clock change is an ordinary night."""
+    zone = ZoneInfo(week.zone)
+    remaining = timedelta(hours=hours)
+    if remaining <= timedelta(0):
+        return start
+    cursor = start.astimezone(UTC)
+    day = start.astimezone(zone).date()
+    for _ in range(3660):  # ten years of days: a calendar with no working time at all
+        if day.weekday() in week.days and day not in week.holidays:
+            opens = datetime.combine(day, week.opens, zone).astimezone(UTC)
+            closes = datetime.combine(day, week.closes, zone).astimezone(UTC)
+            begin = max(cursor, opens)
+            if begin < closes:
+                if remaining <= closes - begin:
+                    return (begin + remaining).astimezone(start.tzinfo)
+                remaining -= closes - begin
+        day += timedelta(days=1)
+    raise ValueError("the working week has no working hours in the next ten years")
+
+
+def bank_holidays(country: str | None, subdivision: str | None) -> Container[date]:
+    """The public holidays of a calendar (``holidays`` package; "GB", "ENG" for England and
+    Wales' bank holidays); none for no country."""
+    if not country:
+        return frozenset()
+    return holidays.country_holidays(country, subdiv=subdivision)
+
+
+@dataclass(frozen=True)
+class DeadlineRules:
+    """How long a partner has, by urgency: ``clock_hours`` (any time of day) for the
+    urgencies it names, else ``working_hours``; ``follow_up_hours`` (working) after an
+    acceptance or a progress note."""
+
+    clock_hours: Mapping[str, float]
+    working_hours: Mapping[str, float]
+    follow_up_hours: Mapping[str, float]
+    week: WorkingWeek = WorkingWeek()
+
+
+def _working(hours: Mapping[str, float], urgency: str) -> float:
+    return hours.get(urgency, hours.get(DEFAULT_URGENCY, DEFAULT_WORKING_HOURS))
+
+
+def respond_by(offered_at: datetime, urgency: str | None, rules: DeadlineRules) -> datetime:
+    """When the partner must have answered, by the case's urgency (none counts as
+    medium)."""
+    level = urgency or DEFAULT_URGENCY
+    if level in rules.clock_hours:
+        return offered_at + timedelta(hours=rules.clock_hours[level])
+    return add_working_hours(offered_at, _working(rules.working_hours, level), rules.week)
+
+
+def follow_up_by(at: datetime, urgency: str | None, rules: DeadlineRules) -> datetime:
+    """When an accepted (or in-progress) offer must next show progress or an outcome."""
+    level = urgency or DEFAULT_URGENCY
+    return add_working_hours(at, _working(rules.follow_up_hours, level), rules.week)
+
+
+# Taken on and not finished: what must show progress by its follow-up deadline.
+FOLLOW_UP_STATUSES = frozenset({S.ACCEPTED, S.IN_PROGRESS})
+
+
+def is_overdue(status: OfferStatus, follow_up: datetime | None, now: datetime) -> bool:
+    """An accepted or in-progress offer past its follow-up deadline."""
+    return status in FOLLOW_UP_STATUSES and follow_up is not None and follow_up <= now

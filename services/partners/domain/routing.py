@@ -17,7 +17,7 @@ Ties are broken by service id, so the same directory always gives the same answe
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shared.vocabulary import SENSITIVE_NEEDS, LawfulBasis, Need, PartnerKind
 
@@ -80,6 +80,9 @@ class Decision:
     unroutable_reason: str | None = None
     # service id -> "service (organisation)", for the plain-words reasons (``why``)
     excluded_names: dict[str, str] = field(default_factory=dict, compare=False)
+    # none chosen, but a service could take the need once it has room (a place frees, or
+    # it resumes intake): the need waits for it instead of going back to the council
+    full: bool = False
 
     @property
     def chosen(self) -> Ranked | None:
@@ -178,7 +181,21 @@ def _score(candidate: Candidate, request: NeedToRoute) -> Ranked:
 
 
 def route(request: NeedToRoute, candidates: Iterable[Candidate]) -> Decision:
-    remaining: Sequence[Candidate] = list(candidates)
+    every = list(candidates)
+    decision = _route(request, every)
+    if decision.chosen is None and _route(request, [_with_room(c) for c in every]).chosen:
+        return replace(decision, full=True)
+    return decision
+
+
+def _with_room(candidate: Candidate) -> Candidate:
+    """The candidate as if it had a free place and were taking referrals (an active service
+    that paused intake, or is full, will again)."""
+    return replace(candidate, paused=False, capacity=max(candidate.capacity, candidate.load + 1))
+
+
+def _route(request: NeedToRoute, candidates: Sequence[Candidate]) -> Decision:
+    remaining: Sequence[Candidate] = candidates
     excluded: dict[str, str] = {}
     names: dict[str, str] = {}
     for name, test, sentence in _filters(request):

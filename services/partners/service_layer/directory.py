@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -16,7 +17,12 @@ from services.partners.adapters import offers as offer_store
 from services.partners.adapters import placement as placement_store
 from services.partners.domain import offers as lifecycle
 from services.partners.domain import oruk
-from services.partners.service_layer.placement import place, withdraw_offers
+from services.partners.service_layer.placement import (
+    offer_freed_place,
+    offer_waiting,
+    place,
+    withdraw_offers,
+)
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.vocabulary import GSS_CODE, LawfulBasis, Need, PartnerKind
@@ -103,6 +109,8 @@ class Gap:
     need: str
     reason: str
     cases: int
+    status: str = "unroutable"  # or "waiting": every service that could take it is full
+    since: datetime | None = None  # the oldest of these cases has been here since
 
 
 # -- organisations and agreements ------------------------------------------------------------
@@ -127,6 +135,7 @@ async def set_agreement(
         values = terms.model_dump(mode="json")
         if not await store.replace_agreement(uow.session, organization_id, values, uow.now()):
             raise NotFound("organization not found")
+        await offer_waiting(uow, None, now=uow.now())  # a wider agreement may let needs in
 
 
 # -- services --------------------------------------------------------------------------------
@@ -155,6 +164,7 @@ async def add_service(uow: PartnersUnitOfWork, editor: Editor, details: ServiceD
         if not await store.organization_exists(uow.session, str(details.organization_id)):
             raise Invalid("organization_id", "no such organization")
         await _save_service(uow, service_id, details)
+        await offer_waiting(uow, [need.value for need in details.needs], now=uow.now())
     return service_id
 
 
@@ -174,6 +184,8 @@ async def edit_service(
         if str(details.organization_id) != current["organization_id"]:
             raise Invalid("organization_id", "a service cannot move to another organisation")
         await _save_service(uow, service_id, details)
+        # a capacity raise, a wider area or a new need may let a waiting need in
+        await offer_waiting(uow, [need.value for need in details.needs], now=uow.now())
 
 
 async def pause_service(
@@ -194,6 +206,7 @@ async def resume_service(uow: PartnersUnitOfWork, editor: Editor, service_id: st
     async with uow.transaction():
         await _own_service(uow, editor, service_id)
         await store.set_paused(uow.session, service_id, False, None)
+        await offer_freed_place(uow, service_id, now=uow.now())
 
 
 async def service_load(uow: PartnersUnitOfWork, editor: Editor, service_id: str) -> ServiceLoad:
@@ -260,6 +273,8 @@ async def import_directory(
             )
             await _save_service(uow, service["id"], details)
             imported += 1
+        if imported:
+            await offer_waiting(uow, None, now=uow.now())
     return ImportReport(organizations=len(seen_orgs), services=imported, skipped=skipped)
 
 
@@ -324,11 +339,19 @@ def taxonomy_terms(number: int, per_page: int) -> dict[str, Any]:
 # -- gaps ------------------------------------------------------------------------------------
 
 
-async def gaps(uow: PartnersUnitOfWork) -> list[Gap]:
-    """Needs currently unroutable, by council, need and reason, most cases first."""
+async def gaps(uow: PartnersUnitOfWork, council: str | None = None) -> list[Gap]:
+    """Needs currently unroutable or waiting for a place, by council, need and reason, most
+    cases first: one council's (``council``), or every council's (None, for operators)."""
     return [
-        Gap(council=row["council"], need=row["need"], reason=row["reason"], cases=row["cases"])
-        for row in await placement_store.gaps(uow.session)
+        Gap(
+            council=row["council"],
+            need=row["need"],
+            reason=row["reason"] or "",
+            cases=row["cases"],
+            status=row["status"],
+            since=row["since"],
+        )
+        for row in await placement_store.gaps(uow.session, council)
     ]
 
 

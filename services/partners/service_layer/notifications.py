@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 LONDON = ZoneInfo("Europe/London")
 
 OFFER_MADE, OFFER_REMINDER, OFFER_EXPIRED = "offer.made", "offer.reminder", "offer.expired"
-SIGN_IN = "sign-in"  # a sign-in link (service_layer/web_access.py): erased once sent
+OFFER_OVERDUE = "offer.overdue"  # accepted, and past its follow-up deadline
+SIGN_IN = "sign-in"  # a sign-in link (service_layer/web_access.py): erased once final
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,14 @@ def compose(notice: OfferNotice, base_url: str) -> tuple[str, str]:
             "A referral offered to your organisation was not answered by its deadline, "
             "so it has been offered to another organisation.\n\n"
             f"{facts}\nYou do not need to do anything.\n",
+        )
+    if notice.kind == OFFER_OVERDUE:
+        return (
+            f"Referral overdue for an update: {need}",
+            "A referral your organisation accepted has had no progress or outcome recorded "
+            f"since its follow-up deadline ({when(notice.respond_by)}).\n\n"
+            f"Need: {need}\n\nRecord progress or the outcome (you will be asked to sign in):\n"
+            f"{link}\n",
         )
     if notice.kind == OFFER_REMINDER:
         subject = f"Reminder: referral offer waiting, {need} (answer by {when(notice.respond_by)})"

@@ -12,12 +12,24 @@ from services.partners.adapters import offers as store
 from services.partners.adapters.offers import InboxRow
 from services.partners.domain import offers as lifecycle
 from services.partners.domain.offers import Offer
-from services.partners.service_layer.placement import offer_fields, place
+from services.partners.service_layer.notifications import (
+    OFFER_OVERDUE,
+    OfferNotice,
+    queue_offer_email,
+)
+from services.partners.service_layer.placement import (
+    deadline_rules,
+    offer_fields,
+    offer_freed_place,
+    place,
+)
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
+from services.partners.service_layer.webhooks import queue_webhook
 from shared.errors import NotFound
 from shared.events.payloads import (
     OfferAccepted,
     OfferDeclined,
+    OfferOverdue,
     OfferProgressRecorded,
     OutcomeRecorded,
 )
@@ -40,6 +52,9 @@ class InboxOffer:
     # why this partner, as far as it is about the partner itself (the filters it passed and
     # the ranking factors; never the other candidates)
     routing_reasons: list[str] | None = None
+    # accepted or in progress: when it must next show progress, and whether it is past that
+    follow_up_by: datetime | None = None
+    overdue: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,7 +69,7 @@ class RecordOutcome:
     note: str | None = None
 
 
-def _inbox_offer(row: InboxRow) -> InboxOffer:
+def _inbox_offer(row: InboxRow, now: datetime) -> InboxOffer:
     offer = row.offer
     return InboxOffer(
         id=offer.id,
@@ -67,6 +82,8 @@ def _inbox_offer(row: InboxRow) -> InboxOffer:
         outcome=offer.outcome,
         packet=row.packet if offer.status in lifecycle.ACTIVE_STATUSES else None,
         routing_reasons=_about_the_partner(row.decision),
+        follow_up_by=offer.follow_up_by,
+        overdue=lifecycle.is_overdue(offer.status, offer.follow_up_by, now),
     )
 
 
@@ -89,22 +106,32 @@ async def gone_status(
 
 async def list_offers(uow: PartnersUnitOfWork, partner_id: str) -> list[InboxOffer]:
     """The partner's offers, soonest deadline first."""
-    return [_inbox_offer(row) for row in await store.inbox(uow.session, partner_id)]
+    now = uow.now()
+    return [_inbox_offer(row, now) for row in await store.inbox(uow.session, partner_id)]
 
 
 async def get_offer(uow: PartnersUnitOfWork, partner_id: str, offer_id: str) -> InboxOffer:
     row = await store.visible_to(uow.session, partner_id, offer_id)
     if row is None:
         raise NotFound("offer not found")
-    return _inbox_offer(row)
+    return _inbox_offer(row, uow.now())
 
 
 async def _mine(uow: PartnersUnitOfWork, partner_id: str, offer_id: str) -> Offer:
     """The partner's offer, locked for the change about to be made."""
+    return (await _mine_with_packet(uow, partner_id, offer_id)).offer
+
+
+async def _mine_with_packet(uow: PartnersUnitOfWork, partner_id: str, offer_id: str) -> InboxRow:
     row = await store.visible_to(uow.session, partner_id, offer_id, lock=True)
     if row is None:
         raise NotFound("offer not found")
-    return row.offer
+    return row
+
+
+def _follow_up(uow: PartnersUnitOfWork, row: InboxRow, now: datetime) -> datetime:
+    urgency = (row.packet or {}).get("urgency")
+    return lifecycle.follow_up_by(now, urgency, deadline_rules(uow.settings))
 
 
 async def _move(
@@ -116,8 +143,9 @@ async def _move(
 
 async def accept_offer(uow: PartnersUnitOfWork, partner_id: str, offer_id: str) -> InboxOffer:
     async with uow.transaction():
-        offer, now = await _mine(uow, partner_id, offer_id), uow.now()
-        await _move(uow, offer, OfferStatus.ACCEPTED, now)
+        row, now = await _mine_with_packet(uow, partner_id, offer_id), uow.now()
+        offer = row.offer
+        await _move(uow, offer, OfferStatus.ACCEPTED, now, follow_up_by=_follow_up(uow, row, now))
         await uow.outbox.add(
             uow.session, OfferAccepted(**offer_fields(offer, now)), subject=offer.case_id
         )
@@ -144,6 +172,7 @@ async def decline_offer(
             subject=offer.case_id,
         )
         await place(uow, offer.request_id, now=now)
+        await offer_freed_place(uow, offer.service_id, now=now)
 
 
 async def record_progress(
@@ -151,8 +180,18 @@ async def record_progress(
 ) -> InboxOffer:
     """The partner is working with the resident."""
     async with uow.transaction():
-        offer, now = await _mine(uow, partner_id, offer_id), uow.now()
-        await _move(uow, offer, OfferStatus.IN_PROGRESS, now, note=note)
+        row, now = await _mine_with_packet(uow, partner_id, offer_id), uow.now()
+        offer = row.offer
+        # progress resets the follow-up clock, and an overdue offer is no longer overdue
+        await _move(
+            uow,
+            offer,
+            OfferStatus.IN_PROGRESS,
+            now,
+            note=note,
+            follow_up_by=_follow_up(uow, row, now),
+            overdue_at=None,
+        )
         await uow.outbox.add(
             uow.session,
             OfferProgressRecorded(**offer_fields(offer, now), note=note),
@@ -179,4 +218,53 @@ async def record_outcome(
             OutcomeRecorded(**offer_fields(offer, now), outcome=command.outcome, note=command.note),
             subject=offer.case_id,
         )
+        await offer_freed_place(uow, offer.service_id, now=now)  # its place is free again
         return await get_offer(uow, partner_id, offer_id)
+
+
+async def mark_overdue_offers(uow: PartnersUnitOfWork, *, limit: int = 100) -> int:
+    """Accepted and in-progress offers past their follow-up deadline: marked overdue (once
+    per deadline), the council told (an event) and the partner reminded (a webhook and an
+    email). How many."""
+    async with uow.transaction():
+        now = uow.now()
+        due = await store.past_follow_up(uow.session, lifecycle.FOLLOW_UP_STATUSES, now, limit)
+        for row in due:
+            offer = store.offer_of(row)
+            assert offer.follow_up_by is not None  # selected by it
+            await store.update_offer(uow.session, offer.id, now=now, overdue_at=now)
+            await uow.outbox.add(
+                uow.session,
+                OfferOverdue(**offer_fields(offer, now), follow_up_by=offer.follow_up_by),
+                subject=offer.case_id,
+            )
+            await queue_webhook(
+                uow,
+                offer.organization_id,
+                offer.id,
+                "offer.overdue",
+                {"offer_id": offer.id, "follow_up_by": offer.follow_up_by.isoformat()},
+                now=now,
+            )
+            notice = OfferNotice(
+                OFFER_OVERDUE, offer.id, offer.need, row["urgency"] or "", offer.follow_up_by
+            )
+            await queue_offer_email(uow, offer.organization_id, notice, now=now)
+    return len(due)
+
+
+@dataclass(frozen=True)
+class OverdueCount:
+    council: str
+    partner_id: str
+    offers: int
+
+
+async def overdue_counts(uow: PartnersUnitOfWork, council: str | None) -> list[OverdueCount]:
+    """Overdue offers by council and partner: one council's (``council``), or all (None)."""
+    rows = await store.overdue_counts(uow.session, lifecycle.FOLLOW_UP_STATUSES, uow.now())
+    return [
+        OverdueCount(r["council"], r["organization_id"], r["offers"])
+        for r in rows
+        if council is None or r["council"] == council
+    ]

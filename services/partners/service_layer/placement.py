@@ -4,9 +4,10 @@ offer ends unanswered, and stopping a case. Routing decisions come from
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -14,12 +15,14 @@ from pydantic import BaseModel
 from services.partners.adapters import offers as offer_store
 from services.partners.adapters import placement as store
 from services.partners.domain import offers as lifecycle
-from services.partners.domain.offers import Offer
+from services.partners.domain.offers import DeadlineRules, Offer, WorkingWeek
 from services.partners.domain.placement import (
     RESTARTABLE,
     RouteRequest,
     RouteRequestStatus,
+    queue_rank,
     reason_to_give_up,
+    should_wait,
 )
 from services.partners.domain.routing import NeedToRoute, route, why
 from services.partners.service_layer.notifications import (
@@ -30,6 +33,7 @@ from services.partners.service_layer.notifications import (
 )
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from services.partners.service_layer.webhooks import queue_webhook
+from services.partners.settings import PartnersSettings
 from shared.events.payloads import (
     CaseUnroutable,
     OfferExpired,
@@ -50,6 +54,28 @@ class CaseToRoute:
     lawful_basis: LawfulBasis
     consent_kinds: list[PartnerKind]
     ready_at: datetime  # when the referrals service said so: the offers' clock starts then
+
+
+@lru_cache(maxsize=4)
+def _bank_holidays(country: str | None, subdivision: str | None) -> Container[date]:
+    return lifecycle.bank_holidays(country, subdivision)
+
+
+def deadline_rules(settings: PartnersSettings) -> DeadlineRules:
+    """The settings' deadlines by urgency and working week, with its bank holidays."""
+    week = WorkingWeek(
+        opens=settings.working_day_start,
+        closes=settings.working_day_end,
+        days=frozenset(settings.working_days),
+        zone=settings.working_time_zone,
+        holidays=_bank_holidays(settings.bank_holidays_country, settings.bank_holidays_subdivision),
+    )
+    return DeadlineRules(
+        clock_hours=settings.response_hours,
+        working_hours=settings.response_working_hours,
+        follow_up_hours=settings.follow_up_working_hours,
+        week=week,
+    )
 
 
 def offer_fields(offer: Offer, now: datetime) -> dict[str, Any]:
@@ -80,32 +106,56 @@ def _need_to_route(request: RouteRequest, tried: Iterable[str]) -> NeedToRoute:
 
 async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> Offer | None:
     """Inside the caller's transaction: offer the need to the best candidate not yet tried.
-    None left, or too many tries: the need goes back to the council as unroutable, with the
-    reason in plain words."""
+    Every service that could take it full (or paused): the need waits in the queue for a
+    place. None that could, or too many tries: it goes back to the council as unroutable,
+    with the reason in plain words (said once, however often it is tried again)."""
     session, settings = uow.session, uow.settings
     request = await store.request_by_id(session, request_id)
     need = request.need
     tried = await offer_store.organizations_offered(session, request_id)
-    decision = route(_need_to_route(request, tried), await store.candidates(session, need.value))
+    to_route = _need_to_route(request, tried)
+    candidates = await store.candidates(session, need.value)
+    decision = route(to_route, candidates)
+    # The chosen service's row is locked and its load counted again: a placement racing
+    # for its last place waits for this one and then sees it full; route again without it.
+    for _ in range(len(candidates)):
+        chosen_now = decision.chosen
+        if chosen_now is None or await store.has_room(session, chosen_now.candidate.service_id):
+            break
+        decision = route(to_route, await store.candidates(session, need.value))
+    if should_wait(decision, request.attempts, settings.max_offers_per_need):
+        await store.update_request(
+            session,
+            request_id,
+            status=RouteRequestStatus.WAITING.value,
+            waiting_since=request.waiting_since or now,
+            queue_rank=queue_rank(request.urgency),
+            unroutable_reason=decision.unroutable_reason,  # why it waits, in plain words
+            updated_at=now,
+        )
+        return None
     give_up = reason_to_give_up(decision, need, request.attempts, settings.max_offers_per_need)
     if give_up is not None:
+        already = request.status is RouteRequestStatus.UNROUTABLE
         await store.update_request(
             session,
             request_id,
             status=RouteRequestStatus.UNROUTABLE.value,
             unroutable_reason=give_up,
+            waiting_since=None,
             updated_at=now,
         )
-        await uow.outbox.add(
-            session,
-            CaseUnroutable(case_id=request.case_id, needs=[need], reasons=[give_up], at=now),
-            subject=request.case_id,
-        )
+        if not already:
+            await uow.outbox.add(
+                session,
+                CaseUnroutable(case_id=request.case_id, needs=[need], reasons=[give_up], at=now),
+                subject=request.case_id,
+            )
         return None
     chosen = decision.chosen
     assert chosen is not None  # reason_to_give_up gives a reason whenever none was chosen
     packet = request.packet or {}
-    respond_by = lifecycle.respond_by(now, packet.get("urgency"), settings.response_hours)
+    respond_by = lifecycle.respond_by(now, packet.get("urgency"), deadline_rules(settings))
     service = chosen.candidate
     reasons = why(decision)
     assert reasons is not None  # a candidate was chosen
@@ -140,6 +190,8 @@ async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> O
         request_id,
         status=RouteRequestStatus.PLACED.value,
         attempts=offer.attempt,
+        waiting_since=None,
+        queue_rank=None,
         updated_at=now,
     )
     await uow.outbox.add(
@@ -177,6 +229,34 @@ async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> O
     notice = OfferNotice(OFFER_MADE, offer.id, need, urgency, respond_by)
     await queue_offer_email(uow, service.organization_id, notice, now=now)
     return offer
+
+
+async def offer_waiting(
+    uow: PartnersUnitOfWork, needs: Iterable[str] | None, *, now: datetime, limit: int = 50
+) -> int:
+    """Inside the caller's transaction, after a place may have freed or a service may have
+    become able to take a need (an outcome, a decline, an expiry, a withdrawal, a resume, a
+    capacity raise, a new or changed service or agreement): the needs waiting for ``needs``
+    (None: all), most urgent and longest waiting first, then the unroutable ones, are tried
+    again. How many were offered."""
+    wanted = None if needs is None else set(needs)
+    placed = 0
+    for request_id in await store.queued(uow.session, wanted, limit):
+        if await place(uow, request_id, now=now) is not None:
+            placed += 1
+    return placed
+
+
+async def offer_freed_place(uow: PartnersUnitOfWork, service_id: str, *, now: datetime) -> int:
+    """Inside the caller's transaction: a place at ``service_id`` may have freed."""
+    needs = await store.needs_of_service(uow.session, service_id)
+    return await offer_waiting(uow, needs, now=now)
+
+
+async def offer_waiting_needs(uow: PartnersUnitOfWork) -> int:
+    """The worker's safety net: every waiting (or unroutable) need tried again."""
+    async with uow.transaction():
+        return await offer_waiting(uow, None, now=uow.now())
 
 
 async def route_case(uow: PartnersUnitOfWork, case: CaseToRoute) -> None:
@@ -268,6 +348,8 @@ async def stop_case(uow: PartnersUnitOfWork, case_id: str, reason: str, *, at: d
         await store.close_requests(uow.session, case_id, at)
         open_offers = await offer_store.of_case(uow.session, case_id, lifecycle.ACTIVE_STATUSES)
         await withdraw_offers(uow, open_offers, reason, now=at)
+        for service_id in sorted({offer.service_id for offer in open_offers}):
+            await offer_freed_place(uow, service_id, now=at)
 
 
 async def expire_due_offers(uow: PartnersUnitOfWork, *, limit: int = 100) -> int:
@@ -287,4 +369,5 @@ async def expire_due_offers(uow: PartnersUnitOfWork, *, limit: int = 100) -> int
             notice = OfferNotice(OFFER_EXPIRED, offer.id, offer.need, "", offer.respond_by)
             await queue_offer_email(uow, offer.organization_id, notice, now=now)
             await place(uow, offer.request_id, now=now)
+            await offer_freed_place(uow, offer.service_id, now=now)
     return len(due)

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.referrals.domain.lifecycle import OPEN_STATUSES, CaseStatus
+from shared.audit import audit_table
 
 metadata = MetaData()
 
@@ -90,6 +91,10 @@ cases = Table(
     Column("circumstances", JSONB, nullable=False),
     Column("lawful_basis", Text, nullable=False),
     Column("data_sharing_agreement", Text),
+    # Why a basis other than consent applies, and who decided it (domain/sharing.py).
+    Column("basis_justification", Text),
+    Column("basis_decided_by", Text),
+    Column("article9_condition", Text),  # for special category needs (health)
     Column("risk_level", Text),
     Column("risk_score", Integer),
     Column("risk_reasons", JSONB),
@@ -259,3 +264,6 @@ case_merges = Table(
     Column("undone_at", DateTime(timezone=True)),
     Column("undone_by", Text),
 )
+
+# Every read of personal data through the API (shared/audit.py): append-only.
+audit_log = audit_table(metadata)

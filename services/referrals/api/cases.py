@@ -12,6 +12,7 @@ from services.referrals.api.deps import CaseworkerOrOperator, ReferralsWork
 from services.referrals.api.schemas import (
     Acknowledged,
     AssignIn,
+    BasisIn,
     CasePage,
     CaseSummary,
     CloseIn,
@@ -76,6 +77,9 @@ _CASE_FIELDS = (
     "origin",
     "lawful_basis",
     "data_sharing_agreement",
+    "basis_justification",
+    "basis_decided_by",
+    "article9_condition",
     "assigned_to",
     "outcome",
     "status_reason",
@@ -197,6 +201,25 @@ async def record_consent_withdrawal(
     return _acknowledged(
         await cases.record_consent_withdrawal(uow, principal, str(case_id), body.reason)
     )
+
+
+@router.post(
+    "/{case_id}/basis",
+    response_model=Acknowledged,
+    summary="Change the case's lawful basis, with a justification, who decided and why",
+)
+async def change_basis(
+    case_id: uuid.UUID, body: BasisIn, principal: CaseworkerOrOperator, uow: ReferralsWork
+) -> Acknowledged:
+    change = cases.BasisChange(
+        basis=body.lawful_basis,
+        reason=body.reason,
+        justification=body.justification,
+        decided_by=body.decided_by,
+        article9_condition=body.article9_condition,
+        data_sharing_agreement=body.data_sharing_agreement,
+    )
+    return _acknowledged(await cases.change_basis(uow, principal, str(case_id), change))
 
 
 @router.post("/{case_id}/withdraw", response_model=Acknowledged, summary="Withdraw the case")

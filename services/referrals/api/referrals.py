@@ -58,6 +58,9 @@ def new_referral(body: ReferralCreate) -> intake.NewReferral:
         lawful_basis=body.sharing.lawful_basis,
         consent=body.sharing.consent.command() if body.sharing.consent else None,
         data_sharing_agreement=body.sharing.data_sharing_agreement,
+        justification=body.sharing.justification,
+        decided_by=body.sharing.decided_by,
+        article9_condition=body.sharing.article9_condition,
     )
 
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from services.referrals.api import cases, referrals, residents
+from services.referrals.api import audit, cases, referrals, residents
 
-routers = [referrals.router, cases.router, residents.router]
+routers = [referrals.router, cases.router, residents.router, audit.router]

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.referrals.domain.sharing import Article9Condition
 from services.referrals.service_layer.cases import ConsentGiven
 from shared.auth import GSS_CODE
 from shared.identity import name_with_letters, normalise_postcode
@@ -120,7 +121,32 @@ class ConsentIn(Strict):
         )
 
 
-class SharingIn(Strict):
+class JustifiedBasis(Strict):
+    """A lawful basis other than consent needs a justification and who decided it; health
+    needs (special category data) need an Article 9 condition. Missing ones are refused
+    (422) naming the field."""
+
+    justification: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="required for any basis other than consent: why it applies",
+    )
+    decided_by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="required for any basis other than consent: who decided it applies",
+        examples=["Team manager, Housing Needs"],
+    )
+    article9_condition: Article9Condition | None = Field(
+        default=None,
+        description="required with mental health or physical health and disability needs "
+        "unless the basis is consent (then explicit consent)",
+    )
+
+
+class SharingIn(JustifiedBasis):
     lawful_basis: LawfulBasis
     consent: ConsentIn | None = None
     data_sharing_agreement: str | None = Field(default=None, max_length=200)
@@ -205,6 +231,14 @@ class NoteIn(Strict):
 
 class ReasonIn(Strict):
     reason: ShortText
+
+
+class BasisIn(JustifiedBasis):
+    lawful_basis: LawfulBasis = Field(
+        description="the case's new basis; consent is recorded with POST .../consent"
+    )
+    data_sharing_agreement: str | None = Field(default=None, max_length=200)
+    reason: ShortText = Field(description="why the basis changes (kept on the timeline)")
 
 
 class CloseIn(Strict):

@@ -36,13 +36,19 @@ from services.referrals.domain.lifecycle import (
 )
 from services.referrals.domain.offers import case_status_after, every_offer_answered
 from services.referrals.domain.sharing import (
+    Article9Condition,
+    BasisClaim,
     ConsentRecord,
     SharingDecision,
+    article9_condition_for,
+    basis_problems,
     case_outcome,
     may_share_with_partners,
     priority,
+    special_category_needs,
     summary,
 )
+from services.referrals.service_layer import audit
 from services.referrals.service_layer.callers import actor_of
 from services.referrals.service_layer.resident_index import ResidentFacts, match_or_create_resident
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
@@ -57,6 +63,7 @@ from shared.events.payloads import (
     ContactRoute,
     FlaggedIdentity,
     RoutingPacket,
+    SharingStopped,
 )
 from shared.identity import age_in_years, postcode_district, unseal_identity
 from shared.vocabulary import (
@@ -86,6 +93,23 @@ class ConsentGiven:
     partner_kinds: tuple[PartnerKind, ...]
     purpose: str
     expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BasisChange:
+    """A caseworker puts the case on another lawful basis (not consent: that is recorded
+    with the consent), saying why it applies, who decided, and why it changes."""
+
+    basis: LawfulBasis
+    reason: str
+    justification: str | None = None
+    decided_by: str | None = None
+    article9_condition: Article9Condition | None = None
+    data_sharing_agreement: str | None = None
+
+    @property
+    def claim(self) -> BasisClaim:
+        return BasisClaim(self.basis, self.justification, self.decided_by, self.article9_condition)
 
 
 @dataclass(frozen=True)
@@ -374,17 +398,31 @@ async def stop_sharing(
     actor: Actor,
     reason: str,
     now: datetime,
+    why: SharingStopped = SharingStopped.WITHDRAWN,
 ) -> Row:
     """The consent is withdrawn (or expired): partners withdraw their open offers and lose
     the packet; a routed case goes back to the council team to seek consent again."""
     session = uow.session
     await cases_db.mark_consent_withdrawn(session, consent["id"], by=actor.subject, now=now)
-    await cases_db.add_timeline(
-        session, case["id"], actor, "consent withdrawn", now=now, detail=reason
-    )
+    action = "consent expired" if why is SharingStopped.EXPIRED else "consent withdrawn"
+    await cases_db.add_timeline(session, case["id"], actor, action, now=now, detail=reason)
+    return await _stop_partners(uow, case, actor=actor, reason=reason, why=why, now=now)
+
+
+async def _stop_partners(
+    uow: ReferralsUnitOfWork,
+    case: Row,
+    *,
+    actor: Actor,
+    reason: str,
+    why: SharingStopped,
+    now: datetime,
+) -> Row:
+    """Partners withdraw their open offers and lose the packet (told why); a routed case
+    goes back to the council team."""
     await uow.outbox.add(
-        session,
-        ConsentWithdrawn(case_id=case["id"], council=case["council"], withdrawn_at=now),
+        uow.session,
+        ConsentWithdrawn(case_id=case["id"], council=case["council"], withdrawn_at=now, reason=why),
         subject=case["id"],
     )
     if CaseStatus(case["status"]) in ROUTED_STATUSES:
@@ -607,6 +645,13 @@ async def case_queue(
             after=after,
             limit=query.limit + 1,
         )
+        await audit.audited(
+            uow,
+            principal,
+            "case_queue",
+            [audit.IDENTITY, audit.NEEDS, audit.PROGRESS],
+            [audit.Seen(r["council"], r["resident_id"], r["id"]) for r in rows[: query.limit]],
+        )
     page = rows[: query.limit]
     return QueuePage(
         items=[_queued(r) for r in page],
@@ -622,6 +667,22 @@ async def case_detail(uow: ReferralsUnitOfWork, principal: Principal, case_id: s
             raise NotFound("case not found")
         cid = case["id"]
         consent = await cases_db.current_consent(session, cid)
+        await audit.audited(
+            uow,
+            principal,
+            "case_detail",
+            [
+                audit.IDENTITY,
+                audit.CONTACT,
+                audit.NEEDS,
+                audit.FREE_TEXT,
+                audit.CONSENT,
+                audit.RISK,
+                audit.PROGRESS,
+                audit.MATCHING,
+            ],
+            [audit.Seen(case["council"], case["resident_id"], cid)],
+        )
         return CaseDetail(
             case=dict(case),
             resident=dict(await residents_db.resident(session, case["resident_id"])),
@@ -710,6 +771,62 @@ async def record_consent_withdrawal(
         case = await stop_sharing(
             uow, case, consent, actor=actor_of(principal), reason=reason, now=uow.now()
         )
+    return _ack(case)
+
+
+async def change_basis(
+    uow: ReferralsUnitOfWork, principal: Principal, case_id: str, change: BasisChange
+) -> CaseAcknowledged:
+    """A caseworker puts the case on another lawful basis, with a reason kept on the
+    timeline. A basis that no longer allows sharing takes the case back from partners (told
+    why); one that now allows it routes a case waiting for consent."""
+    if change.basis is LawfulBasis.CONSENT:
+        raise Invalid(
+            "lawful_basis", "consent is recorded with the consent: POST /v1/cases/{id}/consent"
+        )
+    async with uow.transaction() as session:
+        case = await _caseworkers_case(uow, principal, case_id)
+        if CaseStatus(case["status"]) in TERMINAL_STATUSES:
+            raise Conflict(f"the case is {case['status']}", case["status"])
+        if problems := basis_problems(change.claim, case["needs"]):
+            raise Invalid.of(problems)
+        now, who = uow.now(), actor_of(principal)
+        condition = article9_condition_for(change.claim, case["needs"])
+        before = case["lawful_basis"]
+        case = await cases_db.update_case(
+            session,
+            case["id"],
+            lawful_basis=change.basis.value,
+            basis_justification=change.justification,
+            basis_decided_by=change.decided_by,
+            article9_condition=condition.value if condition else None,
+            data_sharing_agreement=change.data_sharing_agreement,
+            updated_at=now,
+        )
+        await cases_db.add_timeline(
+            session,
+            case["id"],
+            who,
+            "lawful basis changed",
+            now=now,
+            detail=f"from {before} to {change.basis.value} (decided by {change.decided_by}): "
+            f"{change.reason}",
+        )
+        decision = await sharing_decision(uow, case, now=now)
+        if not decision.allowed and CaseStatus(case["status"]) in ROUTED_STATUSES:
+            case = await _stop_partners(
+                uow,
+                case,
+                actor=who,
+                reason=decision.reason,
+                why=SharingStopped.BASIS_CHANGED,
+                now=now,
+            )
+        elif decision.allowed and case["status"] in (
+            CaseStatus.AWAITING_CONSENT,
+            CaseStatus.ASSESSED,
+        ):
+            case = await route_if_allowed(uow, case, actor=who, now=now)
     return _ack(case)
 
 
@@ -834,6 +951,15 @@ async def open_outreach_case(uow: ReferralsUnitOfWork, flag: ResidentFlag) -> No
                     "needs": [n.value for n in finding.suggested_needs],
                     "circumstances": [],
                     "lawful_basis": LawfulBasis.PUBLIC_TASK.value,
+                    # The council's own task of finding residents at risk in its data;
+                    # nothing is shared until the resident consents.
+                    "basis_justification": "the council identifies residents at risk from "
+                    "its own data (public task); outreach only, nothing is shared without "
+                    "the resident's consent",
+                    "basis_decided_by": f"risk rules {finding.ruleset_version}",
+                    "article9_condition": Article9Condition.SUBSTANTIAL_PUBLIC_INTEREST.value
+                    if special_category_needs(n.value for n in finding.suggested_needs)
+                    else None,
                     "status_reason": "flagged by the risk rules; seek the resident's consent",
                 },
             )
@@ -976,5 +1102,6 @@ async def expire_consents(uow: ReferralsUnitOfWork, *, limit: int = 100) -> int:
                 actor=REFERRALS_SERVICE,
                 reason="the resident's consent expired",
                 now=now,
+                why=SharingStopped.EXPIRED,
             )
     return len(expired)

@@ -17,11 +17,16 @@ from services.referrals.adapters import cases as cases_db
 from services.referrals.adapters import referrals as referrals_db
 from services.referrals.domain.lifecycle import ROUTED_STATUSES, CaseStatus
 from services.referrals.domain.sharing import (
+    Article9Condition,
+    BasisClaim,
     ConsentRecord,
     SharingDecision,
+    article9_condition_for,
+    basis_problems,
     may_share_with_partners,
     priority,
 )
+from services.referrals.service_layer import audit
 from services.referrals.service_layer.callers import actor_of
 from services.referrals.service_layer.cases import (
     ConsentGiven,
@@ -62,6 +67,17 @@ class NewReferral:
     circumstances_text: str | None = None
     consent: ConsentGiven | None = None
     data_sharing_agreement: str | None = None
+    # A basis other than consent: why it applies and who decided; for health needs, the
+    # Article 9 condition (domain/sharing.py).
+    justification: str | None = None
+    decided_by: str | None = None
+    article9_condition: Article9Condition | None = None
+
+    @property
+    def claim(self) -> BasisClaim:
+        return BasisClaim(
+            self.lawful_basis, self.justification, self.decided_by, self.article9_condition
+        )
 
 
 @dataclass(frozen=True)
@@ -152,6 +168,8 @@ async def receive_referral(
     idempotency: IdempotencyKey | None = None,
 ) -> ReferralReceipt:
     _check_names(referral.resident)
+    if problems := basis_problems(referral.claim, referral.needs, prefix="sharing."):
+        raise Invalid.of(problems)
     council = council_for(referral, principal, uow.settings)
     try:
         async with uow.transaction():
@@ -219,6 +237,9 @@ async def _receive(
                 "circumstances": circumstances,
                 "lawful_basis": basis.value,
                 "data_sharing_agreement": referral.data_sharing_agreement,
+                "basis_justification": referral.justification,
+                "basis_decided_by": referral.decided_by,
+                "article9_condition": _condition(article9_condition_for(referral.claim, needs)),
             },
         )
         if match.duplicates:
@@ -341,7 +362,16 @@ async def _attach(
     }
     if referral.lawful_basis is LawfulBasis.CONSENT and case["lawful_basis"] != LawfulBasis.CONSENT:
         merged["lawful_basis"] = referral.lawful_basis.value
+        merged["basis_justification"] = merged["basis_decided_by"] = None
+    if case["article9_condition"] is None:
+        # Health needs arriving now carry the condition this referral gave for them.
+        condition = article9_condition_for(referral.claim, merged["needs"])
+        merged["article9_condition"] = _condition(condition)
     return await cases_db.update_case(uow.session, case["id"], **merged)
+
+
+def _condition(condition: Article9Condition | None) -> str | None:
+    return condition.value if condition else None
 
 
 async def referral_progress(
@@ -364,6 +394,14 @@ async def referral_progress(
             and principal.organisation == row["case_council"]
         )
         entries = await referrals_db.progress_for_referrer(session, row, with_opening=sees_the_case)
+        await audit.audited(
+            uow,
+            principal,
+            "referral_progress",
+            [audit.NEEDS, audit.PROGRESS],
+            [audit.Seen(row["case_council"], row["resident_id"], row["case_id"])],
+            purpose="following a referral",
+        )
     if sees_the_case:
         status = row["case_status"]
     else:

@@ -5,6 +5,7 @@ cases into one. Matching itself is ``resident_index.py`` (intake's step) over
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from services.referrals.adapters import residents as residents_db
 from services.referrals.domain.actors import Actor
 from services.referrals.domain.lifecycle import ROUTED_STATUSES, CaseStatus
 from services.referrals.domain.sharing import priority
+from services.referrals.service_layer import audit
 from services.referrals.service_layer.callers import actor_of
 from services.referrals.service_layer.cases import move, route_if_allowed, send_packet
 from services.referrals.service_layer.resident_index import (
@@ -143,7 +145,17 @@ async def _merge_cases(
         session, from_case=merged["id"], to_case=survivor["id"]
     )
     before = {
-        k: survivor[k] for k in ("needs", "circumstances", "urgency", "priority", "lawful_basis")
+        k: survivor[k]
+        for k in (
+            "needs",
+            "circumstances",
+            "urgency",
+            "priority",
+            "lawful_basis",
+            "basis_justification",
+            "basis_decided_by",
+            "article9_condition",
+        )
     }
     moved["survivor_before"] = before
     moved["merged_status"] = merged["status"]
@@ -166,6 +178,9 @@ async def _merge_cases(
         and survivor["lawful_basis"] != LawfulBasis.CONSENT
     ):
         values["lawful_basis"] = LawfulBasis.CONSENT.value
+        values["basis_justification"] = values["basis_decided_by"] = None
+    if survivor["article9_condition"] is None and merged["article9_condition"] is not None:
+        values["article9_condition"] = merged["article9_condition"]  # for the needs it brings
     survivor = await cases_db.update_case(session, survivor["id"], **values)
     await cases_db.add_timeline(
         session,
@@ -280,12 +295,27 @@ def _duplicate(row: Row, held: set[str] | None = None) -> PossibleDuplicate:
 # -- use cases ---------------------------------------------------------------------------
 
 
+async def _audit_duplicates(
+    uow: ReferralsUnitOfWork, principal: Principal, operation: str, rows: Iterable[Row]
+) -> None:
+    """Both records of each pair were shown: names and the evidence they may be one."""
+    seen = [
+        audit.Seen(row["council"], resident)
+        for row in rows
+        for resident in (row["resident_id"], row["candidate_id"])
+    ]
+    await audit.audited(
+        uow, principal, operation, [audit.IDENTITY, audit.MATCHING, audit.NEEDS], seen
+    )
+
+
 async def possible_duplicates(
     uow: ReferralsUnitOfWork, principal: Principal, state: DuplicateState = "open"
 ) -> list[PossibleDuplicate]:
     async with uow.transaction() as session:
         rows = await residents_db.duplicates_in_state(session, principal, state)
         held = await holds_db.held_needs_by_duplicate(session, [row["id"] for row in rows])
+        await _audit_duplicates(uow, principal, "possible_duplicates", rows)
     # Those holding a need back from partners first: a family waits on them.
     found = [_duplicate(row, held.get(row["id"])) for row in rows]
     return sorted(found, key=lambda d: not d.held_needs)
@@ -319,6 +349,7 @@ async def decide_duplicate(
             session, row["id"], decision, decided_by=principal.subject, now=now
         )
         decided = await residents_db.duplicate_named(session, principal, row["id"])
+        await _audit_duplicates(uow, principal, f"{decision}_duplicate", [decided])
     return _duplicate(decided)
 
 

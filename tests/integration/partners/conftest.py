@@ -43,6 +43,9 @@ class PartnersApi(ServiceUnderTest):
     def operator(self) -> dict[str, str]:
         return self._bearer("operator", OrganisationKind.OPERATOR, [Role.OPERATOR])
 
+    def council_caseworker(self) -> dict[str, str]:
+        return self._bearer(self.council, OrganisationKind.COUNCIL, [Role.CASEWORKER])
+
     def partner(self, name: str) -> dict[str, str]:
         return self._bearer(self.organizations[name], OrganisationKind.VCS, [Role.PARTNER])
 

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from services.partners.timers import expire_offers
+from shared.auth import OrganisationKind, Role
 from shared.events.envelope import utc_now
 from shared.events.payloads import ConsentWithdrawn
 from shared.messaging.consumer import EventConsumer
@@ -114,7 +115,26 @@ async def test_declines_hand_on_never_back_and_exhaustion_is_unroutable_with_rea
     assert unroutable["reasons"] == [reason]
     gaps = (await partners.client.get("/v1/gaps", headers=partners.operator())).json()
     mine = [gap for gap in gaps if gap["council"] == partners.council]
-    assert mine == [{"council": partners.council, "need": "food", "cases": 1, "reason": reason}]
+    assert [
+        {k: gap[k] for k in ("council", "need", "cases", "reason", "status")} for gap in mine
+    ] == [
+        {
+            "council": partners.council,
+            "need": "food",
+            "cases": 1,
+            "reason": reason,
+            "status": "unroutable",
+        }
+    ]
+    assert mine[0]["since"] is not None
+    # The council sees its own gaps; another council sees none of them.
+    own = await partners.client.get("/v1/gaps", headers=partners.council_caseworker())
+    assert own.status_code == 200 and own.json() == mine
+    other = partners._bearer("E09000999", OrganisationKind.COUNCIL, [Role.CASEWORKER])
+    elsewhere = (await partners.client.get("/v1/gaps", headers=other)).json()
+    assert all(gap["council"] == "E09000999" for gap in elsewhere)
+    overdue = await partners.client.get("/v1/overdue", headers=partners.council_caseworker())
+    assert overdue.status_code == 200 and overdue.json() == []
 
 
 async def test_no_candidate_at_all_is_unroutable_with_a_reason_a_person_understands(

@@ -119,7 +119,14 @@ async def test_an_assessment_routes_a_consented_case_and_a_repeat_changes_nothin
 async def test_without_a_sharing_basis_the_case_waits_for_consent(
     api: ReferralsApi, consumer: EventConsumer, publisher: Publisher
 ) -> None:
-    body = referral(sharing={"lawful_basis": "public_task", "consent": None})
+    body = referral(
+        sharing={
+            "lawful_basis": "public_task",
+            "consent": None,
+            "justification": "the council's duty to relieve homelessness",
+            "decided_by": "Housing Needs manager",
+        }
+    )
     response = (await api.refer(body)).json()
     assert response["sharing"]["allowed"] is False
     assert "public task does not allow sharing" in response["sharing"]["reason"]

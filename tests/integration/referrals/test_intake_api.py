@@ -213,6 +213,32 @@ BAD_INPUT = [
         422,
         "sharing",
     ),
+    (
+        "vital interests without a justification",
+        referral(sharing={"lawful_basis": "vital_interests", "consent": None}),
+        422,
+        "sharing.justification",
+    ),
+    (
+        "public task without who decided",
+        referral(sharing={"lawful_basis": "public_task", "consent": None, "justification": "j"}),
+        422,
+        "sharing.decided_by",
+    ),
+    (
+        "a health need on public task without an Article 9 condition",
+        referral(
+            needs=["mental_health"],
+            sharing={
+                "lawful_basis": "public_task",
+                "consent": None,
+                "justification": "the council's duty of care",
+                "decided_by": "Team manager",
+            },
+        ),
+        422,
+        "sharing.article9_condition",
+    ),
     ("preferred route missing", referral(resident={"contact": {"phone": None}}), 422, "resident"),
     ("council not served", referral(council="E09000001"), 422, "council"),
     ("no letter in a name", referral(resident={"family_name": "--"}), 422, "resident.family_name"),
@@ -424,3 +450,65 @@ async def test_a_partner_s_receipt_is_the_same_whether_it_opened_a_case_or_joine
         "case opened (referral)",
         "referral received",
     ]
+
+
+async def test_a_justified_basis_is_kept_and_a_caseworker_can_change_it(api: ReferralsApi) -> None:
+    vital = {
+        "lawful_basis": "vital_interests",
+        "consent": None,
+        "justification": "no heating in a frost; the resident cannot be reached",
+        "decided_by": "Duty manager, Housing Needs",
+        "article9_condition": "vital_interests",
+    }
+    answer = await api.refer(referral(needs=["fuel_and_utilities", "mental_health"], sharing=vital))
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["sharing"]["allowed"] is True
+    case_id = answer.json()["case_id"]
+    case = await api.case(case_id)
+    assert (case["basis_justification"], case["basis_decided_by"]) == (
+        vital["justification"],
+        vital["decided_by"],
+    )
+    assert case["article9_condition"] == "vital_interests"
+
+    basis = f"/v1/cases/{case_id}/basis"
+    missing = await api.client.post(
+        basis,
+        json={"lawful_basis": "legal_obligation", "reason": "the risk has passed"},
+        headers=api.token(),
+    )
+    assert missing.status_code == 422, missing.text
+    assert [e["field"] for e in missing.json()["errors"]] == [
+        "justification",
+        "decided_by",
+        "article9_condition",
+    ]
+    changed = await api.client.post(
+        basis,
+        json={
+            "lawful_basis": "legal_obligation",
+            "reason": "the risk has passed",
+            "justification": "Care Act 2014 assessment duty",
+            "decided_by": "Team manager",
+            "article9_condition": "health_or_social_care",
+        },
+        headers=api.token(),
+    )
+    assert changed.status_code == 200, changed.text
+    case = await api.case(case_id)
+    assert (case["lawful_basis"], case["article9_condition"]) == (
+        "legal_obligation",
+        "health_or_social_care",
+    )
+    assert case["timeline"][-1]["action"] == "lawful basis changed"
+    stranger = await api.client.post(
+        basis,
+        json={
+            "lawful_basis": "public_task",
+            "reason": "r",
+            "justification": "j",
+            "decided_by": "d",
+        },
+        headers=api.token("food_bank"),
+    )
+    assert stranger.status_code in (403, 404)

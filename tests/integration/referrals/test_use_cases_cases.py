@@ -16,7 +16,7 @@ from shared.events.payloads import CaseUnroutable, OfferAccepted, ResidentFlagge
 from shared.identity import seal_identity
 from shared.vocabulary import DeclineReason, LawfulBasis, Need, OfferStatus, Outcome, RiskLevel
 from tests.integration.referrals.conftest import ReferralsDatabase
-from tests.integration.referrals.usecase_helpers import consent, finding, new_referral
+from tests.integration.referrals.usecase_helpers import JUSTIFIED, consent, finding, new_referral
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,7 @@ async def test_consent_recorded_routes_a_waiting_case_and_withdrawing_it_takes_i
     referrals_database: ReferralsDatabase,
 ) -> None:
     db = referrals_database
-    case_id = await _refer(db, lawful_basis=LawfulBasis.PUBLIC_TASK, consent=None)
+    case_id = await _refer(db, lawful_basis=LawfulBasis.PUBLIC_TASK, consent=None, **JUSTIFIED)
     await _assess(db, case_id)
     assert await _status(db, case_id) == "awaiting_consent"
     assert await db.events("referrals.case.ready_for_routing") == []
@@ -126,7 +126,8 @@ async def test_consent_recorded_routes_a_waiting_case_and_withdrawing_it_takes_i
     async with db.unit_of_work() as uow:
         back = await cases.record_consent_withdrawal(uow, db.caller(), case_id, "changed mind")
     assert back.status == "awaiting_consent"
-    assert len(await db.events("referrals.consent.withdrawn")) == 1
+    (withdrawn,) = await db.events("referrals.consent.withdrawn")
+    assert withdrawn["reason"] == "withdrawn"  # the resident's doing
     with pytest.raises(Conflict, match="no current consent") as twice:
         async with db.unit_of_work() as uow:
             await cases.record_consent_withdrawal(uow, db.caller(), case_id, "twice")
@@ -290,3 +291,95 @@ async def test_an_expired_consent_stops_routing_like_a_withdrawal(
     )
     (withdrawn,) = await db.events("referrals.consent.withdrawn")
     assert withdrawn["case_id"] == case_id
+    assert withdrawn["reason"] == "expired"  # not the resident's doing: partners are told so
+    (timeline,) = await db.rows(
+        "SELECT action FROM timeline WHERE case_id = :id AND action LIKE 'consent %'", id=case_id
+    )
+    assert timeline["action"] == "consent expired"
+
+
+async def test_a_basis_other_than_consent_is_refused_without_its_justification(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    db = referrals_database
+    for changes, field in (
+        ({"lawful_basis": LawfulBasis.VITAL_INTERESTS, "consent": None}, "sharing.justification"),
+        (
+            {"lawful_basis": LawfulBasis.PUBLIC_TASK, "consent": None, "justification": "duty"},
+            "sharing.decided_by",
+        ),
+        (
+            {
+                "lawful_basis": LawfulBasis.PUBLIC_TASK,
+                "consent": None,
+                "needs": (Need.MENTAL_HEALTH,),
+                **JUSTIFIED,
+            },
+            "sharing.article9_condition",
+        ),
+    ):
+        with pytest.raises(Invalid) as refused:
+            await _refer(db, **changes)
+        assert refused.value.field == field
+    for table in ("residents", "cases", "referrals", "outbox"):
+        assert await db.count(table) == 0, table
+
+    # Health needs shared on the resident's consent rest on explicit consent (Article 9).
+    await _refer(db, needs=(Need.MENTAL_HEALTH, Need.FOOD))
+    (case,) = await db.rows("SELECT * FROM cases")
+    assert case["article9_condition"] == "explicit_consent"
+    assert case["basis_justification"] is None and case["basis_decided_by"] is None
+
+
+async def test_a_caseworker_changes_the_basis_with_a_reason_and_partners_are_told(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    db = referrals_database
+    case_id = await _refer(db, lawful_basis=LawfulBasis.PUBLIC_TASK, consent=None, **JUSTIFIED)
+    await _assess(db, case_id)
+    assert await _status(db, case_id) == "awaiting_consent"
+
+    async def change(**fields: Any) -> cases.CaseAcknowledged:
+        async with db.unit_of_work() as uow:
+            return await cases.change_basis(uow, db.caller(), case_id, cases.BasisChange(**fields))
+
+    vital = {"basis": LawfulBasis.VITAL_INTERESTS, "reason": "found without heating in a frost"}
+    with pytest.raises(Invalid) as refused:
+        await change(**vital, justification="a risk to life")
+    assert refused.value.field == "decided_by"
+    with pytest.raises(Invalid) as refused:
+        await change(basis=LawfulBasis.CONSENT, reason="r", justification="j", decided_by="d")
+    assert refused.value.field == "lawful_basis"
+    assert await db.events("referrals.case.ready_for_routing") == []
+
+    # Vital interests allow sharing: the waiting case goes to partners.
+    routed = await change(**vital, justification="a risk to life", decided_by="Duty manager")
+    assert routed.status == "ready_for_routing"
+    assert len(await db.events("referrals.case.ready_for_routing")) == 1
+    (case,) = await db.rows("SELECT * FROM cases")
+    assert (case["lawful_basis"], case["basis_justification"], case["basis_decided_by"]) == (
+        "vital_interests",
+        "a risk to life",
+        "Duty manager",
+    )
+
+    # A legal obligation does not: partners lose the case, told the basis changed.
+    back = await change(
+        basis=LawfulBasis.LEGAL_OBLIGATION,
+        reason="the risk has passed",
+        justification="Housing Act 1996 Part 7 duty",
+        decided_by="Team manager",
+    )
+    assert back.status == "awaiting_consent"
+    (stopped,) = await db.events("referrals.consent.withdrawn")
+    assert (stopped["case_id"], stopped["reason"]) == (case_id, "basis_changed")
+    changes = await db.rows(
+        "SELECT detail FROM timeline WHERE case_id = :id AND action = 'lawful basis changed'"
+        " ORDER BY id",
+        id=case_id,
+    )
+    assert [c["detail"] for c in changes] == [
+        "from public_task to vital_interests (decided by Duty manager): "
+        "found without heating in a frost",
+        "from vital_interests to legal_obligation (decided by Team manager): the risk has passed",
+    ]

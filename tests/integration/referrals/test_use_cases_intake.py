@@ -12,7 +12,7 @@ from shared.events.envelope import utc_now
 from shared.events.payloads import RiskAssessed
 from shared.vocabulary import LawfulBasis, Need, RiskLevel
 from tests.integration.referrals.conftest import FOOD_BANK, ReferralsDatabase
-from tests.integration.referrals.usecase_helpers import AMINA, finding, new_referral
+from tests.integration.referrals.usecase_helpers import AMINA, JUSTIFIED, finding, new_referral
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +117,7 @@ async def test_a_referrer_follows_its_own_referral_and_no_one_else_s(
 ) -> None:
     db = referrals_database
     public_task = new_referral(
-        council=db.council, lawful_basis=LawfulBasis.PUBLIC_TASK, consent=None
+        council=db.council, lawful_basis=LawfulBasis.PUBLIC_TASK, consent=None, **JUSTIFIED
     )
     async with db.unit_of_work() as uow:
         receipt = await intake.receive_referral(uow, db.caller("food_bank"), public_task)
@@ -144,7 +144,7 @@ async def test_a_partner_joining_a_case_with_a_history_sees_nothing_from_before_
     """The council's case was assessed and is waiting for consent; a food bank's referral
     joins it. Its receipt and progress read as those of a referral that opened a new case."""
     db = referrals_database
-    public_task = {"lawful_basis": LawfulBasis.PUBLIC_TASK, "consent": None}
+    public_task = {"lawful_basis": LawfulBasis.PUBLIC_TASK, "consent": None, **JUSTIFIED}
     async with db.unit_of_work() as uow:
         first = await intake.receive_referral(uow, db.caller(), new_referral(**public_task))
     assert first.case_id is not None

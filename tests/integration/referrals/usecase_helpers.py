@@ -34,6 +34,13 @@ def consent(**changes: Any) -> ConsentGiven:
     return replace(given, **changes)
 
 
+# What a basis other than consent carries: why it applies and who decided.
+JUSTIFIED: dict[str, Any] = {
+    "justification": "the council's duty to relieve homelessness",
+    "decided_by": "Housing Needs manager",
+}
+
+
 def new_referral(**changes: Any) -> intake.NewReferral:
     referral = intake.NewReferral(
         resident=AMINA,
