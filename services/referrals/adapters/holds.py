@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, or_, select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.adapters import Row
@@ -61,21 +61,36 @@ async def settle_holds_of_duplicate(
     return sorted({row["case_id"] for row in rows})
 
 
-async def settle_holds_of_cases(
-    session: AsyncSession, case_ids: Sequence[str], status: str, *, now: datetime
-) -> list[str]:
-    """Holds on, or because of, these cases end; the cases they held."""
-    rows = await fetch_all(
-        session,
-        update(routing_holds)
-        .where(
-            routing_holds.c.status == HELD,
-            or_(routing_holds.c.case_id.in_(case_ids), routing_holds.c.other_case_id.in_(case_ids)),
+async def move_holds(session: AsyncSession, moves: dict[str, str]) -> None:
+    """Holds of a possible-duplicate entry closed by a merge follow the entry it became."""
+    for stale, surviving in moves.items():
+        await session.execute(
+            update(routing_holds)
+            .where(routing_holds.c.duplicate_id == stale, routing_holds.c.status == HELD)
+            .values(duplicate_id=surviving)
         )
+
+
+async def settle_holds_on_case(
+    session: AsyncSession, case_id: str, status: str, *, now: datetime
+) -> None:
+    """The holds on this case's own needs end (the case is merged away)."""
+    await session.execute(
+        update(routing_holds)
+        .where(routing_holds.c.case_id == case_id, routing_holds.c.status == HELD)
         .values(status=status, settled_at=now)
-        .returning(routing_holds.c.case_id),
     )
-    return sorted({row["case_id"] for row in rows})
+
+
+async def hold_because_of(session: AsyncSession, *, merged_case: str, survivor_case: str) -> None:
+    """Needs held because of a case merged away stay held, now because of the case it
+    became: the question (is this the same person?) is still open, and the survivor has
+    the needs now."""
+    await session.execute(
+        update(routing_holds)
+        .where(routing_holds.c.other_case_id == merged_case, routing_holds.c.status == HELD)
+        .values(other_case_id=survivor_case)
+    )
 
 
 async def holds_of(session: AsyncSession, case_id: str) -> Sequence[Row]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, true, union, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, true, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.adapters import Row
@@ -20,7 +20,7 @@ from services.referrals.domain.matching import (
     phonetic_key,
 )
 from shared.auth import OrganisationKind, Principal
-from shared.db import fetch_all, fetch_one, rows_affected
+from shared.db import fetch_all, fetch_one
 
 
 def council_scope(principal: Principal, column: ColumnElement[str]) -> ColumnElement[bool]:
@@ -234,21 +234,69 @@ async def decide_duplicate(
     )
 
 
-async def confirm_open_duplicates_of(
-    session: AsyncSession, resident_id: str, *, decided_by: str, now: datetime
-) -> int:
-    return await rows_affected(
+def _pair(a: str, b: str) -> Any:
+    return or_(
+        and_(possible_duplicates.c.resident_id == a, possible_duplicates.c.candidate_id == b),
+        and_(possible_duplicates.c.resident_id == b, possible_duplicates.c.candidate_id == a),
+    )
+
+
+async def confirm_duplicates_between(
+    session: AsyncSession, a: str, b: str, *, decided_by: str, now: datetime
+) -> list[str]:
+    """The open entries between these two records (either way round) are confirmed by
+    their merge; their ids. Entries with anyone else are left for the caseworker."""
+    rows = await fetch_all(
         session,
         update(possible_duplicates)
-        .where(
-            possible_duplicates.c.status == "open",
-            or_(
-                possible_duplicates.c.resident_id == resident_id,
-                possible_duplicates.c.candidate_id == resident_id,
-            ),
-        )
-        .values(status="confirmed", decided_by=decided_by, decided_at=now),
+        .where(possible_duplicates.c.status == "open", _pair(a, b))
+        .values(status="confirmed", decided_by=decided_by, decided_at=now)
+        .returning(possible_duplicates.c.id),
     )
+    return [row["id"] for row in rows]
+
+
+async def move_open_duplicates(
+    session: AsyncSession, *, merged: str, into: str, now: datetime
+) -> dict[str, str]:
+    """The merged record's other open entries now name the survivor, so a caseworker can
+    still decide them. Where the survivor already has an entry with that person, the
+    merged record's one is closed as rejected (it is the same question asked twice) and
+    mapped to the survivor's: {stale entry id: surviving entry id}, for its holds."""
+    stale: dict[str, str] = {}
+    for side, other_side in (("resident_id", "candidate_id"), ("candidate_id", "resident_id")):
+        rows = await fetch_all(
+            session,
+            select(possible_duplicates.c.id, possible_duplicates.c[other_side].label("other"))
+            .where(
+                possible_duplicates.c.status == "open",
+                possible_duplicates.c[side] == merged,
+                possible_duplicates.c[other_side] != into,
+            )
+            .with_for_update(),
+        )
+        for row in rows:
+            existing = await fetch_one(
+                session, select(possible_duplicates.c.id).where(_pair(into, row["other"]))
+            )
+            if existing is None:
+                await session.execute(
+                    update(possible_duplicates)
+                    .where(possible_duplicates.c.id == row["id"])
+                    .values({side: into})
+                )
+                continue
+            stale[row["id"]] = existing["id"]
+            await session.execute(
+                update(possible_duplicates)
+                .where(possible_duplicates.c.id == row["id"])
+                .values(
+                    status="rejected",
+                    decided_by="merge: the same pair is listed under the surviving record",
+                    decided_at=now,
+                )
+            )
+    return stale
 
 
 async def duplicates_of(session: AsyncSession, resident_id: str) -> Sequence[Row]:

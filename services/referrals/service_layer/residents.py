@@ -209,7 +209,11 @@ async def _merge_cases(
         reason=f"merged into case {survivor['id']}: the same resident",
     )
     await merges_db.mark_merged_into(session, merged["id"], survivor["id"])
-    await holds_db.settle_holds_of_cases(session, [merged["id"]], "merged", now=now)
+    # The merged case's own holds end (its needs are the survivor's now); other cases'
+    # needs held because of it stay held, because of the survivor: no double help while
+    # a caseworker has not decided.
+    await holds_db.settle_holds_on_case(session, merged["id"], "merged", now=now)
+    await holds_db.hold_because_of(session, merged_case=merged["id"], survivor_case=survivor["id"])
     status = CaseStatus(survivor["status"])
     if status in ROUTED_STATUSES and new_needs:
         await send_packet(uow, survivor, now=now)
@@ -234,6 +238,15 @@ async def _merge(
     if merged_case is not None and survivor_case is not None:
         moved = await _merge_cases(uow, merged_case, survivor_case, who=who, now=now)
     moved["cases"] = await residents_db.move_records(session, merged=merged, into=into, now=now)
+    # Possible duplicates: those between the two are settled by the merge (their holds with
+    # them); the merged record's others now name the survivor, still for a caseworker.
+    for duplicate_id in await residents_db.confirm_duplicates_between(
+        session, merged, into, decided_by=who.subject, now=now
+    ):
+        await holds_db.settle_holds_of_duplicate(session, duplicate_id, "merged", now=now)
+    await holds_db.move_holds(
+        session, await residents_db.move_open_duplicates(session, merged=merged, into=into, now=now)
+    )
     for case_id in moved["cases"]:
         await cases_db.add_timeline(
             session,
@@ -336,6 +349,15 @@ async def decide_duplicate(
             raise NotFound("possible duplicate not found")
         if row["status"] != "open":
             raise Conflict(f"already {row['status']}", row["status"])
+        live = await residents_db.unmerged_residents(
+            session, principal, [row["resident_id"], row["candidate_id"]]
+        )
+        if decision == "confirmed" and len(live) != 2:
+            raise Conflict(
+                "one of these records was merged into another already: decide the entry "
+                "of the record it became",
+                row["status"],
+            )
         now, who = uow.now(), actor_of(principal)
         if decision == "confirmed":
             await _merge(uow, merged=row["resident_id"], into=row["candidate_id"], who=who, now=now)
@@ -362,9 +384,4 @@ async def merge_resident(
         found = await residents_db.unmerged_residents(session, principal, [resident_id, into])
         if len(found) != 2 or resident_id == into or found[0]["council"] != found[1]["council"]:
             raise NotFound("two distinct residents of one council not found")
-        now = uow.now()
-        await _merge(uow, merged=resident_id, into=into, who=actor_of(principal), now=now)
-        # A recorded possible duplicate between them is settled by the merge.
-        await residents_db.confirm_open_duplicates_of(
-            session, resident_id, decided_by=principal.subject, now=now
-        )
+        await _merge(uow, merged=resident_id, into=into, who=actor_of(principal), now=uow.now())

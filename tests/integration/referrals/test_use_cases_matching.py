@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import text
 
 from services.referrals.service_layer import cases, intake, residents
 from services.referrals.service_layer.cases import OfferChange, QueueQuery
+from shared.errors import Conflict
 from shared.events.envelope import utc_now
 from shared.events.payloads import OfferAccepted, RiskAssessed
 from shared.vocabulary import Need, OfferStatus
@@ -161,3 +163,58 @@ async def test_two_open_cases_merge_into_one_and_the_duplicate_offers_are_withdr
     assert await db.count("timeline", "case_id = :id", id=moved.case_id) > 3  # kept
     (record,) = await db.rows("SELECT * FROM case_merges")
     assert record["moved"]["survivor_before"]["needs"] == ["food"]
+
+
+async def test_a_merge_leaves_a_third_persons_open_question_open_and_its_need_held(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    """Amina's record A (routed for food) has a near miss C waiting (C's food held). A
+    caseworker merges A into Amina's other record B: C's entry now names B, C's food stays
+    held (because of B's case now), and C's question is still the caseworker's to decide."""
+    db = referrals_database
+    a, c = await _routed_and_a_near_miss(db)
+    b = await _refer(db, family_name="Mensah", postcode="E8 1DY")  # married and moved
+    await _assess(db, b.case_id)
+    record = {
+        name: str((await _case(db, receipt.case_id))["resident_id"])
+        for name, receipt in (("a", a), ("b", b), ("c", c))
+    }
+    async with db.unit_of_work() as uow:
+        await residents.merge_resident(uow, db.caller(), record["a"], record["b"])
+
+    async with db.unit_of_work() as uow:
+        (waiting,) = await residents.possible_duplicates(uow, db.caller())
+    assert {waiting.resident_id, waiting.candidate_id} == {record["c"], record["b"]}
+    assert waiting.status == "open" and waiting.held_needs == ("food",)
+    (hold,) = await db.rows("SELECT * FROM routing_holds WHERE case_id = :id", id=c.case_id)
+    assert (hold["status"], str(hold["other_case_id"])) == ("held", b.case_id)
+    assert await _packets_for(db, c.case_id) == [["money_and_debt"]]  # food not sent twice
+
+    async with db.unit_of_work() as uow:  # different people after all: C's food goes out
+        await residents.decide_duplicate(uow, db.caller(), waiting.id, "rejected")
+    assert (await _packets_for(db, c.case_id))[-1] == ["food", "money_and_debt"]
+
+
+async def test_an_entry_naming_a_record_merged_away_cannot_be_confirmed(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    """Merges re-point open entries to the survivor; an entry left naming a merged record
+    (written before that rule) is refused, not merged a second time."""
+    db = referrals_database
+    a, _ = await _routed_and_a_near_miss(db)
+    b = await _refer(db, family_name="Mensah", postcode="E8 1DY")
+    async with db.unit_of_work() as uow:
+        (entry,) = await residents.possible_duplicates(uow, db.caller())
+    async with db.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE residents SET merged_into = :b WHERE id = :a"),
+            {
+                "a": str((await _case(db, a.case_id))["resident_id"]),
+                "b": str((await _case(db, b.case_id))["resident_id"]),
+            },
+        )
+    before = await db.count("case_merges")
+    async with db.unit_of_work() as uow:
+        with pytest.raises(Conflict, match="merged into another already"):
+            await residents.decide_duplicate(uow, db.caller(), entry.id, "confirmed")
+    assert await db.count("case_merges") == before
