@@ -116,6 +116,22 @@ class PartnersSettings(ServiceSettings):
         return self
 
     @model_validator(mode="after")
+    def _links_and_mail_protected_outside_development(self) -> PartnersSettings:
+        if self.environment is Environment.DEVELOPMENT:
+            return self
+        if not self.public_base_url.startswith("https://"):
+            raise ValueError(
+                "UPSTREAM_PUBLIC_BASE_URL must be an https:// address outside development: "
+                "partners' sign-in links and offer links point at it"
+            )
+        if self.mail_backend == "smtp" and self.smtp_tls == "none":
+            raise ValueError(
+                "UPSTREAM_SMTP_TLS=none is for development only: sign-in links and the SMTP "
+                "password would cross the network in clear (use starttls or tls)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _insecure_cookies_only_in_development(self) -> PartnersSettings:
         if self.environment is not Environment.DEVELOPMENT and not self.web_cookie_secure:
             raise ValueError("UPSTREAM_WEB_COOKIE_SECURE=false is for development only")

@@ -32,17 +32,44 @@ def test_development_secrets_are_refused_outside_development() -> None:
         )
 
 
+PRODUCTION_PARTNERS = {
+    "public_base_url": "https://partners.example.gov.uk",
+    "smtp_tls": "starttls",
+}
+
+
 def test_production_runs_with_its_own_key_or_a_jwks() -> None:
     own_key = PartnersSettings(
-        database_url=DB, environment="production", jwt_signing_key="a-real-secret-from-the-vault"
+        database_url=DB,
+        environment="production",
+        jwt_signing_key="a-real-secret-from-the-vault",
+        **PRODUCTION_PARTNERS,
     )
     assert own_key.environment == "production"
     jwks = PartnersSettings(
         database_url=DB,
         environment="production",
         jwt_jwks_url="https://idp.example/.well-known/jwks.json",
+        **PRODUCTION_PARTNERS,
     )
     assert jwks.jwt_jwks_url
+
+
+@pytest.mark.parametrize(
+    ("change", "refused"),
+    [
+        ({"public_base_url": "http://partners.example.gov.uk"}, "UPSTREAM_PUBLIC_BASE_URL"),
+        ({"smtp_tls": "none"}, "UPSTREAM_SMTP_TLS=none"),
+    ],
+)
+def test_production_refuses_clear_text_links_and_mail(change: dict, refused: str) -> None:
+    with pytest.raises(ValidationError, match=refused):
+        PartnersSettings(
+            database_url=DB,
+            environment="production",
+            jwt_signing_key="a-real-secret-from-the-vault",
+            **{**PRODUCTION_PARTNERS, **change},
+        )
 
 
 def test_database_url_is_required(monkeypatch) -> None:

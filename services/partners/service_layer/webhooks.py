@@ -1,6 +1,8 @@
 """Webhook use cases: a partner registers its endpoint and rotates its secret; changes to
 its offers are queued with the change itself; the worker delivers them, signed, retried with
-backoff and logged, so a slow partner never holds anything up.
+backoff and logged, so a slow partner never holds routing up. Deliveries of one sweep go one
+after another: a partner timing out delays the others' by its timeout
+(``UPSTREAM_WEBHOOK_TIMEOUT_SECONDS``) for each of its due rows, until its backoff grows.
 
 Where a webhook may go (``domain/webhook_targets.py``) is checked when it is registered and
 again before each delivery, after resolving the host name, so it never reaches inward."""
