@@ -366,7 +366,7 @@ async def test_no_write_reaches_another_partners_offer_or_service(
             f"POST /inbox/services/{{service_id}}/{action}": Probe(
                 f"/inbox/services/{food_service}/{action}", allowed=(303,)
             )
-            for action in ("pause", "resume")
+            for action in ("pause", "resume", "capacity")
         },
         # A sign-in link is a form's action: anything else is refused before any lookup.
         "POST /inbox/sign-in/{token}": Probe("/inbox/sign-in/not-a-token", allowed=(422,)),

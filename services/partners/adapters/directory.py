@@ -86,6 +86,12 @@ async def set_paused(
     )
 
 
+async def set_capacity(session: AsyncSession, service_id: str, capacity: int) -> None:
+    await session.execute(
+        update(services).where(services.c.id == service_id).values(capacity=capacity)
+    )
+
+
 # -- Open Referral UK reads ------------------------------------------------------------------
 
 # A service row carries its organisation's fields under these names.

@@ -202,6 +202,22 @@ async def pause_service(
             await place(uow, offer.request_id, now=now)
 
 
+MAX_CAPACITY = 10_000
+
+
+async def set_capacity(
+    uow: PartnersUnitOfWork, editor: Editor, service_id: str, capacity: int
+) -> None:
+    """How many open offers and referrals the service takes at once; a raise lets waiting
+    needs in straight away. A lower figure withdraws nothing: it only stops new offers."""
+    if not 0 <= capacity <= MAX_CAPACITY:
+        raise Invalid("capacity", f"must be a whole number from 0 to {MAX_CAPACITY:,}")
+    async with uow.transaction():
+        await _own_service(uow, editor, service_id)
+        await store.set_capacity(uow.session, service_id, capacity)
+        await offer_freed_place(uow, service_id, now=uow.now())
+
+
 async def resume_service(uow: PartnersUnitOfWork, editor: Editor, service_id: str) -> None:
     async with uow.transaction():
         await _own_service(uow, editor, service_id)

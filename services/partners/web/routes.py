@@ -33,7 +33,7 @@ from services.partners.web.pages import (
     with_session_cookie,
     without_session_cookie,
 )
-from shared.errors import Refused
+from shared.errors import Invalid, Refused
 from shared.vocabulary import DeclineReason, OfferStatus, Outcome
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
@@ -450,6 +450,19 @@ async def pause(
         await directory.pause_service(uow, editor, service_id, reason)
 
     return await _service_act(request, service_id, signed_in, act, "paused")
+
+
+@router.post("/services/{service_id}/capacity")
+async def capacity(
+    request: Request, service_id: str, uow: PartnersWork, signed_in: MaybeSignedIn
+) -> Response:
+    async def act(editor: Editor, form: dict[str, str]) -> None:
+        given = form.get("capacity", "").strip()
+        if not given.isdigit():
+            raise Invalid("capacity", "must be a whole number, such as 12")
+        await directory.set_capacity(uow, editor, service_id, int(given))
+
+    return await _service_act(request, service_id, signed_in, act, "capacity")
 
 
 @router.post("/services/{service_id}/resume")

@@ -128,7 +128,7 @@ async def test_an_address_removed_loses_its_session_and_its_outstanding_link_at_
 ) -> None:
     web, _ = world
     staying, leaving = "manager@eastside.example", "volunteer@eastside.example"
-    organization_id = await web.add_partner("Eastside Larder", staying)
+    organization_id = await web.add_partner("Eastside Larder", staying, need="digital_inclusion")
     async with web.work() as uow:
         await web_access.register_addresses(uow, organization_id, [staying, leaving])
     leaver = await signed_in(web, leaving)
@@ -236,6 +236,24 @@ async def test_a_partner_answers_through_the_inbox_and_sees_only_its_own_offers(
         assert (
             await partner.post(f"/inbox/services/{other_service}/pause", data={"csrf": csrf})
         ).status_code == 404
+        # Capacity from the services page: saved, refused when not a number, and never
+        # another organisation's.
+        saved = await partner.post(
+            f"/inbox/services/{service_id}/capacity", data={"csrf": csrf, "capacity": "12"}
+        )
+        assert saved.status_code == 303
+        (row,) = await web.rows("SELECT capacity FROM services WHERE id = :id", id=service_id)
+        assert row["capacity"] == 12
+        refused = await partner.post(
+            f"/inbox/services/{service_id}/capacity", data={"csrf": csrf, "capacity": "lots"}
+        )
+        assert refused.status_code == 422 and "whole number" in refused.text
+        theirs = await partner.post(
+            f"/inbox/services/{other_service}/capacity", data={"csrf": csrf, "capacity": "0"}
+        )
+        assert theirs.status_code == 404
+        (row,) = await web.rows("SELECT capacity FROM services WHERE id = :id", id=other_service)
+        assert row["capacity"] == 5
     finally:
         await partner.aclose()
 
