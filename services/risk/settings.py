@@ -18,4 +18,6 @@ class RiskSettings(ServiceSettings):
     flag_cooling_off_days: int = Field(
         default=30, ge=0, description="no new flag at the same or a lower level within this"
     )
-    import_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    import_batch_size: int = Field(
+        default=10_000, ge=1, le=50_000, description="rows a transaction of an import stores"
+    )

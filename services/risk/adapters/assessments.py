@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, true
-from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.risk.adapters import bulk
 from services.risk.adapters.tables import assessments, cases, profile_keys, profiles
 from services.risk.domain.flags import LastFlag
-from shared.db import fetch_all, fetch_one
+from shared.db import fetch_one
 from shared.vocabulary import RiskLevel
 
 
@@ -46,16 +47,46 @@ async def record(session: AsyncSession, assessment: NewAssessment) -> None:
     await session.execute(assessments.insert().values(**asdict(assessment)))
 
 
-async def last_flags(session: AsyncSession, profile_ids: Sequence[str]) -> dict[str, LastFlag]:
-    """The latest flag of each of these profiles that was ever flagged."""
-    rows = await fetch_all(
-        session,
-        select(assessments.c.profile_id, assessments.c.level, assessments.c.created_at)
-        .where(assessments.c.profile_id.in_(profile_ids), assessments.c.flagged)
-        .order_by(assessments.c.profile_id, assessments.c.created_at.desc())
-        .ext(distinct_on(assessments.c.profile_id)),
+_COLUMNS = tuple(NewAssessment.__dataclass_fields__)
+
+
+async def record_all(session: AsyncSession, batch: Sequence[NewAssessment]) -> None:
+    """Many assessments (a feed's flags) in one ``COPY``."""
+    if not batch:
+        return
+    db = await bulk.connection(session)
+    await db.copy_records_to_table(
+        "assessments",
+        columns=_COLUMNS,
+        records=[
+            (
+                a.id,
+                a.profile_id,
+                a.case_id,
+                a.level,
+                a.score,
+                json.dumps(a.reasons),
+                json.dumps(a.suggested_needs),
+                a.ruleset_version,
+                a.flagged,
+                a.created_at,
+            )
+            for a in batch
+        ],
     )
-    return {row["profile_id"]: LastFlag(RiskLevel(row["level"]), row["created_at"]) for row in rows}
+
+
+async def last_flags(session: AsyncSession, profile_ids: Sequence[str]) -> dict[str, LastFlag]:
+    """The latest flag of each of these profiles that was ever flagged (in one query, the
+    profiles as one array)."""
+    db = await bulk.connection(session)
+    rows = await db.fetch(
+        "SELECT DISTINCT ON (profile_id) profile_id::text, level, created_at FROM assessments "
+        "WHERE profile_id = ANY($1::uuid[]) AND flagged "
+        "ORDER BY profile_id, created_at DESC",
+        list(profile_ids),
+    )
+    return {profile_id: LastFlag(RiskLevel(level), at) for profile_id, level, at in rows}
 
 
 def _in_council(council: str | None, column: ColumnElement[str]) -> ColumnElement[bool]:

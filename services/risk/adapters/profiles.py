@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.risk.adapters.tables import profile_keys, profiles
-from shared.db import fetch_all
+from services.risk.adapters import bulk
 
 
 async def lock_council(session: AsyncSession, council: str) -> None:
@@ -26,22 +24,22 @@ async def resolve_profiles(
 ) -> list[str]:
     """The profile of each key set (strongest key first), created when none is known.
     Call it holding ``lock_council``. A set with no key is refused: its profile could never
-    be found again."""
+    be found again. One query for the known keys and one ``COPY`` each for the new profiles
+    and the new keys, whatever the number of sets."""
     if not all(key_sets):
         raise ValueError("a resident with no key has no profile")
     if not key_sets:
         return []
-    wanted = {key for keys in key_sets for key in keys}
+    db = await bulk.connection(session)
     known: dict[str, str] = {
-        row["key"]: row["profile_id"]
-        for row in await fetch_all(
-            session,
-            select(profile_keys.c.key, profile_keys.c.profile_id).where(
-                profile_keys.c.key.in_(wanted)
-            ),
+        key: profile_id
+        for key, profile_id in await db.fetch(
+            "SELECT key, profile_id::text FROM profile_keys WHERE key = ANY($1::text[])",
+            [key for keys in key_sets for key in keys],
         )
     }
     new_profiles: list[str] = []
+    new_keys: list[tuple[str, str]] = []
     found: list[str] = []
     for keys in key_sets:
         profile = next((known[k] for k in keys if k in known), None)
@@ -49,15 +47,22 @@ async def resolve_profiles(
             profile = new_id()
             new_profiles.append(profile)
         for key in keys:
-            known.setdefault(key, profile)
+            if key not in known:
+                known[key] = profile
+                new_keys.append((key, profile))
         found.append(profile)
     if new_profiles:
-        await session.execute(
-            insert(profiles), [{"id": p, "council": council} for p in new_profiles]
+        await db.copy_records_to_table(
+            "profiles", columns=("id", "council"), records=[(p, council) for p in new_profiles]
         )
-    await session.execute(
-        pg_insert(profile_keys)
-        .values([{"key": k, "profile_id": known[k]} for k in wanted])
-        .on_conflict_do_nothing()
-    )
+    if new_keys and not await bulk.copy_unless_held(
+        db, "profile_keys", ("key", "profile_id"), new_keys
+    ):
+        # Another council's import added one of these keys meanwhile: theirs stands.
+        await db.execute(
+            "INSERT INTO profile_keys (key, profile_id) "
+            "SELECT * FROM unnest($1::text[], $2::uuid[]) ON CONFLICT DO NOTHING",
+            [key for key, _ in new_keys],
+            [profile for _, profile in new_keys],
+        )
     return found

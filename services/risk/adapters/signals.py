@@ -6,25 +6,22 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.risk.adapters import bulk
 from services.risk.adapters.tables import imports, signals
 from services.risk.domain.rules import SignalFact
 from services.risk.domain.signals import SignalType
-from shared.db import fetch_all
 
 
-@dataclass(frozen=True)
-class NewSignal:
-    id: str
+class NewSignal(NamedTuple):
     profile_id: str
     type: str
-    attributes: dict[str, Any]
+    attributes: str  # as JSON
     source: str
     observed_on: date
     expires_on: date
@@ -45,16 +42,59 @@ class ImportRecord:
     finished_at: datetime
 
 
+_COLUMNS = (
+    "id",
+    "profile_id",
+    "type",
+    "attributes",
+    "source",
+    "observed_on",
+    "expires_on",
+    "fingerprint",
+)
+# When some of a batch are held already, the batch is copied into a table of the
+# transaction's own, then stored in one statement that skips those held.
+_INCOMING = "risk_incoming_signals"
+_CREATE_INCOMING = f"""
+    CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} (
+        position integer NOT NULL,
+        id uuid NOT NULL,
+        profile_id uuid NOT NULL,
+        type text NOT NULL,
+        attributes jsonb NOT NULL,
+        source text NOT NULL,
+        observed_on date NOT NULL,
+        expires_on date NOT NULL,
+        fingerprint text NOT NULL
+    ) ON COMMIT DELETE ROWS
+"""
+_STORE_INCOMING = f"""
+    INSERT INTO signals ({", ".join(_COLUMNS)})
+    SELECT {", ".join(_COLUMNS)} FROM {_INCOMING} ORDER BY position
+    ON CONFLICT DO NOTHING
+    RETURNING profile_id::text
+"""
+
+
 async def insert_new(session: AsyncSession, batch: Sequence[NewSignal]) -> list[str]:
-    """Store the signals not held already; the profile of each one stored."""
-    stored = await fetch_all(
-        session,
-        pg_insert(signals)
-        .values([asdict(signal) for signal in batch])
-        .on_conflict_do_nothing()
-        .returning(signals.c.profile_id),
+    """Store the signals not held already (in the order given); the profile of each one
+    stored. One ``COPY`` when none is held already; else one ``COPY`` into a table of the
+    transaction's own and one ``INSERT … SELECT`` that skips those held."""
+    if not batch:
+        return []
+    db = await bulk.connection(session)
+    records = [(id_, *s) for id_, s in zip(bulk.time_ordered_ids(len(batch)), batch, strict=True)]
+    if await bulk.copy_unless_held(db, "signals", _COLUMNS, records):
+        return [s.profile_id for s in batch]
+    await db.execute(_CREATE_INCOMING)
+    await db.copy_records_to_table(
+        _INCOMING,
+        columns=("position", *_COLUMNS),
+        records=[(position, *record) for position, record in enumerate(records)],
     )
-    return [row["profile_id"] for row in stored]
+    stored = await db.fetch(_STORE_INCOMING)
+    await db.execute(f"DELETE FROM {_INCOMING}")  # for the next council in this transaction
+    return [row[0] for row in stored]
 
 
 _FACT_COLUMNS = (
@@ -75,14 +115,21 @@ def _fact(row: RowMapping) -> SignalFact:
 async def facts_of(
     session: AsyncSession, profile_ids: Sequence[str]
 ) -> dict[str, list[SignalFact]]:
-    """Every stored signal of these profiles, in one query."""
-    rows = await fetch_all(
-        session, select(*_FACT_COLUMNS).where(signals.c.profile_id.in_(profile_ids))
+    """Every stored signal of these profiles, in one query (the profiles as one array)."""
+    db = await bulk.connection(session)
+    rows = await db.fetch(
+        "SELECT profile_id::text, type, attributes, observed_on, expires_on FROM signals "
+        "WHERE profile_id = ANY($1::uuid[])",
+        list(profile_ids),
     )
     facts: dict[str, list[SignalFact]] = defaultdict(list)
-    for row in rows:
-        facts[row["profile_id"]].append(_fact(row))
+    types = _SIGNAL_TYPES
+    for profile_id, kind, attributes, observed_on, expires_on in rows:
+        facts[profile_id].append(SignalFact(types[kind], attributes, observed_on, expires_on))
     return facts
+
+
+_SIGNAL_TYPES = {kind.value: kind for kind in SignalType}
 
 
 async def facts_by_profile(session: AsyncSession) -> AsyncIterator[tuple[str, list[SignalFact]]]:

@@ -24,10 +24,14 @@ def should_flag(
     now: datetime,
 ) -> bool:
     """At or above the flag level, unless already flagged at this level or higher lately."""
-    if level.rank < flag_level.rank:
+    if _RANK[level] < _RANK[flag_level]:
         return False
     return not (
         last_flag is not None
         and last_flag.flagged_at > now - cooling_off
-        and last_flag.level.rank >= level.rank
+        and _RANK[last_flag.level] >= _RANK[level]
     )
+
+
+# ``RiskLevel.rank``, looked up rather than worked out: this runs for every resident of a feed.
+_RANK = {level: level.rank for level in RiskLevel}

@@ -1,5 +1,7 @@
 """Rulesets: simple, explainable rules written in CEL (a safe, non-Turing-complete language),
-never Python. Loading validates everything and names the rule at fault.
+never Python. Loading validates everything and names the rule at fault. Conditions run as
+compiled CEL (the ``cel`` package, ``common-expression-language``), all of a ruleset's in
+one program.
 
 A rule reads a resident's *profile*:
 
@@ -13,15 +15,16 @@ A rule reads a resident's *profile*:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-import celpy
+import cel
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -105,7 +108,7 @@ class Result:
 @dataclass(frozen=True)
 class Rule:
     spec: RuleSpec
-    program: Any  # a compiled celpy program
+    program: Any  # the compiled CEL program of its condition (``cel.Program``)
 
     def explain(self, profile: Mapping[str, Any]) -> str:
         def fill(match: re.Match[str]) -> str:
@@ -116,52 +119,257 @@ class Rule:
         return _PLACEHOLDER.sub(fill, self.spec.explanation)
 
 
-@dataclass(frozen=True)
 class Ruleset:
-    spec: RulesetSpec
-    rules: tuple[Rule, ...]
-    source: str
+    """A loaded ruleset. Its conditions run as compiled CEL: one program returning every
+    rule's outcome at once (a rule whose condition cannot decide does not fire: when the
+    combined program fails, each rule runs on its own). What the rules decide depends only
+    on the parts of a profile their conditions read (:class:`Reads`), so it is remembered
+    by those parts: residents alike in what the rules read are decided once."""
 
-    @property
+    def __init__(self, spec: RulesetSpec, rules: tuple[Rule, ...], source: str) -> None:
+        self.spec = spec
+        self.rules = rules
+        self.source = source
+        self.reads = Reads.of(rule.spec.when for rule in rules)
+        self._together = _compile_together([rule.spec.when for rule in rules])
+        self._decided: dict[Hashable, tuple[tuple[int, ...], RiskLevel]] = {}
+
+    @functools.cached_property
     def version(self) -> str:
         """The label and a hash of the exact text: recorded on every assessment."""
         digest = hashlib.sha256(self.source.encode()).hexdigest()[:12]
         return f"{self.spec.label}@{digest}"
 
     def evaluate(self, profile: Mapping[str, Any]) -> Result:
-        activation = celpy.json_to_cel(dict(profile))
-        fired = []
-        for rule in self.rules:
-            if _decide(rule.program, activation) is True:
-                fired.append(
-                    Fired(
-                        rule.spec.id,
-                        rule.explain(profile),
-                        rule.spec.level,
-                        rule.spec.score,
-                        tuple(rule.spec.suggest),
-                    )
-                )
+        fired = [
+            Fired(
+                rule.spec.id,
+                rule.explain(profile),
+                rule.spec.level,
+                rule.spec.score,
+                tuple(rule.spec.suggest),
+            )
+            for rule in (self.rules[index] for index in self.firing(profile))
+        ]
         if not fired:
             return Result(RiskLevel.NONE, 0, (), ())
         level = max((f.level for f in fired), key=lambda lvl: lvl.rank)
         needs = tuple(dict.fromkeys(n for f in fired for n in f.suggest))
         return Result(level, min(100, sum(f.score for f in fired)), tuple(fired), needs)
 
+    def level_of(self, profile: Mapping[str, Any]) -> RiskLevel:
+        """The level :meth:`evaluate` would give, without its explanations."""
+        return self._decision(profile)[1]
 
-def _decide(program: Any, activation: Any) -> bool | str:
+    def level_of_signals(self, signals: Sequence[SignalFact], *, today: date) -> RiskLevel:
+        """``level_of(build_profile(signals, None, today=today))`` for a resident known from
+        signals alone, worked out from what the rules read of the latest ones: the profile
+        is built only if the rules have not yet decided a resident alike."""
+        key = self.reads.key_of_signals(latest_current(signals, today=today), today=today)
+        decision = None if key is None else self._decided.get(key)
+        if decision is None:
+            return self.level_of(build_profile(signals, None, today=today))
+        return decision[1]
+
+    def firing(self, profile: Mapping[str, Any]) -> tuple[int, ...]:
+        """The positions of the rules that fire on this profile, in order."""
+        return self._decision(profile)[0]
+
+    def _decision(self, profile: Mapping[str, Any]) -> tuple[tuple[int, ...], RiskLevel]:
+        key = self.reads.key(profile)
+        decision = self._decided.get(key)
+        if decision is None:
+            firing = tuple(
+                index for index, outcome in enumerate(self._outcomes(profile)) if outcome is True
+            )
+            level = max(
+                (self.rules[index].spec.level for index in firing),
+                key=lambda lvl: lvl.rank,
+                default=RiskLevel.NONE,
+            )
+            if len(self._decided) >= _DECIDED_KEPT:
+                self._decided.clear()
+            decision = self._decided[key] = (firing, level)
+        return decision
+
+    def _outcomes(self, profile: Mapping[str, Any]) -> list[bool | str]:
+        """Each rule's outcome: True or False, or why its condition could not decide."""
+        activation = dict(profile)
+        if self._together is not None:
+            try:
+                outcomes = self._together.execute(activation)
+            except Exception:  # one condition could not decide: ask each on its own
+                outcomes = None
+            if isinstance(outcomes, list) and len(outcomes) == len(self.rules):
+                return [
+                    outcome if isinstance(outcome, bool) else _NOT_A_BOOLEAN for outcome in outcomes
+                ]
+        return [_decide(rule.program, activation) for rule in self.rules]
+
+
+_DECIDED_KEPT = 1 << 16
+"""How many distinct decisions a ruleset remembers (then it starts again)."""
+_NOT_A_BOOLEAN = "condition must be true or false"
+
+
+def _compile_together(conditions: list[str]) -> Any:
+    """One program returning every condition's outcome, as a list; None if the conditions,
+    each valid alone, cannot be put together (never expected). Each condition stands on
+    lines of its own, so a comment in one ends with its line."""
+    try:
+        return cel.compile("[\n" + ",\n".join(f"(\n{c}\n)" for c in conditions) + "\n]")
+    except ValueError:
+        return None
+
+
+def _decide(program: Any, activation: Mapping[str, Any]) -> bool | str:
     """True or False, or why the condition could not decide (a rule that cannot decide
     does not fire)."""
     try:
-        outcome = program.evaluate(activation)
-    except (celpy.CELEvalError, TypeError, KeyError, ValueError) as exc:
-        reason = exc.args[0] if exc.args else exc
+        outcome = program.execute(dict(activation))
+    except Exception as exc:  # the CEL runtime's errors: no such key, no such overload…
+        reason = exc.args[0] if exc.args else type(exc).__name__
         return f"condition cannot be evaluated: {reason}"
-    if isinstance(outcome, celpy.CELEvalError):
-        return f"condition cannot be evaluated: {outcome.args[0] if outcome.args else outcome}"
-    if not isinstance(outcome, celpy.celtypes.BoolType):
-        return "condition must be true or false"
-    return bool(outcome)
+    if not isinstance(outcome, bool):
+        return _NOT_A_BOOLEAN
+    return outcome
+
+
+_MISSING = object()
+_HAS_SIGNAL = re.compile(r"\bhas\(\s*signals\.([A-Za-z_][A-Za-z0-9_]*)\s*\)")
+_SIGNAL_READ = re.compile(
+    r"\bsignals\.([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?(\s*[(\[])?"
+)
+_REFERRAL_READ = re.compile(r"\breferral\.([A-Za-z_][A-Za-z0-9_]*)(\s*\()?")
+_SIGNALS_NAME = re.compile(r"\bsignals\b")
+_REFERRAL_NAME = re.compile(r"\breferral\b")
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What a ruleset's conditions read of a profile, found in their text, erring on the
+    side of reading more: ``has(signals.T)`` reads whether T is present; ``signals.T.f``
+    reads that field of T; ``signals.T`` used any other way (indexed, a function called on
+    it), or a field followed by a call, reads all of T; ``signals`` or ``referral`` named
+    any other way (``size(signals)``, ``signals["T"]``, spaced dots, a comprehension's
+    variable) reads all of it. ``distinct_signals_90d`` is always read.
+
+    Two profiles with the same :meth:`key` are alike in everything the conditions read, so
+    the rules decide them the same way."""
+
+    presence: tuple[str, ...]  # signal types whose presence is read
+    fields: tuple[tuple[str, tuple[str, ...]], ...]  # (type, fields read)
+    whole_types: tuple[str, ...]  # signal types read whole
+    all_signals: bool
+    referral_fields: tuple[str, ...]
+    all_referral: bool
+
+    @classmethod
+    def of(cls, conditions: Iterable[str]) -> Reads:
+        presence: set[str] = set()
+        fields: dict[str, set[str]] = {}
+        whole: set[str] = set()
+        referral: set[str] = set()
+        all_signals = all_referral = False
+        for condition in conditions:
+            rest = condition
+            for match in _HAS_SIGNAL.finditer(condition):
+                presence.add(match.group(1))
+            rest = _HAS_SIGNAL.sub(" ", rest)
+            for match in _SIGNAL_READ.finditer(rest):
+                kind, field, then = match.groups()
+                if field and not then:
+                    fields.setdefault(kind, set()).add(field)
+                else:
+                    whole.add(kind)
+            rest = _SIGNAL_READ.sub(" ", rest)
+            for match in _REFERRAL_READ.finditer(rest):
+                field, call = match.groups()
+                if call:
+                    all_referral = True
+                referral.add(field)
+            rest = _REFERRAL_READ.sub(" ", rest)
+            all_signals = all_signals or bool(_SIGNALS_NAME.search(rest))
+            all_referral = all_referral or bool(_REFERRAL_NAME.search(rest))
+        return cls(
+            presence=tuple(sorted(presence - whole - set(fields))),
+            fields=tuple(
+                (kind, tuple(sorted(names)))
+                for kind, names in sorted(fields.items())
+                if kind not in whole
+            ),
+            whole_types=tuple(sorted(whole)),
+            all_signals=all_signals,
+            referral_fields=tuple(sorted(referral)),
+            all_referral=all_referral,
+        )
+
+    def key(self, profile: Mapping[str, Any]) -> Hashable:
+        """Everything the conditions read of this profile, each value with its type (so
+        ``1``, ``1.0`` and ``true`` stay apart), as one hashable value."""
+        signals = profile.get("signals", {})
+        distinct = profile.get("distinct_signals_90d")
+        referral = profile.get("referral", {})
+        parts: list[Any] = [_frozen(distinct)]
+        if self.all_signals:
+            parts.append(_frozen(signals))
+        else:
+            parts.extend(kind in signals for kind in self.presence)
+            for kind, names in self.fields:
+                held = signals.get(kind)
+                parts.append(
+                    None
+                    if held is None
+                    else tuple(_frozen(held.get(name, _MISSING)) for name in names)
+                )
+            parts.extend(_frozen(signals.get(kind, _MISSING)) for kind in self.whole_types)
+        parts.extend(self._referral_parts(referral))
+        return tuple(parts)
+
+    def key_of_signals(
+        self, latest: Mapping[SignalType, SignalFact], *, today: date
+    ) -> Hashable | None:
+        """:meth:`key` of the profile of a resident known from signals alone, from their
+        latest current signals (None when the rules read whole signals: build the profile)."""
+        if self.all_signals or self.whole_types:
+            return None
+        parts: list[Any] = [
+            _frozen(sum(1 for fact in latest.values() if (today - fact.observed_on).days <= 90))
+        ]
+        parts.extend(kind in latest for kind in self.presence)
+        for kind, names in self.fields:
+            fact = latest.get(kind)  # type: ignore[call-overload]  # a StrEnum key, by value
+            parts.append(
+                None if fact is None else tuple(_frozen(_seen(fact, n, today)) for n in names)
+            )
+        parts.extend(self._referral_parts(_NO_REFERRAL))
+        return tuple(parts)
+
+    def _referral_parts(self, referral: Mapping[str, Any]) -> list[Hashable]:
+        if self.all_referral:
+            return [_frozen(referral)]
+        return [_frozen(referral.get(name, _MISSING)) for name in self.referral_fields]
+
+
+def _seen(fact: SignalFact, name: str, today: date) -> Any:
+    """What a profile shows of a signal's field (see :func:`build_profile`)."""
+    if name == "days_ago":
+        return (today - fact.observed_on).days
+    if name == "observed_on":
+        return fact.observed_on.isoformat()
+    value = fact.attributes.get(name, _MISSING)
+    return jsonable_attributes({name: value})[name] if value is not _MISSING else _MISSING
+
+
+def _frozen(value: Any) -> Hashable:
+    """A value as a hashable key that keeps its type: equal keys, identical values."""
+    if isinstance(value, Mapping):
+        return (dict, tuple(sorted((k, _frozen(v)) for k, v in value.items())))
+    if isinstance(value, list | tuple):
+        return (list, tuple(_frozen(v) for v in value))
+    if value is _MISSING:
+        return _MISSING
+    return (type(value), value)
 
 
 def _probe_profile() -> dict[str, Any]:
@@ -242,8 +450,7 @@ def load_ruleset(source: str) -> Ruleset:
         raise RulesetError(refused) from exc
     errors: list[str] = []
     seen: set[str] = set()
-    environment = celpy.Environment()
-    probe = celpy.json_to_cel(_probe_profile())
+    probe = _probe_profile()
     rules = []
     for rule in spec.rules:
         if rule.id in seen:
@@ -255,8 +462,8 @@ def load_ruleset(source: str) -> Ruleset:
         seen.add(rule.id)
         problems = _check_references(rule)
         try:
-            program = environment.program(environment.compile(rule.when))
-        except celpy.CELParseError as exc:
+            program = cel.compile(rule.when)
+        except ValueError as exc:
             errors.append(
                 f"rule '{rule.id}': condition is not valid CEL: " + " ".join(str(exc).split())
             )
@@ -274,8 +481,9 @@ def load_ruleset(source: str) -> Ruleset:
 # -- profiles -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SignalFact:
+class SignalFact(NamedTuple):
+    """A stored signal as the rules see it (a tuple: a feed's residents have a million)."""
+
     type: SignalType
     attributes: Mapping[str, Any]
     observed_on: date
@@ -318,16 +526,22 @@ def _plausible_age(age: int | None) -> bool:
     return age is not None and 0 <= age <= MAX_AGE
 
 
-def build_profile(
-    signals: Iterable[SignalFact], referral: ReferralFacts | None, *, today: date
-) -> dict[str, Any]:
-    """What rules read: the latest *current* signal of each type (expired ones are gone)."""
+def latest_current(signals: Iterable[SignalFact], *, today: date) -> dict[SignalType, SignalFact]:
+    """The latest current signal of each type (of two as late, the first)."""
     latest: dict[SignalType, SignalFact] = {}
     for fact in signals:
         if fact.expires_on < today or fact.observed_on > today:
             continue
         if fact.type not in latest or fact.observed_on > latest[fact.type].observed_on:
             latest[fact.type] = fact
+    return latest
+
+
+def build_profile(
+    signals: Iterable[SignalFact], referral: ReferralFacts | None, *, today: date
+) -> dict[str, Any]:
+    """What rules read: the latest *current* signal of each type (expired ones are gone)."""
+    latest = latest_current(signals, today=today)
     view = {
         kind.value: {
             **jsonable_attributes(fact.attributes),
@@ -349,6 +563,10 @@ def build_profile(
             "present": referral is not None,
         },
     }
+
+
+# The referral part of the profile of a resident with no case (see build_profile).
+_NO_REFERRAL: Mapping[str, Any] = build_profile((), None, today=date(2000, 1, 1))["referral"]
 
 
 def assess_case(

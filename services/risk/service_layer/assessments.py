@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from services.risk.adapters import assessments as stored_assessments
 from services.risk.adapters import cases as stored_cases
@@ -131,8 +132,7 @@ async def _assess_case(
 # -- residents, after new signals -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ResidentSeen:
+class ResidentSeen(NamedTuple):
     """Who a profile's latest signal in a batch named: held in memory for the transaction
     only, to seal into a flag."""
 
@@ -156,62 +156,74 @@ async def assess_residents(
 ) -> Reassessed:
     """Residents (profiles) of one council got new signals: re-assess each open case they
     have, or else flag them at or above the flag level, outside the cooling-off period.
-    A step of the caller's transaction (storing the signals)."""
+    A step of the caller's transaction (storing the signals). What the rules need about
+    everyone affected is read at once, and the flags are written at once (their assessments
+    in one statement, their events in one more)."""
     outcome = Reassessed()
     affected = list(seen)
     if not affected:
         return outcome
-    # What the rules need about everyone affected, read once for the batch.
     open_cases = await stored_cases.open_cases_of(uow.session, affected)
     facts = await stored_signals.facts_of(uow.session, affected)
     last_flags = await stored_assessments.last_flags(uow.session, affected)
     cooling_off = timedelta(days=uow.settings.flag_cooling_off_days)
+    today = now.date()
+    flags: list[tuple[str, ResidentSeen, Result]] = []
     for profile in affected:
-        if open_cases[profile]:
+        if open_cases.get(profile):
             for case_id in open_cases[profile]:
                 await _assess_case(uow, case_id, ruleset=ruleset, now=now)
                 outcome.cases_assessed += 1
             continue
-        result = ruleset.evaluate(build_profile(facts[profile], None, today=now.date()))
+        held = facts.get(profile, [])
         if should_flag(
-            result.level,
+            ruleset.level_of_signals(held, today=today),
             flag_level=ruleset.spec.flag_level,
             last_flag=last_flags.get(profile),
             cooling_off=cooling_off,
             now=now,
         ):
-            await _flag(uow, profile, council, seen[profile], result, ruleset=ruleset, now=now)
-            outcome.flagged += 1
+            result = ruleset.evaluate(build_profile(held, None, today=today))
+            flags.append((profile, seen[profile], result))
+    await _flag_all(uow, council, flags, ruleset=ruleset, now=now)
+    outcome.flagged += len(flags)
     return outcome
 
 
-async def _flag(
+async def _flag_all(
     uow: RiskUnitOfWork,
-    profile_id: str,
     council: str,
-    resident: ResidentSeen,
-    result: Result,
+    flags: list[tuple[str, ResidentSeen, Result]],
     *,
     ruleset: Ruleset,
     now: datetime,
 ) -> None:
-    await _record(uow, profile_id, None, result, ruleset, flagged=True, now=now)
-    identity = resident.identifiers.model_dump(mode="json", exclude_none=True)
-    await uow.outbox.add(
-        uow.session,
-        ResidentFlagged(
+    """Record each flag's assessment and write its event, all in two statements."""
+    if not flags:
+        return
+    secret = uow.resident_key_secret
+    assessed: list[NewAssessment] = []
+    events: list[tuple[ResidentFlagged, str]] = []
+    for profile, resident, result in flags:
+        reasons = _reasons(result)
+        assessed.append(
+            _assessment(uow, profile, None, result, ruleset, flagged=True, now=now, why=reasons)
+        )
+        identity = resident.identifiers.model_dump(mode="json", exclude_none=True)
+        flagged = ResidentFlagged(
             resident_key=resident.resident_key,
             council=council,
             level=result.level,
             score=result.score,
-            reasons=_reasons(result),
+            reasons=reasons,
             suggested_needs=list(result.suggested_needs),
             ruleset_version=ruleset.version,
-            sealed_identity=seal_identity(uow.resident_key_secret, identity),
+            sealed_identity=seal_identity(secret, identity),
             flagged_at=now,
-        ),
-        subject=resident.resident_key,
-    )
+        )
+        events.append((flagged, resident.resident_key))
+    await stored_assessments.record_all(uow.session, assessed)
+    await uow.outbox.add_all(uow.session, events)
 
 
 def _reasons(result: Result) -> list[Reason]:
@@ -233,18 +245,32 @@ async def _record(
 ) -> None:
     await stored_assessments.record(
         uow.session,
-        NewAssessment(
-            id=uow.new_id(),
-            profile_id=profile_id,
-            case_id=case_id,
-            level=result.level.value,
-            score=result.score,
-            reasons=[r.model_dump() for r in _reasons(result)],
-            suggested_needs=[n.value for n in result.suggested_needs],
-            ruleset_version=ruleset.version,
-            flagged=flagged,
-            created_at=now,
-        ),
+        _assessment(uow, profile_id, case_id, result, ruleset, flagged=flagged, now=now),
+    )
+
+
+def _assessment(
+    uow: RiskUnitOfWork,
+    profile_id: str | None,
+    case_id: str | None,
+    result: Result,
+    ruleset: Ruleset,
+    *,
+    flagged: bool,
+    now: datetime,
+    why: list[Reason] | None = None,
+) -> NewAssessment:
+    return NewAssessment(
+        id=uow.new_id(),
+        profile_id=profile_id,
+        case_id=case_id,
+        level=result.level.value,
+        score=result.score,
+        reasons=[r.model_dump() for r in (_reasons(result) if why is None else why)],
+        suggested_needs=[n.value for n in result.suggested_needs],
+        ruleset_version=ruleset.version,
+        flagged=flagged,
+        created_at=now,
     )
 
 

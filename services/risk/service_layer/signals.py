@@ -11,13 +11,18 @@ created on first sight.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from json.encoder import encode_basestring_ascii
+from typing import Any, NamedTuple
 
+from services.risk.adapters import bulk
 from services.risk.adapters import signals as stored_signals
 from services.risk.adapters.profiles import lock_council, resolve_profiles
 from services.risk.adapters.signals import ImportRecord, NewSignal
@@ -88,30 +93,26 @@ async def import_signals(
     fmt: str,
 ) -> ImportOutcome:
     """Check each parsed record, store the valid ones batch by batch, and keep a record of
-    the import; the outcome says what was stored, held already, refused (and why)."""
-    total, read, rejected, errors_found = BatchOutcome(), 0, 0, 0
-    errors: list[RowError] = []
-    batch: list[Row] = []
-    async for line, raw in records:
-        read += 1
-        checked = check_parsed(line, raw)
-        if (
-            isinstance(checked, Row)
-            and submitter.own_council_only
-            and checked.signal.council != submitter.organisation
-        ):
-            checked = [RowError(line, "council", f"{checked.signal.council} is not your council")]
-        if isinstance(checked, list):
-            rejected += 1
-            errors_found += len(checked)
-            errors.extend(checked[: max(0, MAX_REPORTED_ERRORS - len(errors))])
-            continue
-        batch.append(checked)
-        if len(batch) >= uow.settings.import_batch_size:
+    the import; the outcome says what was stored, held already, refused (and why).
+
+    Reading and storing overlap: while one batch is being stored (the database working),
+    the next is read, checked and keyed; at most two batches wait in memory."""
+    reading = _Reading(uow.resident_key_secret, uow.settings.import_batch_size, submitter)
+    total = BatchOutcome()
+    batches: asyncio.Queue[list[_Ready] | None] = asyncio.Queue(maxsize=1)
+
+    async def store() -> None:
+        nonlocal total
+        while (batch := await batches.get()) is not None:
             total += await store_batch(uow, batch)
-            batch = []
-    if batch:
-        total += await store_batch(uow, batch)
+
+    try:
+        with _fewer_collections():
+            async with asyncio.TaskGroup() as group:
+                group.create_task(reading.read(records, batches))
+                group.create_task(store())
+    except BaseExceptionGroup as failed:
+        raise _first(failed) from None
     import_id = uow.new_id()
     async with uow.transaction():
         await stored_signals.record_import(
@@ -121,57 +122,184 @@ async def import_signals(
                 council=submitter.organisation,
                 submitted_by=submitter.subject,
                 format=fmt,
-                rows_read=read,
+                rows_read=reading.read_count,
                 rows_stored=total.stored,
                 rows_duplicate=total.duplicate,
-                rows_rejected=rejected,
+                rows_rejected=reading.rejected,
                 flagged=total.flagged,
                 finished_at=uow.now(),
             ),
         )
     return ImportOutcome(
         import_id=import_id,
-        rows_read=read,
+        rows_read=reading.read_count,
         rows_stored=total.stored,
         rows_duplicate=total.duplicate,
-        rows_rejected=rejected,
+        rows_rejected=reading.rejected,
         flagged=total.flagged,
         cases_assessed=total.cases_assessed,
-        errors=errors,
-        errors_truncated=errors_found > len(errors),
+        errors=reading.errors,
+        errors_truncated=reading.errors_found > len(reading.errors),
         lines_read=records.lines_read,
         lines_skipped=records.lines_skipped,
         lines_joined=records.lines_joined,
     )
 
 
-async def store_batch(uow: RiskUnitOfWork, rows: Sequence[Row]) -> BatchOutcome:
+_imports_running = 0
+_thresholds = gc.get_threshold()
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """While any import runs, the cyclic garbage collector runs far less often. A feed makes
+    millions of short-lived objects while it holds a few batches of rows; at the usual pace
+    the collector would go through those batches again and again (a third of an import's
+    time). Reference counting still frees the rows as each batch is stored."""
+    global _imports_running, _thresholds
+    if _imports_running == 0:
+        _thresholds = gc.get_threshold()
+        gc.set_threshold(_IMPORT_GC_THRESHOLD, *_thresholds[1:])
+    _imports_running += 1
+    try:
+        yield
+    finally:
+        _imports_running -= 1
+        if _imports_running == 0:
+            gc.set_threshold(*_thresholds)
+
+
+_IMPORT_GC_THRESHOLD = 100_000  # allocations between collections (Python's default: 700)
+
+
+def _first(failed: BaseExceptionGroup) -> BaseException:
+    """What stopped an import: the first error that is not another task's cancellation."""
+    found = [e for e in failed.exceptions if not isinstance(e, asyncio.CancelledError)]
+    first = (found or list(failed.exceptions))[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+class _Ready(NamedTuple):
+    """A valid row and what storing it needs, worked out as it is read: its resident's keys
+    (strongest first), its attributes as stored (JSON) and its fingerprint."""
+
+    row: Row
+    keys: list[str]
+    attributes: str
+    fingerprint: str
+
+
+_ROWS_BETWEEN_TURNS = 200
+
+
+class _Reading:
+    """Reads a feed into batches of ready rows, counting and keeping its refusals."""
+
+    def __init__(self, secret: str, batch_size: int, submitter: Submitter) -> None:
+        self.secret = secret
+        self.batch_size = batch_size
+        self.submitter = submitter
+        self.read_count = 0
+        self.rejected = 0
+        self.errors_found = 0
+        self.errors: list[RowError] = []
+
+    async def read(self, records: Feed, batches: asyncio.Queue[list[_Ready] | None]) -> None:
+        batch: list[_Ready] = []
+        own_council_only, organisation = (
+            self.submitter.own_council_only,
+            self.submitter.organisation,
+        )
+        async for line, raw in records:
+            self.read_count += 1
+            if not self.read_count % _ROWS_BETWEEN_TURNS:
+                # A file's next lines are usually in hand already, so reading would not stop
+                # until a batch is full: it lets the storing go on now and then, so that the
+                # database works on one batch while the next is read.
+                await asyncio.sleep(0)
+            checked = check_parsed(line, raw)
+            if (
+                isinstance(checked, Row)
+                and own_council_only
+                and checked.signal.council != organisation
+            ):
+                checked = [
+                    RowError(line, "council", f"{checked.signal.council} is not your council")
+                ]
+            if isinstance(checked, list):
+                self.rejected += 1
+                self.errors_found += len(checked)
+                self.errors.extend(checked[: max(0, MAX_REPORTED_ERRORS - len(self.errors))])
+                continue
+            batch.append(_ready(self.secret, checked))
+            if len(batch) >= self.batch_size:
+                await batches.put(batch)
+                batch = []
+        if batch:
+            await batches.put(batch)
+        await batches.put(None)
+
+
+def _ready(secret: str, row: Row) -> _Ready:
+    keys = _keys_of(secret, row)
+    attributes = _ATTRIBUTES_JSON(jsonable_attributes(row.attributes))
+    signal = row.signal
+    # The same fact about the same resident is the same signal, whoever sends it again:
+    # the fingerprint hashes json.dumps([key, type, source, observed on, attributes],
+    # sort_keys=True), written out here around the attributes' own JSON (sorted too).
+    fact = (
+        f"[{_STRING_JSON(keys[0])}, {_STRING_JSON(signal.type.value)}, "
+        f"{_STRING_JSON(signal.source)}, {_STRING_JSON(signal.observed_on.isoformat())}, "
+        f"{attributes}]"
+    )
+    return _Ready(row, keys, attributes, hashlib.sha256(fact.encode()).hexdigest())
+
+
+_ATTRIBUTES_JSON = json.JSONEncoder(sort_keys=True, default=str).encode
+_STRING_JSON = encode_basestring_ascii  # what json.dumps writes for a string
+
+
+async def store_batch(uow: RiskUnitOfWork, batch: Sequence[_Ready]) -> BatchOutcome:
     """Store a batch of valid rows in one transaction; assess whoever got a new signal."""
     outcome = BatchOutcome()
-    if not rows:
+    if not batch:
         return outcome
-    by_council: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        by_council[row.signal.council].append(row)
+    by_council: dict[str, list[_Ready]] = defaultdict(list)
+    for ready in batch:
+        by_council[ready.row.signal.council].append(ready)
     async with uow.transaction():
         now = uow.now()
         ruleset = await uow.ruleset_in_force()
         for council, council_rows in by_council.items():
             await lock_council(uow.session, council)
-            key_sets = [_keys_of(uow.resident_key_secret, row) for row in council_rows]
-            profile_ids = await resolve_profiles(uow.session, council, key_sets, new_id=uow.new_id)
+            profile_ids = await resolve_profiles(
+                uow.session,
+                council,
+                [ready.keys for ready in council_rows],
+                # A feed's new profiles sit together in the indexes on them.
+                new_id=iter(bulk.time_ordered_ids(len(council_rows))).__next__,
+            )
             new = [
-                _new_signal(uow.new_id(), profile, keys[0], row)
-                for row, keys, profile in zip(council_rows, key_sets, profile_ids, strict=True)
+                NewSignal(
+                    profile_id=profile,
+                    type=ready.row.signal.type.value,
+                    attributes=ready.attributes,
+                    source=ready.row.signal.source,
+                    observed_on=ready.row.signal.observed_on,
+                    expires_on=ready.row.expires_on,
+                    fingerprint=ready.fingerprint,
+                )
+                for ready, profile in zip(council_rows, profile_ids, strict=True)
             ]
             inserted = await stored_signals.insert_new(uow.session, new)
             outcome.stored += len(inserted)
             outcome.duplicate += len(new) - len(inserted)
             # Who to flag is decided with the identity of their latest row in this batch.
-            latest: dict[str, ResidentSeen] = {}
-            for row, keys, profile in zip(council_rows, key_sets, profile_ids, strict=True):
-                latest[profile] = ResidentSeen(keys[0], row.signal.resident)
-            with_new_signals = {profile: latest[profile] for profile in dict.fromkeys(inserted)}
+            latest = dict(zip(profile_ids, council_rows, strict=True))
+            with_new_signals = {
+                profile: ResidentSeen(latest[profile].keys[0], latest[profile].row.signal.resident)
+                for profile in dict.fromkeys(inserted)
+            }
             reassessed = await assess_residents(
                 uow, council, with_new_signals, ruleset=ruleset, now=now
             )
@@ -189,28 +317,4 @@ def _keys_of(secret: str, row: Row) -> list[str]:
         date_of_birth=person.date_of_birth,
         postcode=person.postcode,
         uprn=person.uprn,
-    )
-
-
-def _new_signal(signal_id: str, profile_id: str, resident_key: str, row: Row) -> NewSignal:
-    attributes = jsonable_attributes(row.attributes)
-    # The same fact about the same resident is the same signal, whoever sends it again.
-    fact = [
-        resident_key,
-        row.signal.type.value,
-        row.signal.source,
-        row.signal.observed_on.isoformat(),
-        attributes,
-    ]
-    return NewSignal(
-        id=signal_id,
-        profile_id=profile_id,
-        type=row.signal.type.value,
-        attributes=attributes,
-        source=row.signal.source,
-        observed_on=row.signal.observed_on,
-        expires_on=row.expires_on,
-        fingerprint=hashlib.sha256(
-            json.dumps(fact, sort_keys=True, default=str).encode()
-        ).hexdigest(),
     )

@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 
+from services.risk.adapters import bulk
 from services.risk.domain.feeds import parse_csv
 from services.risk.service_layer import signals
 from services.risk.service_layer.active_ruleset import NoActiveRuleset
 from shared.errors import Invalid
+from shared.events.payloads import ResidentFlagged
 from shared.identity import resident_keys, unseal_identity
+from shared.messaging.outbox import lane_of
 from tests.integration.risk.conftest import RiskDatabase
 
 pytestmark = pytest.mark.integration
@@ -135,3 +138,112 @@ async def test_refusals_store_nothing(risk_database: RiskDatabase) -> None:
             await signals.record_signals(uow, data_team(db), [signal(db.council, "job_loss")])
     assert await db.count("signals") == 0 and await db.count("profiles") == 0
     assert await db.count("imports") == 0
+
+
+async def test_a_batch_partly_held_already_stores_the_new_rows_only(
+    risk_database: RiskDatabase,
+) -> None:
+    """A batch whose rows are all new is copied in at once; one holding rows stored before,
+    or a row twice, is stored the slower way, skipping those: the report is the same."""
+    db = risk_database
+    first = [signal(db.council, "job_loss", given=name) for name in ("Ade", "Bea", "Cal")]
+    async with db.unit_of_work() as uow:
+        outcome = await signals.record_signals(uow, data_team(db), first)
+    assert (outcome.rows_stored, outcome.rows_duplicate) == (3, 0)
+
+    again = [
+        signal(db.council, "bereavement", given="Dee"),  # new
+        first[0],  # held
+        signal(db.council, "bereavement", given="Dee"),  # the first row, twice
+        first[1],  # held
+        signal(db.council, "bereavement", given="Eve"),  # new
+        first[2],  # held
+    ]
+    async with db.unit_of_work() as uow:
+        outcome = await signals.record_signals(uow, data_team(db), again)
+    assert (outcome.rows_read, outcome.rows_stored, outcome.rows_duplicate) == (6, 2, 4)
+    assert await db.count("signals") == 5 and await db.count("profiles") == 5
+    assert await db.count("signals", "type = 'bereavement'") == 2
+
+
+async def test_an_operators_batch_of_two_councils_stores_each(
+    risk_database: RiskDatabase,
+) -> None:
+    db = risk_database
+    operator = signals.Submitter("operator", "operator-person", own_council_only=False)
+    other = "E09000012"
+    batch = [
+        signal(db.council, "job_loss", given="Ade"),
+        signal(other, "job_loss", given="Bea"),
+        signal(db.council, "bereavement", given="Ade"),
+    ]
+    async with db.unit_of_work() as uow:
+        outcome = await signals.record_signals(uow, operator, batch)
+    assert (outcome.rows_stored, outcome.rows_duplicate) == (3, 0)
+    # Both councils' rows again, with one new each: both take the slower way in one
+    # transaction.
+    batch += [signal(db.council, "job_loss", given="Cal"), signal(other, "job_loss", given="Dee")]
+    async with db.unit_of_work() as uow:
+        outcome = await signals.record_signals(uow, operator, batch)
+    assert (outcome.rows_stored, outcome.rows_duplicate) == (2, 3)
+    profiles = await db.rows("SELECT council, count(*) AS n FROM profiles GROUP BY council")
+    assert {row["council"]: row["n"] for row in profiles} == {db.council: 2, other: 2}
+
+
+async def test_flags_written_together_are_the_events_one_flag_writes(
+    risk_database: RiskDatabase,
+) -> None:
+    """A feed's flags go to the outbox in one statement: each row is what ``Outbox.add``
+    writes for the same event (topic, key, lane, type and envelope)."""
+    db = risk_database
+    notices = [
+        signal(
+            db.council,
+            "eviction_notice",
+            given=name,
+            notice_type="section_8",
+            notice_date=RECENT,
+        )
+        for name in ("Ade", "Bea", "Cal", "Dee")
+    ]
+    async with db.unit_of_work() as uow:
+        outcome = await signals.record_signals(uow, data_team(db), notices)
+    assert outcome.flagged == 4
+    bulk = await db.rows(
+        "SELECT topic, message_key, lane, event_type, envelope FROM outbox ORDER BY id"
+    )
+    assert len(bulk) == 4 and len({row["message_key"] for row in bulk}) == 4
+
+    (first, *_) = bulk
+    payload = ResidentFlagged.model_validate(first["envelope"]["data"])
+    async with db.unit_of_work() as uow, uow.transaction():
+        await uow.outbox.add(uow.session, payload, subject=first["message_key"])
+    one = (await db.rows("SELECT topic, message_key, lane, event_type, envelope FROM outbox"))[-1]
+
+    def shape(row: dict[str, Any]) -> dict[str, Any]:
+        envelope = {k: v for k, v in row["envelope"].items() if k not in {"id", "time"}}
+        envelope.pop("correlationid")  # the event's own id, with no trace in hand
+        return {**row, "envelope": envelope}
+
+    assert shape(first) == shape(one)
+    assert first["lane"] == lane_of(first["message_key"])
+
+
+async def test_a_copy_that_would_repeat_a_key_copies_nothing(risk_database: RiskDatabase) -> None:
+    db = risk_database
+    await db.sql(
+        "INSERT INTO profiles (id, council) VALUES (:p, :c)",
+        p="00000000-0000-7000-8000-000000000001",
+        c=db.council,
+    )
+    rows = [("key-a", "00000000-0000-7000-8000-000000000001")]
+    async with db.unit_of_work() as uow, uow.transaction():
+        connection = await bulk.connection(uow.session)
+        assert await bulk.copy_unless_held(connection, "profile_keys", ("key", "profile_id"), rows)
+        held = [("key-b", rows[0][1]), ("key-a", rows[0][1])]
+        assert not await bulk.copy_unless_held(
+            connection, "profile_keys", ("key", "profile_id"), held
+        )
+        # The transaction goes on, as if the refused copy had not been tried.
+        await connection.execute("SELECT 1")
+    assert await db.count("profile_keys") == 1

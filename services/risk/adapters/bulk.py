@@ -1,0 +1,69 @@
+"""The asyncpg connection under a session, inside the session's transaction: for statements
+over a whole batch at once (``COPY``, arrays) that SQLAlchemy would build row by row.
+
+SQLAlchemy's asyncpg dialect begins its transaction on the first statement it runs, so the
+connection is handed out only once the session has run one in this transaction; the bulk
+statements then commit or roll back with everything else the use case does. The dialect's
+codecs apply: a ``jsonb`` parameter is JSON text, a ``jsonb`` result is decoded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def connection(session: AsyncSession) -> Any:
+    """The session's asyncpg connection, its transaction begun (``asyncpg.Connection``)."""
+    raw = await (await session.connection()).get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None, "the session's connection is open"
+    if not driver.is_in_transaction():
+        await session.execute(select(1))  # the dialect begins the session's transaction
+    return driver
+
+
+async def copy_unless_held(
+    db: Any, table: str, columns: Sequence[str], records: Sequence[tuple[Any, ...]]
+) -> bool:
+    """``COPY`` the records into the table, all or none: False (and nothing copied) if one
+    of them is held already, or repeated, under a unique index. Then the caller stores them
+    the slower way, skipping what is held (``INSERT … ON CONFLICT DO NOTHING``). A first
+    import holds nothing yet, so it takes the fast way."""
+    await db.execute("SAVEPOINT risk_bulk_copy")
+    try:
+        await db.copy_records_to_table(table, columns=columns, records=records)
+    except asyncpg.UniqueViolationError:
+        await db.execute("ROLLBACK TO SAVEPOINT risk_bulk_copy")
+        return False
+    await db.execute("RELEASE SAVEPOINT risk_bulk_copy")
+    return True
+
+
+def time_ordered_id() -> str:
+    """A UUID version 7 (RFC 9562): the time in milliseconds, then random bits. Rows added
+    together sit together in an index on it, which a bulk insert into a large table feels."""
+    return time_ordered_ids(1)[0]
+
+
+def time_ordered_ids(count: int) -> list[str]:
+    """``count`` version 7 UUIDs of this millisecond, their random bits drawn at once."""
+    when = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}"
+    prefix = f"{when[:8]}-{when[8:]}-7"
+    bits = os.urandom(10 * count).hex()
+    variant = _VARIANT
+    return [
+        f"{prefix}{bits[at : at + 3]}-{variant[bits[at + 3]]}{bits[at + 4 : at + 7]}-"
+        f"{bits[at + 7 : at + 19]}"
+        for at in range(0, 20 * count, 20)
+    ]
+
+
+# The variant's two high bits, 10, over a random hex digit's other two.
+_VARIANT = {f"{n:x}": f"{(n & 0b11) | 0b1000:x}" for n in range(16)}
