@@ -1,13 +1,14 @@
 """The quick check of a feed row: the common row, proved valid in plain Python.
 
-:func:`services.risk.domain.feeds.check` is the definition of a valid row: the shared input
-policy, then the pydantic models (:class:`~services.risk.domain.feeds.SignalIn`, the signal
-type's attributes). Running those on every row of a million-row feed costs about 35 µs a row,
-most of it for rows that are plainly fine. :func:`quick_check` looks at a row the way they
-would and either returns the very :class:`~services.risk.domain.feeds.Row` they would return,
-or ``None``: "not sure", and the full check runs. It never refuses anything, so every refusal
-(and its wording) still comes from the full check, and it is only ever sure of a row when
-every value is a plain string, already stripped, and within the simple shapes below:
+:func:`services.risk.domain.feeds.check_with_models` is the definition of a valid row: the
+shared input policy, then the pydantic models (:class:`~services.risk.domain.feeds.SignalIn`,
+the signal type's attributes). Running those on every row of a million-row feed costs about
+65 µs a row, most of it for rows that are plainly fine. :class:`QuickCheck` looks at a row
+the way they would and either returns the very :class:`~services.risk.domain.feeds.Row` they
+would return, or ``None``: "not sure", and the full check runs. It never refuses anything,
+so every refusal (and its wording) still comes from the full check, and it is only ever sure
+of a row when every value is a plain string, already stripped, and within the simple shapes
+below:
 
 - no value or name holding anything the input policy looks at twice: a control character, a
   surrogate, more than 20,000 characters in all, or (outside the date fields) the start of an
@@ -21,7 +22,7 @@ every value is a plain string, already stripped, and within the simple shapes be
   for the quick check).
 
 The models it was written for are recorded (:data:`WRITTEN_FOR`); if they change, the quick
-check stands aside (``ENABLED`` is false) until it is brought up to date, and a unit test
+check stands aside (its ``enabled`` is false) until it is brought up to date, and a unit test
 says so. Unit tests compare it with the full check over many generated rows, valid and not.
 """
 
