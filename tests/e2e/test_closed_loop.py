@@ -4,6 +4,7 @@ through the API of the right service by the right principal."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from devtools.embedded import free_port
 from shared.auth import OrganisationKind, Role, mint_token
 from shared.settings import AuthSettings
 from tests.conftest import REPO
+from tests.support.ports import stack_ports_held
 
 pytestmark = pytest.mark.e2e
 NEWHAM = "E09000025"
@@ -128,6 +130,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    picking = contextlib.ExitStack()  # no other stack picks ports until ours are bound
+    picking.enter_context(stack_ports_held())
     ports = {name: free_port() for name in ("referrals", "risk", "partners")}
     state = tmp_path_factory.mktemp("closed-loop")
     env = {
@@ -159,8 +163,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.3)
+        picking.close()
         yield Stack(ports)
     finally:
+        picking.close()
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=60)
     # Checked once every test of the module has used the stack, whatever order they ran in:

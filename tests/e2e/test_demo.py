@@ -11,21 +11,23 @@ import subprocess
 import pytest
 
 from tests.conftest import REPO
+from tests.support.ports import stack_ports_held
 
 pytestmark = pytest.mark.e2e
 
 
 def test_make_demo_finishes_and_its_summary_adds_up() -> None:
     env = {**os.environ, "UPSTREAM_DEMO_REFERRALS": "24", "UPSTREAM_DEMO_HOUSEHOLDS": "600"}
-    result = subprocess.run(
-        ["make", "demo"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    with stack_ports_held():  # the demo picks its stack's ports inside
+        result = subprocess.run(
+            ["make", "demo"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(re.search(r"^\{.*^\}", result.stdout, re.MULTILINE | re.DOTALL)[0])
 

@@ -18,6 +18,7 @@ import pytest
 
 from devtools.embedded import free_port, port_open
 from tests.conftest import REPO
+from tests.support.ports import stack_ports_held
 
 pytestmark = pytest.mark.e2e
 
@@ -61,6 +62,12 @@ def press_ctrl_c(process: subprocess.Popen[bytes]) -> None:
 
 
 def test_make_run_brings_every_service_up_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    # Both starts bind the same ports: no other stack may pick them in between.
+    with stack_ports_held():
+        quick_start_twice(tmp_path)
+
+
+def quick_start_twice(tmp_path: Path) -> None:
     ports = {name: free_port() for name in SERVICES}
     broker_port = free_port()
     env = {
