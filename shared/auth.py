@@ -204,3 +204,9 @@ def require(
         return principal
 
     return check
+
+
+# The one principal every service has the same rule for: an operator organisation's operator.
+Operator = Annotated[
+    Principal, Depends(require(kinds=[OrganisationKind.OPERATOR], roles=[Role.OPERATOR]))
+]

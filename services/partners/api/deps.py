@@ -15,9 +15,6 @@ from shared.http import unit_of_work
 PartnersWork = Annotated[PartnersUnitOfWork, Depends(unit_of_work)]
 
 Partner = Annotated[Principal, Depends(require(kinds=[OrganisationKind.VCS], roles=[Role.PARTNER]))]
-Operator = Annotated[
-    Principal, Depends(require(kinds=[OrganisationKind.OPERATOR], roles=[Role.OPERATOR]))
-]
 OperatorOrPartner = Annotated[
     Principal,
     Depends(

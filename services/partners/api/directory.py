@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from services.partners.api.deps import (
-    Operator,
     OperatorOrPartner,
     PartnersWork,
     editor,
@@ -27,6 +26,7 @@ from services.partners.api.schemas import (
     ServiceLoad,
 )
 from services.partners.service_layer import directory, web_access
+from shared.auth import Operator
 from shared.vocabulary import PartnerKind
 
 router = APIRouter(prefix="/v1", tags=["directory"])

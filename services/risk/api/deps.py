@@ -32,9 +32,6 @@ Caseworker = Annotated[
         )
     ),
 ]
-Operator = Annotated[
-    Principal, Depends(require(kinds=[OrganisationKind.OPERATOR], roles=[Role.OPERATOR]))
-]
 RulesetReader = Annotated[Principal, Depends(require(roles=[Role.OPERATOR, Role.CASEWORKER]))]
 
 

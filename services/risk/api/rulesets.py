@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, status
 
-from services.risk.api.deps import Operator, RiskWork, RulesetReader
+from services.risk.api.deps import RiskWork, RulesetReader
 from services.risk.api.schemas import RulesetDetail, RulesetInfo
 from services.risk.service_layer import rulesets
+from shared.auth import Operator
 from shared.http import MarkdownResponse
 
 router = APIRouter(prefix="/v1", tags=["rules"])
