@@ -1,16 +1,16 @@
 """The partner web inbox in a real browser: Playwright for Python driving Debian's
 Chromium against the partners app served by uvicorn on a real database, with a real SMTP
 server (aiosmtpd) receiving the emails. Every page is checked with axe-core: no serious or
-critical violation. Screenshots go to tests/artifacts/screens/ (git-ignored).
+critical violation. Screenshots go to tests/artifacts/screens/ (git-ignored); the browser
+helpers are in tests/e2e/browser.py. The whole loop, from a referral through the referrals
+API to the caseworker's case, is tests/e2e/test_partner_web_loop.py.
 
 No browser here: the tests skip, saying so; under CI=true they fail instead."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +24,7 @@ from services.partners.bootstrap import SERVICE
 from services.partners.service_layer import placement
 from shared.http import create_app
 from shared.migrations import upgrade
+from tests.e2e.browser import Checked, launched_browser, new_page
 from tests.integration.partners.web_world import (
     RESIDENT,
     WebWorld,
@@ -32,24 +33,6 @@ from tests.integration.partners.web_world import (
 )
 
 pytestmark = pytest.mark.e2e
-
-SCREENS = Path(__file__).resolve().parents[1] / "artifacts" / "screens"
-CHROMIUM = os.environ.get("UPSTREAM_CHROMIUM", "/usr/bin/chromium")
-
-
-def _browser_or_skip() -> str:
-    try:
-        import axe_playwright_python  # noqa: F401
-        import playwright  # noqa: F401
-    except ImportError as exc:
-        reason = f"the browser tests need playwright and axe-playwright-python ({exc})"
-    else:
-        if Path(CHROMIUM).exists() or shutil.which(CHROMIUM):
-            return CHROMIUM
-        reason = f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (as root)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and the browser tests cannot run: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -85,48 +68,8 @@ async def served(
 
 @pytest.fixture(scope="module")
 async def browser(served: tuple[WebWorld, str]) -> AsyncIterator[Any]:
-    executable = _browser_or_skip()
-    from playwright.async_api import async_playwright
-
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-class Checked:
-    """A browser page whose every visit is held to axe-core (no serious or critical
-    violation) and may be photographed."""
-
-    def __init__(self, page: Any) -> None:
-        self.page = page
-        self.checked: list[str] = []
-
-    async def axe(self, label: str) -> None:
-        from axe_playwright_python.async_playwright import Axe
-
-        results = await Axe().run(self.page)
-        bad = [
-            f"{v['id']} ({v['impact']}): {v['help']}"
-            for v in results.response["violations"]
-            if v.get("impact") in ("serious", "critical")
-        ]
-        assert not bad, f"{label}: {bad}"
-        self.checked.append(label)
-
-    async def shot(self, name: str) -> None:
-        await self.page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
-
-
-async def new_page(browser: Any, viewport: dict[str, int] | None = None) -> Checked:
-    context = await browser.new_context(
-        bypass_csp=True,  # axe-core is injected into the page
-        viewport=viewport or {"width": 1100, "height": 900},
-    )
-    return Checked(await context.new_page())
+    async with launched_browser() as launched:
+        yield launched
 
 
 async def sign_in(world: WebWorld, base: str, checked: Checked, email: str) -> None:

@@ -13,12 +13,14 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.partners.adapters.tables import email_deliveries, offers, requests
+from services.partners.domain.notifications import EmailKind
 from services.partners.domain.webhooks import AttemptResult, DeliveryStatus
 from shared.db import fetch_all
 
 
 async def add(session: AsyncSession, **values: Any) -> None:
-    """Queued once per offer, kind and address (a repeat is ignored)."""
+    """Queued once per offer, kind (an ``EmailKind``) and address (a repeat is ignored)."""
+    values["kind"] = EmailKind(values["kind"]).value
     await session.execute(
         pg_insert(email_deliveries)
         .values(status=DeliveryStatus.PENDING.value, attempts=0, **values)
@@ -84,7 +86,7 @@ async def offers_to_remind(
     reminded = exists().where(
         and_(
             email_deliveries.c.offer_id == offers.c.id,
-            email_deliveries.c.kind == "offer.reminder",
+            email_deliveries.c.kind == EmailKind.OFFER_REMINDER.value,
         )
     )
     return await fetch_all(

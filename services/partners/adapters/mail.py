@@ -1,6 +1,7 @@
 """Sending email: over SMTP (host, port, TLS, credentials, sender from the settings) or
-through GOV.UK Notify (``notifications-python-client``, installed separately, a setting
-away). The unit of work carries how to open a mailer, so a test can stand in for either.
+through GOV.UK Notify (``notifications-python-client``, a setting away:
+``UPSTREAM_MAIL_BACKEND=notify``). The unit of work carries how to open a mailer, so a test
+can stand in for either.
 
 A message is plain text; callers put no personal data in it (``service_layer/
 notifications.py`` holds the rule)."""
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
+import logging
 import smtplib
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -17,7 +18,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Any, Protocol
+from typing import Protocol
+
+from notifications_python_client.errors import APIError
+from notifications_python_client.notifications import NotificationsAPIClient
 
 from services.partners.settings import PartnersSettings
 
@@ -31,7 +35,8 @@ class Mail:
 
 class Mailer(Protocol):
     async def send(self, mail: Mail) -> None:
-        """Send one message; raises ``OSError`` or ``smtplib.SMTPException`` on failure."""
+        """Send one message; raises ``OSError``, ``smtplib.SMTPException`` or
+        ``MailNotSent`` on failure (each a failed attempt, retried with backoff)."""
         ...
 
 
@@ -95,23 +100,60 @@ class SmtpMailer:
         await asyncio.to_thread(self._close)
 
 
+# The client logs each refusal with Notify's message, which may quote what was sent; the
+# delivery log and its warning carry the safe reason instead.
+logging.getLogger("notifications_python_client").setLevel(logging.ERROR)
+
+
+class MailNotSent(Exception):
+    """The mail service refused the message or could not be reached. ``reason`` is safe to
+    log and keep: a status and the service's error names, never the message or address."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _notify_error_names(error: APIError) -> str:
+    """Notify's error classes (``BadRequestError``, ``RateLimitError``…), not its messages,
+    which may quote what was sent."""
+    try:
+        errors = error.response.json().get("errors", [])  # type: ignore[union-attr]
+        names = sorted({str(e["error"]) for e in errors if isinstance(e, dict) and "error" in e})
+    except (AttributeError, TypeError, ValueError):
+        return ""
+    return f" ({', '.join(n for n in names if n.isidentifier())})" if names else ""
+
+
 class NotifyMailer:
-    """GOV.UK Notify: an email template whose personalisation is the subject and body."""
+    """GOV.UK Notify (``notifications-python-client``): an email template whose
+    personalisation is the subject and body. Each request is signed by the client with a JWT
+    made from the API key's secret (HS256, ``iss`` the service id)."""
 
     def __init__(self, settings: PartnersSettings) -> None:
-        if settings.notify_api_key is None or settings.notify_template_id is None:
+        if settings.notify_api_key is None or not settings.notify_template_id:
             raise RuntimeError("mail_backend=notify needs notify_api_key and notify_template_id")
-        module: Any = importlib.import_module("notifications_python_client.notifications")
-        self.client = module.NotificationsAPIClient(settings.notify_api_key.get_secret_value())
+        self.client = NotificationsAPIClient(
+            settings.notify_api_key.get_secret_value(),
+            base_url=settings.notify_base_url,
+            timeout=10,
+        )
         self.template_id = settings.notify_template_id
 
+    def _send(self, mail: Mail) -> None:
+        try:
+            self.client.send_email_notification(
+                email_address=mail.to,
+                template_id=self.template_id,
+                personalisation={"subject": mail.subject, "body": mail.body},
+            )
+        except APIError as exc:  # an answer other than 2xx, or no answer (503)
+            raise MailNotSent(
+                f"GOV.UK Notify answered {exc.status_code}{_notify_error_names(exc)}"
+            ) from None
+
     async def send(self, mail: Mail) -> None:
-        await asyncio.to_thread(
-            self.client.send_email_notification,
-            email_address=mail.to,
-            template_id=self.template_id,
-            personalisation={"subject": mail.subject, "body": mail.body},
-        )
+        await asyncio.to_thread(self._send, mail)
 
 
 @asynccontextmanager

@@ -1,7 +1,7 @@
 """Email notifications to a partner's registered addresses: a new offer, a reminder before
 its deadline, an offer handed on because it expired. Queued with the change they report,
 sent by the worker through SMTP (or GOV.UK Notify), retried with backoff and logged, like
-webhooks.
+webhooks (a refusal by Notify, a 4xx or 5xx, is a failed attempt like an SMTP error).
 
 An email holds NO personal data: only the need, the urgency, the deadline and links to the
 inbox, where the partner signs in to see the rest. The "accept" and "decline" links open a
@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 from services.partners.adapters import email_deliveries as store
 from services.partners.adapters import web_access as addresses
-from services.partners.adapters.mail import Mail
+from services.partners.adapters.mail import Mail, MailNotSent
+from services.partners.domain.notifications import EmailKind
 from services.partners.domain.webhooks import DeliveryStatus, after_attempt
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from shared.redaction import safe_reason
@@ -28,16 +29,17 @@ log = logging.getLogger(__name__)
 
 LONDON = ZoneInfo("Europe/London")
 
-OFFER_MADE, OFFER_REMINDER, OFFER_EXPIRED = "offer.made", "offer.reminder", "offer.expired"
-OFFER_OVERDUE = "offer.overdue"  # accepted, and past its follow-up deadline
-SIGN_IN = "sign-in"  # a sign-in link (service_layer/web_access.py): erased once final
+# The kinds of email (domain/notifications.py), by their short names.
+OFFER_MADE, OFFER_REMINDER = EmailKind.OFFER_MADE, EmailKind.OFFER_REMINDER
+OFFER_EXPIRED, OFFER_OVERDUE = EmailKind.OFFER_EXPIRED, EmailKind.OFFER_OVERDUE
+SIGN_IN = EmailKind.SIGN_IN  # a sign-in link (service_layer/web_access.py): erased once final
 
 
 @dataclass(frozen=True)
 class OfferNotice:
     """Everything an offer email may say: nothing about the resident."""
 
-    kind: str
+    kind: EmailKind
     offer_id: str
     need: Need
     urgency: str
@@ -173,8 +175,11 @@ async def deliver_due_emails(uow: PartnersUnitOfWork, *, limit: int = 50) -> int
                 error: str | None = None
                 try:
                     await mailer.send(Mail(row["to_address"], row["subject"], row["body"]))
+                except MailNotSent as exc:  # GOV.UK Notify's answer: a status, error names
+                    error = exc.reason
                 except (OSError, smtplib.SMTPException, RuntimeError) as exc:
                     error = safe_reason(exc)
+                if error is not None:
                     log.warning(
                         "email not sent",
                         extra={"delivery_id": row["id"], "kind": row["kind"], "error": error},
@@ -187,6 +192,6 @@ async def deliver_due_emails(uow: PartnersUnitOfWork, *, limit: int = 50) -> int
                     now=now,
                 )
                 await store.record_attempt(
-                    uow.session, row["id"], result, now, erase_body=row["kind"] == SIGN_IN
+                    uow.session, row["id"], result, now, erase_body=row["kind"] == SIGN_IN.value
                 )
     return len(due)

@@ -89,8 +89,15 @@ def _refused(exc: Refused, signed_in: WebSession | None) -> HTMLResponse:
     )
 
 
-async def _checked_form(request: Request, signed_in: WebSession) -> dict[str, str] | Response:
-    """The form if its CSRF token is the session's; otherwise a page saying it was refused."""
+async def _checked_form(
+    request: Request,
+    signed_in: WebSession | None,
+    *,
+    again: str = "The form had expired or did not come from this inbox. Nothing was changed.",
+) -> dict[str, str] | Response:
+    """The form, held to the input policy, if its CSRF token is right: a signed-in page's
+    the session's own; a page before sign-in the form cookie's (double submit). Otherwise a
+    page saying it was refused and, with ``again``, what to do."""
     try:
         form = await form_of(request)
     except FormRefused as exc:
@@ -101,13 +108,10 @@ async def _checked_form(request: Request, signed_in: WebSession) -> dict[str, st
             message=exc.reason,
             signed_in=signed_in,
         )
-    if not same(form.get("csrf"), signed_in.csrf_token):
+    expected = signed_in.csrf_token if signed_in else request.cookies.get(FORM_COOKIE)
+    if not same(form.get("csrf"), expected):
         return page(
-            "message.html",
-            403,
-            title="Please try again",
-            message="The form had expired or did not come from this inbox. Nothing was changed.",
-            signed_in=signed_in,
+            "message.html", 403, title="Please try again", message=again, signed_in=signed_in
         )
     return form
 
@@ -141,20 +145,11 @@ async def sign_in_page(request: Request, next: str | None = None) -> Response:
 
 @router.post("/sign-in")
 async def ask_for_link(request: Request, uow: PartnersWork) -> Response:
-    try:
-        form = await form_of(request)
-    except FormRefused as exc:
-        return page(
-            "message.html", 422, title="The form was refused", message=exc.reason, signed_in=None
-        )
-    if not same(form.get("csrf"), request.cookies.get(FORM_COOKIE)):
-        return page(
-            "message.html",
-            403,
-            title="Please try again",
-            message="The form had expired. Go back and ask for a link again.",
-            signed_in=None,
-        )
+    form = await _checked_form(
+        request, None, again="The form had expired. Go back and ask for a link again."
+    )
+    if isinstance(form, Response):
+        return form
     email = form.get("email", "").strip()
     if not email:
         token = form_token(request)
@@ -180,20 +175,9 @@ async def confirm_sign_in(request: Request, token: str) -> Response:
 
 @router.post("/sign-in/{token}")
 async def sign_in(request: Request, token: str, uow: PartnersWork) -> Response:
-    try:
-        form = await form_of(request)
-    except FormRefused as exc:
-        return page(
-            "message.html", 422, title="The form was refused", message=exc.reason, signed_in=None
-        )
-    if not same(form.get("csrf"), request.cookies.get(FORM_COOKIE)):
-        return page(
-            "message.html",
-            403,
-            title="Please try again",
-            message="Open the link from your email again.",
-            signed_in=None,
-        )
+    form = await _checked_form(request, None, again="Open the link from your email again.")
+    if isinstance(form, Response):
+        return form
     signed = await web_access.sign_in(uow, token)
     if signed is None:
         return page(
@@ -227,7 +211,7 @@ async def offers_list(
 ) -> Response:
     if signed_in is None:
         return _to_sign_in(request)
-    mine = await offers.list_offers(uow, signed_in.organization_id)
+    mine = await offers.list_offers(uow, signed_in)
     groups = [(title, [o for o in mine if o.status in statuses]) for title, statuses in GROUPS]
     name = await directory.organization_name(uow, signed_in.organization_id)
     return page("offers.html", groups=groups, signed_in=signed_in, organisation=name, done=done)
@@ -249,7 +233,7 @@ async def _offer_or_page(
             signed_in=signed_in,
         )
     try:
-        return await offers.get_offer(uow, signed_in.organization_id, offer_id)
+        return await offers.get_offer(uow, signed_in, offer_id)
     except Refused:
         gone = await offers.gone_status(uow, signed_in.organization_id, offer_id)
         if gone is None:
@@ -352,7 +336,7 @@ async def accept(
 ) -> Response:
     async def act(_: dict[str, str]) -> None:
         assert signed_in is not None
-        await offers.accept_offer(uow, signed_in.organization_id, offer_id)
+        await offers.accept_offer(uow, signed_in, offer_id)
 
     return await _act(
         request, offer_id, uow, signed_in, act, f"/inbox/offers/{offer_id}?done=accepted"
@@ -377,9 +361,7 @@ async def progress(
 ) -> Response:
     async def act(form: dict[str, str]) -> None:
         assert signed_in is not None
-        await offers.record_progress(
-            uow, signed_in.organization_id, offer_id, form.get("note") or None
-        )
+        await offers.record_progress(uow, signed_in, offer_id, form.get("note") or None)
 
     return await _act(
         request, offer_id, uow, signed_in, act, f"/inbox/offers/{offer_id}?done=progress"
@@ -393,7 +375,7 @@ async def outcome(
     async def act(form: dict[str, str]) -> None:
         assert signed_in is not None
         command = RecordOutcome(Outcome(form.get("outcome", "")), form.get("note") or None)
-        await offers.record_outcome(uow, signed_in.organization_id, offer_id, command)
+        await offers.record_outcome(uow, signed_in, offer_id, command)
 
     return await _act(
         request, offer_id, uow, signed_in, act, f"/inbox/offers/{offer_id}?done=outcome"

@@ -15,7 +15,7 @@ import pytest
 
 from devtools.embedded import drop_database, ensure_database, with_database
 from services.partners.bootstrap import SERVICE
-from services.partners.service_layer import web_access
+from services.partners.service_layer import notifications, placement, web_access
 from shared.http import create_app
 from shared.migrations import upgrade
 from tests.integration.partners.web_world import (
@@ -261,14 +261,40 @@ async def test_a_partner_answers_through_the_inbox_and_sees_only_its_own_offers(
 async def test_offer_emails_hold_no_personal_data(
     world: tuple[WebWorld, httpx.AsyncClient],
 ) -> None:
+    """Every kind of offer email — made, reminder, handed on — scanned, headers and body."""
     web, _ = world
     await web.add_partner("Northside Kitchen", "kitchen@northside.example", need="housing")
-    await web.route("housing", urgency="crisis")
+    offer_id = await web.route("housing", urgency="crisis")
     await web.deliver()
     mails = web.mails_to("kitchen@northside.example")
     assert mails, "no offer email was sent"
     offer_mail = mails[-1]
-    raw = offer_mail.as_string()
+    body = offer_mail.get_body(("plain",))
+    assert body is not None
+    content = body.get_content()
+    assert "Need: housing" in content and "Urgency: crisis" in content and "Answer by:" in content
+    assert "/accept" in content and "/decline" in content
+
+    # Its deadline near: a reminder; then past: handed on, and an email saying so.
+    await web.execute(
+        "UPDATE offers SET respond_by = now() + interval '10 minutes' WHERE id = :o", o=offer_id
+    )
+    async with web.work() as uow:
+        assert await notifications.queue_reminders(uow) >= 1
+    await web.execute(
+        "UPDATE offers SET respond_by = now() - interval '1 minute' WHERE id = :o", o=offer_id
+    )
+    async with web.work() as uow:
+        assert await placement.expire_due_offers(uow) >= 1
+    await web.deliver()
+    mails = web.mails_to("kitchen@northside.example")  # this test's partner: its offer only
+    subjects = [str(m["Subject"]) for m in mails]
+    assert [s.split(":")[0] for s in subjects] == [
+        "New referral offer",
+        "Reminder",
+        "Referral offer handed on",
+    ], subjects
+
     words = [
         RESIDENT["first_name"],
         RESIDENT["contact"]["value"],  # type: ignore[index]
@@ -276,12 +302,11 @@ async def test_offer_emails_hold_no_personal_data(
         "Quarry Lane",
         "arrears",
     ]
-    body = offer_mail.get_body(("plain",))
-    assert body is not None
-    content = body.get_content()
-    headers = "\n".join(f"{k}: {v}" for k, v in offer_mail.items())
-    for word in words:
-        for where in (raw, content, headers):  # encoded and decoded
-            assert str(word).lower() not in where.lower(), f"{word!r} found in an email"
-    assert "Need: housing" in content and "Urgency: crisis" in content and "Answer by:" in content
-    assert "/accept" in content and "/decline" in content
+    for mail in mails:
+        raw = mail.as_string()
+        mail_body = mail.get_body(("plain",))
+        assert mail_body is not None
+        headers = "\n".join(f"{k}: {v}" for k, v in mail.items())
+        for word in words:
+            for where in (raw, mail_body.get_content(), headers):  # encoded and decoded
+                assert str(word).lower() not in where.lower(), f"{word!r} in {mail['Subject']}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from devtools.embedded import free_port
 from devtools.mail import MailFolderServer
 from services.partners.service_layer import directory, notifications, placement, web_access
+from services.partners.service_layer.agreements import Manager
 from services.partners.service_layer.directory import (
     AgreementTerms,
     Editor,
@@ -30,6 +32,7 @@ from shared.vocabulary import LawfulBasis, PartnerKind
 from tests.integration.partners.conftest import work_on
 
 OPERATOR = Editor("operator", is_operator=True)
+AGREEMENTS_BY = Manager("operator-person", "operator", is_operator=True)
 COUNCIL = "E09000025"
 # The resident's details in every packet: no email may carry any of them.
 RESIDENT = {
@@ -78,8 +81,17 @@ class WebWorld:
                     name=name,
                     description=f"{name}, a local charity",
                     kind=PartnerKind.FOOD,
-                    agreement=AgreementTerms(lawful_bases=[LawfulBasis.CONSENT]),
+                    agreements=[
+                        AgreementTerms(
+                            council=COUNCIL,
+                            reference=f"DSA {name}",
+                            needs=[need],
+                            lawful_bases=[LawfulBasis.CONSENT],
+                            starts_on=date(2020, 1, 1),
+                        )
+                    ],
                 ),
+                by=AGREEMENTS_BY,
             )
         async with self.work() as uow:
             details = ServiceDetails.model_validate(
