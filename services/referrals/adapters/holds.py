@@ -9,8 +9,8 @@ from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.adapters import Row
-from services.referrals.adapters.tables import cases, routing_holds
-from shared.db import fetch_all
+from services.referrals.adapters.tables import cases, possible_duplicates, routing_holds
+from shared.db import fetch_all, rows_affected
 
 HELD = "held"
 
@@ -61,36 +61,129 @@ async def settle_holds_of_duplicate(
     return sorted({row["case_id"] for row in rows})
 
 
-async def move_holds(session: AsyncSession, moves: dict[str, str]) -> None:
-    """Holds of a possible-duplicate entry closed by a merge follow the entry it became."""
-    for stale, surviving in moves.items():
-        await session.execute(
+async def move_holds(session: AsyncSession, moves: dict[str, str]) -> dict[str, str]:
+    """Holds of a possible-duplicate entry closed by a merge follow the entry it became:
+    {hold id: the entry it was of}, for an undo."""
+    moved: dict[str, str] = {}
+    for stale, surviving in sorted(moves.items()):
+        rows = await fetch_all(
+            session,
             update(routing_holds)
             .where(routing_holds.c.duplicate_id == stale, routing_holds.c.status == HELD)
             .values(duplicate_id=surviving)
+            .returning(routing_holds.c.id),
         )
+        moved.update({row["id"]: stale for row in rows})
+    return moved
 
 
 async def settle_holds_on_case(
     session: AsyncSession, case_id: str, status: str, *, now: datetime
-) -> None:
-    """The holds on this case's own needs end (the case is merged away)."""
-    await session.execute(
+) -> list[str]:
+    """The holds on this case's own needs end (the case is merged away); their ids."""
+    rows = await fetch_all(
+        session,
         update(routing_holds)
         .where(routing_holds.c.case_id == case_id, routing_holds.c.status == HELD)
         .values(status=status, settled_at=now)
+        .returning(routing_holds.c.id),
     )
+    return sorted(row["id"] for row in rows)
 
 
-async def hold_because_of(session: AsyncSession, *, merged_case: str, survivor_case: str) -> None:
+async def hold_because_of(
+    session: AsyncSession, *, merged_case: str, survivor_case: str
+) -> list[str]:
     """Needs held because of a case merged away stay held, now because of the case it
     became: the question (is this the same person?) is still open, and the survivor has
-    the needs now."""
-    await session.execute(
+    the needs now. The holds' ids."""
+    rows = await fetch_all(
+        session,
         update(routing_holds)
         .where(routing_holds.c.other_case_id == merged_case, routing_holds.c.status == HELD)
         .values(other_case_id=survivor_case)
+        .returning(routing_holds.c.id),
     )
+    return sorted(row["id"] for row in rows)
+
+
+# -- undoing a merge: its holds as they were ------------------------------------------
+
+
+async def holds_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Row]:
+    """These holds, locked, by id."""
+    if not ids:
+        return {}
+    rows = await fetch_all(
+        session,
+        select(routing_holds)
+        .where(routing_holds.c.id.in_(ids))
+        .order_by(routing_holds.c.id)
+        .with_for_update(),
+    )
+    return {row["id"]: row for row in rows}
+
+
+async def move_holds_back(
+    session: AsyncSession, moved: dict[str, str], *, into: dict[str, str]
+) -> int:
+    """Undo ``move_holds``: each hold ({hold id: its entry before}) is of its entry again,
+    if still held under the entry it was moved to (``into``: {stale: surviving}). How many."""
+    count = 0
+    for hold_id, stale in sorted(moved.items()):
+        count += await rows_affected(
+            session,
+            update(routing_holds)
+            .where(
+                routing_holds.c.id == hold_id,
+                routing_holds.c.status == HELD,
+                routing_holds.c.duplicate_id == into[stale],
+            )
+            .values(duplicate_id=stale),
+        )
+    return count
+
+
+async def hold_because_of_again(
+    session: AsyncSession, ids: Sequence[str], *, merged_case: str, survivor_case: str
+) -> int:
+    """Undo ``hold_because_of``: these holds are because of the merged case again (those
+    still held because of the survivor). How many."""
+    if not ids:
+        return 0
+    return await rows_affected(
+        session,
+        update(routing_holds)
+        .where(
+            routing_holds.c.id.in_(ids),
+            routing_holds.c.status == HELD,
+            routing_holds.c.other_case_id == survivor_case,
+        )
+        .values(other_case_id=merged_case),
+    )
+
+
+async def hold_again(session: AsyncSession, ids: Sequence[str], *, ended_as: str) -> list[str]:
+    """Undo ``settle_holds_on_case``: these holds, ended ``ended_as`` by the merge, hold
+    their need again where their possible duplicate is still open (one the undo rejected
+    stays ended: two people after all). The needs held again."""
+    if not ids:
+        return []
+    rows = await fetch_all(
+        session,
+        update(routing_holds)
+        .where(
+            routing_holds.c.id.in_(ids),
+            routing_holds.c.status == ended_as,
+            exists().where(
+                possible_duplicates.c.id == routing_holds.c.duplicate_id,
+                possible_duplicates.c.status == "open",
+            ),
+        )
+        .values(status=HELD, settled_at=None)
+        .returning(routing_holds.c.need),
+    )
+    return sorted(row["need"] for row in rows)
 
 
 async def holds_of(session: AsyncSession, case_id: str) -> Sequence[Row]:

@@ -20,7 +20,7 @@ from services.referrals.domain.matching import (
     phonetic_key,
 )
 from shared.auth import OrganisationKind, Principal
-from shared.db import fetch_all, fetch_one
+from shared.db import fetch_all, fetch_one, rows_affected
 
 
 def council_scope(principal: Principal, column: ColumnElement[str]) -> ColumnElement[bool]:
@@ -130,6 +130,20 @@ def key_columns(values: dict[str, Any]) -> dict[str, Any]:
     return keys
 
 
+async def lock_residents(session: AsyncSession, resident_ids: Sequence[str]) -> dict[str, Row]:
+    """These residents' rows, locked until the transaction ends, in one order (by id): a
+    merge and an undo of the same records wait for each other instead of interleaving, and
+    never in a circle. By id; a missing one is left out."""
+    rows = await fetch_all(
+        session,
+        select(residents)
+        .where(residents.c.id.in_(list(resident_ids)))
+        .order_by(residents.c.id)
+        .with_for_update(),
+    )
+    return {row["id"]: row for row in rows}
+
+
 async def resident(session: AsyncSession, resident_id: str) -> Row:
     found = await fetch_one(session, select(residents).where(residents.c.id == resident_id))
     if found is None:
@@ -211,17 +225,14 @@ async def duplicate_named(session: AsyncSession, principal: Principal, duplicate
 
 
 async def lock_duplicate(
-    session: AsyncSession, principal: Principal, duplicate_id: str
+    session: AsyncSession, principal: Principal, duplicate_id: str, *, lock: bool = True
 ) -> Row | None:
-    return await fetch_one(
-        session,
-        select(possible_duplicates)
-        .where(
-            possible_duplicates.c.id == duplicate_id,
-            council_scope(principal, possible_duplicates.c.council),
-        )
-        .with_for_update(),
+    """The caller's council's entry (an operator's: any), locked unless ``lock`` is false."""
+    query = select(possible_duplicates).where(
+        possible_duplicates.c.id == duplicate_id,
+        council_scope(principal, possible_duplicates.c.council),
     )
+    return await fetch_one(session, query.with_for_update() if lock else query)
 
 
 async def decide_duplicate(
@@ -256,13 +267,19 @@ async def confirm_duplicates_between(
     return [row["id"] for row in rows]
 
 
+CLOSED_BY_MERGE = "merge: the same pair is listed under the surviving record"
+
+
 async def move_open_duplicates(
     session: AsyncSession, *, merged: str, into: str, now: datetime
-) -> dict[str, str]:
+) -> dict[str, dict[str, str]]:
     """The merged record's other open entries now name the survivor, so a caseworker can
-    still decide them. Where the survivor already has an entry with that person, the
-    merged record's one is closed as rejected (it is the same question asked twice) and
-    mapped to the survivor's: {stale entry id: surviving entry id}, for its holds."""
+    still decide them: ``renamed`` {entry id: the side ("resident_id" or "candidate_id")
+    that named the merged record}. Where the survivor already has an entry with that
+    person, the merged record's one is closed as rejected (it is the same question asked
+    twice) and mapped to the survivor's: ``closed`` {stale entry id: surviving entry id},
+    for its holds. Both kept in the merge's record, for an undo."""
+    renamed: dict[str, str] = {}
     stale: dict[str, str] = {}
     for side, other_side in (("resident_id", "candidate_id"), ("candidate_id", "resident_id")):
         rows = await fetch_all(
@@ -273,6 +290,7 @@ async def move_open_duplicates(
                 possible_duplicates.c[side] == merged,
                 possible_duplicates.c[other_side] != into,
             )
+            .order_by(possible_duplicates.c.id)
             .with_for_update(),
         )
         for row in rows:
@@ -285,18 +303,66 @@ async def move_open_duplicates(
                     .where(possible_duplicates.c.id == row["id"])
                     .values({side: into})
                 )
+                renamed[row["id"]] = side
                 continue
             stale[row["id"]] = existing["id"]
             await session.execute(
                 update(possible_duplicates)
                 .where(possible_duplicates.c.id == row["id"])
-                .values(
-                    status="rejected",
-                    decided_by="merge: the same pair is listed under the surviving record",
-                    decided_at=now,
-                )
+                .values(status="rejected", decided_by=CLOSED_BY_MERGE, decided_at=now)
             )
-    return stale
+    return {"renamed": renamed, "closed": stale}
+
+
+async def duplicates_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Row]:
+    """These possible-duplicate entries, locked, by id (an undo checks what the merge left)."""
+    if not ids:
+        return {}
+    rows = await fetch_all(
+        session,
+        select(possible_duplicates)
+        .where(possible_duplicates.c.id.in_(ids))
+        .order_by(possible_duplicates.c.id)
+        .with_for_update(),
+    )
+    return {row["id"]: row for row in rows}
+
+
+async def move_duplicates_back(
+    session: AsyncSession,
+    *,
+    restored: str,
+    into: str,
+    renamed: dict[str, str],
+    closed: Sequence[str],
+) -> int:
+    """Undo ``move_open_duplicates``: the entries it renamed name the restored record again
+    and those it closed are open again (each only if still as the merge left it). How many
+    entries went back."""
+    count = 0
+    for entry_id, side in sorted(renamed.items()):
+        count += await rows_affected(
+            session,
+            update(possible_duplicates)
+            .where(
+                possible_duplicates.c.id == entry_id,
+                possible_duplicates.c.status == "open",
+                possible_duplicates.c[side] == into,
+            )
+            .values({side: restored}),
+        )
+    if closed:
+        count += await rows_affected(
+            session,
+            update(possible_duplicates)
+            .where(
+                possible_duplicates.c.id.in_(closed),
+                possible_duplicates.c.status == "rejected",
+                possible_duplicates.c.decided_by == CLOSED_BY_MERGE,
+            )
+            .values(status="open", decided_by=None, decided_at=None),
+        )
+    return count
 
 
 async def duplicates_of(session: AsyncSession, resident_id: str) -> Sequence[Row]:
@@ -345,9 +411,9 @@ async def residents_with_open_case(session: AsyncSession, resident_ids: list[str
 
 async def move_records(
     session: AsyncSession, *, merged: str, into: str, now: datetime
-) -> list[str]:
+) -> dict[str, list[str]]:
     """Move the merged resident's cases and referrals to the survivor and point the merged
-    record at it; the ids of the cases moved."""
+    record at it; the ids of the cases and of the referrals moved."""
     moved = await fetch_all(
         session,
         update(cases)
@@ -355,10 +421,71 @@ async def move_records(
         .values(resident_id=into, updated_at=now)
         .returning(cases.c.id),
     )
-    await session.execute(
-        update(referrals).where(referrals.c.resident_id == merged).values(resident_id=into)
+    moved_referrals = await fetch_all(
+        session,
+        update(referrals)
+        .where(referrals.c.resident_id == merged)
+        .values(resident_id=into)
+        .returning(referrals.c.id),
     )
     await session.execute(
         update(residents).where(residents.c.id == merged).values(merged_into=into, updated_at=now)
     )
-    return [row["id"] for row in moved]
+    return {
+        "cases": [row["id"] for row in moved],
+        "referrals": [row["id"] for row in moved_referrals],
+    }
+
+
+async def move_records_back(
+    session: AsyncSession,
+    *,
+    restored: str,
+    into: str,
+    case_ids: Sequence[str],
+    referral_ids: Sequence[str],
+    now: datetime,
+) -> dict[str, int]:
+    """Undo ``move_records``: the cases and referrals it moved (those still on the survivor)
+    are the restored resident's again, and the record (if it still points at the survivor)
+    no longer does. How many cases and residents moved back, for the caller to check."""
+    moved_cases = 0
+    if case_ids:
+        moved_cases = await rows_affected(
+            session,
+            update(cases)
+            .where(cases.c.id.in_(case_ids), cases.c.resident_id == into)
+            .values(resident_id=restored, updated_at=now),
+        )
+    mine = [
+        *([referrals.c.id.in_(referral_ids)] if referral_ids else []),
+        *([referrals.c.case_id.in_(case_ids)] if case_ids else []),
+    ]
+    if mine:
+        await session.execute(
+            update(referrals)
+            .where(referrals.c.resident_id == into, or_(*mine))
+            .values(resident_id=restored)
+        )
+    moved_residents = await rows_affected(
+        session,
+        update(residents)
+        .where(residents.c.id == restored, residents.c.merged_into == into)
+        .values(merged_into=None, updated_at=now),
+    )
+    return {"cases": moved_cases, "residents": moved_residents}
+
+
+async def reject_confirmed_between(
+    session: AsyncSession, a: str, b: str, *, decided_by: str, now: datetime
+) -> list[str]:
+    """A merge undone: the entries the merge confirmed between these two are rejected (two
+    people after all); their ids."""
+    rows = await fetch_all(
+        session,
+        update(possible_duplicates)
+        .where(possible_duplicates.c.status == "confirmed", _pair(a, b))
+        .values(status="rejected", decided_by=decided_by, decided_at=now)
+        .returning(possible_duplicates.c.id),
+    )
+    return [row["id"] for row in rows]

@@ -6,11 +6,14 @@ may read), a plain-English name, and how long a signal stays current unless the 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from json.encoder import encode_basestring_ascii
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -105,3 +108,36 @@ CATALOGUE: dict[SignalType, SignalKind] = {
 def fields_of(signal_type: SignalType) -> set[str]:
     """What a rule may read of a signal: its attributes, and how many days ago it was seen."""
     return set(CATALOGUE[signal_type].attributes.model_fields) | {"days_ago", "observed_on"}
+
+
+# -- the same fact is the same signal ----------------------------------------------------
+
+# A signal's attributes as stored (JSON, keys sorted): what ``fingerprint`` hashes.
+attributes_json = json.JSONEncoder(sort_keys=True, default=str).encode
+_STRING_JSON = encode_basestring_ascii  # what json.dumps writes for a string
+
+
+def fingerprint(key: str, signal_type: str, source: str, observed_on: date, attributes: str) -> str:
+    """The same fact about the same resident is the same signal, whoever sends it again: the
+    SHA-256 of ``json.dumps([key, type, source, observed on, attributes], sort_keys=True)``,
+    ``key`` the resident's strongest key when it was stored and ``attributes`` already JSON
+    (``attributes_json``), written out around it rather than decoded again: a feed of a
+    million rows fingerprints each as it is read. The one formula: signals are stored by
+    it, and a split profile (an undone merge) tells its signals by it."""
+    fact = (
+        f"[{_STRING_JSON(key)}, {_STRING_JSON(signal_type)}, {_STRING_JSON(source)}, "
+        f"{_STRING_JSON(observed_on.isoformat())}, {attributes}]"
+    )
+    return hashlib.sha256(fact.encode()).hexdigest()
+
+
+def stored_fingerprint(key: str, stored: Any) -> str:
+    """``fingerprint`` of a stored signal (a row with its type, source, observed on and
+    attributes as decoded from the database), as if ``key`` were its strongest key."""
+    return fingerprint(
+        key,
+        stored["type"],
+        stored["source"],
+        stored["observed_on"],
+        attributes_json(stored["attributes"]),
+    )
