@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.clock import clock_from
 from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import CloudEvent
 from shared.events.registry import EventRegistry
@@ -77,4 +78,10 @@ class ServiceDefinition:
         settings: ServiceSettings,
         event: CloudEvent | None = None,
     ) -> UnitOfWork[Any]:
-        return self.unit_of_work(session=session, outbox=outbox, settings=settings, event=event)
+        return self.unit_of_work(
+            session=session,
+            outbox=outbox,
+            settings=settings,
+            event=event,
+            clock=clock_from(settings.clock_file),
+        )

@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import start_http_server
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.clock import clock_from
 from shared.db import SessionFactory, create_engine, session_factory
 from shared.events.envelope import CloudEvent
 from shared.events.registry import Topic
@@ -57,7 +58,9 @@ async def run_worker(
     producer_factory = partial(
         new_producer, settings.kafka_bootstrap_servers, settings.kafka_broker_profile
     )
-    outbox = Outbox(definition.registry, source=settings.source)
+    outbox = Outbox(
+        definition.registry, source=settings.source, clock=clock_from(settings.clock_file)
+    )
     relay = OutboxRelay(
         sessions,
         bootstrap_servers=settings.kafka_bootstrap_servers,

@@ -4,201 +4,27 @@ through the API of the right service by the right principal."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
-from devtools.embedded import free_port
-from shared.auth import OrganisationKind, Role, mint_token
-from shared.settings import AuthSettings
-from tests.conftest import REPO
-from tests.support.ports import stack_ports_held
+from shared.auth import OrganisationKind, Role
+from tests.e2e.stack import NEWHAM, Stack, referral, running_stack
 
 pytestmark = pytest.mark.e2e
-NEWHAM = "E09000025"
-
-
-class Stack:
-    def __init__(self, ports: dict[str, int]) -> None:
-        self.urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        self.http = httpx.Client(timeout=30)
-        self.auth = AuthSettings()
-
-    def token(self, organisation: str, kind: OrganisationKind, *roles: Role) -> dict[str, str]:
-        token = mint_token(
-            self.auth,
-            subject=f"e2e-{organisation}",
-            organisation=organisation,
-            kind=kind,
-            roles=roles,
-        )
-        return {"Authorization": f"Bearer {token}"}
-
-    @property
-    def caseworker(self) -> dict[str, str]:
-        return self.token(NEWHAM, OrganisationKind.COUNCIL, Role.CASEWORKER, Role.REFERRER)
-
-    @property
-    def operator(self) -> dict[str, str]:
-        return self.token("operator", OrganisationKind.OPERATOR, Role.OPERATOR)
-
-    def partner(self, organisation_id: str) -> dict[str, str]:
-        return self.token(organisation_id, OrganisationKind.VCS, Role.PARTNER, Role.REFERRER)
-
-    def call(
-        self,
-        method: str,
-        service: str,
-        path: str,
-        headers: dict[str, str],
-        expect: int = 200,
-        **kwargs: Any,
-    ) -> Any:
-        response = self.http.request(method, self.urls[service] + path, headers=headers, **kwargs)
-        assert response.status_code == expect, f"{method} {path}: {response.text}"
-        return response.json() if response.content else None
-
-    def until(self, condition: Callable[[], Any], what: str, timeout: float = 90) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.5)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    def case(self, case_id: str) -> dict[str, Any]:
-        return self.call("GET", "referrals", f"/v1/cases/{case_id}", self.caseworker)
-
-    def until_status(self, case_id: str, status: str) -> dict[str, Any]:
-        return self.until(
-            lambda: (c := self.case(case_id))["status"] == status and c, f"case to be {status}"
-        )
-
-    def add_partner(self, name: str, needs: list[str], kind: str = "advice") -> str:
-        org = self.call(
-            "POST",
-            "partners",
-            "/v1/organizations",
-            self.operator,
-            expect=201,
-            json={
-                "name": name,
-                "description": f"{name} (e2e)",
-                "kind": kind,
-                "agreement": {"lawful_bases": ["consent", "public_task"]},
-            },
-        )["id"]
-        self.call(
-            "POST",
-            "partners",
-            "/v1/services",
-            self.operator,
-            expect=201,
-            json={
-                "organization_id": org,
-                "name": f"{name} service",
-                "description": "e2e",
-                "needs": needs,
-                "councils": [NEWHAM],
-                "capacity": 5,
-            },
-        )
-        return org
-
-    def inbox(self, organisation_id: str) -> list[dict[str, Any]]:
-        return self.call("GET", "partners", "/v1/inbox/offers", self.partner(organisation_id))
-
-    def offered_to(self, organisation_id: str) -> dict[str, Any]:
-        return self.until(
-            lambda: next(
-                (o for o in self.inbox(organisation_id) if o["status"] == "offered"), None
-            ),
-            f"an offer to {organisation_id}",
-        )
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    picking = contextlib.ExitStack()  # no other stack picks ports until ours are bound
-    picking.enter_context(stack_ports_held())
-    ports = {name: free_port() for name in ("referrals", "risk", "partners")}
-    state = tmp_path_factory.mktemp("closed-loop")
-    env = {
-        **os.environ,
-        "UPSTREAM_STATE_DIR": str(state / "state"),
-        "UPSTREAM_REFERRALS_PORT": str(ports["referrals"]),
-        "UPSTREAM_RISK_PORT": str(ports["risk"]),
-        "UPSTREAM_PARTNERS_PORT": str(ports["partners"]),
-        "UPSTREAM_BROKER_PORT": str(free_port()),
-        "UPSTREAM_WORKER_METRICS_PORT_OFFSET": "1",
-        # Low-urgency offers lapse after about four seconds, so expiry can be seen here.
-        "UPSTREAM_RESPONSE_HOURS": json.dumps(
-            {"crisis": 4, "high": 24, "medium": 72, "low": 0.001, "none": 120}
-        ),
-    }
-    log = state / "stack.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devtools.cli", "up"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while "Upstream is running." not in log.read_text():
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.3)
-        picking.close()
-        yield Stack(ports)
-    finally:
-        picking.close()
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=60)
-    # Checked once every test of the module has used the stack, whatever order they ran in:
-    # a failure here reports as an error in the last test's teardown.
-    logs = list((state / "state" / "logs").glob("*.log"))
-    assert logs, "the stack wrote no service logs"
-    errors = [line for p in logs for line in p.read_text().splitlines() if '"ERROR"' in line]
-    assert errors == [], "the services logged errors"
-
-
-def referral(given: str, needs: list[str], urgency: str = "high", **extra: Any) -> dict[str, Any]:
-    return {
-        "resident": {
-            "given_name": given,
-            "family_name": "Adeyemi",
-            "date_of_birth": "1979-05-14",
-            "contact": {"phone": "07700 900456", "preferred": "phone"},
-            "address": {"line": "4 Barking Road", "postcode": "E13 8HL"},
-        },
-        "needs": needs,
-        "urgency": urgency,
-        "sharing": {
-            "lawful_basis": "consent",
-            "consent": {
-                "given_by": "the resident",
-                "method": "verbal",
-                "given_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-                "partner_kinds": ["any_voluntary"],
-            },
-        },
-        **extra,
-    }
+    # Low-urgency offers lapse after about four seconds, so expiry can be seen here.
+    hours = {"crisis": 4, "high": 24, "medium": 72, "low": 0.001, "none": 120}
+    with running_stack(
+        tmp_path_factory, "closed-loop", {"UPSTREAM_RESPONSE_HOURS": json.dumps(hours)}
+    ) as running:
+        yield running
 
 
 def test_a_council_referral_goes_round_the_whole_loop(stack: Stack) -> None:

@@ -11,7 +11,8 @@ from sqlalchemy import ColumnElement, func, insert, null, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.partners.adapters.tables import agreements, offers, organizations, requests, services
+from services.partners.adapters.agreements import of_organizations
+from services.partners.adapters.tables import offers, organizations, requests, services
 from services.partners.domain.offers import ACTIVE_STATUSES, ON_RECORD_STATUSES, TAKEN_STATUSES
 from services.partners.domain.placement import RouteRequest, RouteRequestStatus
 from services.partners.domain.routing import Candidate
@@ -28,6 +29,7 @@ def _request(row: RowMapping) -> RouteRequest:
         packet=row["packet"],
         lawful_basis=LawfulBasis(row["lawful_basis"]),
         consent_kinds=frozenset(PartnerKind(k) for k in row["consent_kinds"]),
+        agreement_reference=row["agreement_reference"],
         status=RouteRequestStatus(row["status"]),
         attempts=row["attempts"],
         urgency=(row["packet"] or {}).get("urgency"),
@@ -77,10 +79,12 @@ async def close_requests(session: AsyncSession, case_id: str, now: datetime) -> 
     )
 
 
-async def queued(session: AsyncSession, needs: Collection[str] | None, limit: int) -> list[str]:
+async def queued(
+    session: AsyncSession, needs: Collection[str] | None, limit: int, council: str | None = None
+) -> list[str]:
     """The needs waiting for a place (most urgent, then longest waiting, first), then the
-    unroutable ones (oldest first), of ``needs`` (None: every need); rows another worker
-    holds are skipped."""
+    unroutable ones (oldest first), of ``needs`` (None: every need) and of ``council``'s
+    cases (None: every council's); rows another worker holds are skipped."""
     waiting = requests.c.status == RouteRequestStatus.WAITING.value
     query = (
         select(requests.c.id)
@@ -100,6 +104,8 @@ async def queued(session: AsyncSession, needs: Collection[str] | None, limit: in
     )
     if needs is not None:
         query = query.where(requests.c.need.in_(sorted(needs)))
+    if council is not None:
+        query = query.where(requests.c.council == council)
     return [row["id"] for row in await fetch_all(session, query)]
 
 
@@ -161,8 +167,9 @@ def _status_in(statuses: frozenset[OfferStatus]) -> ColumnElement[bool]:
 
 
 async def candidates(session: AsyncSession, need: str) -> list[Candidate]:
-    """The services meeting ``need``, with their load and record (the routing function does
-    the rest). Only their offers are counted, in one pass."""
+    """The services meeting ``need``, with their load, record and their organisations'
+    agreements (the routing function does the rest). Only their offers are counted, in one
+    pass."""
     meets_need = services.c.needs.contains([need])
     counts = (
         select(
@@ -181,17 +188,15 @@ async def candidates(session: AsyncSession, need: str) -> list[Candidate]:
             services,
             organizations.c.name.label("organization_name"),
             organizations.c.kind.label("organization_kind"),
-            agreements.c.lawful_bases,
-            agreements.c.data_categories,
             func.coalesce(counts.c.load, 0).label("load"),
             func.coalesce(counts.c.made, 0).label("made"),
             func.coalesce(counts.c.accepted, 0).label("accepted"),
         )
         .join(organizations, organizations.c.id == services.c.organization_id)
-        .outerjoin(agreements, agreements.c.organization_id == organizations.c.id)
         .outerjoin(counts, counts.c.service_id == services.c.id)
         .where(meets_need),
     )
+    agreements = await of_organizations(session, {r["organization_id"] for r in rows})
     return [
         Candidate(
             service_id=r["id"],
@@ -208,8 +213,7 @@ async def candidates(session: AsyncSession, need: str) -> list[Candidate]:
             maximum_age=r["maximum_age"],
             languages=frozenset(r["languages"]),
             interpretation=r["interpretation"],
-            allowed_bases=frozenset(LawfulBasis(b) for b in (r["lawful_bases"] or [])),
-            allowed_categories=frozenset(r["data_categories"] or []),
+            agreements=tuple(agreements.get(r["organization_id"], ())),
             capacity=r["capacity"],
             load=r["load"],
             offers_made=r["made"],

@@ -4,18 +4,18 @@ offer ends unanswered, and stopping a case. Routing decisions come from
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
 from services.partners.adapters import offers as offer_store
 from services.partners.adapters import placement as store
 from services.partners.domain import offers as lifecycle
-from services.partners.domain.offers import DeadlineRules, Offer, WorkingWeek
+from services.partners.domain.offers import Offer
 from services.partners.domain.placement import (
     RESTARTABLE,
     RouteRequest,
@@ -25,6 +25,7 @@ from services.partners.domain.placement import (
     should_wait,
 )
 from services.partners.domain.routing import NeedToRoute, route, why
+from services.partners.service_layer import gaps
 from services.partners.service_layer.notifications import (
     OFFER_EXPIRED,
     OFFER_MADE,
@@ -33,9 +34,10 @@ from services.partners.service_layer.notifications import (
 )
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from services.partners.service_layer.webhooks import queue_webhook
-from services.partners.settings import PartnersSettings
+from services.partners.service_layer.working_time import deadline_rules as deadline_rules
 from shared.events.payloads import (
     CaseUnroutable,
+    NeedWaiting,
     OfferExpired,
     OfferWithdrawn,
     ReferralOffered,
@@ -54,28 +56,7 @@ class CaseToRoute:
     lawful_basis: LawfulBasis
     consent_kinds: list[PartnerKind]
     ready_at: datetime  # when the referrals service said so: the offers' clock starts then
-
-
-@lru_cache(maxsize=4)
-def _bank_holidays(country: str | None, subdivision: str | None) -> Container[date]:
-    return lifecycle.bank_holidays(country, subdivision)
-
-
-def deadline_rules(settings: PartnersSettings) -> DeadlineRules:
-    """The settings' deadlines by urgency and working week, with its bank holidays."""
-    week = WorkingWeek(
-        opens=settings.working_day_start,
-        closes=settings.working_day_end,
-        days=frozenset(settings.working_days),
-        zone=settings.working_time_zone,
-        holidays=_bank_holidays(settings.bank_holidays_country, settings.bank_holidays_subdivision),
-    )
-    return DeadlineRules(
-        clock_hours=settings.response_hours,
-        working_hours=settings.response_working_hours,
-        follow_up_hours=settings.follow_up_working_hours,
-        week=week,
-    )
+    agreement_reference: str | None = None  # the data-sharing agreement the case names
 
 
 def offer_fields(offer: Offer, now: datetime) -> dict[str, Any]:
@@ -89,7 +70,9 @@ def offer_fields(offer: Offer, now: datetime) -> dict[str, Any]:
     }
 
 
-def _need_to_route(request: RouteRequest, tried: Iterable[str]) -> NeedToRoute:
+def _need_to_route(
+    request: RouteRequest, tried: Iterable[str], now: datetime, zone: str
+) -> NeedToRoute:
     packet = request.packet or {}
     return NeedToRoute(
         need=request.need,
@@ -100,20 +83,24 @@ def _need_to_route(request: RouteRequest, tried: Iterable[str]) -> NeedToRoute:
         interpreter_needed=packet.get("interpreter_needed", False),
         lawful_basis=request.lawful_basis,
         consent_kinds=request.consent_kinds,
+        at=now,
+        today=now.astimezone(ZoneInfo(zone)).date(),  # agreements' dates are local days
         excluded_organizations=frozenset(tried),
+        agreement_reference=request.agreement_reference,
     )
 
 
 async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> Offer | None:
     """Inside the caller's transaction: offer the need to the best candidate not yet tried.
     Every service that could take it full (or paused): the need waits in the queue for a
-    place. None that could, or too many tries: it goes back to the council as unroutable,
-    with the reason in plain words (said once, however often it is tried again)."""
+    place (``need waiting`` tells the referrals service, once a waiting episode). None that
+    could, or too many tries: it goes back to the council as unroutable, with the reason in
+    plain words (said once, however often it is tried again)."""
     session, settings = uow.session, uow.settings
     request = await store.request_by_id(session, request_id)
     need = request.need
     tried = await offer_store.organizations_offered(session, request_id)
-    to_route = _need_to_route(request, tried)
+    to_route = _need_to_route(request, tried, now, settings.working_time_zone)
     candidates = await store.candidates(session, need.value)
     decision = route(to_route, candidates)
     # The chosen service's row is locked and its load counted again: a placement racing
@@ -124,19 +111,31 @@ async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> O
             break
         decision = route(to_route, await store.candidates(session, need.value))
     if should_wait(decision, request.attempts, settings.max_offers_per_need):
+        # A new waiting episode starts now (the referrals service is told, once); a need
+        # already waiting keeps its place and its start.
+        episode = request.status is not RouteRequestStatus.WAITING
+        since = now if episode or request.waiting_since is None else request.waiting_since
         await store.update_request(
             session,
             request_id,
             status=RouteRequestStatus.WAITING.value,
-            waiting_since=request.waiting_since or now,
+            waiting_since=since,
             queue_rank=queue_rank(request.urgency),
             unroutable_reason=decision.unroutable_reason,  # why it waits, in plain words
+            unroutable_since=None,
             updated_at=now,
         )
+        if episode:
+            await uow.outbox.add(
+                session,
+                NeedWaiting(case_id=request.case_id, need=need, since=since),
+                subject=request.case_id,
+            )
         return None
     give_up = reason_to_give_up(decision, need, request.attempts, settings.max_offers_per_need)
     if give_up is not None:
         already = request.status is RouteRequestStatus.UNROUTABLE
+        began = {} if already else {"unroutable_since": now}  # a retry keeps when it began
         await store.update_request(
             session,
             request_id,
@@ -144,6 +143,7 @@ async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> O
             unroutable_reason=give_up,
             waiting_since=None,
             updated_at=now,
+            **began,
         )
         if not already:
             await uow.outbox.add(
@@ -151,6 +151,7 @@ async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> O
                 CaseUnroutable(case_id=request.case_id, needs=[need], reasons=[give_up], at=now),
                 subject=request.case_id,
             )
+            await gaps.note_unroutable(uow, request.council, need, now=now)  # once a gap
         return None
     chosen = decision.chosen
     assert chosen is not None  # reason_to_give_up gives a reason whenever none was chosen
@@ -191,6 +192,7 @@ async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> O
         status=RouteRequestStatus.PLACED.value,
         attempts=offer.attempt,
         waiting_since=None,
+        unroutable_since=None,
         queue_rank=None,
         updated_at=now,
     )
@@ -232,16 +234,22 @@ async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> O
 
 
 async def offer_waiting(
-    uow: PartnersUnitOfWork, needs: Iterable[str] | None, *, now: datetime, limit: int = 50
+    uow: PartnersUnitOfWork,
+    needs: Iterable[str] | None,
+    *,
+    now: datetime,
+    limit: int = 50,
+    council: str | None = None,
 ) -> int:
     """Inside the caller's transaction, after a place may have freed or a service may have
     become able to take a need (an outcome, a decline, an expiry, a withdrawal, a resume, a
     capacity raise, a new or changed service or agreement): the needs waiting for ``needs``
-    (None: all), most urgent and longest waiting first, then the unroutable ones, are tried
+    (None: all) in ``council``'s cases (None: every council's; an agreement is one
+    council's), most urgent and longest waiting first, then the unroutable ones, are tried
     again. How many were offered."""
     wanted = None if needs is None else set(needs)
     placed = 0
-    for request_id in await store.queued(uow.session, wanted, limit):
+    for request_id in await store.queued(uow.session, wanted, limit, council):
         if await place(uow, request_id, now=now) is not None:
             placed += 1
     return placed
@@ -268,6 +276,7 @@ async def route_case(uow: PartnersUnitOfWork, case: CaseToRoute) -> None:
             "packet": case.packet,
             "lawful_basis": case.lawful_basis.value,
             "consent_kinds": [kind.value for kind in case.consent_kinds],
+            "agreement_reference": case.agreement_reference,
             "council": case.council,
             "updated_at": now,
         }

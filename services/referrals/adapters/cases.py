@@ -6,12 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, or_, select, update
+from sqlalchemy import and_, false, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.adapters import Row
 from services.referrals.adapters.holds import case_is_held
+from services.referrals.adapters.needs import (
+    has_need_in,
+    has_overdue_offer,
+    need_statuses,
+    overdue_count,
+)
 from services.referrals.adapters.scope import cases_visible_to
 from services.referrals.adapters.tables import (
     cases,
@@ -91,9 +97,14 @@ async def update_case(session: AsyncSession, case_id: str, **values: Any) -> Row
 
 
 _HELD = case_is_held()
-_QUEUE = select(cases, residents.c.given_name, residents.c.family_name, _HELD.label("held")).join(
-    residents, residents.c.id == cases.c.resident_id
-)
+_QUEUE = select(
+    cases,
+    residents.c.given_name,
+    residents.c.family_name,
+    _HELD.label("held"),
+    need_statuses().label("need_statuses"),
+    overdue_count().label("overdue_offers"),
+).join(residents, residents.c.id == cases.c.resident_id)
 
 
 async def queue(
@@ -103,6 +114,8 @@ async def queue(
     statuses: Sequence[str] = (),
     risk_levels: Sequence[str] = (),
     need: str | None = None,
+    need_statuses: Sequence[str] = (),
+    overdue: bool | None = None,
     council: str | None = None,
     assigned_to: str | None = None,
     origin: str | None = None,
@@ -121,6 +134,10 @@ async def queue(
         query = query.where(cases.c.risk_level.in_(risk_levels))
     if need:
         query = query.where(cases.c.needs.contains([need]))
+    if need_statuses:
+        query = query.where(has_need_in(need_statuses))
+    if overdue is not None:
+        query = query.where(has_overdue_offer() if overdue else ~has_overdue_offer())
     if council:
         query = query.where(cases.c.council == council)
     if assigned_to:
@@ -152,6 +169,29 @@ async def queue(
         query.order_by(_HELD.desc(), cases.c.priority.desc(), cases.c.created_at, cases.c.id).limit(
             limit
         ),
+    )
+
+
+async def overdue_counts(
+    session: AsyncSession, principal: Principal, *, council: str | None = None
+) -> Sequence[Row]:
+    """Per council the principal may see: how many offers are overdue, on how many cases."""
+    overdue = overdue_count()
+    per_case = (
+        select(cases.c.council, overdue.label("offers"))
+        .where(cases_visible_to(principal), has_overdue_offer())
+        .where(cases.c.council == council if council else true())
+        .subquery()
+    )
+    return await fetch_all(
+        session,
+        select(
+            per_case.c.council,
+            func.sum(per_case.c.offers).label("offers"),
+            func.count().label("cases"),
+        )
+        .group_by(per_case.c.council)
+        .order_by(per_case.c.council),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, false, true
 
-from services.referrals.adapters.tables import cases, referrals
+from services.referrals.adapters.tables import cases, gaps, referrals
 from shared.auth import OrganisationKind, Principal
 
 
@@ -26,3 +26,12 @@ def referrals_visible_to(principal: Principal) -> ColumnElement[bool]:
     if principal.kind is OrganisationKind.COUNCIL:
         return mine | (cases.c.council == principal.organisation)
     return mine
+
+
+def gaps_visible_to(principal: Principal) -> ColumnElement[bool]:
+    """Gaps in service: a council's own area; operators: every council's."""
+    if principal.kind is OrganisationKind.OPERATOR:
+        return true()
+    if principal.kind is OrganisationKind.COUNCIL:
+        return gaps.c.council == principal.organisation
+    return false()

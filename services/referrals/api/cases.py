@@ -17,11 +17,15 @@ from services.referrals.api.schemas import (
     CaseSummary,
     CloseIn,
     ConsentRecordIn,
+    GapInQueue,
     NoteIn,
+    OverdueCount,
     ReasonIn,
 )
 from services.referrals.domain.lifecycle import CaseStatus
+from services.referrals.domain.needs import NeedStatus
 from services.referrals.service_layer import cases
+from shared.audit import Category, personal_data
 from shared.vocabulary import Need, RiskLevel
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -30,13 +34,26 @@ router = APIRouter(prefix="/v1/cases", tags=["cases"])
 # -- reading -----------------------------------------------------------------------------
 
 
-@router.get("", response_model=CasePage, summary="The case queue: most urgent, then oldest")
+@router.get(
+    "",
+    response_model=CasePage,
+    summary="The case queue: most urgent, then oldest",
+    openapi_extra=personal_data(Category.IDENTITY, Category.NEEDS, Category.PROGRESS),
+)
 async def list_cases(
     principal: CaseworkerOrOperator,
     uow: ReferralsWork,
     case_status: Annotated[list[CaseStatus] | None, Query(alias="status")] = None,
     risk_level: Annotated[list[RiskLevel] | None, Query()] = None,
     need: Need | None = None,
+    need_status: Annotated[
+        list[NeedStatus] | None,
+        Query(description="cases with a need in one of these statuses"),
+    ] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(description="true: cases with an offer overdue for follow-up; false: without"),
+    ] = None,
     council: Annotated[str | None, Query(pattern=r"^[ENSWK][0-9]{8}$")] = None,
     assigned_to: Annotated[str | None, Query(max_length=200)] = None,
     origin: Literal["referral", "flag"] | None = None,
@@ -52,6 +69,8 @@ async def list_cases(
             statuses=tuple(case_status or ()),
             risk_levels=tuple(risk_level or ()),
             need=need,
+            need_statuses=tuple(need_status or ()),
+            overdue=overdue,
             council=council,
             assigned_to=assigned_to,
             origin=origin,
@@ -62,8 +81,32 @@ async def list_cases(
         ),
     )
     return CasePage(
-        items=[CaseSummary(**vars(item)) for item in page.items], next_cursor=page.next_cursor
+        items=[CaseSummary(**vars(item)) for item in page.items],
+        next_cursor=page.next_cursor,
+        gaps=[
+            GapInQueue(
+                id=g.gap.gap_id,
+                **{k: v for k, v in vars(g.gap).items() if k != "gap_id"},
+                cases=g.cases,
+            )
+            for g in page.gaps
+        ],
     )
+
+
+@router.get(
+    "/overdue",
+    response_model=list[OverdueCount],
+    summary="Offers overdue for follow-up (accepted, no progress in time), by council",
+    openapi_extra=personal_data(),  # counts only
+)
+async def overdue_counts(
+    principal: CaseworkerOrOperator,
+    uow: ReferralsWork,
+    council: Annotated[str | None, Query(pattern=r"^[ENSWK][0-9]{8}$")] = None,
+) -> list[OverdueCount]:
+    counts = await cases.overdue_counts(uow, principal, council)
+    return [OverdueCount(council=c.council, offers=c.offers, cases=c.cases) for c in counts]
 
 
 _CASE_FIELDS = (
@@ -115,7 +158,20 @@ _CONSENT_FIELDS = (
 )
 
 
-@router.get("/{case_id}", summary="One case: resident, referrals, assessment, offers, timeline")
+@router.get(
+    "/{case_id}",
+    summary="One case: resident, referrals, assessment, offers, timeline",
+    openapi_extra=personal_data(
+        Category.IDENTITY,
+        Category.CONTACT,
+        Category.NEEDS,
+        Category.FREE_TEXT,
+        Category.CONSENT,
+        Category.RISK,
+        Category.PROGRESS,
+        Category.MATCHING,
+    ),
+)
 async def get_case(
     case_id: uuid.UUID, principal: CaseworkerOrOperator, uow: ReferralsWork
 ) -> dict[str, Any]:
@@ -138,7 +194,9 @@ async def get_case(
         },
         "consent": None if consent is None else {k: consent[k] for k in _CONSENT_FIELDS},
         "referrals": detail.referrals,
+        "need_progress": detail.needs,
         "offers": detail.offers,
+        "overdue_offers": detail.overdue_offers,
         "notes": detail.notes,
         "possible_duplicates": detail.possible_duplicates,
         "timeline": detail.timeline,
@@ -152,7 +210,12 @@ def _acknowledged(ack: cases.CaseAcknowledged) -> Acknowledged:
     return Acknowledged(case_id=ack.case_id, status=ack.status)
 
 
-@router.post("/{case_id}/assign", response_model=Acknowledged, summary="Assign a caseworker")
+@router.post(
+    "/{case_id}/assign",
+    response_model=Acknowledged,
+    summary="Assign a caseworker",
+    openapi_extra=personal_data(),
+)
 async def assign(
     case_id: uuid.UUID, body: AssignIn, principal: CaseworkerOrOperator, uow: ReferralsWork
 ) -> Acknowledged:
@@ -164,6 +227,7 @@ async def assign(
     status_code=status.HTTP_201_CREATED,
     response_model=Acknowledged,
     summary="Add a note",
+    openapi_extra=personal_data(),
 )
 async def add_note(
     case_id: uuid.UUID, body: NoteIn, principal: CaseworkerOrOperator, uow: ReferralsWork
@@ -175,6 +239,7 @@ async def add_note(
     "/{case_id}/consent",
     response_model=Acknowledged,
     summary="Record the resident's consent; a case waiting for it is routed",
+    openapi_extra=personal_data(),
 )
 async def record_consent(
     case_id: uuid.UUID, body: ConsentRecordIn, principal: CaseworkerOrOperator, uow: ReferralsWork
@@ -194,6 +259,7 @@ async def record_consent(
     "/{case_id}/consent/withdraw",
     response_model=Acknowledged,
     summary="The resident withdraws consent: routing stops, open offers are withdrawn",
+    openapi_extra=personal_data(),
 )
 async def record_consent_withdrawal(
     case_id: uuid.UUID, body: ReasonIn, principal: CaseworkerOrOperator, uow: ReferralsWork
@@ -207,6 +273,7 @@ async def record_consent_withdrawal(
     "/{case_id}/basis",
     response_model=Acknowledged,
     summary="Change the case's lawful basis, with a justification, who decided and why",
+    openapi_extra=personal_data(),
 )
 async def change_basis(
     case_id: uuid.UUID, body: BasisIn, principal: CaseworkerOrOperator, uow: ReferralsWork
@@ -222,7 +289,12 @@ async def change_basis(
     return _acknowledged(await cases.change_basis(uow, principal, str(case_id), change))
 
 
-@router.post("/{case_id}/withdraw", response_model=Acknowledged, summary="Withdraw the case")
+@router.post(
+    "/{case_id}/withdraw",
+    response_model=Acknowledged,
+    summary="Withdraw the case",
+    openapi_extra=personal_data(),
+)
 async def withdraw_case(
     case_id: uuid.UUID, body: ReasonIn, principal: CaseworkerOrOperator, uow: ReferralsWork
 ) -> Acknowledged:
@@ -230,7 +302,10 @@ async def withdraw_case(
 
 
 @router.post(
-    "/{case_id}/close", response_model=Acknowledged, summary="Close the case with an outcome"
+    "/{case_id}/close",
+    response_model=Acknowledged,
+    summary="Close the case with an outcome",
+    openapi_extra=personal_data(),
 )
 async def close_case(
     case_id: uuid.UUID, body: CloseIn, principal: CaseworkerOrOperator, uow: ReferralsWork
@@ -244,6 +319,7 @@ async def close_case(
     "/{case_id}/route",
     response_model=Acknowledged,
     summary="Try routing again (for an unroutable case, once the gap is fixed)",
+    openapi_extra=personal_data(),
 )
 async def route_again(
     case_id: uuid.UUID, principal: CaseworkerOrOperator, uow: ReferralsWork

@@ -264,11 +264,49 @@ class CaseSummary(BaseModel):
         description="a need is held back from partners until a caseworker settles a possible "
         "duplicate (these come first)",
     )
+    need_statuses: dict[str, str] = Field(
+        default={},
+        description="each need of the case and its status (waiting_for_consent, routing, "
+        "waiting_for_capacity, offered, accepted, in_progress, met, not_met, unroutable, …)",
+    )
+    overdue_offers: int = Field(
+        default=0, description="offers accepted and not followed up by their deadline"
+    )
+
+
+class OverdueCount(BaseModel):
+    council: str
+    offers: int = Field(description="offers overdue for follow-up")
+    cases: int = Field(description="cases with at least one")
+
+
+class GapInQueue(BaseModel):
+    """A gap in service in the council's area: counts and areas, no resident."""
+
+    id: str
+    council: str
+    need: str
+    reason: str = Field(description="unroutable, waiting_too_long or no_agreement")
+    detail: str | None = None
+    postcode_districts: list[str]
+    languages: list[str]
+    age_bands: list[str]
+    residents_waiting: int = Field(description="as the partners service counted them")
+    waiting_since: datetime
+    longest_wait_hours: float
+    detected_at: datetime
+    cases: int = Field(description="the council's open cases with this need in the gap now")
 
 
 class CasePage(BaseModel):
     items: list[CaseSummary]
     next_cursor: str | None
+    gaps: list[GapInQueue] = Field(
+        default=[],
+        description="gaps in service in the council's area (first page only): shown while "
+        "any open case has the need unroutable, or waiting for a place when it waited too "
+        "long; filter the cases with need and need_status",
+    )
 
 
 class Acknowledged(BaseModel):
@@ -309,3 +347,22 @@ class PossibleDuplicate(BaseModel):
 
 class MergeIn(BaseModel):
     into: uuid.UUID
+
+
+class UndoMergeIn(Strict):
+    reason: ShortText = Field(description="why the two records are two people after all")
+
+
+class Merge(BaseModel):
+    """A merge of two resident records: ids only (no names)."""
+
+    id: str
+    council: str
+    merged_resident_id: str = Field(description="the record merged away (restored by an undo)")
+    into_resident_id: str
+    merged_case_id: str | None = Field(None, description="its open case, withdrawn by the merge")
+    survivor_case_id: str | None = None
+    merged_by: str
+    merged_at: datetime
+    undone_at: datetime | None = None
+    undone_by: str | None = None

@@ -40,6 +40,8 @@ OPEN_STATUSES = frozenset(s for s in CaseStatus if ALLOWED[s])
 TERMINAL_STATUSES = frozenset(CaseStatus) - OPEN_STATUSES
 # With partners already: new needs are routed too, and a consent withdrawal takes it back.
 ROUTED_STATUSES = frozenset({S.READY_FOR_ROUTING, S.OFFERED, S.ACCEPTED, S.IN_PROGRESS})
+# Some of its needs are with partners: an unroutable case may have others offered or met.
+WITH_PARTNERS_STATUSES = ROUTED_STATUSES | {S.UNROUTABLE}
 
 
 class TransitionRefused(Conflict):

@@ -1,40 +1,54 @@
-"""What the offers partners make on a case mean for the case: the partners service owns the
-offer lifecycle; this service mirrors each offer and moves the case along with it."""
+"""The offers partners make on a case, as this service mirrors them: the partners service
+owns the offer lifecycle; this service keeps a copy for the caseworker, brought up to date
+in the order the changes happened, not the order they arrived (``domain/needs.py`` moves
+the need and, through it, the case)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from datetime import datetime
 
-from services.referrals.domain.lifecycle import CaseStatus
 from shared.vocabulary import OfferStatus
 
 # Offer states that still need something from a partner.
 PENDING_OFFER_STATUSES = frozenset(
     {OfferStatus.OFFERED, OfferStatus.ACCEPTED, OfferStatus.IN_PROGRESS}
 )
+# An offer the partner holds and should report progress on: it can be overdue.
+FOLLOWED_UP = frozenset({OfferStatus.ACCEPTED, OfferStatus.IN_PROGRESS})
 
-# The case follows its offers forward, and only from the status just before.
-_CASE_FOLLOWS: dict[OfferStatus, tuple[frozenset[CaseStatus], CaseStatus]] = {
-    OfferStatus.OFFERED: (
-        frozenset({CaseStatus.READY_FOR_ROUTING, CaseStatus.UNROUTABLE}),
-        CaseStatus.OFFERED,
-    ),
-    OfferStatus.ACCEPTED: (frozenset({CaseStatus.OFFERED}), CaseStatus.ACCEPTED),
-    OfferStatus.IN_PROGRESS: (frozenset({CaseStatus.ACCEPTED}), CaseStatus.IN_PROGRESS),
+# An offer's own steps: at one time, a later step wins over an earlier one.
+_STEP: dict[OfferStatus, int] = {
+    OfferStatus.OFFERED: 0,
+    OfferStatus.ACCEPTED: 1,
+    OfferStatus.IN_PROGRESS: 2,
+    OfferStatus.OUTCOME_RECORDED: 3,
+    OfferStatus.DECLINED: 3,
+    OfferStatus.EXPIRED: 3,
+    OfferStatus.WITHDRAWN: 3,
 }
 
 
-def case_status_after(offer: OfferStatus, case: CaseStatus) -> CaseStatus | None:
-    """The status a case moves to when one of its offers reaches ``offer``; None: it stays.
-    (A decline, expiry or withdrawal leaves the case as it is: the partners service hands
-    the need on by itself. An outcome closes the case only once every offer has one, see
-    ``every_offer_answered``.)"""
-    follows = _CASE_FOLLOWS.get(offer)
-    if follows is None or case not in follows[0]:
-        return None
-    return follows[1]
+def offer_update_applies(
+    current: OfferStatus | None, current_at: datetime | None, new: OfferStatus, at: datetime
+) -> bool:
+    """Whether a report about an offer brings its mirror up to date: the mirror knows
+    nothing yet, or the report is newer, or of the same time and a later step of the
+    offer's lifecycle. An older one only fills in what the mirror does not know."""
+    if current is None or current_at is None:
+        return True
+    if at != current_at:
+        return at > current_at
+    return _STEP[new] >= _STEP[current]
 
 
-def every_offer_answered(statuses: Iterable[OfferStatus]) -> bool:
-    """No offer of the case still waits on a partner."""
-    return not any(status in PENDING_OFFER_STATUSES for status in statuses)
+def overdue_applies(current: OfferStatus, current_at: datetime, overdue_at: datetime) -> bool:
+    """An overdue report marks the offer unless it has moved on since (an outcome, a
+    decline, progress after the report was made)."""
+    return current in FOLLOWED_UP and overdue_at >= current_at
+
+
+def still_overdue(overdue_at: datetime | None, new: OfferStatus, at: datetime) -> bool:
+    """After a report at ``at``: an overdue mark stays only while the offer is still
+    followed up and the report is older than the mark (progress clears it; an outcome,
+    decline or withdrawal ends it)."""
+    return overdue_at is not None and new in FOLLOWED_UP and at < overdue_at

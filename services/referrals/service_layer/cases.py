@@ -13,13 +13,15 @@ import binascii
 import json
 import logging
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from services.referrals.adapters import Row
 from services.referrals.adapters import cases as cases_db
 from services.referrals.adapters import holds as holds_db
+from services.referrals.adapters import needs as needs_db
 from services.referrals.adapters import residents as residents_db
 from services.referrals.domain.actors import (
     PARTNERS_SERVICE,
@@ -30,11 +32,17 @@ from services.referrals.domain.actors import (
 from services.referrals.domain.lifecycle import (
     ROUTED_STATUSES,
     TERMINAL_STATUSES,
+    WITH_PARTNERS_STATUSES,
     CaseStatus,
     TransitionRefused,
     transition,
 )
-from services.referrals.domain.offers import case_status_after, every_offer_answered
+from services.referrals.domain.needs import REPORT_OF_OFFER, NeedStatus, PartnerEvent, Report
+from services.referrals.domain.offers import (
+    offer_update_applies,
+    overdue_applies,
+    still_overdue,
+)
 from services.referrals.domain.sharing import (
     Article9Condition,
     BasisClaim,
@@ -42,23 +50,22 @@ from services.referrals.domain.sharing import (
     SharingDecision,
     article9_condition_for,
     basis_problems,
-    case_outcome,
     may_share_with_partners,
     priority,
     special_category_needs,
     summary,
 )
 from services.referrals.service_layer import audit
+from services.referrals.service_layer import needs as case_needs
 from services.referrals.service_layer.callers import actor_of
+from services.referrals.service_layer.gaps import QueuedGap, gaps_in_queue
 from services.referrals.service_layer.resident_index import ResidentFacts, match_or_create_resident
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
 from shared.auth import Principal
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events.payloads import (
-    CaseClosed,
     CaseOpened,
     CaseReadyForRouting,
-    CaseStatusChanged,
     ConsentWithdrawn,
     ContactRoute,
     FlaggedIdentity,
@@ -123,6 +130,8 @@ class QueueQuery:
     statuses: tuple[CaseStatus, ...] = ()
     risk_levels: tuple[RiskLevel, ...] = ()
     need: Need | None = None
+    need_statuses: tuple[NeedStatus, ...] = ()  # a case with a need in one of these
+    overdue: bool | None = None  # a case with an overdue offer (False: without)
     council: str | None = None
     assigned_to: str | None = None
     origin: str | None = None
@@ -148,12 +157,23 @@ class QueuedCase:
     updated_at: datetime
     # A need is held while a caseworker settles a possible duplicate: shown first.
     held_for_duplicate: bool = False
+    need_statuses: dict[str, str] = field(default_factory=dict)  # {need: its status}
+    overdue_offers: int = 0
+
+
+@dataclass(frozen=True)
+class OverdueCount:
+    council: str
+    offers: int
+    cases: int
 
 
 @dataclass(frozen=True)
 class QueuePage:
     items: list[QueuedCase]
     next_cursor: str | None
+    # Gaps in service in the principal's councils, above the cases (on the first page).
+    gaps: list[QueuedGap] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -165,6 +185,8 @@ class CaseDetail:
     consent: dict[str, Any] | None
     referrals: list[dict[str, Any]]
     offers: list[dict[str, Any]]
+    needs: list[dict[str, Any]]  # each need with its status and timestamps
+    overdue_offers: list[dict[str, Any]]
     notes: list[dict[str, Any]]
     possible_duplicates: list[dict[str, Any]]
     timeline: list[dict[str, Any]]
@@ -224,6 +246,26 @@ class Unroutable:
     case_id: str
     reasons: tuple[str, ...]
     at: datetime
+    needs: tuple[Need, ...] = ()  # none named: every need partners are routing
+
+
+@dataclass(frozen=True)
+class OverdueOffer:
+    offer_id: str
+    case_id: str
+    need: Need
+    partner_id: str
+    follow_up_by: datetime
+    at: datetime
+
+
+@dataclass(frozen=True)
+class NeedWaiting:
+    """Every partner that could take the need is full: it waits for a place."""
+
+    case_id: str
+    need: Need
+    at: datetime
 
 
 # -- steps inside a caller's transaction -------------------------------------------------
@@ -239,56 +281,16 @@ async def move(
     reason: str | None = None,
     outcome: Outcome | None = None,
 ) -> Row:
-    """Apply an allowed transition (TransitionRefused otherwise): status, its timestamp, a
-    timeline entry everyone with access may see, and the events it means."""
-    session, outbox = uow.session, uow.outbox
-    current = CaseStatus(case["status"])
-    transition(current, target, outcome=outcome)
-    values: dict[str, Any] = {
-        "status": target.value,
-        f"{target.value}_at": now,
-        "updated_at": now,
-        "status_reason": reason,
-    }
-    if outcome is not None:
-        values["outcome"] = outcome.value
-    updated = await cases_db.update_case(session, case["id"], **values)
-    await cases_db.add_timeline(
-        session,
-        case["id"],
-        actor,
-        f"status changed to {target.value}",
-        now=now,
-        detail=reason,
-        status_from=current.value,
-        status_to=target.value,
-        referrer_visible=True,
+    """A decision about the whole case, if the lifecycle allows it (TransitionRefused
+    otherwise): applied to each of its needs, then the case's status derived from them
+    (``needs.settle``: its timestamp, a timeline entry everyone with access may see, and the
+    events it means)."""
+    transition(CaseStatus(case["status"]), target, outcome=outcome)
+    held = await holds_db.held_needs(uow.session, case["id"])
+    await case_needs.decide(uow, case, target, now=now, held=held)
+    return await case_needs.settle(
+        uow, case, actor=actor, now=now, reason=reason, outcome=outcome, without_needs=target
     )
-    await outbox.add(
-        session,
-        CaseStatusChanged(
-            case_id=case["id"],
-            council=case["council"],
-            previous=current.value,
-            status=target.value,
-            reason=reason,
-            changed_at=now,
-        ),
-        subject=case["id"],
-    )
-    if target in TERMINAL_STATUSES:
-        await outbox.add(
-            session,
-            CaseClosed(
-                case_id=case["id"],
-                council=case["council"],
-                outcome=outcome,
-                withdrawn=target is CaseStatus.WITHDRAWN,
-                closed_at=now,
-            ),
-            subject=case["id"],
-        )
-    return updated
 
 
 async def move_if_allowed(
@@ -378,16 +380,17 @@ async def send_packet(uow: ReferralsUnitOfWork, case: Row, *, now: datetime) -> 
     """``case ready for routing``: partners route the needs they have not placed yet. A need
     held for a possible duplicate stays out of the packet until the hold is settled."""
     held = await holds_db.held_needs(uow.session, case["id"])
-    needs = [n for n in case["needs"] if n not in held]
-    if not needs:
+    to_route = [n for n in case["needs"] if n not in held]
+    if not to_route:
         return
     resident = await residents_db.resident(uow.session, case["resident_id"])
     consent = await cases_db.current_consent(uow.session, case["id"])
     await uow.outbox.add(
         uow.session,
-        _ready_for_routing(case, resident, consent, needs=needs, now=now),
+        _ready_for_routing(case, resident, consent, needs=to_route, now=now),
         subject=case["id"],
     )
+    await case_needs.send(uow, case, to_route, now=now)
 
 
 async def stop_sharing(
@@ -406,10 +409,10 @@ async def stop_sharing(
     await cases_db.mark_consent_withdrawn(session, consent["id"], by=actor.subject, now=now)
     action = "consent expired" if why is SharingStopped.EXPIRED else "consent withdrawn"
     await cases_db.add_timeline(session, case["id"], actor, action, now=now, detail=reason)
-    return await _stop_partners(uow, case, actor=actor, reason=reason, why=why, now=now)
+    return await stop_partners(uow, case, actor=actor, reason=reason, why=why, now=now)
 
 
-async def _stop_partners(
+async def stop_partners(
     uow: ReferralsUnitOfWork,
     case: Row,
     *,
@@ -425,11 +428,17 @@ async def _stop_partners(
         ConsentWithdrawn(case_id=case["id"], council=case["council"], withdrawn_at=now, reason=why),
         subject=case["id"],
     )
-    if CaseStatus(case["status"]) in ROUTED_STATUSES:
-        case = await move(
-            uow, case, CaseStatus.AWAITING_CONSENT, actor=actor, now=now, reason=reason
-        )
-    return case
+    # Every need partners hold waits for consent again; met and unsent needs stay.
+    await case_needs.stop_with_partners(uow, case, now=now)
+    routed = CaseStatus(case["status"]) in ROUTED_STATUSES
+    return await case_needs.settle(
+        uow,
+        case,
+        actor=actor,
+        now=now,
+        reason=reason,
+        without_needs=CaseStatus.AWAITING_CONSENT if routed else None,
+    )
 
 
 async def open_case(
@@ -455,6 +464,7 @@ async def open_case(
         **{f"{status.value}_at": now},
         **values,
     )
+    await case_needs.current(uow, case, now=now)  # a row per need, starting where the case is
     await cases_db.add_timeline(
         uow.session,
         case_id,
@@ -518,6 +528,7 @@ def _ready_for_routing(
         lawful_basis=LawfulBasis(case["lawful_basis"]),
         consent_partner_kinds=list(consent["partner_kinds"]) if consent else [],
         consent_expires_at=consent["expires_at"] if consent else None,
+        data_sharing_agreement=case["data_sharing_agreement"],
         packet=RoutingPacket(
             first_name=resident["given_name"],
             contact=_contact(resident),
@@ -618,6 +629,8 @@ def _queued(row: Row) -> QueuedCase:
         opened_at=row["created_at"],
         updated_at=row["updated_at"],
         held_for_duplicate=bool(row["held"]),
+        need_statuses={need: row["need_statuses"].get(need) for need in row["needs"]},
+        overdue_offers=int(row["overdue_offers"] or 0),
     )
 
 
@@ -633,6 +646,8 @@ async def case_queue(
             statuses=[s.value for s in query.statuses],
             risk_levels=[r.value for r in query.risk_levels],
             need=query.need.value if query.need else None,
+            need_statuses=[s.value for s in query.need_statuses],
+            overdue=query.overdue,
             council=query.council,
             assigned_to=query.assigned_to,
             origin=query.origin,
@@ -645,6 +660,7 @@ async def case_queue(
             after=after,
             limit=query.limit + 1,
         )
+        shown_gaps = [] if query.cursor else await gaps_in_queue(uow, principal)
         await audit.audited(
             uow,
             principal,
@@ -656,6 +672,7 @@ async def case_queue(
     return QueuePage(
         items=[_queued(r) for r in page],
         next_cursor=_encode_cursor(page[-1]) if len(rows) > query.limit else None,
+        gaps=shown_gaps,
     )
 
 
@@ -689,12 +706,42 @@ async def case_detail(uow: ReferralsUnitOfWork, principal: Principal, case_id: s
             consent=None if consent is None else dict(consent),
             referrals=[dict(r) for r in await cases_db.referrals_of(session, cid)],
             offers=[dict(r) for r in await cases_db.offers_of(session, cid)],
+            needs=_needs_shown(case, await needs_db.needs_of(session, cid)),
+            overdue_offers=[dict(r) for r in await needs_db.overdue_offers_of(session, cid)],
             notes=[dict(r) for r in await cases_db.notes_of(session, cid)],
             possible_duplicates=[
                 dict(r) for r in await residents_db.duplicates_of(session, case["resident_id"])
             ],
             timeline=[dict(r) for r in await cases_db.timeline_of(session, cid)],
         )
+
+
+def _needs_shown(case: Row, rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """The case's current needs in its order: status, since when, each milestone."""
+    by_need = {row["need"]: row for row in rows}
+    return [
+        {
+            "need": need,
+            "status": row["status"],
+            "since": row["status_at"],
+            "offer_id": row["offer_id"],
+            "outcome": row["outcome"],
+            "unroutable_reason": row["unroutable_reason"],
+            "times": {s.value: row[f"{s.value}_at"] for s in NeedStatus if row[f"{s.value}_at"]},
+        }
+        for need in case["needs"]
+        if (row := by_need.get(need)) is not None
+    ]
+
+
+async def overdue_counts(
+    uow: ReferralsUnitOfWork, principal: Principal, council: str | None = None
+) -> list[OverdueCount]:
+    """How many offers partners are late to report on, and on how many cases, for each
+    council the principal may see (a caseworker: their own; operators: every council)."""
+    async with uow.transaction() as session:
+        rows = await cases_db.overdue_counts(session, principal, council=council)
+    return [OverdueCount(r["council"], int(r["offers"]), int(r["cases"])) for r in rows]
 
 
 # -- what a caseworker does --------------------------------------------------------------
@@ -744,7 +791,10 @@ async def record_consent(
         values: dict[str, Any] = {"lawful_basis": LawfulBasis.CONSENT.value, "updated_at": now}
         if needs:
             values["needs"] = list(dict.fromkeys(n.value for n in needs))
+        earlier = set(case["needs"])
         case = await cases_db.update_case(session, case["id"], **values)
+        # Needs added start where the case is (one it had before, withdrawn, starts again).
+        await case_needs.current(uow, case, now=now, joined=set(case["needs"]) - earlier)
         await cases_db.add_timeline(
             session,
             case["id"],
@@ -756,6 +806,8 @@ async def record_consent(
         )
         if case["status"] in (CaseStatus.AWAITING_CONSENT, CaseStatus.ASSESSED):
             case = await route_if_allowed(uow, case, actor=who, now=now)
+        elif CaseStatus(case["status"]) in WITH_PARTNERS_STATUSES and set(case["needs"]) - earlier:
+            await send_packet(uow, case, now=now)  # its new needs go to partners too
     return _ack(case)
 
 
@@ -813,8 +865,8 @@ async def change_basis(
             f"{change.reason}",
         )
         decision = await sharing_decision(uow, case, now=now)
-        if not decision.allowed and CaseStatus(case["status"]) in ROUTED_STATUSES:
-            case = await _stop_partners(
+        if not decision.allowed and CaseStatus(case["status"]) in WITH_PARTNERS_STATUSES:
+            case = await stop_partners(
                 uow,
                 case,
                 actor=who,
@@ -1002,26 +1054,42 @@ def _offer_action(change: OfferChange) -> str:
 
 
 async def record_offer_change(uow: ReferralsUnitOfWork, change: OfferChange) -> None:
-    """Mirror the offer, tell the timeline, and move the case along with it: offered,
-    accepted, in progress; closed with the best outcome once every offer has an answer. A
-    decline or expiry leaves the case as it is (the partners service hands the need on)."""
+    """Mirror the offer, tell the timeline, move its need (``domain/needs.py``) and derive
+    the case's status from its needs: offered, accepted, in progress, and closed with the
+    best outcome once every need has one. A decline, expiry or withdrawal hands the need on
+    (routing again). A report older than what the mirror and the need know moves neither;
+    it only fills in what they lack, so replays and late deliveries never go backwards."""
     async with uow.transaction() as session:
         case = await _case_for_event(uow, change.case_id)
         if case is None:
             return
         carried = {name: getattr(change, name) for name in _OFFER_FIELDS.get(change.status, ())}
-        await cases_db.upsert_offer(
-            session,
-            change.offer_id,
-            {
-                "case_id": change.case_id,
-                "need": change.need.value,
-                "partner_id": change.partner_id,
-                "status": change.status.value,
-                "updated_at": change.at,
-                **carried,
-            },
+        known = await needs_db.offer(session, change.offer_id)
+        newer = offer_update_applies(
+            OfferStatus(known["status"]) if known else None,
+            known["updated_at"] if known else None,
+            change.status,
+            change.at,
         )
+        if newer:
+            overdue = known["overdue_at"] if known else None
+            await cases_db.upsert_offer(
+                session,
+                change.offer_id,
+                {
+                    "case_id": change.case_id,
+                    "need": change.need.value,
+                    "partner_id": change.partner_id,
+                    "status": change.status.value,
+                    "updated_at": change.at,
+                    "overdue_at": overdue
+                    if still_overdue(overdue, change.status, change.at)
+                    else None,
+                    **carried,
+                },
+            )
+        else:
+            await needs_db.fill_offer(session, change.offer_id, carried)
         await cases_db.add_timeline(
             session,
             case["id"],
@@ -1030,35 +1098,48 @@ async def record_offer_change(uow: ReferralsUnitOfWork, change: OfferChange) -> 
             now=change.at,
             detail=str(carried.get("note") or carried.get("decline_reason") or "") or None,
         )
-        if change.status is OfferStatus.OUTCOME_RECORDED:
-            await _close_when_every_offer_answered(uow, case, now=change.at)
+        event = PartnerEvent(
+            REPORT_OF_OFFER[change.status],
+            change.at,
+            offer_id=change.offer_id,
+            outcome=change.outcome,
+        )
+        if newer:
+            await case_needs.report(uow, case, change.need.value, event)
+        else:  # old news for this offer: it only fills in a milestone
+            await case_needs.late(uow, case, change.need.value, event)
+        await case_needs.settle(uow, case, actor=PARTNERS_SERVICE, now=change.at)
+
+
+async def record_offer_overdue(uow: ReferralsUnitOfWork, overdue: OverdueOffer) -> None:
+    """An accepted offer passed its follow-up deadline without progress or an outcome: the
+    case shows it (and the queue can be filtered by it) until progress or an outcome. A
+    report about an offer that has moved on since is only put on the timeline."""
+    async with uow.transaction() as session:
+        case = await _case_for_event(uow, overdue.case_id)
+        if case is None:
             return
-        target = case_status_after(change.status, CaseStatus(case["status"]))
-        if target is not None:
-            await move_if_allowed(uow, case, target, actor=PARTNERS_SERVICE, now=change.at)
-
-
-async def _close_when_every_offer_answered(
-    uow: ReferralsUnitOfWork, case: Row, *, now: datetime
-) -> None:
-    offers = await cases_db.offers_of(uow.session, case["id"])
-    if not every_offer_answered(OfferStatus(row["status"]) for row in offers):
-        return
-    outcome = case_outcome(Outcome(row["outcome"]) for row in offers if row["outcome"])
-    if outcome is not None:
-        await move_if_allowed(
-            uow,
-            case,
-            CaseStatus.CLOSED,
-            actor=PARTNERS_SERVICE,
-            now=now,
-            outcome=outcome,
-            reason="every offer has an outcome",
+        known = await needs_db.offer(session, overdue.offer_id)
+        if known is not None and overdue_applies(
+            OfferStatus(known["status"]), known["updated_at"], overdue.at
+        ):
+            await needs_db.mark_overdue(
+                session, overdue.offer_id, at=overdue.at, follow_up_by=overdue.follow_up_by
+            )
+        await cases_db.add_timeline(
+            session,
+            case["id"],
+            PARTNERS_SERVICE,
+            f"{overdue.need.value}: overdue, no progress reported by "
+            f"{overdue.follow_up_by:%d %b %H:%M}",
+            now=overdue.at,
         )
 
 
 async def record_unroutable(uow: ReferralsUnitOfWork, unroutable: Unroutable) -> None:
-    """No partner could take the case: it goes back to the council team with the reasons."""
+    """No partner could take a need: it goes back to the council team with the reasons
+    (every need partners are routing, when the event names none). The case is unroutable
+    while any of its needs is."""
     async with uow.transaction() as session:
         case = await _case_for_event(uow, unroutable.case_id)
         if case is None:
@@ -1067,14 +1148,32 @@ async def record_unroutable(uow: ReferralsUnitOfWork, unroutable: Unroutable) ->
         case = await cases_db.update_case(
             session, case["id"], unroutable_reasons=reasons, updated_at=unroutable.at
         )
-        await move_if_allowed(
-            uow,
-            case,
-            CaseStatus.UNROUTABLE,
-            actor=PARTNERS_SERVICE,
-            now=unroutable.at,
-            reason="; ".join(reasons),
+        named = [n.value for n in unroutable.needs] or list(case["needs"])
+        reason = "; ".join(reasons)
+        for need in named:
+            await case_needs.report(
+                uow,
+                case,
+                need,
+                PartnerEvent(Report.UNROUTABLE, unroutable.at),
+                unroutable_reason=reason or None,
+            )
+        await case_needs.settle(
+            uow, case, actor=PARTNERS_SERVICE, now=unroutable.at, reason=reason or None
         )
+
+
+async def record_need_waiting(uow: ReferralsUnitOfWork, waiting: NeedWaiting) -> None:
+    """Every partner that could take a need is full: it waits for a place (not unroutable);
+    partners offer it as soon as one frees."""
+    async with uow.transaction():
+        case = await _case_for_event(uow, waiting.case_id)
+        if case is None:
+            return
+        await case_needs.report(
+            uow, case, waiting.need.value, PartnerEvent(Report.WAITING, waiting.at)
+        )
+        await case_needs.settle(uow, case, actor=PARTNERS_SERVICE, now=waiting.at)
 
 
 # -- timers ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from services.referrals.adapters import Row
 from services.referrals.adapters import cases as cases_db
 from services.referrals.adapters import referrals as referrals_db
-from services.referrals.domain.lifecycle import ROUTED_STATUSES, CaseStatus
+from services.referrals.domain.lifecycle import WITH_PARTNERS_STATUSES, CaseStatus
 from services.referrals.domain.sharing import (
     Article9Condition,
     BasisClaim,
@@ -27,6 +27,7 @@ from services.referrals.domain.sharing import (
     priority,
 )
 from services.referrals.service_layer import audit
+from services.referrals.service_layer import needs as case_needs
 from services.referrals.service_layer.callers import actor_of
 from services.referrals.service_layer.cases import (
     ConsentGiven,
@@ -248,6 +249,8 @@ async def _receive(
     else:
         earlier_needs = list(case["needs"])
         case = await _attach(uow, case, referral, now=now)
+        # Its new needs start where the case is (one it had before, withdrawn, starts again).
+        await case_needs.current(uow, case, now=now, joined=set(case["needs"]) - set(earlier_needs))
     if referral.consent is not None:
         await add_consent(uow, case["id"], referral.consent, recorded_by=referrer)
     referral_id = uow.new_id()
@@ -295,10 +298,11 @@ async def _receive(
         case = await route_if_allowed(uow, case, actor=referrer, now=now)
     elif (
         attached
-        and CaseStatus(case["status"]) in ROUTED_STATUSES
+        and CaseStatus(case["status"]) in WITH_PARTNERS_STATUSES
         and set(needs) - set(earlier_needs)
     ):
-        # The case is with partners already: its new needs are routed too.
+        # The case is with partners already (an unroutable one too): its new needs are
+        # routed.
         await send_packet(uow, case, now=now)
     if principal.kind is OrganisationKind.VCS:
         return ReferralReceipt(referral_id=referral_id, sharing=_own_sharing(referral, now))

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, null, select, true
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,10 @@ class NewAssessment:
     ruleset_version: str
     flagged: bool
     created_at: datetime
+    # A flag after help arrived: the signals' standing, returning or not, the last help.
+    signals: list[dict[str, Any]] | None = None
+    returning_resident: bool = False
+    helped_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,16 @@ class StoredAssessment:
     ruleset_version: str
     reasons: list[dict[str, Any]]  # rule_id, explanation
     suggested_needs: list[str]
+    signals: list[dict[str, Any]] | None = None  # type, observed_on, standing
+    returning_resident: bool = False
+    helped_at: datetime | None = None
 
 
 async def record(session: AsyncSession, assessment: NewAssessment) -> None:
-    await session.execute(assessments.insert().values(**asdict(assessment)))
+    values = asdict(assessment)
+    if values["signals"] is None:
+        values["signals"] = null()  # SQL NULL, not JSON null
+    await session.execute(assessments.insert().values(**values))
 
 
 _COLUMNS = tuple(NewAssessment.__dataclass_fields__)
@@ -70,6 +80,9 @@ async def record_all(session: AsyncSession, batch: Sequence[NewAssessment]) -> N
                 a.ruleset_version,
                 a.flagged,
                 a.created_at,
+                None if a.signals is None else json.dumps(a.signals),
+                a.returning_resident,
+                a.helped_at,
             )
             for a in batch
         ],
@@ -103,6 +116,9 @@ def _stored(row: RowMapping | None) -> StoredAssessment | None:
         ruleset_version=row["ruleset_version"],
         reasons=row["reasons"],
         suggested_needs=row["suggested_needs"],
+        signals=row["signals"],
+        returning_resident=row["returning_resident"],
+        helped_at=row["helped_at"],
     )
 
 

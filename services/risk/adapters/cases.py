@@ -77,14 +77,16 @@ async def open_cases_of(session: AsyncSession, profile_ids: Sequence[str]) -> di
     return found
 
 
-async def open_referrals(session: AsyncSession) -> dict[str, ReferralFacts | None]:
-    """The referral facts of each profile with an open case."""
+async def open_referrals(
+    session: AsyncSession, council: str | None = None
+) -> dict[str, ReferralFacts | None]:
+    """The referral facts of each profile with an open case (of one council's, if given)."""
+    query = select(cases.c.profile_id, cases.c.referral).where(
+        cases.c.open, cases.c.profile_id.is_not(None)
+    )
+    if council is not None:
+        query = query.where(cases.c.council == council)
     return {
         row["profile_id"]: ReferralFacts.from_json(row["referral"])
-        for row in await fetch_all(
-            session,
-            select(cases.c.profile_id, cases.c.referral).where(
-                cases.c.open, cases.c.profile_id.is_not(None)
-            ),
-        )
+        for row in await fetch_all(session, query)
     }

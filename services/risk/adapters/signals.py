@@ -13,7 +13,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.risk.adapters import bulk
-from services.risk.adapters.tables import imports, signals
+from services.risk.adapters.tables import imports, profiles, signals
 from services.risk.domain.rules import SignalFact
 from services.risk.domain.signals import SignalType
 
@@ -132,9 +132,17 @@ async def facts_of(
 _SIGNAL_TYPES = {kind.value: kind for kind in SignalType}
 
 
-async def facts_by_profile(session: AsyncSession) -> AsyncIterator[tuple[str, list[SignalFact]]]:
-    """Every profile's signals, streamed one profile at a time (for a dry run)."""
-    rows = await session.stream(select(*_FACT_COLUMNS).order_by(signals.c.profile_id))
+async def facts_by_profile(
+    session: AsyncSession, council: str | None = None
+) -> AsyncIterator[tuple[str, list[SignalFact]]]:
+    """Every profile's signals (of one council's profiles, if given), streamed one profile at
+    a time (for a dry run)."""
+    query = select(*_FACT_COLUMNS)
+    if council is not None:
+        query = query.join(profiles, profiles.c.id == signals.c.profile_id).where(
+            profiles.c.council == council
+        )
+    rows = await session.stream(query.order_by(signals.c.profile_id))
     profile: str | None = None
     facts: list[SignalFact] = []
     async for row in rows.mappings():

@@ -11,17 +11,25 @@ assessed on what the referral says, and its reasons say that no signal could be 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 from services.risk.adapters import assessments as stored_assessments
 from services.risk.adapters import cases as stored_cases
+from services.risk.adapters import outcomes as stored_outcomes
 from services.risk.adapters import signals as stored_signals
 from services.risk.adapters.assessments import NewAssessment, StoredAssessment
 from services.risk.adapters.profiles import lock_council, resolve_profiles
 from services.risk.domain.feeds import ResidentIdentifiers
 from services.risk.domain.flags import should_flag
+from services.risk.domain.outcomes import (
+    COUNTS,
+    SignalStanding,
+    after_help,
+    describe,
+    is_returning,
+)
 from services.risk.domain.rules import (
     NOTES,
     ReferralFacts,
@@ -31,7 +39,9 @@ from services.risk.domain.rules import (
     build_profile,
 )
 from services.risk.domain.transparency import explain
+from services.risk.service_layer import audit
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
+from shared.auth import Principal
 from shared.errors import NotFound
 from shared.events.payloads import Reason, ResidentFlagged, RiskAssessed
 from shared.identity import seal_identity
@@ -51,7 +61,8 @@ class ReferralToAssess:
 
 async def assess_referral(uow: RiskUnitOfWork, command: ReferralToAssess) -> Result:
     """A referral arrived: record its case (open) and assess it at once, with whatever
-    signals are held for the resident (none, for a resident with no key)."""
+    signals are held for the resident (none, for a resident with no key), by the ruleset in
+    force for its council."""
     async with uow.transaction():
         await _open_case(
             uow,
@@ -60,7 +71,7 @@ async def assess_referral(uow: RiskUnitOfWork, command: ReferralToAssess) -> Res
             keys=command.resident_keys,
             referral=command.referral,
         )
-        ruleset = await uow.ruleset_in_force()
+        ruleset = await uow.ruleset_for(command.council)
         return await _assess_case(uow, command.case_id, ruleset=ruleset, now=command.received_at)
 
 
@@ -155,7 +166,8 @@ async def assess_residents(
     now: datetime,
 ) -> Reassessed:
     """Residents (profiles) of one council got new signals: re-assess each open case they
-    have, or else flag them at or above the flag level, outside the cooling-off period.
+    have, or else flag them at or above the flag level, outside the cooling-off period, by
+    ``ruleset``: the one in force for that council.
     A step of the caller's transaction (storing the signals). What the rules need about
     everyone affected is read at once, and the flags are written at once (their assessments
     in one statement, their events in one more)."""
@@ -166,9 +178,11 @@ async def assess_residents(
     open_cases = await stored_cases.open_cases_of(uow.session, affected)
     facts = await stored_signals.facts_of(uow.session, affected)
     last_flags = await stored_assessments.last_flags(uow.session, affected)
+    helped = await stored_outcomes.help_of(uow.session, affected)  # rarely anyone
     cooling_off = timedelta(days=uow.settings.flag_cooling_off_days)
+    returning_window = timedelta(days=uow.settings.returning_window_days)
     today = now.date()
-    flags: list[tuple[str, ResidentSeen, Result]] = []
+    flags: list[_Flag] = []
     for profile in affected:
         if open_cases.get(profile):
             for case_id in open_cases[profile]:
@@ -176,6 +190,11 @@ async def assess_residents(
                 outcome.cases_assessed += 1
             continue
         held = facts.get(profile, [])
+        help_ = helped.get(profile)
+        after = None
+        if help_ is not None:  # only new or worse signals count since help arrived
+            after = after_help(held, help_)
+            held = after.counting
         if should_flag(
             ruleset.level_of_signals(held, today=today),
             flag_level=ruleset.spec.flag_level,
@@ -184,16 +203,35 @@ async def assess_residents(
             now=now,
         ):
             result = ruleset.evaluate(build_profile(held, None, today=today))
-            flags.append((profile, seen[profile], result))
+            flags.append(
+                _Flag(
+                    profile,
+                    seen[profile],
+                    result,
+                    returning=is_returning(help_, now, returning_window),
+                    helped_at=help_.helped_at if help_ is not None else None,
+                    signals=describe(after.standing, today=today) if after else None,
+                )
+            )
     await _flag_all(uow, council, flags, ruleset=ruleset, now=now)
     outcome.flagged += len(flags)
     return outcome
 
 
+@dataclass(frozen=True)
+class _Flag:
+    profile: str
+    resident: ResidentSeen
+    result: Result
+    returning: bool = False  # flagged again soon after help arrived
+    helped_at: datetime | None = None
+    signals: list[dict[str, str]] | None = None  # their standing, once help arrived
+
+
 async def _flag_all(
     uow: RiskUnitOfWork,
     council: str,
-    flags: list[tuple[str, ResidentSeen, Result]],
+    flags: list[_Flag],
     *,
     ruleset: Ruleset,
     now: datetime,
@@ -204,10 +242,18 @@ async def _flag_all(
     secret = uow.resident_key_secret
     assessed: list[NewAssessment] = []
     events: list[tuple[ResidentFlagged, str]] = []
-    for profile, resident, result in flags:
+    for flag in flags:
+        resident, result = flag.resident, flag.result
         reasons = _reasons(result)
         assessed.append(
-            _assessment(uow, profile, None, result, ruleset, flagged=True, now=now, why=reasons)
+            replace(
+                _assessment(
+                    uow, flag.profile, None, result, ruleset, flagged=True, now=now, why=reasons
+                ),
+                signals=flag.signals,
+                returning_resident=flag.returning,
+                helped_at=flag.helped_at,
+            )
         )
         identity = resident.identifiers.model_dump(mode="json", exclude_none=True)
         flagged = ResidentFlagged(
@@ -220,10 +266,14 @@ async def _flag_all(
             ruleset_version=ruleset.version,
             sealed_identity=seal_identity(secret, identity),
             flagged_at=now,
+            returning=flag.returning,
+            helped_at=flag.helped_at if flag.returning else None,
         )
         events.append((flagged, resident.resident_key))
     await stored_assessments.record_all(uow.session, assessed)
-    await uow.outbox.add_all(uow.session, events)
+    # Bulk work: a feed's flags wait behind interactive events, never in front of them. Every
+    # flag is written here, so a resident key's events are all in the bulk lane, in order.
+    await uow.outbox.add_all(uow.session, events, bulk=True)
 
 
 def _reasons(result: Result) -> list[Reason]:
@@ -278,6 +328,20 @@ def _assessment(
 
 
 @dataclass(frozen=True)
+class SignalOnRecord:
+    """A current signal behind a flag made after help arrived, and its standing: handled
+    (help addressed it), the same as a handled one, worse than one, or new."""
+
+    type: str
+    observed_on: date
+    standing: SignalStanding
+
+    @property
+    def counted(self) -> bool:
+        return self.standing in COUNTS
+
+
+@dataclass(frozen=True)
 class Explained:
     level: RiskLevel
     score: int
@@ -286,10 +350,26 @@ class Explained:
     reasons: list[Reason]
     suggested_needs: list[Need]
     explanation: str
+    signals: list[SignalOnRecord] = field(default_factory=list)  # once help arrived
+    returning: bool = False
+    helped_at: datetime | None = None
 
 
 def _explained(assessment: StoredAssessment) -> Explained:
     reasons = [Reason.model_validate(r) for r in assessment.reasons]
+    signals = [
+        SignalOnRecord(
+            item["type"], date.fromisoformat(item["observed_on"]), SignalStanding(item["standing"])
+        )
+        for item in assessment.signals or ()
+    ]
+    explanation = explain(
+        assessment.level,
+        [r.explanation for r in reasons if r.rule_id not in NOTES],
+        [r.explanation for r in reasons if r.rule_id in NOTES],
+    )
+    if assessment.helped_at is not None:
+        explanation += "\n\n" + _after_help(assessment, signals)
     return Explained(
         level=assessment.level,
         score=assessment.score,
@@ -297,29 +377,52 @@ def _explained(assessment: StoredAssessment) -> Explained:
         ruleset_version=assessment.ruleset_version,
         reasons=reasons,
         suggested_needs=[Need(n) for n in assessment.suggested_needs],
-        explanation=explain(
-            assessment.level,
-            [r.explanation for r in reasons if r.rule_id not in NOTES],
-            [r.explanation for r in reasons if r.rule_id in NOTES],
-        ),
+        explanation=explanation,
+        signals=signals,
+        returning=assessment.returning_resident,
+        helped_at=assessment.helped_at,
     )
 
 
-async def explain_case(uow: RiskUnitOfWork, case_id: str, *, council: str | None) -> Explained:
-    """Why a case has its level. ``council``: the caller's (None: an operator, any council)."""
-    assessment = await stored_assessments.latest_of_case(uow.session, case_id, council=council)
-    if assessment is None:
-        raise NotFound("no assessment for this case")
-    return _explained(assessment)
+def _after_help(assessment: StoredAssessment, signals: list[SignalOnRecord]) -> str:
+    assert assessment.helped_at is not None
+    when = assessment.helped_at.date().isoformat()
+    set_aside = sum(1 for s in signals if not s.counted)
+    items = "1 item" if set_aside == 1 else f"{set_aside} items"
+    text = (
+        f"Help was recorded on {when}. Only information that is new or worse since then "
+        f"counted towards this: {items} that the help dealt with (or that said no more) did not."
+    )
+    if assessment.returning_resident:
+        text += " This is soon after that help, so the council may want to check how it went."
+    return text
+
+
+async def explain_case(
+    uow: RiskUnitOfWork, case_id: str, *, council: str | None, reader: Principal | None = None
+) -> Explained:
+    """Why a case has its level. ``council``: the caller's (None: an operator, any council).
+    The read is audited, naming ``reader`` (None: a caller that names nobody)."""
+    async with uow.transaction():
+        assessment = await stored_assessments.latest_of_case(uow.session, case_id, council=council)
+        if assessment is None:
+            raise NotFound("no assessment for this case")
+        seen = await audit.seen_case(uow, case_id)
+        await audit.audited(uow, audit.reading(reader, council), "explain_case", audit.WHY, [seen])
+        return _explained(assessment)
 
 
 async def explain_resident(
-    uow: RiskUnitOfWork, resident_key: str, *, council: str | None
+    uow: RiskUnitOfWork, resident_key: str, *, council: str | None, reader: Principal | None = None
 ) -> Explained:
-    """Why a resident was flagged, by the key the flag carried."""
-    assessment = await stored_assessments.latest_of_resident(
-        uow.session, resident_key, council=council
-    )
-    if assessment is None:
-        raise NotFound("no assessment for this resident")
-    return _explained(assessment)
+    """Why a resident was flagged, by the key the flag carried. Audited, as ``explain_case``."""
+    async with uow.transaction():
+        assessment = await stored_assessments.latest_of_resident(
+            uow.session, resident_key, council=council
+        )
+        if assessment is None:
+            raise NotFound("no assessment for this resident")
+        seen = await audit.seen_resident(uow, resident_key)
+        principal = audit.reading(reader, council)
+        await audit.audited(uow, principal, "explain_resident", audit.WHY, [seen])
+        return _explained(assessment)

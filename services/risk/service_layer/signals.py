@@ -14,12 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple
 
 from services.risk.adapters import bulk
@@ -28,6 +25,7 @@ from services.risk.adapters.profiles import lock_council, resolve_profiles
 from services.risk.adapters.signals import ImportRecord, NewSignal
 from services.risk.domain.feeds import BatchFeed, Feed, Row, RowError, check_parsed
 from services.risk.domain.rules import jsonable_attributes
+from services.risk.domain.signals import attributes_json, fingerprint
 from services.risk.service_layer.assessments import ResidentSeen, assess_residents
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
 from shared.errors import Invalid
@@ -242,21 +240,10 @@ class _Reading:
 
 def _ready(secret: str, row: Row) -> _Ready:
     keys = _keys_of(secret, row)
-    attributes = _ATTRIBUTES_JSON(jsonable_attributes(row.attributes))
+    attributes = attributes_json(jsonable_attributes(row.attributes))
     signal = row.signal
-    # The same fact about the same resident is the same signal, whoever sends it again:
-    # the fingerprint hashes json.dumps([key, type, source, observed on, attributes],
-    # sort_keys=True), written out here around the attributes' own JSON (sorted too).
-    fact = (
-        f"[{_STRING_JSON(keys[0])}, {_STRING_JSON(signal.type.value)}, "
-        f"{_STRING_JSON(signal.source)}, {_STRING_JSON(signal.observed_on.isoformat())}, "
-        f"{attributes}]"
-    )
-    return _Ready(row, keys, attributes, hashlib.sha256(fact.encode()).hexdigest())
-
-
-_ATTRIBUTES_JSON = json.JSONEncoder(sort_keys=True, default=str).encode
-_STRING_JSON = encode_basestring_ascii  # what json.dumps writes for a string
+    found = fingerprint(keys[0], signal.type.value, signal.source, signal.observed_on, attributes)
+    return _Ready(row, keys, attributes, found)
 
 
 async def store_batch(uow: RiskUnitOfWork, batch: Sequence[_Ready]) -> BatchOutcome:
@@ -269,7 +256,8 @@ async def store_batch(uow: RiskUnitOfWork, batch: Sequence[_Ready]) -> BatchOutc
         by_council[ready.row.signal.council].append(ready)
     async with uow.transaction():
         now = uow.now()
-        ruleset = await uow.ruleset_in_force()
+        # Each council's residents are assessed together, by the ruleset in force for it.
+        in_force = await uow.rulesets_for(list(by_council))
         for council, council_rows in by_council.items():
             await lock_council(uow.session, council)
             profile_ids = await resolve_profiles(
@@ -301,7 +289,7 @@ async def store_batch(uow: RiskUnitOfWork, batch: Sequence[_Ready]) -> BatchOutc
                 for profile in dict.fromkeys(inserted)
             }
             reassessed = await assess_residents(
-                uow, council, with_new_signals, ruleset=ruleset, now=now
+                uow, council, with_new_signals, ruleset=in_force[council], now=now
             )
             outcome.flagged += reassessed.flagged
             outcome.cases_assessed += reassessed.cases_assessed

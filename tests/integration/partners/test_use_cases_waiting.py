@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.partners.adapters import placement as store
@@ -55,7 +55,8 @@ async def test_a_full_partner_queues_needs_and_offers_each_freed_place_by_urgenc
         waiting = await request_of(home, case.case_id)
         assert waiting["status"] == "waiting" and waiting["waiting_since"] is not None
         assert "at capacity" in waiting["unroutable_reason"]
-        assert types(await home.events(case.case_id)) == []  # not unroutable: nobody told
+        # Not unroutable: the council is told it waits, not that it failed.
+        assert types(await home.events(case.case_id)) == ["need.waiting"]
     # The place frees with an outcome: the high-urgency need goes first, though younger.
     async with home.work() as uow:
         await offers.accept_offer(uow, partner, str(taken["id"]))
@@ -77,6 +78,38 @@ async def test_a_full_partner_queues_needs_and_offers_each_freed_place_by_urgenc
     assert await offer_to(home, older.case_id) is not None
     assert (await request_of(home, urgent.case_id))["status"] == "unroutable"
     assert types(await home.events(urgent.case_id))[-1] == "case.unroutable"
+
+
+async def test_a_need_waiting_for_a_place_is_said_once_a_waiting_episode(
+    home: Directory,
+) -> None:
+    await home.add_partner("stratford-food-bank", capacity=1)
+    partner = home.organizations["stratford-food-bank"]
+    taken, waiting = home.case(), home.case()
+    await home.route(taken)
+    await home.route(waiting)
+    request = await request_of(home, waiting.case_id)
+    ((kind, data),) = await home.events(waiting.case_id)
+    assert kind == "uk.upstream.partners.need.waiting.v1"
+    # What the referrals service needs and nothing more: no packet, no partner, no resident.
+    assert set(data) == {"case_id", "need", "since"}
+    assert (data["case_id"], data["need"]) == (waiting.case_id, "food")
+    assert datetime.fromisoformat(data["since"]) == request["waiting_since"]
+
+    # Tried again while still full (the worker's sweep, a place freeing elsewhere): it keeps
+    # its place and its start, and nothing more is said.
+    async with home.work() as uow, uow.transaction():
+        assert await placement.offer_waiting(uow, None, now=utc_now()) == 0
+    assert (await request_of(home, waiting.case_id))["waiting_since"] == request["waiting_since"]
+    assert types(await home.events(waiting.case_id)) == ["need.waiting"]
+
+    # The place frees (the partner declines the other case): the offer ends the episode.
+    offer = await offer_to(home, taken.case_id)
+    assert offer is not None
+    async with home.work() as uow:
+        await offers.decline_offer(uow, partner, str(offer["id"]), Decline(DeclineReason.OTHER))
+    assert await offer_to(home, waiting.case_id) is not None
+    assert types(await home.events(waiting.case_id)) == ["need.waiting", "offer.made"]
 
 
 async def test_a_resume_or_a_capacity_raise_offers_the_waiting_need(home: Directory) -> None:

@@ -18,9 +18,11 @@ from shared.events.envelope import utc_now
 from shared.events.payloads import (
     CaseUnroutable,
     FlaggedIdentity,
+    GapDetected,
     OfferAccepted,
     OfferDeclined,
     OfferExpired,
+    OfferOverdue,
     OfferProgressRecorded,
     OutcomeRecorded,
     Reason,
@@ -360,7 +362,7 @@ async def test_an_expired_consent_stops_routing_like_a_withdrawal(
     case_id = (await api.refer(body)).json()["case_id"]
     await publisher.send(assessed(case_id), subject=case_id)
     await until_status(api, case_id, "ready_for_routing")
-    (consent_expiry,) = TIMERS
+    (consent_expiry,) = [t for t in TIMERS if t.name == "consent expiry"]
     sessions, outbox = session_factory(api.engine), Outbox(CATALOGUE, source=api.settings.source)
 
     async def sweep() -> int:
@@ -378,3 +380,65 @@ async def test_an_expired_consent_stops_routing_like_a_withdrawal(
     assert case["status_reason"] == "the resident's consent expired"
     (withdrawn,) = await api.events("referrals.consent.withdrawn")
     assert withdrawn["case_id"] == case_id
+
+
+async def test_overdue_offers_and_gaps_in_service_arrive_through_the_consumer(
+    api: ReferralsApi, publisher: Publisher
+) -> None:
+    case_id = (await api.refer(referral(needs=["food", "digital_inclusion"]))).json()["case_id"]
+    await publisher.send(assessed(case_id), subject=case_id)
+    await until_status(api, case_id, "ready_for_routing")
+    now = utc_now()
+    food = {"case_id": case_id, "need": "food", "partner_id": "stratford-food-bank"}
+    partners = "/upstream/partners"
+    for payload in (
+        ReferralOffered(
+            offer_id=f"{case_id}-f",
+            partner_name="Stratford Food Bank",
+            service_id="s",
+            service_name="Emergency food parcels",
+            respond_by=now + timedelta(hours=4),
+            at=now,
+            **food,
+        ),
+        OfferAccepted(offer_id=f"{case_id}-f", at=now + timedelta(minutes=1), **food),
+        OfferOverdue(
+            offer_id=f"{case_id}-f",
+            follow_up_by=now + timedelta(minutes=2),
+            at=now + timedelta(minutes=3),
+            **food,
+        ),
+        CaseUnroutable(
+            case_id=case_id,
+            needs=["digital_inclusion"],
+            reasons=["no service covers digital inclusion"],
+            at=now + timedelta(minutes=1),
+        ),
+    ):
+        await publisher.send(payload, subject=case_id, source=partners)
+    gap = GapDetected(
+        gap_id=f"gap-{case_id}",
+        council=api.council,
+        need="digital_inclusion",
+        reason="unroutable",
+        residents_waiting=1,
+        waiting_since=now,
+        longest_wait_hours=0.0,
+        detected_at=now + timedelta(minutes=1),
+    )
+    await publisher.send(gap, subject=gap.gap_id, source=partners)
+
+    async def arrived() -> dict[str, Any] | None:
+        case = await api.case(case_id)
+        page = (await api.client.get("/v1/cases", headers=api.token())).json()
+        return case if case["overdue_offers"] and page["gaps"] else None
+
+    case = await wait_for(arrived, timeout=30, what="the overdue offer and the gap")
+    assert case["status"] == "unroutable"  # digital inclusion waits on the council
+    assert {n["need"]: n["status"] for n in case["need_progress"]} == {
+        "food": "accepted",
+        "digital_inclusion": "unroutable",
+    }
+    page = (await api.client.get("/v1/cases?overdue=true", headers=api.token())).json()
+    assert [c["id"] for c in page["items"]] == [case_id]
+    assert [g["id"] for g in page["gaps"]] == [gap.gap_id]

@@ -501,3 +501,8 @@ async def test_a_csv_header_that_cannot_be_read_refuses_the_file(risk: RiskApi) 
     assert response.status_code == 422, response.text
     assert "repeats amount" in response.text
     assert await risk.count("signals") == 0 and await risk.count("imports") == 0
+
+
+def one_off_family_name() -> str:
+    """A family name no other test uses (letters only, as a name would be)."""
+    return "Okafor-" + uuid.uuid4().hex[:8].translate(str.maketrans("0123456789", "ghijklmnop"))
