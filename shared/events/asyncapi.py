@@ -62,6 +62,10 @@ def asyncapi_document(
             "description": topic.description,
             "messages": {},
         }
+        if topic.retention_ms is not None:
+            channels[_key(topic.name)]["bindings"] = {
+                "kafka": {"topicConfiguration": {"retention.ms": topic.retention_ms}}
+            }
     for event_type in registry.event_types:
         channel_key = _key(event_type.topic.name)
         name = _message_name(event_type)
@@ -73,6 +77,15 @@ def asyncapi_document(
             "channel": {"$ref": f"#/channels/{channel_key}"},
             "messages": [{"$ref": f"#/channels/{channel_key}/messages/{name}"}],
         }
+        if (bulk := registry.bulk_lane_of(event_type.topic)) is not None:
+            bulk_key = _key(bulk.name)
+            channels[bulk_key]["messages"][name] = {"$ref": f"#/components/messages/{name}"}
+            operations[f"send_{name}_bulk"] = {
+                "action": "send",
+                "summary": f"{event_type.description} (bulk work)",
+                "channel": {"$ref": f"#/channels/{bulk_key}"},
+                "messages": [{"$ref": f"#/channels/{bulk_key}/messages/{name}"}],
+            }
     return {
         "asyncapi": "3.0.0",
         "info": {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import BaseModel
 
@@ -30,6 +31,11 @@ class Topic:
     name: str
     description: str
     partitions: int | None = None  # None: the deployment's default
+    retention_ms: int | None = None  # how long the broker keeps records; None: its default
+    # A bulk lane: the twin of an interactive topic, carrying the same event types for the
+    # aggregates that are bulk work (a feed's flags, the outreach cases they open), so that
+    # consumers and relays serve the interactive topic first (docs/events.md, Bulk lanes).
+    bulk: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,12 +60,37 @@ class EventRegistry:
         self._by_name: dict[str, EventType] = {}
         self._by_payload: dict[type[BaseModel], EventType] = {}
         self._topics: dict[str, Topic] = {}
+        self._bulk_lanes: dict[str, Topic] = {}  # interactive topic name -> its bulk twin
 
-    def topic(self, name: str, description: str, partitions: int | None = None) -> Topic:
-        topic = self._topics.setdefault(name, Topic(name, description, partitions))
-        if topic != Topic(name, description, partitions):
+    def topic(
+        self,
+        name: str,
+        description: str,
+        partitions: int | None = None,
+        retention_ms: int | None = None,
+    ) -> Topic:
+        declared = Topic(name, description, partitions, retention_ms)
+        topic = self._topics.setdefault(name, declared)
+        if topic != declared:
             raise ValueError(f"topic {name!r} is already declared differently")
         return topic
+
+    def bulk_lane(self, of: Topic, name: str, description: str) -> Topic:
+        """Declare the bulk twin of ``of``: the same event types, partitions and retention,
+        for bulk work (``Outbox.add(..., bulk=True)``); consumers of ``of`` read it too,
+        after ``of``."""
+        if of.bulk or self._topics.get(of.name) != of:
+            raise ValueError(f"{of.name!r} is not an interactive topic of this registry")
+        twin = Topic(name, description, of.partitions, of.retention_ms, bulk=True)
+        if self._topics.setdefault(name, twin) != twin:
+            raise ValueError(f"topic {name!r} is already declared differently")
+        if self._bulk_lanes.setdefault(of.name, twin) != twin:
+            raise ValueError(f"{of.name!r} already has a bulk lane")
+        return twin
+
+    def bulk_lane_of(self, topic: Topic) -> Topic | None:
+        """The bulk twin of an interactive topic, if it has one."""
+        return self._bulk_lanes.get(topic.name)
 
     def register(
         self,
@@ -100,8 +131,16 @@ class EventRegistry:
     def topics(self) -> Iterable[Topic]:
         return self._topics.values()
 
-    def envelope(self, payload: BaseModel, *, source: str, subject: str) -> CloudEvent:
-        """Wrap a payload in a CloudEvent carrying the current trace; the subject is the key."""
+    def envelope(
+        self,
+        payload: BaseModel,
+        *,
+        source: str,
+        subject: str,
+        time: datetime | None = None,
+    ) -> CloudEvent:
+        """Wrap a payload in a CloudEvent carrying the current trace; the subject is the key;
+        ``time``: when it was written (now, unless the service's clock says otherwise)."""
         event_type = self.for_payload(type(payload))
         event_id = new_id()
         trace = current_trace()
@@ -110,7 +149,7 @@ class EventRegistry:
             source=source,
             type=event_type.name,
             subject=subject,
-            time=utc_now(),
+            time=time or utc_now(),
             data=payload.model_dump(mode="json"),
             correlationid=trace.correlation_id if trace else event_id,
             causationid=trace.causation_id if trace else None,

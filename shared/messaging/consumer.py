@@ -9,6 +9,12 @@ a record that is not a CloudEvent, an unknown major version of a handled type, a
 that does not validate, or a handler that keeps failing after retries with backoff. The
 consumer then carries on. Database and broker outages are not the event's fault: they are
 retried until they pass, and nothing is dead-lettered for them.
+
+Interactive before bulk: a consumer reads each of its topics' bulk lanes too
+(``EventRegistry.bulk_lane``), and serves the interactive partitions first: of each batch
+fetched, the interactive records go first, and after every bulk record it handles whatever
+interactive records have arrived meanwhile. A bulk backlog never sits in front of an
+interactive event; each partition is still handled in order (a key is on one topic only).
 """
 
 from __future__ import annotations
@@ -123,10 +129,15 @@ class EventConsumer:
         self._retry_backoff = retry_backoff
         self._batch_size = batch_size
         self._handled = self._resolve_handlers(spec.handlers)
-        topics: dict[str, Topic | str] = {
-            event_type.topic.name: event_type.topic for event_type, _ in self._handled.values()
-        }
+        topics: dict[str, Topic | str] = {}
+        for event_type, _ in self._handled.values():
+            topics[event_type.topic.name] = event_type.topic
+            if (bulk_lane := registry.bulk_lane_of(event_type.topic)) is not None:
+                topics[bulk_lane.name] = bulk_lane
         self._topics = sorted(topics)
+        self._bulk_topics = frozenset(
+            name for name, topic in topics.items() if isinstance(topic, Topic) and topic.bulk
+        )
         self._topic_specs = [
             spec_of(topic, partitions=partitions, replication_factor=replication_factor)
             for topic in [*topics.values(), spec.dead_letter_topic]
@@ -210,22 +221,52 @@ class EventConsumer:
         assert self._consumer is not None
         while not stop.is_set():
             batches = await self._consumer.getmany(timeout_ms=500, max_records=self._batch_size)
-            for tp, records in batches.items():
-                for record in records:
-                    if stop.is_set():
-                        break
-                    async with self._lock:
-                        if tp not in self._consumer.assignment():
-                            break  # revoked meanwhile: the new owner reads it again
-                        if not await self._handle_record(record, stop):
-                            break  # shutting down: left uncommitted, delivered again later
-                        self._pending[tp] = record.offset + 1
-                highwater = self._consumer.highwater(tp)
-                if highwater is not None and tp in self._pending:
-                    CONSUMER_LAG.labels(self.spec.group_id, tp.topic, tp.partition).set(
-                        max(0, highwater - self._pending[tp])
-                    )
+            await self._handle_batches(batches, stop)
             await self._commit()
+
+    async def _handle_batches(
+        self, batches: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event
+    ) -> None:
+        """Each partition's records in order, the interactive partitions' first; after each
+        bulk record, any interactive records fetched meanwhile."""
+        assert self._consumer is not None
+        for tp, records in sorted(batches.items(), key=lambda b: b[0].topic in self._bulk_topics):
+            bulk = tp.topic in self._bulk_topics
+            for record in records:
+                if stop.is_set():
+                    break
+                async with self._lock:
+                    if tp not in self._consumer.assignment():
+                        break  # revoked meanwhile: the new owner reads it again
+                    if not await self._handle_record(record, stop):
+                        break  # shutting down: left uncommitted, delivered again later
+                    self._pending[tp] = record.offset + 1
+                if bulk:
+                    await self._serve_interactive(stop)
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None and tp in self._pending:
+                CONSUMER_LAG.labels(self.spec.group_id, tp.topic, tp.partition).set(
+                    max(0, highwater - self._pending[tp])
+                )
+
+    async def _serve_interactive(self, stop: asyncio.Event) -> None:
+        """Handle the interactive records already fetched, before the next bulk one."""
+        assert self._consumer is not None
+        while not stop.is_set():
+            interactive = [
+                tp for tp in self._consumer.assignment() if tp.topic not in self._bulk_topics
+            ]
+            if not interactive:
+                return
+            try:
+                ready = await self._consumer.getmany(
+                    *interactive, timeout_ms=0, max_records=self._batch_size
+                )
+            except IllegalStateError:  # reassigned meanwhile: the next fetch tells
+                return
+            if not any(ready.values()):
+                return
+            await self._handle_batches(ready, stop)
 
     async def _commit(
         self,

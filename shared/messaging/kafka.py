@@ -23,6 +23,7 @@ class TopicSpec:
     name: str
     partitions: int
     replication_factor: int = 1
+    retention_ms: int | None = None  # None: the broker's default
 
 
 def dead_letter_topic(group_id: str) -> str:
@@ -31,10 +32,12 @@ def dead_letter_topic(group_id: str) -> str:
 
 def spec_of(topic: Topic | str, *, partitions: int, replication_factor: int) -> TopicSpec:
     """How a topic is created: its own partition count if it declares one, else the
-    deployment's; always the deployment's replication factor."""
+    deployment's; always the deployment's replication factor; its own retention, if any."""
     if isinstance(topic, str):
         return TopicSpec(topic, partitions, replication_factor)
-    return TopicSpec(topic.name, topic.partitions or partitions, replication_factor)
+    return TopicSpec(
+        topic.name, topic.partitions or partitions, replication_factor, topic.retention_ms
+    )
 
 
 class BrokerProfile(StrEnum):
@@ -68,6 +71,10 @@ def new_producer(bootstrap_servers: str, profile: BrokerProfile) -> AIOKafkaProd
     )
 
 
+def _configs(topic: TopicSpec) -> dict[str, str]:
+    return {} if topic.retention_ms is None else {"retention.ms": str(topic.retention_ms)}
+
+
 async def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
     wanted = {topic.name: topic for topic in topics}
@@ -80,7 +87,12 @@ async def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicSpec]) -> 
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(t.name, num_partitions=t.partitions, replication_factor=t.replication_factor)
+            NewTopic(
+                t.name,
+                num_partitions=t.partitions,
+                replication_factor=t.replication_factor,
+                topic_configs=_configs(t),
+            )
             for name, t in wanted.items()
             if name not in existing
         ]

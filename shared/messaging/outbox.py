@@ -5,6 +5,13 @@ transaction-scoped advisory lock on it, in id order, and rows are locked ``FOR U
 LOCKED`` as well, so two relays never publish the same row and a key's events keep their
 order. Published rows stay for the retention period so a fresh broker can be refilled
 (``replay``); the relay prunes older ones.
+
+Bulk work (a feed's flags, the outreach cases they open) is written to its topic's *bulk
+lane* (``EventRegistry.bulk_lane``) and to lanes of its own (``LANES`` to ``2 * LANES - 1``);
+each pass of the relay takes interactive rows first and fills what is left of its batch with
+bulk rows, so an interactive event never waits behind a bulk backlog. Whether a key is bulk
+is decided once, where its aggregate is made, and never changes (an outreach case is bulk for
+its whole life), so a key's rows share one lane and one topic and keep their order.
 """
 
 from __future__ import annotations
@@ -15,14 +22,15 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
-from sqlalchemy import SmallInteger, cast, delete, func, insert, select, update
+from sqlalchemy import SmallInteger, cast, delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,44 +44,79 @@ from shared.observability import EVENTS_PUBLISHED, OUTBOX_BACKLOG, PUBLISH_FAILU
 
 log = logging.getLogger(__name__)
 
-LANES = 32
+LANES = 32  # interactive lanes 0 … LANES - 1; bulk lanes LANES … 2 * LANES - 1
 BACKLOG_EVERY_S = 5.0
 VERIFY_TOPICS_EVERY_S = 1.0
 # Namespace of the advisory locks the relay takes (pg_try_advisory_xact_lock(int, int)).
 _ADVISORY_NAMESPACE = 0x0B0C
 
 
-def lane_of(key: str) -> int:
-    return zlib.crc32(key.encode()) % LANES
+def lane_of(key: str, *, bulk: bool = False) -> int:
+    return zlib.crc32(key.encode()) % LANES + (LANES if bulk else 0)
+
+
+BulkKeys = Callable[[AsyncSession, Sequence[str]], Awaitable[Collection[str]]]
+"""Which of these keys are bulk work, asked in the writer's transaction: a service whose
+aggregates can be bulk (the referrals service's outreach cases) says so by its own data."""
 
 
 class Outbox:
     """What a service's code uses to record an event inside its own transaction."""
 
-    def __init__(self, registry: EventRegistry, *, source: str) -> None:
+    def __init__(
+        self,
+        registry: EventRegistry,
+        *,
+        source: str,
+        bulk_keys: BulkKeys | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.registry = registry
         self.source = source
+        self._bulk_keys = bulk_keys
+        self._clock = clock  # the events' time: the service's clock (shared/clock.py)
 
-    async def add(self, session: AsyncSession, payload: BaseModel, *, subject: str) -> CloudEvent:
-        event = self.registry.envelope(payload, source=self.source, subject=subject)
-        await self.add_event(session, event)
+    def with_bulk_keys(self, bulk_keys: BulkKeys) -> Outbox:
+        """This outbox, writing the events of the keys ``bulk_keys`` names as bulk work."""
+        return Outbox(self.registry, source=self.source, bulk_keys=bulk_keys, clock=self._clock)
+
+    async def add(
+        self, session: AsyncSession, payload: BaseModel, *, subject: str, bulk: bool = False
+    ) -> CloudEvent:
+        """Record the event; ``bulk``: it is bulk work (its topic's bulk lane, if any)."""
+        event = self.registry.envelope(
+            payload, source=self.source, subject=subject, time=self._clock()
+        )
+        await self.add_event(session, event, bulk=bulk)
         return event
 
-    async def add_event(self, session: AsyncSession, event: CloudEvent) -> None:
-        await session.execute(insert(outbox).values(**self._row(event)))
+    async def add_event(
+        self, session: AsyncSession, event: CloudEvent, *, bulk: bool = False
+    ) -> None:
+        if not bulk and self._bulk_keys is not None:
+            bulk = _key_of(event) in await self._bulk_keys(session, [_key_of(event)])
+        await session.execute(insert(outbox).values(**self._row(event, bulk=bulk)))
 
     async def add_all(
-        self, session: AsyncSession, payloads: Iterable[tuple[BaseModel, str]]
+        self,
+        session: AsyncSession,
+        payloads: Iterable[tuple[BaseModel, str]],
+        *,
+        bulk: bool = False,
     ) -> list[CloudEvent]:
         """Many events (payload, subject) in one ``COPY``, each recorded as ``add`` records
         it, in the order given: a bulk step's events (a feed's flags) in one round trip,
         in the session's transaction (the outbox's trigger fires for a ``COPY`` too)."""
+        written = self._clock()
         events = [
-            self.registry.envelope(payload, source=self.source, subject=subject)
+            self.registry.envelope(payload, source=self.source, subject=subject, time=written)
             for payload, subject in payloads
         ]
         if events:
-            rows = [self._row(event) for event in events]
+            bulk_keys: Collection[str] = ()
+            if not bulk and self._bulk_keys is not None:
+                bulk_keys = await self._bulk_keys(session, [_key_of(e) for e in events])
+            rows = [self._row(e, bulk=bulk or _key_of(e) in bulk_keys) for e in events]
             connection = await _in_transaction(session)
             await connection.copy_records_to_table(
                 outbox.name,
@@ -85,19 +128,26 @@ class Outbox:
             )
         return events
 
-    def _row(self, event: CloudEvent) -> dict[str, object]:
+    def _row(self, event: CloudEvent, *, bulk: bool) -> dict[str, object]:
         event_type = self.registry.by_name(event.type)
         if event_type is None:
             raise KeyError(f"{event.type} is not a registered event type")
-        key = event.partitionkey or event.subject or event.id
+        key = _key_of(event)
+        topic = event_type.topic
+        if bulk and (bulk_lane := self.registry.bulk_lane_of(topic)) is not None:
+            topic = bulk_lane
         return {
             "event_id": event.id,
-            "topic": event_type.topic.name,
+            "topic": topic.name,
             "message_key": key,
-            "lane": lane_of(key),
+            "lane": lane_of(key, bulk=topic.bulk),
             "event_type": event.type,
             "envelope": event.to_json(),
         }
+
+
+def _key_of(event: CloudEvent) -> str:
+    return event.partitionkey or event.subject or event.id
 
 
 _ADDED = ("event_id", "topic", "message_key", "lane", "event_type", "envelope")
@@ -286,9 +336,20 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """One pass over every lane with work; returns how many events were published."""
         async with self._sessions() as session:
+            # One probe of the unpublished index a lane, not a scan of a bulk backlog.
+            every_lane = (
+                func.generate_series(0, 2 * LANES - 1)
+                .table_valued("lane")
+                .render_derived(name="every_lane")
+            )
             lanes = (
                 await session.scalars(
-                    select(outbox.c.lane).where(outbox.c.published_at.is_(None)).distinct()
+                    select(every_lane.c.lane).where(
+                        select(literal_column("1"))
+                        .select_from(outbox)
+                        .where(outbox.c.lane == every_lane.c.lane, outbox.c.published_at.is_(None))
+                        .exists()
+                    )
                 )
             ).all()
             if self._backlog_due():
@@ -302,7 +363,9 @@ class OutboxRelay:
     async def _publish_lanes(self, lanes: list[int]) -> int:
         """Every lane with work that no other relay holds, in one transaction: the lanes'
         advisory locks, their rows in id order (so each key's events keep their order),
-        one batch of sends, one update. One transaction a pass, not one a lane."""
+        one batch of sends, one update. One transaction a pass, not one a lane. The batch
+        takes the interactive lanes' rows first and fills up with the bulk lanes' (a key's
+        rows are all in one kind of lane, so each key keeps its order)."""
         assert self._producer is not None
         async with self._sessions() as session, session.begin():
             candidates = (
@@ -319,15 +382,23 @@ class OutboxRelay:
             ).all()
             if not locked:
                 return 0  # other relays have these lanes now
-            rows = (
-                await session.execute(
-                    select(outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.envelope)
-                    .where(outbox.c.lane.in_(locked), outbox.c.published_at.is_(None))
-                    .order_by(outbox.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows: list[Any] = []
+            for kind in (
+                [lane for lane in locked if lane < LANES],
+                [lane for lane in locked if lane >= LANES],
+            ):
+                if kind and len(rows) < self._batch_size:
+                    rows += (
+                        await session.execute(
+                            select(
+                                outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.envelope
+                            )
+                            .where(outbox.c.lane.in_(kind), outbox.c.published_at.is_(None))
+                            .order_by(outbox.c.id)
+                            .limit(self._batch_size - len(rows))
+                            .with_for_update(skip_locked=True)
+                        )
+                    ).all()
             if not rows:
                 return 0
             headers = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
@@ -374,4 +445,4 @@ class OutboxRelay:
             log.info("pruned published outbox rows", extra={"rows": pruned})
 
 
-__all__ = ["LANES", "Outbox", "OutboxRelay", "backlog", "lane_of", "replay"]
+__all__ = ["LANES", "BulkKeys", "Outbox", "OutboxRelay", "backlog", "lane_of", "replay"]

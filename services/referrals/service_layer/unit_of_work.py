@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.referrals.adapters.lanes import outreach_cases
 from services.referrals.settings import ReferralsSettings
 from shared.unit_of_work import UnitOfWork
 
 
 @dataclass
 class ReferralsUnitOfWork(UnitOfWork[ReferralsSettings]):
-    """Session, outbox, settings, clock and ids: the referrals service needs nothing more."""
+    """Session, outbox, settings, clock and ids: the referrals service needs nothing more.
+    The events of outreach cases are bulk work (``adapters/lanes.py``)."""
+
+    def __post_init__(self) -> None:
+        self.outbox = self.outbox.with_bulk_keys(outreach_cases)
 
     def event_type(self) -> str | None:
         """The type of the event being applied, for logs; None outside a handler."""

@@ -217,7 +217,7 @@ async def test_flags_written_together_are_the_events_one_flag_writes(
     (first, *_) = bulk
     payload = ResidentFlagged.model_validate(first["envelope"]["data"])
     async with db.unit_of_work() as uow, uow.transaction():
-        await uow.outbox.add(uow.session, payload, subject=first["message_key"])
+        await uow.outbox.add(uow.session, payload, subject=first["message_key"], bulk=True)
     one = (await db.rows("SELECT topic, message_key, lane, event_type, envelope FROM outbox"))[-1]
 
     def shape(row: dict[str, Any]) -> dict[str, Any]:
@@ -226,7 +226,8 @@ async def test_flags_written_together_are_the_events_one_flag_writes(
         return {**row, "envelope": envelope}
 
     assert shape(first) == shape(one)
-    assert first["lane"] == lane_of(first["message_key"])
+    assert first["lane"] == lane_of(first["message_key"], bulk=True)  # flags are bulk work
+    assert first["topic"] == "risk.assessments.bulk.v1"
 
 
 async def test_a_copy_that_would_repeat_a_key_copies_nothing(risk_database: RiskDatabase) -> None:

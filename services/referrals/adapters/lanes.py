@@ -1,0 +1,33 @@
+"""Which events are bulk work: those of outreach cases, opened for residents a feed flagged
+(``origin = 'flag'``). A case is one or the other for its whole life, so its events stay on
+one topic, in order (``shared/messaging/outbox.py``, bulk lanes)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.referrals.adapters.tables import cases
+from shared.db import fetch_all
+
+
+def _is_uuid(key: str) -> bool:
+    try:
+        uuid.UUID(key)
+    except ValueError:
+        return False
+    return True
+
+
+async def outreach_cases(session: AsyncSession, keys: Sequence[str]) -> set[str]:
+    """Of these event keys, the ids of outreach cases (one primary-key probe each)."""
+    ids = sorted({key for key in keys if _is_uuid(key)})
+    if not ids:
+        return set()
+    rows = await fetch_all(
+        session, select(cases.c.id).where(cases.c.id.in_(ids), cases.c.origin == "flag")
+    )
+    return {str(row["id"]) for row in rows}

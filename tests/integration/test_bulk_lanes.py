@@ -1,0 +1,179 @@
+"""Interactive before bulk, against a real PostgreSQL and a real Kafka-protocol broker: an
+interactive event written behind a large bulk backlog is published, and handled, before
+the backlog drains. Asserted by the order things happened in, never by time."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from shared.db import create_engine, session_factory
+from shared.events import EventRegistry
+from shared.messaging.outbox import LANES, Outbox, lane_of
+from shared.unit_of_work import UnitOfWork
+from tests.conftest import MakeDatabase
+from tests.integration.messaging_helpers import make_relay, unpublished, wait_for
+from tests.support.infrastructure import Broker
+from tests.support.probe import (
+    CONSUMER_DDL,
+    PRODUCER_DDL,
+    ProbeRecorded,
+    create_tables,
+    probe_consumer,
+    probe_registry,
+    record,
+    scalar,
+)
+
+pytestmark = pytest.mark.integration
+
+BACKLOG = 800
+
+
+def registry_with_bulk_lane() -> EventRegistry:
+    registry = probe_registry()
+    topic = next(iter(registry.topics))
+    registry.bulk_lane(topic, f"{topic.name}.bulk", "probe events, bulk work")
+    return registry
+
+
+@pytest.fixture
+async def databases(service_database: MakeDatabase):
+    producer = create_engine(await service_database("referrals"))
+    consumer_url = await service_database("risk")
+    consumer = create_engine(consumer_url)
+    await create_tables(producer, PRODUCER_DDL)
+    await create_tables(consumer, CONSUMER_DDL)
+    yield producer, consumer, consumer_url
+    await producer.dispose()
+    await consumer.dispose()
+
+
+async def write(engine, registry: EventRegistry, events: list[tuple[str, int]], *, bulk: bool):
+    """The events in one transaction (a feed's step writes its flags so)."""
+    outbox = Outbox(registry, source="/upstream/probe")
+    async with session_factory(engine)() as session, session.begin():
+        await outbox.add_all(
+            session, [(ProbeRecorded(key=k, seq=s), k) for k, s in events], bulk=bulk
+        )
+
+
+async def rows(engine, sql: str) -> list[tuple]:
+    async with engine.connect() as connection:
+        return [tuple(r) for r in (await connection.execute(text(sql)))]
+
+
+async def test_bulk_events_go_to_the_bulk_lane_and_topic(databases) -> None:
+    producer_db, _, _ = databases
+    registry = registry_with_bulk_lane()
+    topic = next(iter(registry.topics))
+    await write(producer_db, registry, [("flagged-1", 1)], bulk=True)
+    await write(producer_db, registry, [("case-1", 1)], bulk=False)
+    written = await rows(producer_db, "SELECT message_key, topic, lane FROM outbox ORDER BY id")
+    assert written == [
+        ("flagged-1", f"{topic.name}.bulk", lane_of("flagged-1", bulk=True)),
+        ("case-1", topic.name, lane_of("case-1")),
+    ]
+    assert written[0][2] >= LANES > written[1][2]
+
+
+async def test_a_bulk_key_named_by_the_service_stays_bulk(databases) -> None:
+    producer_db, _, _ = databases
+    registry = registry_with_bulk_lane()
+
+    async def outreach(session, keys):
+        return {k for k in keys if k.startswith("outreach-")}
+
+    outbox = Outbox(registry, source="/upstream/probe").with_bulk_keys(outreach)
+    async with session_factory(producer_db)() as session, session.begin():
+        for key in ("outreach-1", "case-2", "outreach-1"):
+            await outbox.add(session, ProbeRecorded(key=key, seq=1), subject=key)
+    topics = await rows(producer_db, "SELECT message_key, topic FROM outbox ORDER BY id")
+    assert [t.endswith(".bulk") for _, t in topics] == [True, False, True]
+
+
+async def test_the_relay_publishes_an_interactive_event_before_a_bulk_backlog(
+    databases, kafka: Broker
+) -> None:
+    producer_db, _, _ = databases
+    registry = registry_with_bulk_lane()
+    await write(producer_db, registry, [(f"flagged-{i}", i) for i in range(BACKLOG)], bulk=True)
+    await write(producer_db, registry, [("case-urgent", 0)], bulk=False)  # written last
+    relay = make_relay(producer_db, registry, kafka.bootstrap_servers, partitions=4, batch_size=100)
+    await relay._connect()
+    try:
+        assert await relay.publish_pending() == 100  # one pass
+    finally:
+        await relay._disconnect()
+    waiting = await rows(
+        producer_db, "SELECT message_key FROM outbox WHERE published_at IS NULL ORDER BY id"
+    )
+    assert "case-urgent" not in {key for (key,) in waiting}  # the first pass took it
+    assert len(waiting) == BACKLOG + 1 - 100  # 701 bulk rows still wait
+    # The bulk rows that went with it went in id order (each key keeps its order).
+    sent = await rows(
+        producer_db,
+        "SELECT message_key FROM outbox WHERE published_at IS NOT NULL AND message_key <> "
+        "'case-urgent' ORDER BY id",
+    )
+    assert [key for (key,) in sent] == [f"flagged-{i}" for i in range(99)]
+
+
+async def test_a_consumer_handles_an_interactive_event_before_the_bulk_backlog_drains(
+    databases, kafka: Broker
+) -> None:
+    producer_db, consumer_db, consumer_url = databases
+    registry = registry_with_bulk_lane()
+
+    async def slow_record(payload: ProbeRecorded, uow: UnitOfWork) -> None:
+        await asyncio.sleep(0.002)  # a real handler's cost, so the backlog takes a while
+        await record(payload, uow)
+
+    consumer = probe_consumer(
+        registry,
+        f"probe-{uuid.uuid4().hex[:8]}",
+        consumer_url,
+        kafka.bootstrap_servers,
+        record_handler=slow_record,
+        partitions=4,
+    )
+    assert consumer.topics == sorted(t.name for t in registry.topics)  # both lanes
+    relay = make_relay(producer_db, registry, kafka.bootstrap_servers, partitions=4)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(consumer.run(stop)), asyncio.create_task(relay.run(stop))]
+    try:
+        await write(
+            producer_db, registry, [(f"flagged-{i % 50}", i) for i in range(BACKLOG)], bulk=True
+        )
+        await wait_for(
+            lambda: scalar(consumer_db, "SELECT count(*) FROM probe_effects HAVING count(*) >= 50"),
+            what="the consumer to be working through the backlog",
+        )
+        await write(producer_db, registry, [("case-urgent", 0)], bulk=False)
+        await wait_for(
+            lambda: scalar(
+                consumer_db,
+                f"SELECT count(*) FROM probe_effects HAVING count(*) >= {BACKLOG + 1}",
+            ),
+            timeout=120,
+            what="every event to be handled",
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    assert await unpublished(producer_db) == 0
+    effects = await rows(consumer_db, "SELECT key, seq FROM probe_effects ORDER BY id")
+    handled = [key for key, _ in effects]
+    assert len(handled) == BACKLOG + 1
+    urgent_at = handled.index("case-urgent")
+    after = len(handled) - urgent_at - 1
+    # Handled while most of the backlog still waited, not after it drained.
+    assert after > BACKLOG // 2, f"{after} bulk events were handled after the interactive one"
+    # Each bulk key's events in the order written.
+    by_key: dict[str, list[int]] = {}
+    for key, seq in effects:
+        by_key.setdefault(key, []).append(seq)
+    assert all(seqs == sorted(seqs) for seqs in by_key.values())
