@@ -232,10 +232,18 @@ class Demo:
                     "name": name,
                     "description": f"{name}: a local voluntary organisation",
                     "kind": kind,
-                    "agreement": {
-                        "lawful_bases": ["consent", "vital_interests", "public_task"],
-                        "data_categories": ["special_category"] if health else [],
-                    },
+                    # one data-sharing agreement with each council it serves
+                    "agreements": [
+                        {
+                            "council": council,
+                            "reference": f"{council} voluntary-sector DSA 2026",
+                            "needs": needs,
+                            "lawful_bases": ["consent", "vital_interests", "public_task"],
+                            "special_category": health,
+                            "starts_on": "2026-01-01",
+                        }
+                        for council in councils
+                    ],
                 },
             )["id"]
             self.call(

@@ -19,6 +19,7 @@ from shared.auth import OrganisationKind, Role, mint_token
 from shared.settings import AuthSettings
 
 DEMO_PARTNER = "Stratford Community Food Bank (demo)"
+DEMO_COUNCILS = ("E09000025", "E09000012")  # Newham and Hackney
 DEMO_ADDRESS = "volunteers@foodbank.example"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _LINK = re.compile(r"https?://\S+/inbox/sign-in/[A-Za-z0-9_\-]+")
@@ -51,7 +52,16 @@ def demo_partner(http: httpx.Client, partners: str, auth: AuthSettings) -> str:
             "name": DEMO_PARTNER,
             "description": "A food bank run by volunteers (the dev stack's demo partner)",
             "kind": "food",
-            "agreement": {"lawful_bases": ["consent", "vital_interests", "public_task"]},
+            "agreements": [
+                {
+                    "council": council,
+                    "reference": f"{council} demo food bank DSA",
+                    "needs": ["food"],
+                    "lawful_bases": ["consent", "vital_interests", "public_task"],
+                    "starts_on": "2026-01-01",
+                }
+                for council in DEMO_COUNCILS
+            ],
         },
     )
     created.raise_for_status()
@@ -64,7 +74,7 @@ def demo_partner(http: httpx.Client, partners: str, auth: AuthSettings) -> str:
             "name": "Emergency food parcels",
             "description": "Food parcels within a day, delivered or collected",
             "needs": ["food"],
-            "councils": ["E09000025", "E09000012"],
+            "councils": list(DEMO_COUNCILS),
             "languages": ["en"],
             "capacity": 50,
         },

@@ -246,6 +246,8 @@ class Stack:
             # The broker keeps nothing across restarts: what the outbox retains is sent again,
             # in order; consumers skip what their inbox has already applied.
             refilled += await _replay_outbox(create_engine(url, pool_size=1))
+            if definition.name == "risk":  # complete transparency records for the demo councils
+                await _describe_demo_councils(create_engine(url, pool_size=1))
         return refilled
 
     def _spawn(self, name: str, role: str) -> None:
@@ -397,6 +399,15 @@ async def _replay_outbox(engine: AsyncEngine) -> int:
     try:
         async with session_factory(engine)() as session, session.begin():
             return await replay(session)
+    finally:
+        await engine.dispose()
+
+
+async def _describe_demo_councils(engine: AsyncEngine) -> None:
+    from devtools.demo_councils import describe_demo_councils
+
+    try:
+        await describe_demo_councils(engine)
     finally:
         await engine.dispose()
 

@@ -23,7 +23,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.audit import personal_data
 from shared.auth import CurrentPrincipal, Principal, TokenVerifier
+from shared.clock import clock_from
 from shared.context import current_trace, new_id, safe_id, traced
 from shared.db import create_engine, session_factory
 from shared.errors import Refused
@@ -376,7 +378,9 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.token_verifier = TokenVerifier(settings)
-        app.state.outbox = Outbox(definition.registry, source=settings.source)
+        app.state.outbox = Outbox(
+            definition.registry, source=settings.source, clock=clock_from(settings.clock_file)
+        )
         log.info("api started", extra={"port": settings.port})
         try:
             yield
@@ -404,11 +408,21 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     app.add_exception_handler(sa_exc.IntegrityError, _database_refusal)
     app.add_exception_handler(sa_exc.DataError, _database_refusal)
 
-    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="The process is alive",
+        openapi_extra=personal_data(),
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": definition.name}
 
-    @app.get("/readyz", tags=["operations"], summary="Database and broker are reachable")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Database and broker are reachable",
+        openapi_extra=personal_data(),
+    )
     async def readyz(request: Request) -> JSONResponse:
         database, broker = await asyncio.gather(
             _database_ready(request.app), _broker_ready(settings.kafka_bootstrap_servers)
@@ -429,6 +443,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         summary="Prometheus metrics",
         response_class=PlainTextResponse,
         responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+        openapi_extra=personal_data(),
     )
     async def metrics(request: Request) -> PlainTextResponse:
         try:
@@ -438,7 +453,12 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
             log.warning("outbox backlog unavailable for /metrics", exc_info=True)
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/me", tags=["operations"], summary="The caller, as its bearer token says")
+    @app.get(
+        "/v1/me",
+        tags=["operations"],
+        summary="The caller, as its bearer token says",
+        openapi_extra=personal_data(),  # the caller's own token, no resident's data
+    )
     async def me(principal: CurrentPrincipal) -> Principal:
         return principal
 

@@ -102,6 +102,10 @@ def quick_start_twice(tmp_path: Path) -> None:
             assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200
             worker_metrics = httpx.get(f"http://127.0.0.1:{port + 1}/metrics")
             assert worker_metrics.status_code == 200, name
+        # The demo councils' transparency records are served complete, to anyone.
+        record = httpx.get(f"http://127.0.0.1:{ports['risk']}/v1/transparency/E09000025")
+        assert record.status_code == 200, record.text
+        assert record.json()["owner_and_responsibility"]["senior_responsible_owner"]
         # One step into the partner web inbox: a sign-in link, through the real email.
         signed = subprocess.run(
             [sys.executable, "-m", "devtools.cli", "inbox-link"],

@@ -42,7 +42,15 @@ def fuzzer(postgres_admin_url: str) -> Iterator[Fuzzer]:
                     "name": "Fuzz Food Bank",
                     "description": "A local charity",
                     "kind": "food",
-                    "agreement": {"lawful_bases": ["consent"], "data_categories": []},
+                    "agreements": [
+                        {
+                            "council": COUNCIL,
+                            "reference": "FUZZ-DSA-1",
+                            "needs": ["food"],
+                            "lawful_bases": ["consent"],
+                            "starts_on": "2020-01-01",
+                        }
+                    ],
                 },
             )
             assert org.status_code == 201, org.text
@@ -60,14 +68,22 @@ def fuzzer(postgres_admin_url: str) -> Iterator[Fuzzer]:
                 },
             )
             assert service.status_code == 201, service.text
+            (agreement,) = client.get("/v1/agreements", headers=operator).json()
         callers = {
             "partner": bearer(settings, org.json()["id"], OrganisationKind.VCS, [Role.PARTNER]),
             "partner outside the directory": bearer(
                 settings, str(uuid.uuid4()), OrganisationKind.VCS, [Role.PARTNER]
             ),
             "operator": operator,
+            "council information governance": bearer(
+                settings, COUNCIL, OrganisationKind.COUNCIL, [Role.INFORMATION_GOVERNANCE]
+            ),
         }
-        known = {"organization_id": org.json()["id"], "service_id": service.json()["id"]}
+        known = {
+            "organization_id": org.json()["id"],
+            "service_id": service.json()["id"],
+            "agreement_id": agreement["id"],
+        }
         yield Fuzzer(load(app), callers, known)
 
 

@@ -1,4 +1,4 @@
-"""The directory in the database: organisations, their agreements, their services, and the
+"""The directory in the database: organisations, their services, and the
 rows the Open Referral UK reads are made from."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.partners.adapters.tables import agreements, organizations, services
-from shared.db import fetch_all, fetch_one, rows_affected
+from services.partners.adapters.tables import organizations, services
+from shared.db import fetch_all, fetch_one
 
 
 def plain(row: RowMapping) -> dict[str, Any]:
@@ -35,26 +35,6 @@ async def organization_exists(session: AsyncSession, organization_id: str) -> bo
         select(organizations.c.id).where(organizations.c.id == organization_id)
     )
     return found is not None
-
-
-async def add_agreement(
-    session: AsyncSession, organization_id: str, values: dict[str, Any], *, if_new: bool = False
-) -> None:
-    statement = insert(agreements).values(organization_id=organization_id, **values)
-    await session.execute(statement.on_conflict_do_nothing() if if_new else statement)
-
-
-async def replace_agreement(
-    session: AsyncSession, organization_id: str, values: dict[str, Any], now: datetime
-) -> bool:
-    """False if the organisation has no agreement (it does not exist)."""
-    updated = await rows_affected(
-        session,
-        update(agreements)
-        .where(agreements.c.organization_id == organization_id)
-        .values(**values, updated_at=now),
-    )
-    return updated > 0
 
 
 async def save_service(

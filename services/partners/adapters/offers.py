@@ -40,7 +40,12 @@ def _status_in(statuses: Collection[OfferStatus]) -> ColumnElement[bool]:
 
 # The inbox shows an offer with its service's name and the case's packet.
 _INBOX: Select[Any] = (
-    select(offers, services.c.name.label("service_name"), requests.c.packet)
+    select(
+        offers,
+        services.c.name.label("service_name"),
+        requests.c.packet,
+        requests.c.council.label("request_council"),
+    )
     .join(services, services.c.id == offers.c.service_id)
     .join(requests, requests.c.id == offers.c.request_id)
 )
@@ -52,10 +57,17 @@ class InboxRow:
     service_name: str
     packet: dict[str, Any] | None  # None once the case stopped
     decision: dict[str, Any] | None = None  # the routing decision (score, reasons, why)
+    council: str | None = None  # whose case (for the audit of the read)
 
 
 def _inbox_row(row: RowMapping) -> InboxRow:
-    return InboxRow(offer_of(row), row["service_name"], row["packet"], row["decision"])
+    return InboxRow(
+        offer_of(row),
+        row["service_name"],
+        row["packet"],
+        row["decision"],
+        row["request_council"],
+    )
 
 
 async def inbox(session: AsyncSession, organization_id: str) -> list[InboxRow]:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from services.partners.service_layer.agreements import Manager
 from services.partners.service_layer.directory import Editor
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from shared.auth import OrganisationKind, Principal, Role, require
@@ -44,3 +45,23 @@ CouncilOrOperator = Annotated[
 def council_scope(principal: Principal) -> str | None:
     """The council whose data the caller sees: its own; None (all) for an operator."""
     return None if principal.kind is OrganisationKind.OPERATOR else principal.organisation
+
+
+# A council's information-governance team (its DPO's), or an operator: who reads the audit.
+InformationGovernance = Annotated[
+    Principal,
+    Depends(
+        require(
+            kinds=[OrganisationKind.COUNCIL, OrganisationKind.OPERATOR],
+            roles=[Role.INFORMATION_GOVERNANCE, Role.OPERATOR],
+        )
+    ),
+]
+
+
+def manager(principal: Principal) -> Manager:
+    """Who manages data-sharing agreements: an operator (every council's), or a council's
+    information-governance team (its own council's)."""
+    return Manager(
+        principal.subject, principal.organisation, principal.kind is OrganisationKind.OPERATOR
+    )

@@ -1,6 +1,6 @@
-"""The directory over HTTP: operators add partners and their agreements; a partner edits its
-own services and can pause intake. Import and export in Open Referral UK shape. Use cases:
-``service_layer/directory.py``."""
+"""The directory over HTTP: operators add partners (with their agreements: more in
+``api/agreements.py``); a partner edits its own services and can pause intake. Import and
+export in Open Referral UK shape. Use cases: ``service_layer/directory.py``."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from services.partners.api.deps import (
     OperatorOrPartner,
     PartnersWork,
     editor,
+    manager,
 )
 from services.partners.api.schemas import (
-    AgreementIn,
     Created,
     ImportReport,
     InboxAddresses,
@@ -26,6 +26,7 @@ from services.partners.api.schemas import (
     ServiceLoad,
 )
 from services.partners.service_layer import directory, web_access
+from shared.audit import Category, personal_data
 from shared.auth import Operator
 from shared.vocabulary import PartnerKind
 
@@ -36,33 +37,25 @@ router = APIRouter(prefix="/v1", tags=["directory"])
     "/organizations",
     status_code=status.HTTP_201_CREATED,
     response_model=Created,
-    summary="Add a partner organisation with its data-sharing agreement",
+    summary="Add a partner organisation with its data-sharing agreements (one per council)",
+    openapi_extra=personal_data(),
 )
 async def add_organization(body: OrganizationIn, principal: Operator, uow: PartnersWork) -> Created:
-    return Created(id=await directory.add_organization(uow, body))
-
-
-@router.put(
-    "/organizations/{organization_id}/agreement",
-    response_model=Created,
-    summary="Replace a partner's data-sharing agreement",
-)
-async def set_agreement(
-    organization_id: uuid.UUID, body: AgreementIn, principal: Operator, uow: PartnersWork
-) -> Created:
-    await directory.set_agreement(uow, str(organization_id), body)
-    return Created(id=str(organization_id))
+    return Created(id=await directory.add_organization(uow, body, by=manager(principal)))
 
 
 @router.put(
     "/organizations/{organization_id}/inbox-addresses",
     response_model=InboxAddresses,
     summary="Set the addresses that sign in to a partner's web inbox and get its emails",
+    openapi_extra=personal_data(Category.CONTACT),
 )
 async def set_inbox_addresses(
     organization_id: uuid.UUID, body: InboxAddresses, principal: Operator, uow: PartnersWork
 ) -> InboxAddresses:
-    saved = await web_access.register_addresses(uow, str(organization_id), body.addresses)
+    saved = await web_access.register_addresses(
+        uow, str(organization_id), body.addresses, reader=principal
+    )
     return InboxAddresses(addresses=saved)
 
 
@@ -70,11 +63,14 @@ async def set_inbox_addresses(
     "/organizations/{organization_id}/inbox-addresses",
     response_model=InboxAddresses,
     summary="The addresses that sign in to a partner's web inbox",
+    openapi_extra=personal_data(Category.CONTACT),
 )
 async def inbox_addresses(
     organization_id: uuid.UUID, principal: Operator, uow: PartnersWork
 ) -> InboxAddresses:
-    return InboxAddresses(addresses=await web_access.inbox_addresses(uow, str(organization_id)))
+    return InboxAddresses(
+        addresses=await web_access.inbox_addresses(uow, str(organization_id), reader=principal)
+    )
 
 
 @router.post(
@@ -82,12 +78,18 @@ async def inbox_addresses(
     status_code=status.HTTP_201_CREATED,
     response_model=Created,
     summary="Add a service (operators; a partner for its own organisation)",
+    openapi_extra=personal_data(),
 )
 async def add_service(body: ServiceIn, principal: OperatorOrPartner, uow: PartnersWork) -> Created:
     return Created(id=await directory.add_service(uow, editor(principal), body))
 
 
-@router.put("/services/{service_id}", response_model=Created, summary="Edit a service")
+@router.put(
+    "/services/{service_id}",
+    response_model=Created,
+    summary="Edit a service",
+    openapi_extra=personal_data(),
+)
 async def edit_service(
     service_id: uuid.UUID, body: ServiceIn, principal: OperatorOrPartner, uow: PartnersWork
 ) -> Created:
@@ -99,6 +101,7 @@ async def edit_service(
     "/services/{service_id}/pause",
     response_model=Created,
     summary="Pause intake: offers not yet answered are handed on",
+    openapi_extra=personal_data(),
 )
 async def pause(
     service_id: uuid.UUID, body: PauseIn, principal: OperatorOrPartner, uow: PartnersWork
@@ -107,7 +110,12 @@ async def pause(
     return Created(id=str(service_id))
 
 
-@router.post("/services/{service_id}/resume", response_model=Created, summary="Resume intake")
+@router.post(
+    "/services/{service_id}/resume",
+    response_model=Created,
+    summary="Resume intake",
+    openapi_extra=personal_data(),
+)
 async def resume(service_id: uuid.UUID, principal: OperatorOrPartner, uow: PartnersWork) -> Created:
     await directory.resume_service(uow, editor(principal), str(service_id))
     return Created(id=str(service_id))
@@ -117,6 +125,7 @@ async def resume(service_id: uuid.UUID, principal: OperatorOrPartner, uow: Partn
     "/services/{service_id}/load",
     response_model=ServiceLoad,
     summary="Capacity and current load, derived from offers",
+    openapi_extra=personal_data(),
 )
 async def load(
     service_id: uuid.UUID, principal: OperatorOrPartner, uow: PartnersWork
@@ -126,7 +135,11 @@ async def load(
     )
 
 
-@router.get("/directory/export", summary="The whole directory as Open Referral UK services")
+@router.get(
+    "/directory/export",
+    summary="The whole directory as Open Referral UK services",
+    openapi_extra=personal_data(),
+)
 async def export(principal: Operator, uow: PartnersWork) -> list[dict[str, Any]]:
     return await directory.export_directory(uow)
 
@@ -135,6 +148,7 @@ async def export(principal: Operator, uow: PartnersWork) -> list[dict[str, Any]]
     "/directory/import",
     response_model=ImportReport,
     summary="Import Open Referral UK services (a list, or a page with contents)",
+    openapi_extra=personal_data(),
 )
 async def import_directory(
     body: dict[str, Any] | list[dict[str, Any]],

@@ -21,6 +21,7 @@ from services.partners.api.schemas import (
 )
 from services.partners.service_layer import offers, webhooks
 from services.partners.service_layer.offers import Decline, InboxOffer, RecordOutcome
+from shared.audit import Category, personal_data
 
 router = APIRouter(prefix="/v1/inbox", tags=["partner inbox"])
 
@@ -29,25 +30,47 @@ def _offer(offer: InboxOffer) -> Offer:
     return Offer(**asdict(offer))
 
 
-@router.get("/offers", response_model=list[Offer], summary="This partner's offers")
+@router.get(
+    "/offers",
+    response_model=list[Offer],
+    summary="This partner's offers",
+    openapi_extra=personal_data(
+        Category.IDENTITY, Category.CONTACT, Category.NEEDS, Category.FREE_TEXT, Category.PROGRESS
+    ),
+)
 async def list_offers(principal: Partner, uow: PartnersWork) -> list[Offer]:
-    return [_offer(o) for o in await offers.list_offers(uow, principal.organisation)]
+    return [_offer(o) for o in await offers.list_offers(uow, principal)]
 
 
-@router.get("/offers/{offer_id}", response_model=Offer, summary="One offer and its packet")
+@router.get(
+    "/offers/{offer_id}",
+    response_model=Offer,
+    summary="One offer and its packet",
+    openapi_extra=personal_data(
+        Category.IDENTITY, Category.CONTACT, Category.NEEDS, Category.FREE_TEXT, Category.PROGRESS
+    ),
+)
 async def get_offer(offer_id: uuid.UUID, principal: Partner, uow: PartnersWork) -> Offer:
-    return _offer(await offers.get_offer(uow, principal.organisation, str(offer_id)))
+    return _offer(await offers.get_offer(uow, principal, str(offer_id)))
 
 
-@router.post("/offers/{offer_id}/accept", response_model=Offer, summary="Accept an offer")
+@router.post(
+    "/offers/{offer_id}/accept",
+    response_model=Offer,
+    summary="Accept an offer",
+    openapi_extra=personal_data(
+        Category.IDENTITY, Category.CONTACT, Category.NEEDS, Category.FREE_TEXT, Category.PROGRESS
+    ),
+)
 async def accept(offer_id: uuid.UUID, principal: Partner, uow: PartnersWork) -> Offer:
-    return _offer(await offers.accept_offer(uow, principal.organisation, str(offer_id)))
+    return _offer(await offers.accept_offer(uow, principal, str(offer_id)))
 
 
 @router.post(
     "/offers/{offer_id}/decline",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Decline an offer: it is handed on, and this partner sees no more of it",
+    openapi_extra=personal_data(),
 )
 async def decline(
     offer_id: uuid.UUID, body: DeclineIn, principal: Partner, uow: PartnersWork
@@ -60,27 +83,40 @@ async def decline(
     "/offers/{offer_id}/progress",
     response_model=Offer,
     summary="Record that the partner is working with the resident",
+    openapi_extra=personal_data(
+        Category.IDENTITY, Category.CONTACT, Category.NEEDS, Category.FREE_TEXT, Category.PROGRESS
+    ),
 )
 async def progress(
     offer_id: uuid.UUID, body: NoteIn, principal: Partner, uow: PartnersWork
 ) -> Offer:
-    return _offer(
-        await offers.record_progress(uow, principal.organisation, str(offer_id), body.note)
-    )
+    return _offer(await offers.record_progress(uow, principal, str(offer_id), body.note))
 
 
-@router.post("/offers/{offer_id}/outcome", response_model=Offer, summary="Record the outcome")
+@router.post(
+    "/offers/{offer_id}/outcome",
+    response_model=Offer,
+    summary="Record the outcome",
+    openapi_extra=personal_data(
+        Category.IDENTITY, Category.CONTACT, Category.NEEDS, Category.FREE_TEXT, Category.PROGRESS
+    ),
+)
 async def outcome(
     offer_id: uuid.UUID, body: OutcomeIn, principal: Partner, uow: PartnersWork
 ) -> Offer:
     command = RecordOutcome(outcome=body.outcome, note=body.note)
-    return _offer(await offers.record_outcome(uow, principal.organisation, str(offer_id), command))
+    return _offer(await offers.record_outcome(uow, principal, str(offer_id), command))
 
 
 # -- webhooks -------------------------------------------------------------------------------
 
 
-@router.put("/webhook", response_model=Webhook, summary="Register the partner's webhook")
+@router.put(
+    "/webhook",
+    response_model=Webhook,
+    summary="Register the partner's webhook",
+    openapi_extra=personal_data(),
+)
 async def register_webhook(body: WebhookIn, principal: Partner, uow: PartnersWork) -> Webhook:
     registered = await webhooks.register_webhook(uow, principal.organisation, str(body.url))
     return Webhook(**asdict(registered))
@@ -91,6 +127,7 @@ async def register_webhook(body: WebhookIn, principal: Partner, uow: PartnersWor
     response_model=Webhook,
     responses={404: {"description": "no webhook registered"}},
     summary="A new secret; the old one keeps signing too for 24 hours",
+    openapi_extra=personal_data(),
 )
 async def rotate_secret(principal: Partner, uow: PartnersWork) -> Webhook:
     return Webhook(**asdict(await webhooks.rotate_webhook_secret(uow, principal.organisation)))
@@ -100,6 +137,7 @@ async def rotate_secret(principal: Partner, uow: PartnersWork) -> Webhook:
     "/webhook/deliveries",
     response_model=list[DeliveryRecord],
     summary="The delivery log, newest first",
+    openapi_extra=personal_data(),
 )
 async def delivery_log(principal: Partner, uow: PartnersWork) -> list[DeliveryRecord]:
     log = await webhooks.delivery_log(uow, principal.organisation)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from services.partners.api.deps import PartnersWork
 from services.partners.service_layer import directory
+from shared.audit import personal_data
 
 router = APIRouter(tags=["open referral uk"])
 ORUK_PROFILE = "https://openreferraluk.org/UK-profile"
@@ -17,13 +18,13 @@ def _cors(response: Response) -> None:
     response.headers["Access-Control-Allow-Origin"] = "*"
 
 
-@router.get("/", summary="About this Open Referral UK API")
+@router.get("/", summary="About this Open Referral UK API", openapi_extra=personal_data())
 async def api_details(response: Response) -> dict[str, str]:
     _cors(response)
     return {"version": "3.0", "profile": ORUK_PROFILE, "openapi_url": "/openapi.json"}
 
 
-@router.get("/services", summary="Services, paginated")
+@router.get("/services", summary="Services, paginated", openapi_extra=personal_data())
 async def list_services(
     response: Response,
     uow: PartnersWork,
@@ -38,19 +39,19 @@ async def list_services(
     )
 
 
-@router.get("/services/{service_id}", summary="One service, in full")
+@router.get("/services/{service_id}", summary="One service, in full", openapi_extra=personal_data())
 async def get_service(service_id: str, response: Response, uow: PartnersWork) -> dict[str, Any]:
     _cors(response)
     return await directory.public_service(uow, service_id)
 
 
-@router.get("/taxonomies", summary="Taxonomies, paginated")
+@router.get("/taxonomies", summary="Taxonomies, paginated", openapi_extra=personal_data())
 async def taxonomies(response: Response) -> dict[str, Any]:
     _cors(response)
     return directory.taxonomies()
 
 
-@router.get("/taxonomy_terms", summary="Taxonomy terms, paginated")
+@router.get("/taxonomy_terms", summary="Taxonomy terms, paginated", openapi_extra=personal_data())
 async def taxonomy_terms(
     response: Response,
     page: Annotated[int, Query(ge=1)] = 1,

@@ -3,13 +3,13 @@ commands (validated the same way over HTTP and on ORUK import), named for the AP
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from services.partners.service_layer.agreements import NewAgreement
 from services.partners.service_layer.directory import (
-    AgreementTerms,
     NewOrganization,
     ServiceDetails,
     Strict,
@@ -89,12 +89,49 @@ class DeliveryRecord(BaseModel):
 # -- directory -------------------------------------------------------------------------------
 
 
-class AgreementIn(AgreementTerms):
+class OrganizationIn(NewOrganization):
     pass
 
 
-class OrganizationIn(NewOrganization):
-    agreement: AgreementIn
+# -- data-sharing agreements -----------------------------------------------------------------
+
+
+class AgreementIn(NewAgreement):
+    pass
+
+
+class EndAgreementIn(Strict):
+    reason: str = Field(min_length=1, max_length=500, description="why it ends early")
+
+
+class AgreementChange(BaseModel):
+    change: str = Field(description="created, ended, or migrated (revision 0008)")
+    at: datetime
+    by: str = Field(description="who: subject (organisation)")
+    reason: str | None = None
+
+
+class Agreement(BaseModel):
+    """A data-sharing agreement between one council and one partner organisation."""
+
+    id: str
+    organization_id: str
+    organization_name: str
+    council: str
+    reference: str
+    needs: list[Need]
+    data_categories: list[str]
+    special_category: bool
+    lawful_bases: list[str]
+    starts_on: date
+    ends_on: date | None = Field(description="the last day it covers")
+    ended_at: datetime | None = Field(description="when it was ended early, if it was")
+    end_reason: str | None
+    recorded_by: str
+    in_force: bool = Field(description="whether it covers new offers now")
+    history: list[AgreementChange] = Field(
+        default=[], description="what happened to it (one agreement's view only)"
+    )
 
 
 class ServiceIn(ServiceDetails):

@@ -34,6 +34,7 @@ class RouteRequest:
     attempts: int  # offers made so far
     urgency: str | None = None  # the packet's
     waiting_since: datetime | None = None  # waiting for a place since
+    agreement_reference: str | None = None  # the data-sharing agreement the case names
 
 
 # A case that is ready for routing again starts these needs afresh; the others keep going.

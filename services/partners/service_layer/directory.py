@@ -1,6 +1,7 @@
-"""Directory use cases: operators add partners and their data-sharing agreements; a partner
-edits its own services and can pause intake (offers not yet answered are handed on). Import
-and export in Open Referral UK shape, the public ORUK reads, and the gaps in service."""
+"""Directory use cases: operators add partners (with their data-sharing agreements, which
+``service_layer/agreements.py`` records); a partner edits its own services and can pause
+intake (offers not yet answered are handed on). Import and export in Open Referral UK shape,
+the public ORUK reads, and the gaps in service."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from services.partners.adapters import offers as offer_store
 from services.partners.adapters import placement as placement_store
 from services.partners.domain import offers as lifecycle
 from services.partners.domain import oruk
+from services.partners.service_layer.agreements import AgreementTerms, Manager, record_agreement
 from services.partners.service_layer.placement import (
     offer_freed_place,
     offer_waiting,
@@ -25,7 +27,7 @@ from services.partners.service_layer.placement import (
 )
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from shared.errors import Forbidden, Invalid, NotFound
-from shared.vocabulary import GSS_CODE, LawfulBasis, Need, PartnerKind
+from shared.vocabulary import GSS_CODE, Need, PartnerKind
 
 # -- commands: validated as the HTTP bodies are, and as imported ORUK services are ----------
 
@@ -34,21 +36,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class AgreementTerms(Strict):
-    lawful_bases: list[LawfulBasis] = Field(min_length=1)
-    data_categories: list[Literal["special_category"]] = Field(
-        default=[], description="special_category: may receive health or safeguarding needs"
-    )
-    reference: str | None = Field(default=None, max_length=200)
-
-
 class NewOrganization(Strict):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1, max_length=2000)
     kind: PartnerKind
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
     website: HttpUrl | None = None
-    agreement: AgreementTerms
+    agreements: list[AgreementTerms] = Field(
+        default=[],
+        max_length=50,
+        description="its data-sharing agreements, one per council (more can be added later: "
+        "POST /v1/agreements)",
+    )
 
 
 class Contact(Strict):
@@ -116,26 +115,17 @@ class Gap:
 # -- organisations and agreements ------------------------------------------------------------
 
 
-async def add_organization(uow: PartnersUnitOfWork, command: NewOrganization) -> str:
-    """A partner organisation with its agreement; its id."""
+async def add_organization(
+    uow: PartnersUnitOfWork, command: NewOrganization, *, by: Manager
+) -> str:
+    """A partner organisation with its agreements (recorded as ``by``'s); its id."""
     organization_id = uow.new_id()
     async with uow.transaction():
-        values = command.model_dump(mode="json", exclude={"agreement"})
+        values = command.model_dump(mode="json", exclude={"agreements"})
         await store.add_organization(uow.session, organization_id, values)
-        await store.add_agreement(
-            uow.session, organization_id, command.agreement.model_dump(mode="json")
-        )
+        for terms in command.agreements:
+            await record_agreement(uow, by, organization_id, terms)
     return organization_id
-
-
-async def set_agreement(
-    uow: PartnersUnitOfWork, organization_id: str, terms: AgreementTerms
-) -> None:
-    async with uow.transaction():
-        values = terms.model_dump(mode="json")
-        if not await store.replace_agreement(uow.session, organization_id, values, uow.now()):
-            raise NotFound("organization not found")
-        await offer_waiting(uow, None, now=uow.now())  # a wider agreement may let needs in
 
 
 # -- services --------------------------------------------------------------------------------
@@ -256,7 +246,8 @@ async def import_directory(
     capacity: int = 10,
 ) -> ImportReport:
     """ORUK services (with their organisations) added or updated; what could not be taken,
-    and why. Organisations new to us get a consent-only agreement."""
+    and why. Organisations new to us get no data-sharing agreement: nothing is offered to
+    them until one is recorded with a council (``service_layer/agreements.py``)."""
     seen_orgs: set[str] = set()
     imported, skipped = 0, []
     async with uow.transaction():
@@ -274,12 +265,6 @@ async def import_directory(
                 skipped.append(f"{service['id']}: no Upstream need or no service area")
                 continue
             await store.add_organization_if_new(uow.session, {"kind": kind.value, **org})
-            await store.add_agreement(
-                uow.session,
-                org["id"],
-                {"lawful_bases": [LawfulBasis.CONSENT.value], "data_categories": []},
-                if_new=True,
-            )
             seen_orgs.add(org["id"])
             details = ServiceDetails.model_validate(
                 {

@@ -12,6 +12,7 @@ from services.partners.adapters import offers as store
 from services.partners.adapters.offers import InboxRow
 from services.partners.domain import offers as lifecycle
 from services.partners.domain.offers import Offer
+from services.partners.service_layer.audit import NO_PACKET, PACKET, Reader, audited, principal_of
 from services.partners.service_layer.notifications import (
     OFFER_OVERDUE,
     OfferNotice,
@@ -25,6 +26,8 @@ from services.partners.service_layer.placement import (
 )
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from services.partners.service_layer.webhooks import queue_webhook
+from shared.audit import Category, Seen
+from shared.auth import Principal
 from shared.errors import NotFound
 from shared.events.payloads import (
     OfferAccepted,
@@ -104,17 +107,49 @@ async def gone_status(
     return status if status in lifecycle.GONE_STATUSES else None
 
 
-async def list_offers(uow: PartnersUnitOfWork, partner_id: str) -> list[InboxOffer]:
-    """The partner's offers, soonest deadline first."""
-    now = uow.now()
-    return [_inbox_offer(row, now) for row in await store.inbox(uow.session, partner_id)]
+async def _audit_offers(
+    uow: PartnersUnitOfWork,
+    principal: Principal,
+    operation: str,
+    rows: list[InboxRow],
+    shown: list[InboxOffer],
+) -> None:
+    """The read of these offers, in the caller's transaction: the packet's categories if any
+    packet was shown, the need and progress otherwise."""
+    categories: tuple[Category, ...] = NO_PACKET
+    if any(o.packet is not None for o in shown):
+        categories = (*PACKET, Category.PROGRESS)
+    seen = [Seen(row.council, case_id=row.offer.case_id) for row in rows]
+    await audited(uow, principal, operation, categories, seen)
 
 
-async def get_offer(uow: PartnersUnitOfWork, partner_id: str, offer_id: str) -> InboxOffer:
-    row = await store.visible_to(uow.session, partner_id, offer_id)
+async def list_offers(uow: PartnersUnitOfWork, reader: Reader) -> list[InboxOffer]:
+    """The partner's offers, soonest deadline first. ``reader``: who reads (audited), of
+    the partner whose offers these are."""
+    principal = principal_of(reader)
+    async with uow.transaction():
+        now = uow.now()
+        rows = await store.inbox(uow.session, principal.organisation)
+        shown = [_inbox_offer(row, now) for row in rows]
+        await _audit_offers(uow, principal, "list_offers", rows, shown)
+    return shown
+
+
+async def get_offer(uow: PartnersUnitOfWork, reader: Reader, offer_id: str) -> InboxOffer:
+    async with uow.transaction():
+        return await _shown(uow, principal_of(reader), offer_id, "get_offer")
+
+
+async def _shown(
+    uow: PartnersUnitOfWork, principal: Principal, offer_id: str, operation: str
+) -> InboxOffer:
+    """One offer as its partner sees it, its read audited (in the caller's transaction)."""
+    row = await store.visible_to(uow.session, principal.organisation, offer_id)
     if row is None:
         raise NotFound("offer not found")
-    return _inbox_offer(row, uow.now())
+    shown = _inbox_offer(row, uow.now())
+    await _audit_offers(uow, principal, operation, [row], [shown])
+    return shown
 
 
 async def _mine(uow: PartnersUnitOfWork, partner_id: str, offer_id: str) -> Offer:
@@ -141,7 +176,10 @@ async def _move(
     await store.update_offer(uow.session, offer.id, now=now, status=status.value, **values)
 
 
-async def accept_offer(uow: PartnersUnitOfWork, partner_id: str, offer_id: str) -> InboxOffer:
+async def accept_offer(uow: PartnersUnitOfWork, reader: Reader, offer_id: str) -> InboxOffer:
+    """Accepted; the answer shows the offer and its packet (audited)."""
+    principal = principal_of(reader)
+    partner_id = principal.organisation
     async with uow.transaction():
         row, now = await _mine_with_packet(uow, partner_id, offer_id), uow.now()
         offer = row.offer
@@ -149,7 +187,7 @@ async def accept_offer(uow: PartnersUnitOfWork, partner_id: str, offer_id: str) 
         await uow.outbox.add(
             uow.session, OfferAccepted(**offer_fields(offer, now)), subject=offer.case_id
         )
-        return await get_offer(uow, partner_id, offer_id)
+        return await _shown(uow, principal, offer_id, "accept_offer")
 
 
 async def decline_offer(
@@ -176,9 +214,11 @@ async def decline_offer(
 
 
 async def record_progress(
-    uow: PartnersUnitOfWork, partner_id: str, offer_id: str, note: str | None
+    uow: PartnersUnitOfWork, reader: Reader, offer_id: str, note: str | None
 ) -> InboxOffer:
-    """The partner is working with the resident."""
+    """The partner is working with the resident; the answer shows the offer (audited)."""
+    principal = principal_of(reader)
+    partner_id = principal.organisation
     async with uow.transaction():
         row, now = await _mine_with_packet(uow, partner_id, offer_id), uow.now()
         offer = row.offer
@@ -197,12 +237,15 @@ async def record_progress(
             OfferProgressRecorded(**offer_fields(offer, now), note=note),
             subject=offer.case_id,
         )
-        return await get_offer(uow, partner_id, offer_id)
+        return await _shown(uow, principal, offer_id, "record_progress")
 
 
 async def record_outcome(
-    uow: PartnersUnitOfWork, partner_id: str, offer_id: str, command: RecordOutcome
+    uow: PartnersUnitOfWork, reader: Reader, offer_id: str, command: RecordOutcome
 ) -> InboxOffer:
+    """The outcome recorded; the answer shows the offer (audited)."""
+    principal = principal_of(reader)
+    partner_id = principal.organisation
     async with uow.transaction():
         offer, now = await _mine(uow, partner_id, offer_id), uow.now()
         await _move(
@@ -219,7 +262,7 @@ async def record_outcome(
             subject=offer.case_id,
         )
         await offer_freed_place(uow, offer.service_id, now=now)  # its place is free again
-        return await get_offer(uow, partner_id, offer_id)
+        return await _shown(uow, principal, offer_id, "record_outcome")
 
 
 async def mark_overdue_offers(uow: PartnersUnitOfWork, *, limit: int = 100) -> int:

@@ -22,9 +22,14 @@ from services.partners.domain.web_access import (
     safe_next,
     token_hash,
 )
+from services.partners.service_layer.audit import audited
 from services.partners.service_layer.notifications import SIGN_IN
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
+from shared.audit import Category
+from shared.auth import Principal
 from shared.errors import Conflict, Invalid, NotFound
+
+DIRECTORY_ADMINISTRATION = "directory administration"
 
 
 @dataclass(frozen=True)
@@ -42,17 +47,30 @@ class SignedIn:
     next_path: str | None
 
 
-async def inbox_addresses(uow: PartnersUnitOfWork, organization_id: str) -> list[str]:
-    if not await directory_store.organization_exists(uow.session, organization_id):
-        raise NotFound("organisation not found")
-    return await store.addresses_of(uow.session, organization_id)
+async def inbox_addresses(
+    uow: PartnersUnitOfWork, organization_id: str, *, reader: Principal
+) -> list[str]:
+    """The addresses (partner staff's: personal data, so the read is audited)."""
+    async with uow.transaction():
+        if not await directory_store.organization_exists(uow.session, organization_id):
+            raise NotFound("organisation not found")
+        addresses = await store.addresses_of(uow.session, organization_id)
+        await audited(
+            uow, reader, "inbox_addresses", [Category.CONTACT], [], purpose=DIRECTORY_ADMINISTRATION
+        )
+    return addresses
 
 
 async def register_addresses(
-    uow: PartnersUnitOfWork, organization_id: str, emails: list[str]
+    uow: PartnersUnitOfWork,
+    organization_id: str,
+    emails: list[str],
+    *,
+    reader: Principal | None = None,
 ) -> list[str]:
     """The operator sets the addresses that may sign in for a partner (replacing the old
-    ones); an address belongs to one organisation only."""
+    ones); an address belongs to one organisation only. The answer shows the addresses: its
+    ``reader`` (the API's caller) is audited."""
     addresses: list[str] = []
     for number, text in enumerate(emails):
         address = normalised_email(text)
@@ -66,6 +84,15 @@ async def register_addresses(
         if taken := await store.taken_elsewhere(uow.session, organization_id, addresses):
             raise Conflict(f"{len(taken)} address(es) already registered to another partner")
         await store.replace_addresses(uow.session, organization_id, addresses, uow.now())
+        if reader is not None:
+            await audited(
+                uow,
+                reader,
+                "register_addresses",
+                [Category.CONTACT],
+                [],
+                purpose=DIRECTORY_ADMINISTRATION,
+            )
     return addresses
 
 

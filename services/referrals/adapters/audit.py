@@ -14,24 +14,12 @@ from shared.auth import Principal
 
 
 async def record(
-    session: AsyncSession, principal: Principal, read: audit.Read, at: datetime
+    session: AsyncSession, principal: Principal, reads: Iterable[audit.Read], at: datetime
 ) -> None:
-    await audit.record_read(session, audit_log, principal, read, at=at)
+    await audit.record_reads(session, audit_log, principal, reads, at=at)
 
 
 async def trail(
-    session: AsyncSession,
-    *,
-    councils: Iterable[str] | None,
-    resident_id: str | None,
-    subject: str | None,
-    limit: int,
+    session: AsyncSession, *, councils: Iterable[str] | None, query: audit.TrailQuery
 ) -> Sequence[Row]:
-    return await audit.trail(
-        session,
-        audit_log,
-        councils=councils,
-        resident_id=resident_id,
-        subject=subject,
-        limit=limit,
-    )
+    return await audit.trail(session, audit_log, councils=councils, query=query)

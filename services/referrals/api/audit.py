@@ -1,52 +1,53 @@
-"""The audit trail of reads, for a council's information-governance team."""
+"""The audit trail of reads, for a council's information-governance team: a search and an
+export. Use cases: ``service_layer/audit.py``; the shared part: ``shared/audit_api.py``."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import asdict
-from datetime import datetime
-from typing import Annotated
-
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from services.referrals.api.deps import InformationGovernance, ReferralsWork
 from services.referrals.service_layer import audit
+from shared.audit import Category, personal_data
+from shared.audit_api import (
+    EXPORT_RESPONSES,
+    EXPORT_SUMMARY,
+    SEARCH_SUMMARY,
+    AuditEntry,
+    ExportQuery,
+    Format,
+    SearchQuery,
+    export_response,
+)
 
 router = APIRouter(prefix="/v1/audit", tags=["information governance"])
-
-
-class AuditEntry(BaseModel):
-    at: datetime
-    subject: str
-    organisation: str
-    organisation_kind: str
-    roles: list[str]
-    operation: str
-    purpose: str
-    council: str | None
-    resident_ids: list[str]
-    case_ids: list[str]
-    data_categories: list[str]
 
 
 @router.get(
     "",
     response_model=list[AuditEntry],
-    summary="Who read a resident's data, or what a user read (newest first)",
+    summary=SEARCH_SUMMARY,
+    openapi_extra=personal_data(Category.ACCESS_LOG),
 )
 async def audit_trail(
+    principal: InformationGovernance, uow: ReferralsWork, query: SearchQuery
+) -> list[AuditEntry]:
+    return [AuditEntry.of(e) for e in await audit.audit_trail(uow, principal, query)]
+
+
+@router.get(
+    "/export",
+    response_model=list[AuditEntry],
+    responses=EXPORT_RESPONSES,
+    summary=EXPORT_SUMMARY,
+    openapi_extra=personal_data(Category.ACCESS_LOG),
+)
+async def audit_export(
     principal: InformationGovernance,
     uow: ReferralsWork,
-    resident: uuid.UUID | None = None,
-    subject: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[AuditEntry]:
-    entries = await audit.audit_trail(
-        uow,
-        principal,
-        resident_id=str(resident) if resident else None,
-        subject=subject,
-        limit=limit,
-    )
-    return [AuditEntry(**asdict(e)) for e in entries]
+    query: ExportQuery,
+    request: Request,
+    format: Format = None,
+) -> Response:
+    entries = await audit.audit_export(uow, principal, query)
+    return export_response(entries, request, format, service="referrals")

@@ -19,6 +19,7 @@ from services.referrals.api.schemas import (
 )
 from services.referrals.service_layer import intake
 from services.referrals.service_layer.residents import ResidentFacts
+from shared.audit import Category, personal_data
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 
@@ -69,6 +70,7 @@ def new_referral(body: ReferralCreate) -> intake.NewReferral:
     status_code=status.HTTP_201_CREATED,
     response_model=ReferralAccepted,
     summary="Refer a resident",
+    openapi_extra=personal_data(),
 )
 async def create_referral(
     body: ReferralCreate,
@@ -105,6 +107,7 @@ async def create_referral(
     "/{referral_id}",
     response_model=ReferralStatus,
     summary="A referral's progress, for whoever made it",
+    openapi_extra=personal_data(Category.NEEDS, Category.PROGRESS),
 )
 async def get_referral(
     referral_id: str, principal: AnyPrincipal, uow: ReferralsWork

@@ -1,16 +1,18 @@
-"""Stored rulesets: every version ever proposed, at most one of them active."""
+"""Stored rulesets: every version ever proposed, at most one of them active (the deployment's
+default), and each council's own ruleset in force, where it has one."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Text, cast, delete, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.risk.adapters.tables import rulesets
+from services.risk.adapters.tables import council_rulesets, rulesets
 from shared.db import fetch_all, fetch_one, rows_affected
 
 
@@ -73,6 +75,66 @@ async def activate(session: AsyncSession, version: str, *, at: datetime) -> bool
             update(rulesets)
             .where(rulesets.c.version == version)
             .values(active=True, activated_at=at),
+        )
+        == 1
+    )
+
+
+# -- per council ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CouncilChoice:
+    council: str
+    version: str
+    activated_by: str
+    activated_at: datetime
+
+
+async def versions_in_force(session: AsyncSession, councils: Sequence[str]) -> dict[str, str]:
+    """The version in force for each council, its own else the default, in one statement;
+    councils missing from the answer: none of their own and no default (the database was not
+    migrated)."""
+    own = select(council_rulesets.c.council, council_rulesets.c.version).where(
+        council_rulesets.c.council.in_(list(councils))
+    )
+    default = select(cast(null(), Text).label("council"), rulesets.c.version).where(
+        rulesets.c.active
+    )
+    rows = await fetch_all(session, union_all(own, default))
+    found = {row["council"]: row["version"] for row in rows}
+    fallback = found.pop(None, None)
+    return {
+        council: found.get(council, fallback)
+        for council in councils
+        if council in found or fallback is not None
+    }
+
+
+async def choice_of(session: AsyncSession, council: str) -> CouncilChoice | None:
+    row = await fetch_one(
+        session, select(council_rulesets).where(council_rulesets.c.council == council)
+    )
+    return None if row is None else CouncilChoice(**dict(row))
+
+
+async def choose_for_council(
+    session: AsyncSession, council: str, version: str, *, by: str, at: datetime
+) -> None:
+    """Put a stored version in force for one council (the caller checked it is stored)."""
+    values = {"version": version, "activated_by": by, "activated_at": at}
+    await session.execute(
+        insert(council_rulesets)
+        .values(council=council, **values)
+        .on_conflict_do_update(index_elements=[council_rulesets.c.council], set_=values)
+    )
+
+
+async def forget_council_choice(session: AsyncSession, council: str) -> bool:
+    """The council goes back to the default; False if it had no ruleset of its own."""
+    return (
+        await rows_affected(
+            session, delete(council_rulesets).where(council_rulesets.c.council == council)
         )
         == 1
     )

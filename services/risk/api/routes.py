@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from services.risk.api import assessments, rulesets, signals
+from services.risk.api import assessments, audit, rulesets, signals, transparency
 
-routers = [signals.router, assessments.router, rulesets.router]
+routers = [signals.router, assessments.router, rulesets.router, audit.router, transparency.router]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
 from services.risk.service_layer.assessments import Explained
-from services.risk.service_layer.rulesets import StoredRuleset
+from services.risk.service_layer.rulesets import CouncilRuleset, StoredRuleset
 from services.risk.service_layer.signals import ImportOutcome
 from shared.events.payloads import Reason
 from shared.vocabulary import Need, RiskLevel
@@ -64,6 +64,16 @@ class ImportReport(BaseModel):
         )
 
 
+class SignalOnRecord(BaseModel):
+    type: str
+    observed_on: date
+    standing: str = Field(
+        description="handled (help addressed it), same_as_handled (says no more than a "
+        "handled one), worse (than a handled one), new: only worse and new ones counted"
+    )
+    counted: bool
+
+
 class Why(BaseModel):
     level: RiskLevel
     score: int
@@ -72,6 +82,15 @@ class Why(BaseModel):
     reasons: list[Reason]
     suggested_needs: list[Need]
     explanation: str
+    signals: list[SignalOnRecord] = Field(
+        default=[],
+        description="for a flag made after help arrived: the current signals and their "
+        "standing (empty otherwise)",
+    )
+    returning: bool = Field(
+        default=False, description="flagged again within the returning window after help"
+    )
+    helped_at: datetime | None = Field(default=None, description="when help last arrived")
 
     @classmethod
     def of(cls, explained: Explained) -> Why:
@@ -83,6 +102,14 @@ class Why(BaseModel):
             reasons=explained.reasons,
             suggested_needs=explained.suggested_needs,
             explanation=explained.explanation,
+            signals=[
+                SignalOnRecord(
+                    type=s.type, observed_on=s.observed_on, standing=s.standing, counted=s.counted
+                )
+                for s in explained.signals
+            ],
+            returning=explained.returning,
+            helped_at=explained.helped_at,
         )
 
 
@@ -112,3 +139,27 @@ class RulesetDetail(RulesetInfo):
     @classmethod
     def of(cls, stored: StoredRuleset) -> RulesetDetail:
         return cls(**RulesetInfo.of(stored).model_dump(), source=stored.source)
+
+
+class CouncilRulesetChoice(BaseModel):
+    version: str = Field(min_length=1, max_length=100, description="a stored ruleset's version")
+
+
+class CouncilRulesetInfo(BaseModel):
+    """The ruleset in force for a council: its own, or the deployment's default."""
+
+    council: str
+    own: bool = Field(description="false: the council uses the deployment's default")
+    chosen_by: str | None
+    chosen_at: datetime | None
+    ruleset: RulesetDetail
+
+    @classmethod
+    def of(cls, found: CouncilRuleset) -> CouncilRulesetInfo:
+        return cls(
+            council=found.council,
+            own=found.own,
+            chosen_by=found.chosen_by,
+            chosen_at=found.chosen_at,
+            ruleset=RulesetDetail.of(found.ruleset),
+        )

@@ -11,6 +11,7 @@ from services.risk.api.deps import DataFeed, RiskWork
 from services.risk.api.schemas import ImportReport
 from services.risk.domain.feeds import lines_of, parse_csv, parse_ndjson
 from services.risk.service_layer import signals
+from shared.audit import personal_data
 from shared.auth import OrganisationKind, Principal
 from shared.http import invalid
 
@@ -29,6 +30,7 @@ def submitter(principal: Principal) -> signals.Submitter:
     "",
     response_model=ImportReport,
     summary="Send one signal or a batch (a JSON list of up to 1,000)",
+    openapi_extra=personal_data(),
 )
 async def send_signals(
     body: Annotated[dict[str, Any] | list[dict[str, Any]], Field()],
@@ -53,7 +55,8 @@ async def send_signals(
                 "text/csv": {"schema": {"type": "string"}},
                 "application/x-ndjson": {"schema": {"type": "string"}},
             },
-        }
+        },
+        **personal_data(),
     },
 )
 async def import_file(

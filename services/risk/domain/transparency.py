@@ -90,7 +90,9 @@ reasons, in plain English, that a caseworker can read to the resident.
 ### Levels
 none, low, medium, high, crisis. A resident without an open case is flagged for outreach at
 `{ruleset.spec.flag_level.value}` or above, and not flagged again at the same or a lower
-level for a cooling-off period.
+level for a cooling-off period. Once a partner records that help arrived, the signals that
+help dealt with no longer count: only new or worse ones can flag the resident again, and a
+flag soon after help says the resident is returning.
 
 ### Data
 The rules read these signals, sent by council and partner data teams:

@@ -1,12 +1,15 @@
 """Rulesets, for operators: every version and its history, a proposal checked before it is
 stored, a dry run of a stored one against the ruleset in force over the stored data, and
-activation. The default ruleset is installed by ``migrate``; the transparency record is made
-from the ruleset in force.
+activation: as the deployment's default, or for one council (each council can have its own
+ruleset in force; the default applies to every council without one). The default ruleset is
+installed by ``migrate``; the transparency record is made from the ruleset in force.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,21 +90,26 @@ async def propose_ruleset(uow: RiskUnitOfWork, source: str, *, created_by: str) 
 
 
 async def activate_ruleset(uow: RiskUnitOfWork, version: str) -> StoredRuleset:
-    """Put a stored ruleset in force (every process picks it up on its next evaluation)."""
+    """Make a stored ruleset the deployment's default, in force for every council without a
+    ruleset of its own (every process picks it up on its next evaluation)."""
     async with uow.transaction():
         if not await stored_rulesets.activate(uow.session, version, at=uow.now()):
             raise NotFound("no such ruleset")
     return await get_ruleset(uow, version)
 
 
-async def dry_run_ruleset(uow: RiskUnitOfWork, version: str) -> dict[str, Any]:
+async def dry_run_ruleset(
+    uow: RiskUnitOfWork, version: str, *, council: str | None = None
+) -> dict[str, Any]:
     """A stored ruleset and the one in force over every stored profile (its signals, and its
-    open case's referral): residents per level under each, the rules driving the difference."""
+    open case's referral): residents per level under each, the rules driving the difference.
+    For one council: against the ruleset in force for it, over its profiles only."""
     candidate = load_ruleset((await get_ruleset(uow, version)).source)
-    comparison = Comparison(await uow.ruleset_in_force(), candidate)
+    in_force = await (uow.ruleset_in_force() if council is None else uow.ruleset_for(council))
+    comparison = Comparison(in_force, candidate)
     today = uow.now().date()
-    referrals = await stored_cases.open_referrals(uow.session)
-    async for profile_id, facts in stored_signals.facts_by_profile(uow.session):
+    referrals = await stored_cases.open_referrals(uow.session, council)
+    async for profile_id, facts in stored_signals.facts_by_profile(uow.session, council):
         comparison.add(build_profile(facts, referrals.get(profile_id), today=today))
     return comparison.report()
 
@@ -110,3 +118,51 @@ async def transparency(uow: RiskUnitOfWork) -> str:
     """The algorithmic transparency record (Markdown), made from the ruleset in force."""
     ruleset = await uow.ruleset_in_force()
     return transparency_record(ruleset, today=uow.now().date())
+
+
+# -- per council ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CouncilRuleset:
+    """The ruleset in force for a council: its own (chosen when, by whom), or the default."""
+
+    council: str
+    ruleset: StoredRuleset
+    own: bool
+    chosen_by: str | None = None
+    chosen_at: datetime | None = None
+
+
+async def ruleset_of_council(uow: RiskUnitOfWork, council: str) -> CouncilRuleset:
+    choice = await stored_rulesets.choice_of(uow.session, council)
+    if choice is None:
+        return CouncilRuleset(council, await current_ruleset(uow), own=False)
+    return CouncilRuleset(
+        council,
+        await get_ruleset(uow, choice.version),
+        own=True,
+        chosen_by=choice.activated_by,
+        chosen_at=choice.activated_at,
+    )
+
+
+async def activate_for_council(
+    uow: RiskUnitOfWork, council: str, version: str, *, by: str
+) -> CouncilRuleset:
+    """Put a stored ruleset in force for one council: its referrals and residents are
+    assessed by it from the next evaluation on; other councils' rules do not change."""
+    async with uow.transaction():
+        if await stored_rulesets.get(uow.session, version) is None:
+            raise NotFound("no such ruleset")
+        await stored_rulesets.choose_for_council(uow.session, council, version, by=by, at=uow.now())
+    log.info("council ruleset activated", extra={"council": council, "version": version})
+    return await ruleset_of_council(uow, council)
+
+
+async def use_default_for_council(uow: RiskUnitOfWork, council: str) -> CouncilRuleset:
+    """The council goes back to the deployment's default ruleset."""
+    async with uow.transaction():
+        if not await stored_rulesets.forget_council_choice(uow.session, council):
+            raise NotFound("this council has no ruleset of its own: it uses the default")
+    return await ruleset_of_council(uow, council)

@@ -73,10 +73,16 @@ class PartnersApi(ServiceUnderTest):
                 "name": name,
                 "description": f"{name}, a local charity",
                 "kind": kind,
-                "agreement": {
-                    "lawful_bases": ["consent", "vital_interests"],
-                    "data_categories": list(categories),
-                },
+                "agreements": [
+                    {
+                        "council": self.council,
+                        "reference": f"DSA {self.council} {name}",
+                        "needs": list(needs),
+                        "lawful_bases": ["consent", "vital_interests"],
+                        "special_category": "special_category" in categories,
+                        "starts_on": "2020-01-01",
+                    }
+                ],
             },
         )
         assert org.status_code == 201, org.text

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from services.partners.adapters.webhook_sender import Answer, WebhookSender
 from services.partners.domain.offers import OfferTransitionRefused
 from services.partners.domain.webhooks import SIGNATURE_HEADER, DeliveryStatus, verify
 from services.partners.service_layer import directory, offers, placement, webhooks
+from services.partners.service_layer.agreements import Manager
 from services.partners.service_layer.directory import (
     AgreementTerms,
     Editor,
@@ -40,6 +41,7 @@ from tests.integration.partners.conftest import new_council, settings_for, work_
 pytestmark = pytest.mark.integration
 
 OPERATOR = Editor("operator", is_operator=True)
+AGREEMENTS_BY = Manager("operator-person", "operator", is_operator=True)
 
 
 @dataclass
@@ -65,8 +67,17 @@ class Directory:
                     name=name,
                     description=f"{name}, a local charity",
                     kind=PartnerKind.FOOD,
-                    agreement=AgreementTerms(lawful_bases=[LawfulBasis.CONSENT]),
+                    agreements=[
+                        AgreementTerms(
+                            council=self.council,
+                            reference=f"DSA {name}",
+                            needs=list(needs),
+                            lawful_bases=[LawfulBasis.CONSENT],
+                            starts_on=date(2020, 1, 1),
+                        )
+                    ],
                 ),
+                by=AGREEMENTS_BY,
             )
         async with self.work() as uow:
             service_id = await directory.add_service(
@@ -152,10 +163,6 @@ async def test_directory_use_cases_save_refuse_and_pause(home: Directory) -> Non
             await directory.add_service(uow, OPERATOR, home.details(str(uuid.uuid4())))
         with pytest.raises(NotFound):
             await directory.pause_service(uow, stranger, service_id, "holiday")
-        with pytest.raises(NotFound, match="organization not found"):
-            await directory.set_agreement(
-                uow, str(uuid.uuid4()), AgreementTerms(lawful_bases=[LawfulBasis.CONSENT])
-            )
 
     async with home.work() as uow:
         await directory.pause_service(uow, partner, service_id, "volunteers on holiday")

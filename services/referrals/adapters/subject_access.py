@@ -1,0 +1,198 @@
+"""Subject access requests, their contributions, and what the referrals service holds about
+a resident (``service_layer/subject_access.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Table, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.referrals.adapters import Row
+from services.referrals.adapters.tables import (
+    audit_log,
+    case_merges,
+    case_needs,
+    cases,
+    consents,
+    notes,
+    offers,
+    possible_duplicates,
+    referrals,
+    residents,
+    subject_access_contributions,
+    subject_access_requests,
+    timeline,
+)
+from shared.db import fetch_all, fetch_one, rows_affected
+from shared.events.payloads import AccessRead
+from shared.subject_access import reads_about
+
+
+async def resident_in(
+    session: AsyncSession, resident_id: str, councils: Iterable[str] | None
+) -> Row | None:
+    """The resident, if in one of ``councils`` (None: any council)."""
+    statement = select(residents.c.id, residents.c.council).where(residents.c.id == resident_id)
+    if councils is not None:
+        statement = statement.where(residents.c.council.in_(list(councils)))
+    return await fetch_one(session, statement)
+
+
+async def merged_into(session: AsyncSession, resident_id: str) -> list[str]:
+    """The records merged into this resident (the same person, recorded twice)."""
+    rows = await fetch_all(
+        session, select(residents.c.id).where(residents.c.merged_into == resident_id)
+    )
+    return [str(row["id"]) for row in rows]
+
+
+async def case_ids_of(session: AsyncSession, resident_ids: Sequence[str]) -> list[str]:
+    rows = await fetch_all(
+        session,
+        select(cases.c.id).where(cases.c.resident_id.in_(resident_ids)).order_by(cases.c.id),
+    )
+    return [str(row["id"]) for row in rows]
+
+
+async def _rows(session: AsyncSession, table: Table, *where: Any) -> Sequence[Row]:
+    order = [table.c[name] for name in ("created_at", "at", "id") if name in table.c][:1]
+    return await fetch_all(session, select(table).where(*where).order_by(*order))
+
+
+async def held(
+    session: AsyncSession, resident_ids: Sequence[str], case_ids: Sequence[str]
+) -> dict[str, Sequence[Row]]:
+    """Every record the service holds about these residents and their cases, by kind."""
+    return {
+        "residents": await _rows(session, residents, residents.c.id.in_(resident_ids)),
+        "cases": await _rows(session, cases, cases.c.id.in_(case_ids)),
+        "referrals": await _rows(
+            session,
+            referrals,
+            or_(referrals.c.resident_id.in_(resident_ids), referrals.c.case_id.in_(case_ids)),
+        ),
+        "consents": await _rows(session, consents, consents.c.case_id.in_(case_ids)),
+        "needs": await _rows(session, case_needs, case_needs.c.case_id.in_(case_ids)),
+        "offers": await _rows(session, offers, offers.c.case_id.in_(case_ids)),
+        "notes": await _rows(session, notes, notes.c.case_id.in_(case_ids)),
+        "timeline": await _rows(session, timeline, timeline.c.case_id.in_(case_ids)),
+        "possible_duplicates": await _rows(
+            session,
+            possible_duplicates,
+            or_(
+                possible_duplicates.c.resident_id.in_(resident_ids),
+                possible_duplicates.c.candidate_id.in_(resident_ids),
+            ),
+        ),
+        "merges": await _rows(
+            session,
+            case_merges,
+            or_(
+                case_merges.c.merged_resident_id.in_(resident_ids),
+                case_merges.c.into_resident_id.in_(resident_ids),
+            ),
+        ),
+    }
+
+
+async def reads(
+    session: AsyncSession, resident_ids: Sequence[str], case_ids: Sequence[str]
+) -> list[AccessRead]:
+    return await reads_about(session, audit_log, resident_ids=resident_ids, case_ids=case_ids)
+
+
+# -- requests and contributions -------------------------------------------------------------
+
+
+async def insert_request(
+    session: AsyncSession,
+    *,
+    id: str,
+    council: str,
+    resident_id: str,
+    requested_by: str,
+    requested_by_org: str,
+    requested_at: datetime,
+    due_by: date,
+) -> None:
+    await session.execute(
+        insert(subject_access_requests).values(
+            id=id,
+            council=council,
+            resident_id=resident_id,
+            requested_by=requested_by,
+            requested_by_org=requested_by_org,
+            requested_at=requested_at,
+            due_by=due_by,
+        )
+    )
+
+
+async def request(
+    session: AsyncSession, request_id: str, councils: Iterable[str] | None
+) -> Row | None:
+    """The request, if of one of ``councils`` (None: any council)."""
+    statement = select(subject_access_requests).where(subject_access_requests.c.id == request_id)
+    if councils is not None:
+        statement = statement.where(subject_access_requests.c.council.in_(list(councils)))
+    return await fetch_one(session, statement)
+
+
+async def add_contribution(
+    session: AsyncSession,
+    *,
+    request_id: str,
+    service: str,
+    contributed_at: datetime,
+    sections: dict[str, Any],
+    reads: list[dict[str, Any]],
+    part: int = 1,
+    parts: int = 1,
+) -> bool:
+    """Store a part of a service's contribution; False if it was stored already (a replay)."""
+    statement = (
+        pg_insert(subject_access_contributions)
+        .values(
+            request_id=request_id,
+            service=service,
+            part=part,
+            parts=parts,
+            contributed_at=contributed_at,
+            sections=sections,
+            reads=reads,
+        )
+        .on_conflict_do_nothing(index_elements=["request_id", "service", "part"])
+    )
+    return await rows_affected(session, statement) == 1
+
+
+async def contributions(session: AsyncSession, request_id: str) -> Sequence[Row]:
+    return await fetch_all(
+        session,
+        select(subject_access_contributions)
+        .where(subject_access_contributions.c.request_id == request_id)
+        .order_by(subject_access_contributions.c.service, subject_access_contributions.c.part),
+    )
+
+
+async def exists(session: AsyncSession, request_id: str) -> bool:
+    found = await fetch_one(
+        session,
+        select(subject_access_requests.c.id).where(subject_access_requests.c.id == request_id),
+    )
+    return found is not None
+
+
+async def mark_complete(session: AsyncSession, request_id: str, at: datetime) -> None:
+    await session.execute(
+        update(subject_access_requests)
+        .where(
+            subject_access_requests.c.id == request_id,
+            subject_access_requests.c.completed_at.is_(None),
+        )
+        .values(completed_at=at)
+    )

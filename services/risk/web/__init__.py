@@ -1,0 +1,1 @@
+"""The risk service's one page: a council's transparency record, as HTML."""
