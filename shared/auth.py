@@ -210,3 +210,14 @@ def require(
 Operator = Annotated[
     Principal, Depends(require(kinds=[OrganisationKind.OPERATOR], roles=[Role.OPERATOR]))
 ]
+# A council's information-governance team (its DPO's), or an operator: who reads the audit,
+# asks for subject access and erasure, and manages agreements.
+InformationGovernance = Annotated[
+    Principal,
+    Depends(
+        require(
+            kinds=[OrganisationKind.COUNCIL, OrganisationKind.OPERATOR],
+            roles=[Role.INFORMATION_GOVERNANCE, Role.OPERATOR],
+        )
+    ),
+]

@@ -10,10 +10,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from services.partners.api.deps import InformationGovernance, PartnersWork, manager
+from services.partners.api.deps import PartnersWork, manager
 from services.partners.api.schemas import Agreement, AgreementIn, Created, EndAgreementIn
 from services.partners.service_layer import agreements
 from shared.audit import personal_data
+from shared.auth import InformationGovernance
 from shared.vocabulary import GSS_CODE
 
 router = APIRouter(prefix="/v1/agreements", tags=["data-sharing agreements"])

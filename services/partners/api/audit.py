@@ -3,9 +3,10 @@ export (`shared/audit_routes.py`). Use cases: ``service_layer/audit.py``."""
 
 from __future__ import annotations
 
-from services.partners.api.deps import InformationGovernance, PartnersWork
+from services.partners.api.deps import PartnersWork
 from services.partners.service_layer import audit
 from shared.audit_routes import audit_router
+from shared.auth import InformationGovernance
 
 router = audit_router(
     service="partners",

@@ -47,18 +47,6 @@ def council_scope(principal: Principal) -> str | None:
     return None if principal.kind is OrganisationKind.OPERATOR else principal.organisation
 
 
-# A council's information-governance team (its DPO's), or an operator: who reads the audit.
-InformationGovernance = Annotated[
-    Principal,
-    Depends(
-        require(
-            kinds=[OrganisationKind.COUNCIL, OrganisationKind.OPERATOR],
-            roles=[Role.INFORMATION_GOVERNANCE, Role.OPERATOR],
-        )
-    ),
-]
-
-
 def manager(principal: Principal) -> Manager:
     """Who manages data-sharing agreements: an operator (every council's), or a council's
     information-governance team (its own council's)."""

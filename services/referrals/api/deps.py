@@ -34,13 +34,3 @@ Referrer = Annotated[
     ),
 ]
 AnyPrincipal = Annotated[Principal, Depends(require())]
-# A council's information-governance team (its DPO's), or an operator: who reads the audit.
-InformationGovernance = Annotated[
-    Principal,
-    Depends(
-        require(
-            kinds=[OrganisationKind.COUNCIL, OrganisationKind.OPERATOR],
-            roles=[Role.INFORMATION_GOVERNANCE, Role.OPERATOR],
-        )
-    ),
-]

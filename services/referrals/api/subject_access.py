@@ -15,10 +15,11 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 
-from services.referrals.api.deps import InformationGovernance, ReferralsWork
+from services.referrals.api.deps import ReferralsWork
 from services.referrals.service_layer import subject_access
 from services.referrals.service_layer.subject_access import RequestStatus
 from shared.audit import Category, personal_data
+from shared.auth import InformationGovernance
 
 router = APIRouter(prefix="/v1/subject-access-requests", tags=["information governance"])
 

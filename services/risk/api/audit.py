@@ -3,9 +3,10 @@ export (`shared/audit_routes.py`). Use cases: ``service_layer/audit.py``."""
 
 from __future__ import annotations
 
-from services.risk.api.deps import InformationGovernance, RiskWork
+from services.risk.api.deps import RiskWork
 from services.risk.service_layer import audit
 from shared.audit_routes import audit_router
+from shared.auth import InformationGovernance
 
 router = audit_router(
     service="risk",

@@ -38,15 +38,3 @@ RulesetReader = Annotated[Principal, Depends(require(roles=[Role.OPERATOR, Role.
 def council_of(principal: Principal) -> str | None:
     """The council whose records the caller may read; None: an operator reads every one."""
     return None if principal.kind is OrganisationKind.OPERATOR else principal.organisation
-
-
-# A council's information-governance team (its DPO's), or an operator: who reads the audit.
-InformationGovernance = Annotated[
-    Principal,
-    Depends(
-        require(
-            kinds=[OrganisationKind.COUNCIL, OrganisationKind.OPERATOR],
-            roles=[Role.INFORMATION_GOVERNANCE, Role.OPERATOR],
-        )
-    ),
-]
