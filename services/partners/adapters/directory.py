@@ -56,6 +56,14 @@ async def service_for_update(session: AsyncSession, service_id: str) -> dict[str
     return plain(row) if row is not None else None
 
 
+async def opening_hours(session: AsyncSession, service_id: str) -> list[dict[str, str]] | None:
+    """The service's opening hours as stored (None: not known, or no such service)."""
+    hours = await session.scalar(
+        select(services.c.opening_hours).where(services.c.id == service_id)
+    )
+    return hours or None
+
+
 async def set_paused(
     session: AsyncSession, service_id: str, paused: bool, reason: str | None
 ) -> None:

@@ -158,6 +158,9 @@ class ImportReport(BaseModel):
     organizations: int
     services: int
     skipped: list[str]
+    ignored: list[str] = Field(
+        default=[], description="parts of imported services not read (e.g. monthly schedules)"
+    )
 
 
 class Gap(BaseModel):

@@ -10,8 +10,8 @@ case itself has stopped.
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
-from dataclasses import dataclass
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -103,9 +103,13 @@ class Offer:
 # Crisis stays in clock hours: someone must act within 4 hours whatever the day (a resident
 # with no food on a Saturday cannot wait for Monday). Once accepted, an offer must show
 # progress (or an outcome) by a follow-up deadline in working hours; past it, it is overdue.
+# A service whose directory entry has opening hours works those hours instead (same zone and
+# bank holidays): a food bank open on Saturdays is due on Saturday, an advice service open
+# on Tuesdays and Thursdays only is due on one of those days.
 
 DEFAULT_URGENCY = "medium"
 DEFAULT_WORKING_HOURS = 24.0  # an urgency the settings do not name: as for medium
+DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # iCal's, as ORUK schedules use them
 
 
 @dataclass(frozen=True)
@@ -119,9 +123,42 @@ class WorkingWeek:
     zone: str = "Europe/London"
     holidays: Container[date] = frozenset()
 
+    # a service's own opening hours, (day, opens, closes) with 0 for Monday: when given,
+    # they replace ``opens``-``closes`` on ``days`` (``WorkingWeek.with_hours``)
+    by_day: tuple[tuple[int, time, time], ...] = ()
+
     def __post_init__(self) -> None:
         if not self.days or self.closes <= self.opens:
             raise ValueError("a working week needs working days and opening before closing")
+        if any(closes <= opens for _, opens, closes in self.by_day):
+            raise ValueError("opening hours open before they close")
+
+    def hours_on(self, weekday: int) -> tuple[time, time] | None:
+        """When the week works on ``weekday`` (0 is Monday), or None (holidays aside)."""
+        for day, opens, closes in self.by_day:
+            if day == weekday:
+                return opens, closes
+        if self.by_day or weekday not in self.days:
+            return None
+        return self.opens, self.closes
+
+    def with_hours(self, opening_hours: Sequence[Mapping[str, str]] | None) -> WorkingWeek:
+        """This week (its zone and holidays) with a service's opening hours, as the
+        directory stores them: ``[{"day": "SA", "opens": "10:00", "closes": "14:00"}]``.
+        None or none: this week unchanged."""
+        if not opening_hours:
+            return self
+        by_day = tuple(
+            sorted(
+                (
+                    DAYS.index(entry["day"]),
+                    time.fromisoformat(entry["opens"]),
+                    time.fromisoformat(entry["closes"]),
+                )
+                for entry in opening_hours
+            )
+        )
+        return replace(self, days=frozenset(day for day, _, _ in by_day), by_day=by_day)
 
 
 def add_working_hours(start: datetime, hours: float, week: WorkingWeek) -> datetime:
@@ -135,9 +172,10 @@ def add_working_hours(start: datetime, hours: float, week: WorkingWeek) -> datet
     cursor = start.astimezone(UTC)
     day = start.astimezone(zone).date()
     for _ in range(3660):  # ten years of days: a calendar with no working time at all
-        if day.weekday() in week.days and day not in week.holidays:
-            opens = datetime.combine(day, week.opens, zone).astimezone(UTC)
-            closes = datetime.combine(day, week.closes, zone).astimezone(UTC)
+        today = week.hours_on(day.weekday())
+        if today is not None and day not in week.holidays:
+            opens = datetime.combine(day, today[0], zone).astimezone(UTC)
+            closes = datetime.combine(day, today[1], zone).astimezone(UTC)
             begin = max(cursor, opens)
             if begin < closes:
                 if remaining <= closes - begin:

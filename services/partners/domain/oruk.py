@@ -1,13 +1,16 @@
 """Our directory in the shape of Open Referral UK 3.0, and back. Empty optional fields are
 omitted. Needs are the terms of one taxonomy, ``upstream-needs``; service areas are council
-GSS codes (``extent_type: gss_code``) or postcode districts (``postcode_district``)."""
+GSS codes (``extent_type: gss_code``) or postcode districts (``postcode_district``). Opening
+hours are weekly ``schedules`` (``freq: WEEKLY``, ``byday``, ``opens_at``/``closes_at``)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import time
 from typing import Any
 
+from services.partners.domain.offers import DAYS
 from shared.vocabulary import Need
 
 _NAMESPACE = uuid.UUID("6c1f7d02-3b47-4a8e-9c51-2f0d8e6a9b13")
@@ -108,6 +111,7 @@ def service_full(service: Mapping[str, Any], org: Mapping[str, Any]) -> dict[str
         {
             **service_summary(service, org),
             "service_areas": areas,
+            "schedules": schedules(service),
             "languages": [
                 {
                     "id": _child_id(sid, "language", code),
@@ -139,6 +143,68 @@ def service_full(service: Mapping[str, Any], org: Mapping[str, Any]) -> dict[str
             ],
         }
     )
+
+
+def _clock(value: Any) -> time | None:
+    """An ORUK ``opens_at``/``closes_at`` as a local wall-clock time ("10:00", "10:00:00";
+    a zone suffix is dropped: opening hours are local), or None if unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return time.fromisoformat(value.strip()).replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
+def opening_hours(document: Mapping[str, Any]) -> tuple[list[dict[str, str]] | None, list[str]]:
+    """The service's weekly opening hours from its ORUK ``schedules`` (one interval a day:
+    the first schedule naming a day wins), and what could not be read, in words. Only
+    weekly schedules (``freq: WEEKLY``, every week) with ``byday`` days and both times are
+    read; monthly ones, other intervals and unreadable times are left out. None: no hours."""
+    hours: dict[str, dict[str, str]] = {}
+    ignored: list[str] = []
+    for schedule in document.get("schedules") or []:
+        if not isinstance(schedule, Mapping):
+            ignored.append("a schedule that is not an object")
+            continue
+        label = f"schedule {schedule.get('id') or '?'}"
+        weekly = str(schedule.get("freq") or "").upper() == "WEEKLY"
+        if not weekly or schedule.get("interval") not in (None, 1):
+            ignored.append(f"{label}: not every week (only freq WEEKLY, interval 1 is read)")
+            continue
+        opens, closes = _clock(schedule.get("opens_at")), _clock(schedule.get("closes_at"))
+        if opens is None or closes is None or closes <= opens:
+            ignored.append(f"{label}: no readable opens_at before closes_at")
+            continue
+        days = [d.strip().upper() for d in str(schedule.get("byday") or "").split(",") if d.strip()]
+        for day in days:
+            if day not in DAYS:
+                ignored.append(f"{label}: day {day!r} not read")
+            elif day in hours:
+                ignored.append(f"{label}: {day} already has opening hours")
+            else:
+                hours[day] = {"day": day, "opens": opens.isoformat(), "closes": closes.isoformat()}
+        if not days:
+            ignored.append(f"{label}: no byday")
+    ordered = [hours[day] for day in DAYS if day in hours]
+    return ordered or None, ignored
+
+
+def schedules(service: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The service's opening hours as ORUK weekly schedules, one a day."""
+    sid = service["id"]
+    return [
+        {
+            "id": _child_id(sid, "schedule", entry["day"]),
+            "service_id": sid,
+            "freq": "WEEKLY",
+            "interval": 1,
+            "byday": entry["day"],
+            "opens_at": entry["opens"],
+            "closes_at": entry["closes"],
+        }
+        for entry in service.get("opening_hours") or []
+    ]
 
 
 def from_service(document: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator
 
 from services.partners.adapters import directory as store
 from services.partners.adapters import offers as offer_store
@@ -56,6 +56,29 @@ class Contact(Strict):
     email: str | None = Field(default=None, max_length=254)
 
 
+class OpeningTimes(Strict):
+    """One day's opening hours (local time in the deployment's zone)."""
+
+    day: Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+    opens: time
+    closes: time
+
+    @field_validator("opens", "closes")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("a local time, without a zone")
+        return value
+
+    @field_validator("closes")
+    @classmethod
+    def _after_opening(cls, closes: time, info: ValidationInfo) -> time:
+        opens = info.data.get("opens")
+        if opens is not None and closes <= opens:
+            raise ValueError("must be after opens")
+        return closes
+
+
 class ServiceDetails(Strict):
     organization_id: uuid.UUID
     name: str = Field(min_length=1, max_length=200)
@@ -73,6 +96,19 @@ class ServiceDetails(Strict):
     interpretation: bool = False
     contacts: list[Contact] = []
     capacity: int = Field(ge=0, le=10_000, description="open offers and active referrals at once")
+    opening_hours: list[OpeningTimes] | None = Field(
+        default=None,
+        max_length=7,
+        description="when the service works, one interval a day; offers to it are due in "
+        "these hours (none: the deployment's working week)",
+    )
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _one_interval_a_day(cls, hours: list[OpeningTimes] | None) -> list[OpeningTimes] | None:
+        if hours and len({entry.day for entry in hours}) < len(hours):
+            raise ValueError("one interval a day: a day is named twice")
+        return hours
 
 
 @dataclass(frozen=True)
@@ -100,6 +136,7 @@ class ImportReport:
     organizations: int
     services: int
     skipped: list[str]
+    ignored: list[str] = field(default_factory=list)  # parts of imported services not read
 
 
 @dataclass(frozen=True)
@@ -249,7 +286,7 @@ async def import_directory(
     and why. Organisations new to us get no data-sharing agreement: nothing is offered to
     them until one is recorded with a council (``service_layer/agreements.py``)."""
     seen_orgs: set[str] = set()
-    imported, skipped = 0, []
+    imported, skipped, ignored = 0, [], []
     async with uow.transaction():
         for document in documents:
             try:
@@ -264,6 +301,9 @@ async def import_directory(
             if not service["needs"] or not (service["councils"] or service["postcode_districts"]):
                 skipped.append(f"{service['id']}: no Upstream need or no service area")
                 continue
+            hours, unread = oruk.opening_hours(document)
+            service["opening_hours"] = hours
+            ignored += [f"{service['id']}: {note}" for note in unread]
             await store.add_organization_if_new(uow.session, {"kind": kind.value, **org})
             seen_orgs.add(org["id"])
             details = ServiceDetails.model_validate(
@@ -276,7 +316,9 @@ async def import_directory(
             imported += 1
         if imported:
             await offer_waiting(uow, None, now=uow.now())
-    return ImportReport(organizations=len(seen_orgs), services=imported, skipped=skipped)
+    return ImportReport(
+        organizations=len(seen_orgs), services=imported, skipped=skipped, ignored=ignored
+    )
 
 
 def page(items: list[dict[str, Any]], total: int, number: int, per_page: int) -> dict[str, Any]:

@@ -19,13 +19,13 @@ from services.partners.service_layer.notifications import (
     queue_offer_email,
 )
 from services.partners.service_layer.placement import (
-    deadline_rules,
     offer_fields,
     offer_freed_place,
     place,
 )
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from services.partners.service_layer.webhooks import queue_webhook
+from services.partners.service_layer.working_time import service_deadline_rules
 from shared.audit import Category, Seen
 from shared.auth import Principal
 from shared.errors import NotFound
@@ -164,9 +164,10 @@ async def _mine_with_packet(uow: PartnersUnitOfWork, partner_id: str, offer_id: 
     return row
 
 
-def _follow_up(uow: PartnersUnitOfWork, row: InboxRow, now: datetime) -> datetime:
+async def _follow_up(uow: PartnersUnitOfWork, row: InboxRow, now: datetime) -> datetime:
     urgency = (row.packet or {}).get("urgency")
-    return lifecycle.follow_up_by(now, urgency, deadline_rules(uow.settings))
+    rules = await service_deadline_rules(uow.session, uow.settings, row.offer.service_id)
+    return lifecycle.follow_up_by(now, urgency, rules)
 
 
 async def _move(
@@ -183,7 +184,8 @@ async def accept_offer(uow: PartnersUnitOfWork, reader: Reader, offer_id: str) -
     async with uow.transaction():
         row, now = await _mine_with_packet(uow, partner_id, offer_id), uow.now()
         offer = row.offer
-        await _move(uow, offer, OfferStatus.ACCEPTED, now, follow_up_by=_follow_up(uow, row, now))
+        follow_up = await _follow_up(uow, row, now)
+        await _move(uow, offer, OfferStatus.ACCEPTED, now, follow_up_by=follow_up)
         await uow.outbox.add(
             uow.session, OfferAccepted(**offer_fields(offer, now)), subject=offer.case_id
         )
@@ -229,7 +231,7 @@ async def record_progress(
             OfferStatus.IN_PROGRESS,
             now,
             note=note,
-            follow_up_by=_follow_up(uow, row, now),
+            follow_up_by=await _follow_up(uow, row, now),
             overdue_at=None,
         )
         await uow.outbox.add(

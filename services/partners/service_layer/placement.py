@@ -35,6 +35,7 @@ from services.partners.service_layer.notifications import (
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from services.partners.service_layer.webhooks import queue_webhook
 from services.partners.service_layer.working_time import deadline_rules as deadline_rules
+from services.partners.service_layer.working_time import service_deadline_rules
 from shared.events.payloads import (
     CaseUnroutable,
     NeedWaiting,
@@ -156,8 +157,9 @@ async def place(uow: PartnersUnitOfWork, request_id: str, *, now: datetime) -> O
     chosen = decision.chosen
     assert chosen is not None  # reason_to_give_up gives a reason whenever none was chosen
     packet = request.packet or {}
-    respond_by = lifecycle.respond_by(now, packet.get("urgency"), deadline_rules(settings))
     service = chosen.candidate
+    rules = await service_deadline_rules(session, settings, service.service_id)
+    respond_by = lifecycle.respond_by(now, packet.get("urgency"), rules)
     reasons = why(decision)
     assert reasons is not None  # a candidate was chosen
     routing_reasons = RoutingReasons(

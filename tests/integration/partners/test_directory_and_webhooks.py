@@ -125,7 +125,12 @@ async def test_export_and_import_round_trip_in_oruk_shape(partners: PartnersApi)
     again = await partners.client.post(
         "/v1/directory/import", json=exported.json(), headers=partners.operator()
     )
-    assert again.json() == {"organizations": 2, "services": 2, "skipped": []}
+    assert again.json() == {
+        "organizations": 2,
+        "services": 2,
+        "skipped": [],
+        "ignored": [],
+    }
     assert (await partners.client.get("/services")).json()["total_items"] == 2  # no duplicates
     foreign = {
         "id": "ac148810-d857-441c-9679-408f346de14b",
