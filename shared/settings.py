@@ -7,6 +7,7 @@ Each service process reads only its own settings, so a field such as ``database_
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, SecretStr, model_validator
@@ -115,6 +116,21 @@ class ServiceSettings(AuthSettings):
     # for about 150 ms, not seconds) and then dead-lettered, to be replayed after the fix.
     consumer_max_attempts: int = Field(default=3, ge=1, le=20)
     consumer_retry_backoff_ms: int = Field(default=50, ge=0, le=10_000)
+
+    clock_file: Path | None = Field(
+        default=None,
+        description="development only: a file holding an ISO 8601 instant the services' clock "
+        "runs on from (shared/clock.py); refused in staging and production",
+    )
+
+    @model_validator(mode="after")
+    def _clock_only_in_development(self) -> ServiceSettings:
+        if self.clock_file is not None and self.environment is not Environment.DEVELOPMENT:
+            raise ValueError(
+                f"UPSTREAM_CLOCK_FILE is refused in {self.environment.value}: "
+                "a settable clock is for development and tests only"
+            )
+        return self
 
     @property
     def port(self) -> int:

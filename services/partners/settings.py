@@ -9,6 +9,8 @@ from pydantic_settings import NoDecode
 
 from shared.settings import Environment, ServiceSettings
 
+DEVELOPMENT_TOMBSTONE_SECRET = "upstream-development-only-tombstone-secret"
+
 
 class PartnersSettings(ServiceSettings):
     service_name: ClassVar[str] = "partners"
@@ -41,7 +43,35 @@ class PartnersSettings(ServiceSettings):
     bank_holidays_subdivision: str | None = Field(
         default="ENG", description="England and Wales' bank holidays"
     )
+    gap_waiting_working_days: float = Field(
+        default=2,
+        gt=0,
+        description="a need waiting this many working days for a place is a gap in service "
+        "(gap.detected); a working day is working_day_start to working_day_end",
+    )
+    tombstone_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_TOMBSTONE_SECRET),
+        description="keys the hashes of erased case ids (shared/erasure.py), so the service "
+        "remembers what it erased without holding the ids; its own secret (never the JWT "
+        "signing key); the development default is refused elsewhere",
+    )
     max_offers_per_need: int = Field(default=5, ge=1, description="then back to the council")
+    # Retention (docs/information-governance.md, Retention): swept hourly, in batches.
+    audit_retention_days: int = Field(
+        default=6 * 365,
+        ge=1,
+        description="audit rows older than this are deleted (6 years: as long as the case "
+        "records whose reads they record)",
+    )
+    retention_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="records a retention sweep deletes at a time"
+    )
+    retention_ended_offer_days: int = Field(
+        default=365,
+        ge=1,
+        description="a declined, expired or withdrawn offer (and its deliveries) is deleted "
+        "this long after it ended, once its need is no longer being routed",
+    )
     allow_http_webhooks: bool = Field(
         default=False,
         description="development only (refused elsewhere): webhooks may be http and may go "
@@ -91,6 +121,10 @@ class PartnersSettings(ServiceSettings):
     notify_template_id: str | None = Field(
         default=None, description="a Notify email template with ((subject)) and ((body))"
     )
+    notify_base_url: str = Field(
+        default="https://api.notifications.service.gov.uk",
+        description="the GOV.UK Notify API (the client's base_url); https outside development",
+    )
     mail_max_attempts: int = Field(default=6, ge=1)
     reminder_hours_before: float = Field(
         default=1.0, gt=0, description="a reminder this long before an offer's deadline"
@@ -128,6 +162,26 @@ class PartnersSettings(ServiceSettings):
             raise ValueError(
                 "UPSTREAM_SMTP_TLS=none is for development only: sign-in links and the SMTP "
                 "password would cross the network in clear (use starttls or tls)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _notify_complete_and_over_https(self) -> PartnersSettings:
+        if self.mail_backend != "notify":
+            return self
+        if not (self.notify_api_key and self.notify_api_key.get_secret_value()) or not (
+            self.notify_template_id
+        ):
+            raise ValueError(
+                "UPSTREAM_MAIL_BACKEND=notify needs UPSTREAM_NOTIFY_API_KEY and "
+                "UPSTREAM_NOTIFY_TEMPLATE_ID"
+            )
+        if self.environment is not Environment.DEVELOPMENT and not (
+            self.notify_base_url.startswith("https://")
+        ):
+            raise ValueError(
+                "UPSTREAM_NOTIFY_BASE_URL must be an https:// address outside development: "
+                "each request carries a token signed with the API key"
             )
         return self
 

@@ -1,29 +1,35 @@
-"""The events the referrals service consumes: risk assessments and flags, and what
-partners do with the offers of a case. Each handler turns its event into a use case call;
-it runs inside the consumer's transaction, after the inbox has recorded the event, so a
-repeat delivery never reaches it."""
+"""The events the referrals service consumes: risk assessments and flags, what partners do
+with the offers of a case (and a need waiting for a place), and the gaps in service they
+detect. Each handler turns its event into a use case call; it runs inside the consumer's
+transaction, after the inbox has recorded the event, so a repeat delivery never reaches it."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
 
-from services.referrals.service_layer import cases
+from services.referrals.service_layer import cases, gaps, subject_access
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
 from shared.events.payloads import (
     CaseUnroutable,
+    GapDetected,
+    NeedWaiting,
     OfferAccepted,
     OfferDeclined,
     OfferExpired,
+    OfferOverdue,
     OfferProgressRecorded,
     OfferWithdrawn,
     OutcomeRecorded,
+    PartnersSubjectAccessContributed,
     Reason,
     ReferralOffered,
     ResidentFlagged,
     RiskAssessed,
+    RiskSubjectAccessContributed,
 )
 from shared.messaging.handlers import EventHandlers
+from shared.subject_access import PARTNERS, RISK
 from shared.vocabulary import Need, OfferStatus, RiskLevel
 
 EVENT_HANDLERS = EventHandlers[ReferralsUnitOfWork]()
@@ -156,11 +162,97 @@ async def on_outcome_recorded(event: OutcomeRecorded, uow: ReferralsUnitOfWork) 
     await cases.record_offer_change(uow, change)
 
 
+@EVENT_HANDLERS.on(OfferOverdue)
+async def on_offer_overdue(event: OfferOverdue, uow: ReferralsUnitOfWork) -> None:
+    overdue = cases.OverdueOffer(
+        offer_id=event.offer_id,
+        case_id=event.case_id,
+        need=event.need,
+        partner_id=event.partner_id,
+        follow_up_by=event.follow_up_by,
+        at=event.at,
+    )
+    await cases.record_offer_overdue(uow, overdue)
+
+
 @EVENT_HANDLERS.on(CaseUnroutable)
 async def on_case_unroutable(event: CaseUnroutable, uow: ReferralsUnitOfWork) -> None:
-    await cases.record_unroutable(
-        uow, cases.Unroutable(case_id=event.case_id, reasons=tuple(event.reasons), at=event.at)
+    unroutable = cases.Unroutable(
+        case_id=event.case_id,
+        reasons=tuple(event.reasons),
+        at=event.at,
+        needs=tuple(event.needs),
     )
+    await cases.record_unroutable(uow, unroutable)
 
+
+@EVENT_HANDLERS.on(NeedWaiting)
+async def on_need_waiting(event: NeedWaiting, uow: ReferralsUnitOfWork) -> None:
+    await cases.record_need_waiting(uow, cases.NeedWaiting(event.case_id, event.need, event.since))
+
+
+@EVENT_HANDLERS.on(GapDetected)
+async def on_gap_detected(event: GapDetected, uow: ReferralsUnitOfWork) -> None:
+    gap = gaps.Gap(
+        gap_id=event.gap_id,
+        council=event.council,
+        need=event.need.value,
+        reason=event.reason.value,
+        detail=event.detail,
+        postcode_districts=tuple(event.postcode_districts),
+        languages=tuple(event.languages),
+        age_bands=tuple(event.age_bands),
+        residents_waiting=event.residents_waiting,
+        waiting_since=event.waiting_since,
+        longest_wait_hours=event.longest_wait_hours,
+        detected_at=event.detected_at,
+    )
+    await gaps.record_gap(uow, gap)
+
+
+# -- subject access: the other services' answers, stored against the request --------------
+
+
+@EVENT_HANDLERS.on(PartnersSubjectAccessContributed)
+async def on_partners_subject_access(
+    event: PartnersSubjectAccessContributed, uow: ReferralsUnitOfWork
+) -> None:
+    await subject_access.record_contribution(uow, PARTNERS, event)
+
+
+@EVENT_HANDLERS.on(RiskSubjectAccessContributed)
+async def on_risk_subject_access(
+    event: RiskSubjectAccessContributed, uow: ReferralsUnitOfWork
+) -> None:
+    await subject_access.record_contribution(uow, RISK, event)
+
+
+# -- erasure: the other services' confirmations; every other handler behind the tombstones --
+
+from services.referrals.service_layer import erasure as _erasure  # noqa: E402
+from shared.erasure import guarded as _guarded  # noqa: E402
+from shared.events.payloads import (  # noqa: E402
+    PartnersErasureConfirmed,
+    RiskErasureConfirmed,
+)
+
+
+@EVENT_HANDLERS.on(PartnersErasureConfirmed)
+async def on_partners_erasure_confirmed(
+    event: PartnersErasureConfirmed, uow: ReferralsUnitOfWork
+) -> None:
+    await _erasure.record_confirmation(uow, PARTNERS, event)
+
+
+@EVENT_HANDLERS.on(RiskErasureConfirmed)
+async def on_risk_erasure_confirmed(event: RiskErasureConfirmed, uow: ReferralsUnitOfWork) -> None:
+    await _erasure.record_confirmation(uow, RISK, event)
+
+
+# An event naming an erased case or resident key (replayed, or still in a topic) re-creates
+# nothing: a flag for an erased resident's key opens no outreach case (shared/erasure.py).
+EVENT_HANDLERS = _guarded(
+    EVENT_HANDLERS, lambda uow: uow.settings.resident_key_secret.get_secret_value()
+)
 
 __all__ = ["EVENT_HANDLERS"]

@@ -20,3 +20,25 @@ class ReferralsSettings(ServiceSettings):
         default=["E09000025", "E09000012"],
         description="GSS codes of the councils this deployment serves (Newham and Hackney)",
     )
+    # Retention (docs/information-governance.md, Retention): swept hourly, in batches.
+    audit_retention_days: int = Field(
+        default=6 * 365,
+        ge=1,
+        description="audit rows older than this are deleted (6 years: as long as the case "
+        "records whose reads they record)",
+    )
+    retention_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="records a retention sweep deletes at a time"
+    )
+    retention_closed_case_years: int = Field(
+        default=6,
+        ge=1,
+        description="a resident whose every case has been closed or withdrawn this long is "
+        "erased everywhere, as an erasure on the ground no_longer_necessary (Article 5(1)(e))",
+    )
+    retention_subject_access_days: int = Field(
+        default=365,
+        ge=30,
+        description="a subject access request and its export are deleted this long after it "
+        "completed (or was made, if never completed)",
+    )

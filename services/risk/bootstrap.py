@@ -9,6 +9,7 @@ from services.risk.handlers import EVENT_HANDLERS
 from services.risk.service_layer.rulesets import install_default_ruleset
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
 from services.risk.settings import RiskSettings
+from services.risk.timers import TIMERS
 from shared.messaging.consumer import ConsumerSpec
 from shared.service import ServiceDefinition
 
@@ -22,4 +23,5 @@ SERVICE = ServiceDefinition(
     routers=routers,
     consumers=[ConsumerSpec("risk", EVENT_HANDLERS)],
     seeds=[install_default_ruleset],
+    timers=TIMERS,
 )

@@ -1,12 +1,22 @@
 """The events the risk service consumes: referrals received (assessed at once, with whatever
-signals it holds for the resident), cases opened and closed, and residents merged."""
+signals it holds for the resident), cases opened and closed, residents merged (and un-merged), and
+partners' outcomes (the loop closes: help that arrived marks the signals it addressed as
+handled)."""
 
 from __future__ import annotations
 
 from services.risk.domain.rules import ReferralFacts
-from services.risk.service_layer import assessments, profiles
+from services.risk.service_layer import assessments, outcomes, profiles, subject_access
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
-from shared.events.payloads import CaseClosed, CaseOpened, ReferralReceived, ResidentsMerged
+from shared.events.payloads import (
+    CaseClosed,
+    CaseOpened,
+    OutcomeRecorded,
+    ReferralReceived,
+    ResidentsMerged,
+    ResidentsUnmerged,
+    SubjectAccessRequested,
+)
 from shared.messaging.handlers import EventHandlers
 
 EVENT_HANDLERS = EventHandlers[RiskUnitOfWork]()
@@ -53,3 +63,49 @@ async def on_residents_merged(event: ResidentsMerged, uow: RiskUnitOfWork) -> No
             into_keys=tuple(event.into_resident_keys),
         ),
     )
+
+
+@EVENT_HANDLERS.on(OutcomeRecorded)
+async def on_outcome_recorded(event: OutcomeRecorded, uow: RiskUnitOfWork) -> None:
+    await outcomes.record_outcome(
+        uow,
+        outcomes.OutcomeToRecord(
+            case_id=event.case_id, need=event.need, outcome=event.outcome, recorded_at=event.at
+        ),
+    )
+
+
+@EVENT_HANDLERS.on(ResidentsUnmerged)
+async def on_residents_unmerged(event: ResidentsUnmerged, uow: RiskUnitOfWork) -> None:
+    await profiles.split_profiles(
+        uow,
+        profiles.ResidentsUnmerge(
+            council=event.council,
+            restored_keys=tuple(event.restored_resident_keys),
+            into_keys=tuple(event.into_resident_keys),
+            restored_case_ids=tuple(event.restored_case_ids),
+            reopened_case_id=event.restored_case_id,
+        ),
+    )
+
+
+@EVENT_HANDLERS.on(SubjectAccessRequested)
+async def on_subject_access_requested(event: SubjectAccessRequested, uow: RiskUnitOfWork) -> None:
+    await subject_access.answer_subject_access(uow, event)
+
+
+# -- erasure; every other handler behind the tombstones ------------------------------------
+
+from services.risk.service_layer import erasure as _erasure  # noqa: E402
+from shared.erasure import guarded as _guarded  # noqa: E402
+from shared.events.payloads import ErasureRequested  # noqa: E402
+
+
+@EVENT_HANDLERS.on(ErasureRequested)
+async def on_erasure_requested(event: ErasureRequested, uow: RiskUnitOfWork) -> None:
+    await _erasure.erase(uow, event)
+
+
+# An event naming an erased case or key (replayed, or still in a topic) re-creates nothing:
+# a replayed case-opened opens no profile (shared/erasure.py).
+EVENT_HANDLERS = _guarded(EVENT_HANDLERS, _erasure.secret_of, exempt=[ErasureRequested])

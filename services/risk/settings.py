@@ -18,6 +18,28 @@ class RiskSettings(ServiceSettings):
     flag_cooling_off_days: int = Field(
         default=30, ge=0, description="no new flag at the same or a lower level within this"
     )
+    returning_window_days: int = Field(
+        default=180,
+        ge=0,
+        description="a resident flagged again within this many days of help arriving (an "
+        "outcome that helped) is reported as returning",
+    )
     import_batch_size: int = Field(
         default=10_000, ge=1, le=50_000, description="rows a transaction of an import stores"
+    )
+    # Retention (docs/information-governance.md, Retention): swept hourly, in batches.
+    audit_retention_days: int = Field(
+        default=6 * 365,
+        ge=1,
+        description="audit rows older than this are deleted (6 years: as long as the case "
+        "records whose reads they record)",
+    )
+    retention_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="records a retention sweep deletes at a time"
+    )
+    retention_expired_signal_days: int = Field(
+        default=90,
+        ge=0,
+        description="a signal is deleted this long after it expired (it no longer counts "
+        "towards a risk level from the day it expires)",
     )

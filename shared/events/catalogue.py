@@ -17,6 +17,9 @@ from shared.events.payloads import (
     CaseStatusChanged,
     CaseUnroutable,
     ConsentWithdrawn,
+    ErasureRequested,
+    GapDetected,
+    NeedWaiting,
     OfferAccepted,
     OfferDeclined,
     OfferExpired,
@@ -24,11 +27,17 @@ from shared.events.payloads import (
     OfferProgressRecorded,
     OfferWithdrawn,
     OutcomeRecorded,
+    PartnersErasureConfirmed,
+    PartnersSubjectAccessContributed,
     ReferralOffered,
     ReferralReceived,
     ResidentFlagged,
     ResidentsMerged,
+    ResidentsUnmerged,
     RiskAssessed,
+    RiskErasureConfirmed,
+    RiskSubjectAccessContributed,
+    SubjectAccessRequested,
 )
 from shared.events.registry import EventRegistry, Topic
 
@@ -46,9 +55,53 @@ RISK_ASSESSMENTS = CATALOGUE.topic(
 PARTNERS_OFFERS = CATALOGUE.topic(
     "partners.offers.v1",
     "Offers of a case's needs to partners: offered, accepted, declined, expired, outcome "
-    "recorded, unroutable. Keyed by case id.",
+    "recorded, unroutable, waiting for a place. Keyed by case id.",
+)
+PARTNERS_GAPS = CATALOGUE.topic(
+    "partners.gaps.v1",
+    "Gaps in service: a need of a council's residents that no partner can meet, or that "
+    "has waited too long for a place. Keyed by gap episode id.",
 )
 
+# Bulk lanes: the same event types, for bulk work, read by every consumer after the
+# interactive topic (docs/events.md, Bulk lanes). An aggregate is bulk for its whole life,
+# so its events stay on one topic and in order.
+RISK_ASSESSMENTS_BULK = CATALOGUE.bulk_lane(
+    RISK_ASSESSMENTS,
+    "risk.assessments.bulk.v1",
+    "The bulk lane of risk.assessments.v1: residents flagged by a feed's signals. Keyed by "
+    "resident key.",
+)
+REFERRALS_CASES_BULK = CATALOGUE.bulk_lane(
+    REFERRALS_CASES,
+    "referrals.cases.bulk.v1",
+    "The bulk lane of referrals.cases.v1: the events of outreach cases, opened for flagged "
+    "residents (opened, status changed, ready for routing, closed…). Keyed by case id.",
+)
+
+# Subject access requests and each service's answer. The answers carry a resident's
+# personal (and special category) data to the controller's system of record, the referrals
+# service, which stores them against the request: the broker keeps them 7 days, enough to
+# ride out a consumer down over a long weekend, not a copy kept for months
+# (docs/information-governance.md, Subject access).
+SUBJECT_ACCESS_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
+GOVERNANCE_SUBJECT_ACCESS = CATALOGUE.topic(
+    "governance.subject_access.v1",
+    "Subject access: a request (case ids and pseudonymous keys only) and each service's "
+    "answer with what it holds. Keyed by request id. Kept 7 days.",
+    retention_ms=SUBJECT_ACCESS_RETENTION_MS,
+)
+
+# Erasure requests and each service's confirmation. A request carries the resident's case ids
+# and pseudonymous keys (never a name or contact); the broker keeps them 7 days, like
+# subject access, so an erased resident's ids leave the broker within a week
+# (docs/information-governance.md, Erasure).
+GOVERNANCE_ERASURE = CATALOGUE.topic(
+    "governance.erasure.v1",
+    "Erasure: a request (case ids and pseudonymous keys only) and each service's "
+    "confirmation (counts only). Keyed by request id. Kept 7 days.",
+    retention_ms=SUBJECT_ACCESS_RETENTION_MS,
+)
 
 _OPERATIONAL, _PSEUDONYMOUS, _PERSONAL = (
     DataClassification.OPERATIONAL,
@@ -97,6 +150,13 @@ _EVENTS: list[tuple[str, type[BaseModel], Topic, str, DataClassification]] = [
         ResidentsMerged,
         REFERRALS_CASES,
         "Two records of one resident were merged (and their open cases)",
+        _PSEUDONYMOUS,
+    ),
+    (
+        "referrals.residents.unmerged",
+        ResidentsUnmerged,
+        REFERRALS_CASES,
+        "A merge of two resident records was undone: two people again",
         _PSEUDONYMOUS,
     ),
     (
@@ -162,6 +222,62 @@ _EVENTS: list[tuple[str, type[BaseModel], Topic, str, DataClassification]] = [
         CaseUnroutable,
         PARTNERS_OFFERS,
         "No partner could take a need of the case",
+        _OPERATIONAL,
+    ),
+    (
+        "partners.need.waiting",
+        NeedWaiting,
+        PARTNERS_OFFERS,
+        "Every service that could take a need of the case is full: it waits for a place",
+        _OPERATIONAL,
+    ),
+    (
+        "referrals.subject_access.requested",
+        SubjectAccessRequested,
+        GOVERNANCE_SUBJECT_ACCESS,
+        "A resident asked for their data: each service answers with what it holds",
+        _PSEUDONYMOUS,
+    ),
+    (
+        "partners.subject_access.contributed",
+        PartnersSubjectAccessContributed,
+        GOVERNANCE_SUBJECT_ACCESS,
+        "What the partners service holds about a subject access request's resident",
+        DataClassification.SPECIAL_CATEGORY,
+    ),
+    (
+        "risk.subject_access.contributed",
+        RiskSubjectAccessContributed,
+        GOVERNANCE_SUBJECT_ACCESS,
+        "What the risk service holds about a subject access request's resident",
+        DataClassification.SPECIAL_CATEGORY,
+    ),
+    (
+        "referrals.erasure.requested",
+        ErasureRequested,
+        GOVERNANCE_ERASURE,
+        "A resident's data is erased: each service erases what it holds and confirms",
+        _PSEUDONYMOUS,
+    ),
+    (
+        "partners.erasure.confirmed",
+        PartnersErasureConfirmed,
+        GOVERNANCE_ERASURE,
+        "The partners service erased what it held about an erasure request's resident",
+        _OPERATIONAL,
+    ),
+    (
+        "risk.erasure.confirmed",
+        RiskErasureConfirmed,
+        GOVERNANCE_ERASURE,
+        "The risk service erased what it held about an erasure request's resident",
+        _OPERATIONAL,
+    ),
+    (
+        "partners.gap.detected",
+        GapDetected,
+        PARTNERS_GAPS,
+        "A need cannot be met in a council's area: unroutable, or waiting too long",
         _OPERATIONAL,
     ),
 ]

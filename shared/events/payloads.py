@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -87,6 +88,11 @@ class CaseReadyForRouting(_Payload):
     consent_expires_at: datetime | None = None
     packet: RoutingPacket
     exclude_partners: list[str] = Field(default=[], description="partners not to offer again")
+    data_sharing_agreement: str | None = Field(
+        default=None,
+        description="the reference of the data-sharing agreement the case is shared under "
+        "(a public-task case): only a partner holding that agreement with the council gets it",
+    )
 
 
 class CaseClosed(_Payload):
@@ -132,6 +138,25 @@ class ResidentsMerged(_Payload):
     merged_case_id: str | None = Field(default=None, description="its open case, now withdrawn")
     survivor_case_id: str | None = None
     merged_at: datetime
+
+
+class ResidentsUnmerged(_Payload):
+    """A caseworker undid a merge: the two records are two people again, each with what the
+    merge had moved. The risk service splits the profile the merge folded. Pseudonymous
+    keys and case ids only."""
+
+    merge_id: str
+    council: str
+    restored_resident_keys: list[str] = Field(description="keys of the record merged away")
+    into_resident_keys: list[str] = Field(description="keys of the record that had stayed")
+    restored_case_ids: list[str] = Field(
+        default=[], description="the cases that are the restored record's again"
+    )
+    restored_case_id: str | None = Field(
+        default=None, description="its case the merge had withdrawn, open again"
+    )
+    survivor_case_id: str | None = None
+    unmerged_at: datetime
 
 
 # -- risk.assessments.v1 ---------------------------------------------------------------
@@ -180,6 +205,14 @@ class ResidentFlagged(_Payload):
         "key secret: readable by the referrals service only"
     )
     flagged_at: datetime
+    returning: bool = Field(
+        default=False,
+        description="flagged again within the returning window after help arrived (an "
+        "outcome that helped on an earlier case); only new or worse signals flag then",
+    )
+    helped_at: datetime | None = Field(
+        default=None, description="when help last arrived, for a returning resident"
+    )
 
 
 # -- partners.offers.v1 ----------------------------------------------------------------
@@ -253,3 +286,148 @@ class CaseUnroutable(_Payload):
     needs: list[Need]
     reasons: list[str] = Field(description="why no partner could take it, in plain words")
     at: datetime
+
+
+class NeedWaiting(_Payload):
+    """Every service that could take a need of the case is full (or paused): the need waits
+    in the partners' queue and is offered as soon as a place frees. Said once per waiting
+    episode, when it starts; the offer that ends it is ``referral offered``."""
+
+    case_id: str
+    need: Need
+    since: datetime = Field(description="when the need started waiting for a place")
+
+
+# -- partners.gaps.v1 ------------------------------------------------------------------
+
+
+class GapReason(StrEnum):
+    """Why a need cannot be met in an area: no service could take it at all; every service
+    that could is full and residents have waited past the threshold; or (later) no partner
+    has an agreement covering it."""
+
+    UNROUTABLE = "unroutable"
+    WAITING_TOO_LONG = "waiting_too_long"
+    NO_AGREEMENT = "no_agreement"
+
+
+class GapDetected(_Payload):
+    """A gap in service opened: a need of a council's residents cannot be met. Said once per
+    gap episode (``gap_id``), which stays open while the gap lasts; a gap that closed and
+    opens again is a new episode. Counts and areas only: no resident identifiers."""
+
+    gap_id: str = Field(description="the gap episode: the Kafka key of its events")
+    council: str = Field(description="the council (GSS code) whose area the gap is in")
+    need: Need
+    reason: GapReason
+    detail: str | None = Field(default=None, description="why, in plain words")
+    postcode_districts: list[str] = Field(
+        default=[], description="the postcode districts of the residents in the gap, if known"
+    )
+    languages: list[str] = Field(
+        default=[], description="their preferred languages, if known (ISO 639-1)"
+    )
+    age_bands: list[str] = Field(
+        default=[], description="their age bands (0-17, 18-24, 25-64, 65+), if known"
+    )
+    residents_waiting: int = Field(description="how many residents' needs are in the gap")
+    waiting_since: datetime = Field(description="since when the longest-waiting one waits")
+    longest_wait_hours: float = Field(description="clock hours of the longest wait")
+    detected_at: datetime
+
+
+# -- governance.subject_access.v1 ------------------------------------------------------
+
+
+class SubjectAccessRequested(_Payload):
+    """A resident asked what Upstream holds about them (UK GDPR Article 15). Each service
+    answers with what it holds. Only the identifiers the others need: the resident's case
+    ids (partners know a resident by case) and pseudonymous keys (risk knows them by key);
+    never a name or a contact detail."""
+
+    request_id: str = Field(description="the request: the Kafka key of its events")
+    council: str = Field(description="the council (GSS code) the resident is a resident of")
+    case_ids: list[str] = Field(default=[], description="the resident's cases, every status")
+    resident_keys: list[str] = Field(default=[], description="pseudonymous keys, strongest first")
+    requested_at: datetime
+    due_by: date = Field(description="one calendar month after receipt (Article 12(3))")
+
+
+class AccessRead(_Payload):
+    """One row of a service's audit trail of reads: who read the resident's data, when,
+    which categories, through which operation and why."""
+
+    at: datetime
+    subject: str
+    organisation: str
+    organisation_kind: str
+    roles: list[str] = []
+    operation: str
+    purpose: str
+    council: str | None = None
+    resident_ids: list[str] = []
+    case_ids: list[str] = []
+    data_categories: list[str] = []
+
+
+class SubjectAccessContributed(_Payload):
+    """What one service holds about the resident of a subject access request, for the
+    council's export: each kind of record (``sections``) with its records as held, and the
+    service's audit trail of reads of them. Personal data, on its way to the controller's
+    system of record (the referrals service): the topic keeps it a short time only."""
+
+    request_id: str
+    council: str
+    sections: dict[str, list[dict[str, Any]]] = Field(
+        default={}, description="kind of record -> the records, each as the service holds it"
+    )
+    reads: list[AccessRead] = Field(default=[], description="its audit trail of those reads")
+    contributed_at: datetime
+    part: int = Field(default=1, ge=1, description="which part of the answer this is")
+    parts: int = Field(
+        default=1, ge=1, description="how many parts the answer has (each under the size limit)"
+    )
+
+
+class PartnersSubjectAccessContributed(SubjectAccessContributed):
+    """The partners service's answer: the packets held for the resident's cases, the offers
+    made (and to which partner), the deliveries that carried them, and its reads."""
+
+
+class RiskSubjectAccessContributed(SubjectAccessContributed):
+    """The risk service's answer: the profiles the resident's keys and cases reach, their
+    signals, cases, assessments and outcomes, and its reads."""
+
+
+# -- governance.erasure.v1 -------------------------------------------------------------
+
+
+class ErasureRequested(_Payload):
+    """A resident's data is to be erased (UK GDPR Article 17): the referrals service has
+    erased its own; each other service erases what the case ids (partners) and pseudonymous
+    keys (risk) reach, records tombstones, and confirms. Never a name or a contact detail."""
+
+    request_id: str = Field(description="the erasure request: the Kafka key of its events")
+    council: str = Field(description="the council (GSS code) the resident is a resident of")
+    case_ids: list[str] = Field(default=[], description="the resident's cases, every status")
+    resident_keys: list[str] = Field(default=[], description="pseudonymous keys, strongest first")
+    ground: str = Field(description="the Article 17(1) ground (shared.erasure.ErasureGround)")
+    requested_at: datetime
+
+
+class ErasureConfirmed(_Payload):
+    """A service has erased what it held about an erasure request's resident: how many
+    records of each kind (counts only)."""
+
+    request_id: str
+    council: str
+    erased: dict[str, int] = Field(default={}, description="kind of record -> records erased")
+    confirmed_at: datetime
+
+
+class PartnersErasureConfirmed(ErasureConfirmed):
+    """The partners service erased the packets, offers and deliveries of the cases."""
+
+
+class RiskErasureConfirmed(ErasureConfirmed):
+    """The risk service erased the profiles the keys and cases reach, and all they held."""

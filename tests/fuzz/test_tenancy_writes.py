@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devtools.demo_councils import DEMO_COUNCILS
 from services.partners.bootstrap import SERVICE as PARTNERS
 from services.partners.service_layer import placement
 from services.partners.service_layer.placement import CaseToRoute
@@ -147,7 +148,7 @@ async def probe_all(
 
 
 def referrals_probes(
-    case_id: str, duplicate_id: str, resident_id: str, into: str
+    case_id: str, duplicate_id: str, resident_id: str, into: str, merge_id: str
 ) -> dict[str, Probe]:
     case = f"/v1/cases/{case_id}"
     consent = referral()["sharing"]["consent"]
@@ -179,6 +180,9 @@ def referrals_probes(
         "POST /v1/residents/{resident_id}/merge": Probe(
             f"/v1/residents/{resident_id}/merge", {"into": into}
         ),
+        "POST /v1/merges/{merge_id}/undo": Probe(
+            f"/v1/merges/{merge_id}/undo", {"reason": "not yours"}
+        ),
     }
 
 
@@ -191,6 +195,26 @@ async def referrals(
     )
     async with serve(REFERRALS, settings) as (client, engine):
         yield client, engine, settings
+
+
+async def _a_merge(client: httpx.AsyncClient, newham: dict[str, str]) -> str:
+    """Two other Newham residents merged by a caseworker: a merge to try to undo."""
+    ids = []
+    for given, family, born in (("Chidi", "Eze", "1990-05-06"), ("Dana", "Smith", "1971-11-12")):
+        body = referral(
+            council=NEWHAM,
+            resident={"given_name": given, "family_name": family, "date_of_birth": born},
+        )
+        made = await client.post("/v1/referrals", json=body, headers=newham)
+        assert made.status_code == 201, made.text
+        case = await client.get(f"/v1/cases/{made.json()['case_id']}", headers=newham)
+        ids.append(case.json()["resident"]["id"])
+    merged = await client.post(
+        f"/v1/residents/{ids[0]}/merge", json={"into": ids[1]}, headers=newham
+    )
+    assert merged.status_code == 204, merged.text
+    (merge,) = (await client.get("/v1/merges", params={"resident": ids[0]}, headers=newham)).json()
+    return str(merge["id"])
 
 
 async def test_no_write_reaches_another_councils_case_or_resident(
@@ -218,7 +242,11 @@ async def test_no_write_reaches_another_councils_case_or_resident(
             .all()
         )
     probes = referrals_probes(
-        first.json()["case_id"], duplicates[0]["id"], str(residents[1]), str(residents[0])
+        first.json()["case_id"],
+        duplicates[0]["id"],
+        str(residents[1]),
+        str(residents[0]),
+        await _a_merge(client, newham),
     )
     assert set(probes) == writes_on_objects(REFERRALS, settings)
     await probe_all(
@@ -253,7 +281,15 @@ async def _add_partner(
             "name": name,
             "description": f"{name}, a local charity",
             "kind": "food",
-            "agreement": {"lawful_bases": ["consent"], "data_categories": []},
+            "agreements": [
+                {
+                    "council": NEWHAM,
+                    "reference": f"DSA {name}",
+                    "needs": [need],
+                    "lawful_bases": ["consent"],
+                    "starts_on": "2020-01-01",
+                }
+            ],
         },
     )
     assert organization.status_code == 201, organization.text
@@ -341,10 +377,11 @@ async def test_no_write_reaches_another_partners_offer_or_service(
         "PUT /v1/services/{service_id}": Probe(service, details),
         "POST /v1/services/{service_id}/pause": Probe(f"{service}/pause", {"reason": "x"}),
         "POST /v1/services/{service_id}/resume": Probe(f"{service}/resume"),
-        # The directory's agreements are the operator's to set: a partner is refused outright.
-        "PUT /v1/organizations/{organization_id}/agreement": Probe(
-            f"/v1/organizations/{food_bank}/agreement",
-            {"lawful_bases": ["consent", "vital_interests"], "data_categories": []},
+        # Agreements are for operators and councils' information-governance teams: partners
+        # and caseworkers are refused outright (another council's IG team: below).
+        "POST /v1/agreements/{agreement_id}/end": Probe(
+            f"/v1/agreements/{await _agreement_of(engine, food_bank)}/end",
+            {"reason": "not yours"},
             allowed=(403,),
         ),
         "PUT /v1/organizations/{organization_id}/inbox-addresses": Probe(
@@ -398,6 +435,59 @@ async def test_no_write_reaches_another_partners_offer_or_service(
     )
 
 
+async def _agreement_of(engine: AsyncEngine, organization_id: str) -> str:
+    async with engine.connect() as connection:
+        return str(
+            (
+                await connection.execute(
+                    text("SELECT id FROM agreements WHERE organization_id = :o"),
+                    {"o": organization_id},
+                )
+            ).scalar_one()
+        )
+
+
+async def test_no_council_ends_another_councils_agreement(
+    partners: tuple[httpx.AsyncClient, AsyncEngine, PartnersSettings],
+) -> None:
+    """A council's information-governance team manages its own council's agreements only:
+    another council's team gets a 404 and nothing changes; Newham's own team ends it."""
+    client, engine, settings = partners
+    operator = bearer(settings, "operator", OrganisationKind.OPERATOR, Role.OPERATOR)
+    food_bank, _ = await _add_partner(client, operator, "Food Bank", "food")
+    agreement_id = await _agreement_of(engine, food_bank)
+    probes = {
+        "POST /v1/agreements/{agreement_id}/end": Probe(
+            f"/v1/agreements/{agreement_id}/end", {"reason": "not yours"}
+        ),
+    }
+    await probe_all(
+        client,
+        engine,
+        probes,
+        {
+            "another council's IG team": (
+                bearer(settings, HACKNEY, OrganisationKind.COUNCIL, Role.INFORMATION_GOVERNANCE),
+                (404,),
+            ),
+            "another council's IG team that also works cases": (
+                bearer(
+                    settings,
+                    HACKNEY,
+                    OrganisationKind.COUNCIL,
+                    Role.INFORMATION_GOVERNANCE,
+                    Role.CASEWORKER,
+                ),
+                (404,),
+            ),
+        },
+        owner=(
+            "POST /v1/agreements/{agreement_id}/end",
+            bearer(settings, NEWHAM, OrganisationKind.COUNCIL, Role.INFORMATION_GOVERNANCE),
+        ),
+    )
+
+
 # -- risk --------------------------------------------------------------------------------------
 
 
@@ -413,14 +503,24 @@ async def risk(
 async def test_rulesets_are_the_operators_alone_to_change(
     risk: tuple[httpx.AsyncClient, AsyncEngine, RiskSettings],
 ) -> None:
-    """Rulesets are not a tenant's: one set of rules for the deployment, which only the
-    operator tries and activates. Every council principal is refused (403), nothing moves."""
+    """Rulesets are not a tenant's to change: the default and each council's own are tried
+    and activated by the operator only. A council's transparency details are set by an
+    operator or that council's own information-governance team. Every other principal is
+    refused (403), nothing moves."""
     client, engine, settings = risk
     operator = bearer(settings, "operator", OrganisationKind.OPERATOR, Role.OPERATOR)
     version = (await client.get("/v1/rulesets/current", headers=operator)).json()["version"]
+    details = DEMO_COUNCILS[NEWHAM].model_dump(mode="json")
     probes = {
         "POST /v1/rulesets/{version}/dry-run": Probe(f"/v1/rulesets/{version}/dry-run"),
         "POST /v1/rulesets/{version}/activate": Probe(f"/v1/rulesets/{version}/activate"),
+        "PUT /v1/councils/{council}/ruleset": Probe(
+            f"/v1/councils/{NEWHAM}/ruleset", {"version": version}
+        ),
+        "DELETE /v1/councils/{council}/ruleset": Probe(f"/v1/councils/{NEWHAM}/ruleset"),
+        "PUT /v1/councils/{council}/transparency": Probe(
+            f"/v1/councils/{NEWHAM}/transparency", details
+        ),
     }
     assert set(probes) == writes_on_objects(RISK, settings)
     await probe_all(
@@ -438,6 +538,10 @@ async def test_rulesets_are_the_operators_alone_to_change(
             ),
             "a partner": (
                 bearer(settings, str(uuid.uuid4()), OrganisationKind.VCS, Role.PARTNER),
+                (403,),
+            ),
+            "another council's IG team": (
+                bearer(settings, HACKNEY, OrganisationKind.COUNCIL, Role.INFORMATION_GOVERNANCE),
                 (403,),
             ),
         },

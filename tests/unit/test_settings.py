@@ -20,10 +20,19 @@ def test_each_service_has_its_own_default_port() -> None:
 
 
 def test_development_secrets_are_refused_outside_development() -> None:
-    with pytest.raises(ValidationError, match="UPSTREAM_JWT_SIGNING_KEY must be set in production"):
+    both = "UPSTREAM_JWT_SIGNING_KEY, UPSTREAM_TOMBSTONE_SECRET must be set"
+    with pytest.raises(ValidationError, match=f"{both} in production"):
         PartnersSettings(database_url=DB, environment="production")
-    with pytest.raises(ValidationError, match="UPSTREAM_JWT_SIGNING_KEY must be set in staging"):
+    with pytest.raises(ValidationError, match=f"{both} in staging"):
         PartnersSettings(database_url=DB, environment="staging")
+    # The partners tombstone secret is its own: no falling back to the JWT signing key.
+    with pytest.raises(ValidationError, match="UPSTREAM_TOMBSTONE_SECRET must be set"):
+        PartnersSettings(
+            database_url=DB,
+            environment="production",
+            jwt_signing_key="a-real-secret-from-the-vault",
+            **PRODUCTION_PARTNERS,
+        )
     with pytest.raises(ValidationError, match="UPSTREAM_RESIDENT_KEY_SECRET must be set"):
         ReferralsSettings(
             database_url=DB,
@@ -36,6 +45,7 @@ PRODUCTION_PARTNERS = {
     "public_base_url": "https://partners.example.gov.uk",
     "smtp_tls": "starttls",
 }
+PRODUCTION_PARTNERS_SECRETS = {"tombstone_secret": "a-real-tombstone-secret"}
 
 
 def test_production_runs_with_its_own_key_or_a_jwks() -> None:
@@ -44,6 +54,7 @@ def test_production_runs_with_its_own_key_or_a_jwks() -> None:
         environment="production",
         jwt_signing_key="a-real-secret-from-the-vault",
         **PRODUCTION_PARTNERS,
+        **PRODUCTION_PARTNERS_SECRETS,
     )
     assert own_key.environment == "production"
     jwks = PartnersSettings(
@@ -51,6 +62,7 @@ def test_production_runs_with_its_own_key_or_a_jwks() -> None:
         environment="production",
         jwt_jwks_url="https://idp.example/.well-known/jwks.json",
         **PRODUCTION_PARTNERS,
+        **PRODUCTION_PARTNERS_SECRETS,
     )
     assert jwks.jwt_jwks_url
 
@@ -68,7 +80,7 @@ def test_production_refuses_clear_text_links_and_mail(change: dict, refused: str
             database_url=DB,
             environment="production",
             jwt_signing_key="a-real-secret-from-the-vault",
-            **{**PRODUCTION_PARTNERS, **change},
+            **{**PRODUCTION_PARTNERS, **PRODUCTION_PARTNERS_SECRETS, **change},
         )
 
 
@@ -109,3 +121,18 @@ def test_jwks_must_be_fetched_over_https_outside_development() -> None:
         PartnersSettings(
             database_url=DB, environment="production", jwt_jwks_url="http://idp.example/jwks.json"
         )
+
+
+def test_a_settable_clock_is_refused_outside_development(tmp_path) -> None:
+    clock = tmp_path / "clock"
+    assert RiskSettings(database_url=DB, clock_file=clock).clock_file == clock
+    for environment in ("staging", "production"):
+        refused = f"UPSTREAM_CLOCK_FILE is refused in {environment}"
+        with pytest.raises(ValidationError, match=refused):
+            RiskSettings(
+                database_url=DB,
+                environment=environment,
+                jwt_signing_key="a-real-secret-from-the-vault",
+                resident_key_secret="another-real-secret",
+                clock_file=clock,
+            )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -20,6 +21,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.audit import audit_table
+from shared.erasure import tombstone_table
 
 metadata = MetaData()
 
@@ -70,18 +74,77 @@ services = Table(
     Column("paused", Boolean, nullable=False),
     Column("pause_reason", Text),
     _at("last_modified"),
+    # [{"day": "SA", "opens": "10:00:00", "closes": "14:00:00"}]: when offers are due (None:
+    # the deployment's working week)
+    Column("opening_hours", JSONB),
 )
 
+# A data-sharing agreement between one council and one partner organisation (several per
+# partner: one per council, or more over time). Routing reads them (domain/routing.py).
 agreements = Table(
     "agreements",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column(
+        "organization_id",
+        Uuid(as_uuid=False),
+        ForeignKey("organizations.id"),
+        nullable=False,
+        index=True,
+    ),
+    Column("council", Text, nullable=False),  # GSS code
+    Column("reference", Text, nullable=False),
+    Column("needs", JSONB, nullable=False),  # the needs it covers
+    Column("data_categories", JSONB, nullable=False),  # identity | contact | needs
+    Column("special_category", Boolean, nullable=False),  # health or safeguarding needs
+    Column("lawful_bases", JSONB, nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date),  # the last day it covers
+    Column("ended_at", DateTime(timezone=True)),  # ended early, from then
+    Column("end_reason", Text),
+    Column("recorded_by", Text, nullable=False),  # who recorded it: subject (organisation)
+    _at("created_at"),
+    _at("updated_at"),
+    UniqueConstraint("organization_id", "council", "reference"),
+    Index("ix_agreements_council", "council", "organization_id"),
+)
+
+# What happened to each agreement, who did it and when: append-only.
+agreement_changes = Table(
+    "agreement_changes",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column(
+        "agreement_id",
+        Uuid(as_uuid=False),
+        ForeignKey("agreements.id"),
+        nullable=False,
+        index=True,
+    ),
+    Column("change", Text, nullable=False),  # created | ended | migrated
+    Column("by_subject", Text, nullable=False),
+    Column("by_organisation", Text, nullable=False),
+    Column("reason", Text),
+    Column("terms", JSONB, nullable=False),  # the agreement as it stood after the change
+    _at("at"),
+)
+
+# The old one-per-partner agreements revision 0008 could not give a council: the partner's
+# services covered postcode districts only and it had never been offered a case (no
+# district-to-council mapping exists here). Kept as they were, for an operator to record as
+# agreements with the right councils (``POST /v1/agreements``) and then delete the row; the
+# downgrade of 0008 restores them. No code reads it (docs/partners.md, "Migration").
+agreements_unmatched_0008 = Table(
+    "agreements_unmatched_0008",
     metadata,
     Column(
         "organization_id", Uuid(as_uuid=False), ForeignKey("organizations.id"), primary_key=True
     ),
     Column("lawful_bases", JSONB, nullable=False),
-    Column("data_categories", JSONB, nullable=False),
+    Column("data_categories", JSONB, nullable=False),  # [] or ["special_category"]
     Column("reference", Text),
-    _at("updated_at"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),  # the old row's
+    Column("postcode_districts", JSONB, nullable=False),  # its services' then, to place it
 )
 
 requests = Table(
@@ -93,11 +156,15 @@ requests = Table(
     Column("council", Text, nullable=False),
     Column("packet", JSONB),  # removed when the case closes or consent is withdrawn
     Column("lawful_basis", Text, nullable=False),
+    Column("agreement_reference", Text),  # the data-sharing agreement the case names
     Column("consent_kinds", JSONB, nullable=False),
     Column("status", Text, nullable=False),  # open | waiting | placed | unroutable | closed
     Column("attempts", SmallInteger, nullable=False),
     Column("unroutable_reason", Text),
     Column("waiting_since", DateTime(timezone=True)),  # waiting for a place since
+    # unroutable since: set once as it turns unroutable (not on each retry), cleared when
+    # it is offered or waits for a place; a gap's longest wait counts from it
+    Column("unroutable_since", DateTime(timezone=True)),
     Column("queue_rank", SmallInteger),  # waiting: by urgency (domain/placement.queue_rank)
     _at("created_at"),
     _at("updated_at"),
@@ -108,6 +175,35 @@ requests = Table(
         "queue_rank",
         "waiting_since",
         postgresql_where=text("status = 'waiting'"),
+    ),
+    # The needs in a gap in service (adapters/gaps.py): a few rows among every case's.
+    Index(
+        "ix_route_requests_in_gaps",
+        "council",
+        "need",
+        postgresql_where=text("status IN ('waiting', 'unroutable')"),
+    ),
+)
+
+# Gaps in service (domain/gaps.py): one row per episode; at most one open per council, need
+# and reason. Counts only: never who.
+gaps = Table(
+    "gaps",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("council", Text, nullable=False),
+    Column("need", Text, nullable=False),
+    Column("reason", Text, nullable=False),  # unroutable | waiting_too_long | no_agreement
+    Column("residents", Integer, nullable=False),  # in the gap when it opened
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+    Index(
+        "uq_gaps_open",
+        "council",
+        "need",
+        "reason",
+        unique=True,
+        postgresql_where=text("closed_at IS NULL"),
     ),
 )
 
@@ -247,3 +343,11 @@ email_deliveries = Table(
         "ix_email_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")
     ),
 )
+
+# Every read of personal data through the API and the web inbox (shared/audit.py):
+# append-only.
+audit_log = audit_table(metadata)
+
+# Tombstones of erased case ids and resident keys (keyed hashes only): a replayed event
+# naming one re-creates nothing (shared/erasure.py).
+erased_identifiers = tombstone_table(metadata)

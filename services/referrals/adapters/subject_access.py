@@ -42,12 +42,31 @@ async def resident_in(
     return await fetch_one(session, statement)
 
 
+async def surviving_record(session: AsyncSession, resident_id: str) -> str:
+    """The record a resident id now lives on: itself, or (a record merged away) the one it
+    was merged into, followed to the end (a survivor may itself have been merged since)."""
+    seen = [resident_id]
+    while True:
+        into = await session.scalar(
+            select(residents.c.merged_into).where(residents.c.id == seen[-1])
+        )
+        if into is None or str(into) in seen:
+            return seen[-1]
+        seen.append(str(into))
+
+
 async def merged_into(session: AsyncSession, resident_id: str) -> list[str]:
-    """The records merged into this resident (the same person, recorded twice)."""
-    rows = await fetch_all(
-        session, select(residents.c.id).where(residents.c.merged_into == resident_id)
-    )
-    return [str(row["id"]) for row in rows]
+    """The records merged into this resident (the same person, recorded twice), and those
+    merged into them before, to any depth."""
+    found: list[str] = []
+    frontier = [resident_id]
+    while frontier:
+        rows = await fetch_all(
+            session, select(residents.c.id).where(residents.c.merged_into.in_(frontier))
+        )
+        frontier = [str(r["id"]) for r in rows if str(r["id"]) not in (resident_id, *found)]
+        found.extend(frontier)
+    return found
 
 
 async def case_ids_of(session: AsyncSession, resident_ids: Sequence[str]) -> list[str]:

@@ -25,7 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.referrals.domain.lifecycle import OPEN_STATUSES, CaseStatus
+from services.referrals.domain.needs import NeedStatus
 from shared.audit import audit_table
+from shared.erasure import tombstone_table
 
 metadata = MetaData()
 
@@ -216,6 +218,30 @@ offers = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # why this partner, in plain words (shared.events.payloads.RoutingReasons), from the offer
     Column("routing_reasons", JSONB),
+    # Accepted, and no progress by the follow-up deadline (partners' OfferOverdue): since when.
+    Column("follow_up_by", DateTime(timezone=True)),
+    Column("overdue_at", DateTime(timezone=True)),
+    Index("ix_offers_overdue", "case_id", postgresql_where=text("overdue_at IS NOT NULL")),
+)
+
+# Each need of a case on its own (domain/needs.py): its status, when it entered it and each
+# milestone, the offer partners hold it under, and the time of the last partners' event
+# applied (an older one does not move it). The case's status is derived from these.
+case_needs = Table(
+    "case_needs",
+    metadata,
+    Column("case_id", Uuid(as_uuid=False), ForeignKey("cases.id"), primary_key=True),
+    Column("need", Text, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("status_at", DateTime(timezone=True), nullable=False),
+    Column("offer_id", Text),
+    Column("last_event_at", DateTime(timezone=True)),
+    Column("outcome", Text),
+    Column("unroutable_reason", Text),
+    *[Column(f"{status.value}_at", DateTime(timezone=True)) for status in NeedStatus],
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_case_needs_status", "status", "case_id"),
 )
 
 idempotency_keys = Table(
@@ -265,5 +291,91 @@ case_merges = Table(
     Column("undone_by", Text),
 )
 
+# Gaps in service the partners service detected in a council's area (GapDetected): counts
+# and areas only, no resident. Shown in the council's queue while any of its open cases has
+# the need in the gap (domain/needs.py, statuses_in_gap).
+gaps = Table(
+    "gaps",
+    metadata,
+    Column("id", Text, primary_key=True),  # the partners service's gap episode id
+    Column("council", Text, nullable=False),
+    Column("need", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text),
+    Column("postcode_districts", JSONB, nullable=False),
+    Column("languages", JSONB, nullable=False),
+    Column("age_bands", JSONB, nullable=False),
+    Column("residents_waiting", Integer, nullable=False),
+    Column("waiting_since", DateTime(timezone=True), nullable=False),
+    Column("longest_wait_hours", Float, nullable=False),
+    Column("detected_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    Index("ix_gaps_council_need", "council", "need", "detected_at"),
+)
+
 # Every read of personal data through the API (shared/audit.py): append-only.
 audit_log = audit_table(metadata)
+
+# Subject access requests (UK GDPR Article 15): a council's IG team asks for everything held
+# about a resident; each service contributes what it holds (its own part written when the
+# request is made, the others' from their events), stored against the request.
+subject_access_requests = Table(
+    "subject_access_requests",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("council", Text, nullable=False),
+    Column("resident_id", Uuid(as_uuid=False), ForeignKey("residents.id"), nullable=False),
+    Column("requested_by", Text, nullable=False),
+    Column("requested_by_org", Text, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("due_by", Date, nullable=False),  # one calendar month (Article 12(3))
+    Column("completed_at", DateTime(timezone=True)),  # when the last service contributed
+    Index("ix_subject_access_requests_council", "council", "requested_at"),
+)
+
+subject_access_contributions = Table(
+    "subject_access_contributions",
+    metadata,
+    Column(
+        "request_id",
+        Uuid(as_uuid=False),
+        ForeignKey("subject_access_requests.id"),
+        primary_key=True,
+    ),
+    Column("service", Text, primary_key=True),  # referrals | partners | risk
+    Column("part", SmallInteger, primary_key=True),  # a large answer comes in parts
+    Column("parts", SmallInteger, nullable=False),
+    Column("contributed_at", DateTime(timezone=True), nullable=False),
+    Column("sections", JSONB, nullable=False),  # kind of record -> the records as held
+    Column("reads", JSONB, nullable=False),  # the service's audit rows about them
+)
+
+# Erasure requests (UK GDPR Article 17): who asked, on which ground, and which services have
+# confirmed. No identifier of the erased resident: only its tombstone hash.
+erasure_requests = Table(
+    "erasure_requests",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("council", Text, nullable=False),
+    Column("resident_hash", Text, nullable=False),  # shared.erasure.tombstone of its id
+    Column("ground", Text, nullable=False),  # shared.erasure.ErasureGround
+    Column("requested_by", Text, nullable=False),
+    Column("requested_by_org", Text, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("erased", JSONB, nullable=False),  # kind of record -> how many (counts only)
+    Column("completed_at", DateTime(timezone=True)),  # when the last service confirmed
+    Index("ix_erasure_requests_council", "council", "requested_at"),
+)
+
+erasure_confirmations = Table(
+    "erasure_confirmations",
+    metadata,
+    Column("request_id", Uuid(as_uuid=False), ForeignKey("erasure_requests.id"), primary_key=True),
+    Column("service", Text, primary_key=True),  # referrals | partners | risk
+    Column("confirmed_at", DateTime(timezone=True), nullable=False),
+    Column("erased", JSONB, nullable=False),
+)
+
+# Tombstones of erased case ids and resident keys (keyed hashes only): a replayed event
+# naming one re-creates nothing (shared/erasure.py).
+erased_identifiers = tombstone_table(metadata)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from services.referrals.api import audit, cases, referrals, residents
+from services.referrals.api import audit, cases, erasure, referrals, residents, subject_access
 
-routers = [referrals.router, cases.router, residents.router, audit.router]
+routers = [
+    referrals.router,
+    cases.router,
+    residents.router,
+    audit.router,
+    subject_access.router,
+    erasure.router,
+]

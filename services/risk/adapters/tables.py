@@ -15,10 +15,14 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.audit import audit_table
+from shared.erasure import tombstone_table
 
 metadata = MetaData()
 
@@ -86,8 +90,41 @@ assessments = Table(
     Column("ruleset_version", Text, nullable=False),
     Column("flagged", Boolean, nullable=False),
     _at(),
+    # A flag after help arrived: the current signals and their standing (handled, the same as
+    # a handled one, worse, new), and whether it came within the returning window.
+    Column("signals", JSONB),
+    Column("returning_resident", Boolean, nullable=False, server_default="false"),
+    Column("helped_at", DateTime(timezone=True)),  # the last help before it, if any
     Index("ix_assessments_case", "case_id", "created_at"),
     Index("ix_assessments_profile", "profile_id", "created_at"),
+)
+
+# Outcomes partners recorded for a resident's case (the loop closes here): the need, the
+# outcome and whether it says help arrived.
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("profile_id", Uuid(as_uuid=False), ForeignKey("profiles.id"), nullable=False),
+    Column("case_id", Uuid(as_uuid=False), nullable=False),
+    Column("need", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("helped", Boolean, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("case_id", "need", "recorded_at", name="uq_outcomes_case_need_at"),
+    Index("ix_outcomes_profile", "profile_id", "recorded_at"),
+)
+
+# The signals an outcome that helped addressed: they no longer flag the resident.
+handled_signals = Table(
+    "handled_signals",
+    metadata,
+    Column("signal_id", Uuid(as_uuid=False), ForeignKey("signals.id"), primary_key=True),
+    Column(
+        "profile_id", Uuid(as_uuid=False), ForeignKey("profiles.id"), nullable=False, index=True
+    ),
+    Column("outcome_id", Uuid(as_uuid=False), ForeignKey("outcomes.id"), nullable=False),
+    Column("handled_at", DateTime(timezone=True), nullable=False),
 )
 
 rulesets = Table(
@@ -100,6 +137,29 @@ rulesets = Table(
     _at(),
     Column("activated_at", DateTime(timezone=True)),
     Column("active", Boolean, nullable=False, server_default="false"),
+)
+
+# A council's own ruleset in force; a council without a row uses the default (the ruleset
+# marked active above).
+council_rulesets = Table(
+    "council_rulesets",
+    metadata,
+    Column("council", Text, primary_key=True),
+    Column("version", Text, ForeignKey("rulesets.version"), nullable=False),
+    Column("activated_by", Text, nullable=False),
+    _at("activated_at"),
+)
+
+# Each council's organisational details for its transparency record (ATRS): owner, team,
+# contact, benefits, impact assessments, agreements… No personal data: roles, team mailboxes.
+councils = Table(
+    "councils",
+    metadata,
+    Column("council", Text, primary_key=True),
+    Column("details", JSONB, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    _at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 imports = Table(
@@ -117,3 +177,11 @@ imports = Table(
     _at("started_at"),
     Column("finished_at", DateTime(timezone=True)),
 )
+
+# Every read of personal data through the API (shared/audit.py):
+# append-only.
+audit_log = audit_table(metadata)
+
+# Tombstones of erased case ids and resident keys (keyed hashes only): a replayed event
+# naming one re-creates nothing (shared/erasure.py).
+erased_identifiers = tombstone_table(metadata)

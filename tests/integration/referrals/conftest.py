@@ -11,6 +11,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -193,11 +194,14 @@ class ReferralsDatabase:
 
     @contextlib.asynccontextmanager
     async def applying(
-        self, payload: BaseModel, subject: str
+        self, payload: BaseModel, subject: str, written_at: datetime | None = None
     ) -> AsyncIterator[ReferralsUnitOfWork]:
         """A unit of work inside an event handler: the consumer's transaction, committed
-        when the block ends, as the consumer commits it with the inbox row."""
-        event: CloudEvent = CATALOGUE.envelope(payload, source="/upstream/test", subject=subject)
+        when the block ends, as the consumer commits it with the inbox row. ``written_at``:
+        the event's time (now, unless given)."""
+        event: CloudEvent = CATALOGUE.envelope(
+            payload, source="/upstream/test", subject=subject, time=written_at
+        )
         async with session_factory(self.engine)() as session, session.begin():
             yield ReferralsUnitOfWork(
                 session=session, outbox=self.outbox, settings=self.settings, event=event

@@ -14,6 +14,7 @@ NOTIFY = {"mail_backend": "notify", "notify_api_key": KEY, "notify_template_id":
 PRODUCTION = {
     "environment": "production",
     "jwt_signing_key": "a-real-secret-from-the-vault",
+    "tombstone_secret": "a-real-tombstone-secret",
     "public_base_url": "https://partners.example.gov.uk",
 }
 

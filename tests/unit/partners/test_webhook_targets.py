@@ -258,6 +258,7 @@ def test_the_development_escape_hatch_is_refused_outside_development() -> None:
             database_url=DB,
             environment="production",
             jwt_signing_key="a-real-secret-from-the-vault",
+            tombstone_secret="a-real-tombstone-secret",
             allow_http_webhooks=True,
         )
     development = PartnersSettings(database_url=DB, allow_http_webhooks=True)

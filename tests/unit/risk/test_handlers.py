@@ -9,8 +9,18 @@ import pytest
 
 from services.risk import handlers
 from services.risk.domain.rules import ReferralFacts
-from services.risk.service_layer import assessments
-from shared.events.payloads import CaseClosed, CaseOpened, ReferralReceived, ResidentsMerged
+from services.risk.service_layer import assessments, outcomes
+from shared.events.payloads import (
+    CaseClosed,
+    CaseOpened,
+    ErasureRequested,
+    OutcomeRecorded,
+    ReferralReceived,
+    ResidentsMerged,
+    ResidentsUnmerged,
+    SubjectAccessRequested,
+)
+from shared.vocabulary import Need, Outcome
 
 RECEIVED = datetime(2026, 11, 22, 9, tzinfo=UTC)
 
@@ -21,7 +31,35 @@ def test_each_consumed_payload_has_its_handler_named_for_what_happened() -> None
         CaseOpened: "on_case_opened",
         CaseClosed: "on_case_closed",
         ResidentsMerged: "on_residents_merged",
+        ResidentsUnmerged: "on_residents_unmerged",
+        OutcomeRecorded: "on_outcome_recorded",
+        SubjectAccessRequested: "on_subject_access_requested",
+        ErasureRequested: "on_erasure_requested",
     }
+
+
+async def test_a_partners_outcome_is_recorded_on_the_profile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[Any] = []
+
+    async def record_outcome(uow: object, command: outcomes.OutcomeToRecord) -> None:
+        calls.append(command)
+
+    monkeypatch.setattr(outcomes, "record_outcome", record_outcome)
+    event = OutcomeRecorded(
+        offer_id="offer-1",
+        case_id="case-1",
+        need=Need.HOUSING,
+        partner_id="partner-1",
+        outcome=Outcome.SUPPORT_PROVIDED,
+        at=RECEIVED,
+    )
+    uow: Any = object()
+    await handlers.on_outcome_recorded(event, uow)
+    assert calls == [
+        outcomes.OutcomeToRecord("case-1", Need.HOUSING, Outcome.SUPPORT_PROVIDED, RECEIVED)
+    ]
 
 
 async def test_a_received_referral_is_assessed_with_its_facts(

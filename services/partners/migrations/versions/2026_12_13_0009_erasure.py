@@ -1,0 +1,23 @@
+"""erasure: tombstones of erased identifiers; the audit trail's erasure functions
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-13
+"""
+
+from __future__ import annotations
+
+from shared.erasure import create_erasure_v1, drop_erasure_v1
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_erasure_v1()
+
+
+def downgrade() -> None:
+    drop_erasure_v1()

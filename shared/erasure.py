@@ -1,0 +1,339 @@
+"""Erasure (UK GDPR Article 17), the parts every service shares: the legal grounds, the
+erased-identifier tombstones that stop a replayed event re-creating what was erased, the
+guard every consumer's handlers run behind, deleting outbox rows that name the resident,
+and the audit trail's one permitted change (docs/information-governance.md, Erasure).
+
+Tombstones hold only a keyed hash (HMAC-SHA256 with the deployment's secret) of an erased
+case id or resident key, never the identifier: a tombstone says "this was erased" to
+someone who already holds the identifier, and nothing to anyone else.
+
+The audit trail stays append-only (``shared/audit.py``): its trigger lets through exactly
+two migration-owned functions (SECURITY DEFINER), ``audit_log_erase`` (replaces an erased
+resident's ids in ``resident_ids`` and ``case_ids`` by their tombstone hash, every other
+column unchanged: the fact of each read is kept) and ``audit_log_sweep`` (deletes rows
+older than the retention cutoff). Each sets a transaction-local setting the trigger checks
+(``upstream.audit_erasure``; ``upstream.audit_retention_before``, the cutoff) and clears it
+before returning. The trigger checks the change itself too: on the erasure path, only
+those two columns change, neither loses an entry, and every new entry is a 64-hex hash; on
+the retention path, only rows older than the cutoff go. A session can set those settings
+itself: full protection is a separate owner role for the trail (a deployment step,
+docs/information-governance.md). Frozen like the audit migrations: a later change gets
+``…_v2``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, delete, func, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import rows_affected
+from shared.messaging.handlers import EventHandlers
+from shared.messaging.tables import outbox
+from shared.unit_of_work import UnitOfWorkT
+
+log = logging.getLogger(__name__)
+
+TOMBSTONE_TABLE = "erased_identifiers"
+REFERRALS, PARTNERS, RISK = "referrals", "partners", "risk"
+SERVICES = (REFERRALS, PARTNERS, RISK)
+
+
+class ErasureGround(StrEnum):
+    """The grounds of UK GDPR Article 17(1) on which a resident's data is erased."""
+
+    NO_LONGER_NECESSARY = "no_longer_necessary"  # 17(1)(a)
+    CONSENT_WITHDRAWN = "consent_withdrawn"  # 17(1)(b): consent was the basis, none other
+    OBJECTION = "objection"  # 17(1)(c): objected under Article 21, no overriding grounds
+    UNLAWFUL_PROCESSING = "unlawful_processing"  # 17(1)(d)
+    LEGAL_OBLIGATION = "legal_obligation"  # 17(1)(e): erasure required by law
+    CHILD_ONLINE_SERVICE = "child_online_service"  # 17(1)(f): Article 8(1) services
+
+
+def tombstone(secret: str, identifier: str) -> str:
+    """The keyed hash an erased identifier is remembered by (never the identifier)."""
+    return hmac.new(secret.encode(), f"erased|{identifier}".encode(), hashlib.sha256).hexdigest()
+
+
+def tombstone_table(metadata: MetaData) -> Table:
+    return Table(
+        TOMBSTONE_TABLE,
+        metadata,
+        Column("hash", Text, primary_key=True),  # tombstone(secret, case id or resident key)
+        Column("erased_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+_tombstones = tombstone_table(MetaData())
+
+
+async def record_tombstones(
+    session: AsyncSession, secret: str, identifiers: Iterable[str], *, at: datetime
+) -> int:
+    """Remember ``identifiers`` as erased at ``at`` (the erasure's time; erased again
+    later: the later time)."""
+    values = [{"hash": tombstone(secret, i), "erased_at": at} for i in dict.fromkeys(identifiers)]
+    if not values:
+        return 0
+    statement = pg_insert(_tombstones).values(values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[_tombstones.c.hash],
+        set_={"erased_at": func.greatest(_tombstones.c.erased_at, statement.excluded.erased_at)},
+    )
+    return await rows_affected(session, statement)
+
+
+async def any_erased(
+    session: AsyncSession,
+    secret: str,
+    identifiers: Iterable[str],
+    *,
+    written_at: datetime | None = None,
+) -> bool:
+    """Whether any of ``identifiers`` was erased (``written_at`` given: erased at or after
+    that time, so what was written later, about a person referred again, is not)."""
+    hashes = [tombstone(secret, i) for i in dict.fromkeys(identifiers)]
+    if not hashes:
+        return False
+    query = select(literal(1)).select_from(_tombstones).where(_tombstones.c.hash.in_(hashes))
+    if written_at is not None:
+        query = query.where(_tombstones.c.erased_at >= written_at)
+    found = await session.scalar(query.limit(1))
+    return found is not None
+
+
+def lock_key(hash_: str) -> int:
+    return int.from_bytes(bytes.fromhex(hash_[:16]), "big", signed=True)
+
+
+async def lock_identifiers(session: AsyncSession, secret: str, identifiers: Iterable[str]) -> None:
+    """Serialise an erasure and any event naming the same identifiers, on whichever worker:
+    a transaction-scoped advisory lock on each identifier's tombstone hash, taken in sorted
+    order (so two transactions locking overlapping sets queue rather than deadlock); held
+    until the transaction ends. The guard takes them before it reads the tombstones, an
+    erasure before it reads what it will delete."""
+    for key in sorted({lock_key(tombstone(secret, i)) for i in identifiers}):
+        await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def identifiers_in(payload: BaseModel) -> list[str]:
+    """The case ids and resident keys an event names: every field called ``…case_id``,
+    ``…case_ids``, ``…resident_key`` or ``…resident_keys`` (one rule for every event)."""
+    found: list[str] = []
+    for name in type(payload).model_fields:
+        value = getattr(payload, name, None)
+        if name.endswith(("case_id", "resident_key")) and isinstance(value, str):
+            found.append(value)
+        elif name.endswith(("case_ids", "resident_keys")) and isinstance(value, list):
+            found.extend(v for v in value if isinstance(v, str))
+    return found
+
+
+def resident_keys_in(payload: BaseModel) -> list[str]:
+    """The resident keys an event names (``…resident_key``, ``…resident_keys``): derived
+    from a person's identity, so the same person referred again after an erasure has them
+    again; unlike case ids (random, never reused)."""
+    found: list[str] = []
+    for name in type(payload).model_fields:
+        value = getattr(payload, name, None)
+        if name.endswith("resident_key") and isinstance(value, str):
+            found.append(value)
+        elif name.endswith("resident_keys") and isinstance(value, list):
+            found.extend(v for v in value if isinstance(v, str))
+    return found
+
+
+def guarded(
+    handlers: EventHandlers[UnitOfWorkT],
+    secret_of: Callable[[UnitOfWorkT], str],
+    *,
+    exempt: Sequence[type[BaseModel]] = (),
+) -> EventHandlers[UnitOfWorkT]:
+    """The same handlers, each first checking the tombstones: an event naming an erased
+    case (whenever written) or an erased resident key (written before the erasure: an old
+    event replayed, or still in a topic) is applied as a no-op (its inbox row is written,
+    nothing else), so nothing erased is re-created, while the same person referred again
+    later is handled as anyone else. The check holds the identifiers' advisory locks
+    (``lock_identifiers``), so an erasure on another worker waits for it. ``exempt``:
+    the erasure events themselves (a replayed erasure only erases again)."""
+    result = EventHandlers[UnitOfWorkT]()
+    for payload, handler in handlers:
+        if payload in exempt:
+            result.on(payload)(handler)
+            continue
+        result.on(payload)(_guard(payload, handler, secret_of))
+    return result
+
+
+def _guard(payload: type[BaseModel], handler: Any, secret_of: Callable[[Any], str]) -> Any:
+    async def checked(event: BaseModel, uow: Any) -> None:
+        ids = identifiers_in(event)
+        if ids and await _about_erased(event, ids, uow, secret_of(uow)):
+            log.info("event about an erased resident skipped", extra={"type": payload.__name__})
+            return
+        await handler(event, uow)
+
+    checked.__name__ = getattr(handler, "__name__", "handler")
+    checked.__doc__ = handler.__doc__
+    return checked
+
+
+async def _about_erased(event: BaseModel, ids: list[str], uow: Any, secret: str) -> bool:
+    """An erased case id refuses the event whenever it was written (case ids are never
+    reused); an erased resident key only if the event was written (its CloudEvent time)
+    before the erasure: a later event is about the same person referred again."""
+    await lock_identifiers(uow.session, secret, ids)
+    keys = set(resident_keys_in(event))
+    cases = [i for i in ids if i not in keys]
+    if cases and await any_erased(uow.session, secret, cases):
+        return True
+    envelope = getattr(uow, "event", None)
+    written_at = envelope.time if envelope is not None else None
+    return bool(keys) and await any_erased(uow.session, secret, keys, written_at=written_at)
+
+
+async def delete_outbox_rows_naming(session: AsyncSession, identifiers: Iterable[str]) -> int:
+    """Delete every outbox row (published or not) whose event names one of ``identifiers``
+    (case ids, resident ids, keys, offer ids…), so a replay of the outbox cannot send them
+    again. Matched on the envelope's text: the identifiers are UUIDs and 64-hex keys, which
+    do not occur by chance."""
+    patterns = [f"%{i}%" for i in dict.fromkeys(identifiers) if i]
+    if not patterns:
+        return 0
+    text_of = sa.cast(outbox.c.envelope, Text)
+    return await rows_affected(
+        session, delete(outbox).where(sa.or_(*(text_of.like(p) for p in patterns)))
+    )
+
+
+async def pseudonymise_audit(session: AsyncSession, secret: str, identifiers: Iterable[str]) -> int:
+    """In the audit trail, each of ``identifiers`` becomes its tombstone hash (the reads
+    stay, whose they were does not); the rows changed."""
+    ids = list(dict.fromkeys(identifiers))
+    if not ids:
+        return 0
+    hashes = [tombstone(secret, i) for i in ids]
+    changed = await session.scalar(
+        select(func.audit_log_erase(sa.cast(ids, sa.ARRAY(Text)), sa.cast(hashes, sa.ARRAY(Text))))
+    )
+    return int(changed or 0)
+
+
+async def sweep_audit(session: AsyncSession, before: datetime, *, limit: int) -> int:
+    """Delete up to ``limit`` audit rows older than ``before`` (retention)."""
+    deleted = await session.scalar(select(func.audit_log_sweep(before, limit)))
+    return int(deleted or 0)
+
+
+# -- migrations ----------------------------------------------------------------------------
+
+
+def create_erasure_v1() -> None:
+    """The tombstone table; the audit trail's trigger, now letting through its two
+    functions (and nothing else)."""
+    from alembic import op
+
+    op.create_table(
+        TOMBSTONE_TABLE,
+        sa.Column("hash", sa.Text(), primary_key=True),
+        sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.execute(
+        """
+        CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            -- Erasure: only resident_ids and case_ids change, each keeps its length, and
+            -- every value not there before is a tombstone hash (64 hex characters).
+            IF TG_OP = 'UPDATE'
+               AND current_setting('upstream.audit_erasure', true) = 'on'
+               AND to_jsonb(NEW) - 'resident_ids' - 'case_ids'
+                   = to_jsonb(OLD) - 'resident_ids' - 'case_ids'
+               AND jsonb_array_length(NEW.resident_ids) = jsonb_array_length(OLD.resident_ids)
+               AND jsonb_array_length(NEW.case_ids) = jsonb_array_length(OLD.case_ids)
+               AND NOT EXISTS (
+                   SELECT 1 FROM jsonb_array_elements_text(NEW.resident_ids) AS e
+                   WHERE NOT (OLD.resident_ids ? e OR e ~ '^[0-9a-f]{64}$'))
+               AND NOT EXISTS (
+                   SELECT 1 FROM jsonb_array_elements_text(NEW.case_ids) AS e
+                   WHERE NOT (OLD.case_ids ? e OR e ~ '^[0-9a-f]{64}$')) THEN
+                RETURN NEW;
+            END IF;
+            -- Retention: only rows older than the sweep's own cutoff.
+            IF TG_OP = 'DELETE'
+               AND OLD.at < NULLIF(
+                   current_setting('upstream.audit_retention_before', true), '')::timestamptz
+            THEN
+                RETURN OLD;
+            END IF;
+            RAISE EXCEPTION 'the audit trail is append-only';
+        END
+        $$
+        """
+    )
+    op.execute(
+        """
+        CREATE FUNCTION audit_log_erase(ids text[], hashes text[]) RETURNS integer
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+        DECLARE changed integer;
+        BEGIN
+            PERFORM set_config('upstream.audit_erasure', 'on', true);
+            UPDATE audit_log SET
+                resident_ids = COALESCE((
+                    SELECT jsonb_agg(CASE WHEN e = ANY(ids)
+                                     THEN hashes[array_position(ids, e)] ELSE e END)
+                    FROM jsonb_array_elements_text(resident_ids) AS e), '[]'::jsonb),
+                case_ids = COALESCE((
+                    SELECT jsonb_agg(CASE WHEN e = ANY(ids)
+                                     THEN hashes[array_position(ids, e)] ELSE e END)
+                    FROM jsonb_array_elements_text(case_ids) AS e), '[]'::jsonb)
+            WHERE resident_ids ?| ids OR case_ids ?| ids;
+            GET DIAGNOSTICS changed = ROW_COUNT;
+            PERFORM set_config('upstream.audit_erasure', 'off', true);
+            RETURN changed;
+        END
+        $$
+        """
+    )
+    op.execute(
+        """
+        CREATE FUNCTION audit_log_sweep(before timestamptz, batch integer) RETURNS integer
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+        DECLARE deleted integer;
+        BEGIN
+            PERFORM set_config('upstream.audit_retention_before', before::text, true);
+            DELETE FROM audit_log WHERE id IN (
+                SELECT id FROM audit_log WHERE at < before ORDER BY id LIMIT batch);
+            GET DIAGNOSTICS deleted = ROW_COUNT;
+            PERFORM set_config('upstream.audit_retention_before', '', true);
+            RETURN deleted;
+        END
+        $$
+        """
+    )
+
+
+def drop_erasure_v1() -> None:
+    from alembic import op
+
+    op.execute("DROP FUNCTION audit_log_sweep(timestamptz, integer)")
+    op.execute("DROP FUNCTION audit_log_erase(text[], text[])")
+    op.execute(
+        """
+        CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'the audit trail is append-only';
+        END
+        $$
+        """
+    )
+    op.drop_table(TOMBSTONE_TABLE)
