@@ -37,15 +37,23 @@ class FileClock:
             return now
         seen = (stat.st_mtime_ns, stat.st_size)
         if seen != self._seen:
-            self._offset = self._read(stat.st_mtime_ns)
-            self._seen = seen
+            offset = self._read(stat.st_mtime_ns)
+            if offset is None:
+                # Caught mid-write (a writer that does not replace the file whole): keep the
+                # clock as it was and read the file again next time.
+                return now + self._offset
+            self._offset, self._seen = offset, seen
         return now + self._offset
 
-    def _read(self, written_ns: int) -> timedelta:
+    def _read(self, written_ns: int) -> timedelta | None:
+        """The offset the file says; None while it cannot be read as an instant."""
         text = self.path.read_text().strip()
         if not text:
             return timedelta(0)
-        instant = datetime.fromisoformat(text)
+        try:
+            instant = datetime.fromisoformat(text)
+        except ValueError:
+            return None
         if instant.tzinfo is None:
             raise ValueError(f"{self.path}: the clock's instant needs an offset, e.g. +00:00")
         written = datetime.fromtimestamp(written_ns / 1e9, tz=instant.tzinfo)

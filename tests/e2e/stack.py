@@ -237,7 +237,10 @@ class Stack:
             self.clock_file.unlink(missing_ok=True)
         else:
             assert instant.tzinfo is not None
-            self.clock_file.write_text(instant.isoformat())
+            # Written whole and then moved into place: a process never reads half an instant.
+            staged = self.clock_file.with_suffix(".next")
+            staged.write_text(instant.isoformat())
+            os.replace(staged, self.clock_file)
 
 
 async def _records_behind(bootstrap: str, group: str, topic: str) -> int:

@@ -52,3 +52,16 @@ def test_an_instant_without_an_offset_is_refused(tmp_path: Path) -> None:
     written(path, "2026-11-13T16:00:00")
     with pytest.raises(ValueError, match="needs an offset"):
         FileClock(path)()
+
+
+def test_half_an_instant_read_mid_write_keeps_the_clock_where_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "clock"
+    friday = datetime(2026, 11, 13, 16, 0, tzinfo=UTC)
+    written(path, friday.isoformat())
+    clock = FileClock(path)
+    assert clock() < friday + timedelta(seconds=5)
+    written(path, "2026-11-1")  # a writer caught halfway through the Monday
+    assert friday <= clock() < friday + timedelta(seconds=5)  # not the real clock, not Monday
+    written(path, "2026-11-16T16:10:00+00:00")  # the write completes
+    monday = datetime(2026, 11, 16, 16, 10, tzinfo=UTC)
+    assert monday <= clock() < monday + timedelta(seconds=5)
