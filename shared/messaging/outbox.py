@@ -22,6 +22,7 @@ import json
 import logging
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,6 +59,25 @@ def lane_of(key: str, *, bulk: bool = False) -> int:
 BulkKeys = Callable[[AsyncSession, Sequence[str]], Awaitable[Collection[str]]]
 """Which of these keys are bulk work, asked in the writer's transaction: a service whose
 aggregates can be bulk (the referrals service's outreach cases) says so by its own data."""
+
+
+def remembered(bulk_keys: BulkKeys, *, size: int = 50_000) -> BulkKeys:
+    """``bulk_keys`` asked once per key in a process: a key is bulk or interactive for its
+    whole life (that is what keeps its events in order), so the answer never changes and a
+    key's later events need no query. Forgets the oldest keys past ``size``."""
+    known: OrderedDict[str, bool] = OrderedDict()
+
+    async def ask(session: AsyncSession, keys: Sequence[str]) -> Collection[str]:
+        unknown = [key for key in dict.fromkeys(keys) if key not in known]
+        if unknown:
+            bulk = set(await bulk_keys(session, unknown))
+            for key in unknown:
+                known[key] = key in bulk
+            while len(known) > size:
+                known.popitem(last=False)
+        return {key for key in keys if known.get(key)}
+
+    return ask
 
 
 class Outbox:
@@ -445,4 +465,13 @@ class OutboxRelay:
             log.info("pruned published outbox rows", extra={"rows": pruned})
 
 
-__all__ = ["LANES", "BulkKeys", "Outbox", "OutboxRelay", "backlog", "lane_of", "replay"]
+__all__ = [
+    "LANES",
+    "BulkKeys",
+    "Outbox",
+    "OutboxRelay",
+    "backlog",
+    "lane_of",
+    "remembered",
+    "replay",
+]

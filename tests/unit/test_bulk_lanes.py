@@ -4,11 +4,14 @@ tests/integration/test_bulk_lanes.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 
 from shared.events.asyncapi import asyncapi_document
 from shared.events.catalogue import CATALOGUE
-from shared.messaging.outbox import LANES, lane_of
+from shared.messaging.outbox import LANES, lane_of, remembered
 from tests.support.probe import probe_registry
 
 
@@ -49,3 +52,19 @@ def test_the_asyncapi_document_lists_a_bulk_lanes_messages() -> None:
         channels["referrals.cases.v1"]["messages"]
     )
     assert channels["risk.assessments.bulk.v1"]["messages"]
+
+
+async def test_a_keys_lane_is_asked_once_in_a_process() -> None:
+    asked: list[list[str]] = []
+
+    async def bulk_keys(session: Any, keys: Sequence[str]) -> set[str]:
+        asked.append(list(keys))
+        return {key for key in keys if key.startswith("flag-")}
+
+    ask = remembered(bulk_keys, size=2)
+    assert await ask(None, ["flag-1", "case-1"]) == {"flag-1"}  # type: ignore[arg-type]
+    assert await ask(None, ["case-1", "flag-1"]) == {"flag-1"}  # type: ignore[arg-type]
+    assert asked == [["flag-1", "case-1"]]
+    await ask(None, ["case-2"])  # type: ignore[arg-type]  # past its size: the oldest forgotten
+    assert await ask(None, ["flag-1"]) == {"flag-1"}  # type: ignore[arg-type]
+    assert asked[-1] == ["flag-1"]

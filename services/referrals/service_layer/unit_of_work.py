@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 from services.referrals.adapters.lanes import outreach_cases
 from services.referrals.settings import ReferralsSettings
+from shared.messaging.outbox import remembered
 from shared.unit_of_work import UnitOfWork
+
+# Asked once per case in a process: a case's origin never changes.
+_OUTREACH_CASES = remembered(outreach_cases)
 
 
 @dataclass
@@ -15,7 +19,7 @@ class ReferralsUnitOfWork(UnitOfWork[ReferralsSettings]):
     The events of outreach cases are bulk work (``adapters/lanes.py``)."""
 
     def __post_init__(self) -> None:
-        self.outbox = self.outbox.with_bulk_keys(outreach_cases)
+        self.outbox = self.outbox.with_bulk_keys(_OUTREACH_CASES)
 
     def event_type(self) -> str | None:
         """The type of the event being applied, for logs; None outside a handler."""
