@@ -106,6 +106,16 @@ class ServiceSettings(AuthSettings):
     kafka_topic_partitions: int = Field(default=6, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
 
+    # Every service keeps an audit trail and sweeps what it must not keep (its timers).
+    audit_retention_days: int = Field(
+        default=6 * 365,
+        ge=1,
+        description="audit rows older than this are deleted (6 years: as long as the case "
+        "records whose reads they record)",
+    )
+    retention_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="records a retention sweep deletes at a time"
+    )
     outbox_retention_days: int = Field(default=30, ge=1)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     # The relay wakes when a transaction adds to the outbox (LISTEN/NOTIFY); this poll is

@@ -57,15 +57,6 @@ class PartnersSettings(ServiceSettings):
     )
     max_offers_per_need: int = Field(default=5, ge=1, description="then back to the council")
     # Retention (docs/information-governance.md, Retention): swept hourly, in batches.
-    audit_retention_days: int = Field(
-        default=6 * 365,
-        ge=1,
-        description="audit rows older than this are deleted (6 years: as long as the case "
-        "records whose reads they record)",
-    )
-    retention_batch_size: int = Field(
-        default=500, ge=1, le=10_000, description="records a retention sweep deletes at a time"
-    )
     retention_ended_offer_days: int = Field(
         default=365,
         ge=1,

@@ -21,15 +21,6 @@ class ReferralsSettings(ServiceSettings):
         description="GSS codes of the councils this deployment serves (Newham and Hackney)",
     )
     # Retention (docs/information-governance.md, Retention): swept hourly, in batches.
-    audit_retention_days: int = Field(
-        default=6 * 365,
-        ge=1,
-        description="audit rows older than this are deleted (6 years: as long as the case "
-        "records whose reads they record)",
-    )
-    retention_batch_size: int = Field(
-        default=500, ge=1, le=10_000, description="records a retention sweep deletes at a time"
-    )
     retention_closed_case_years: int = Field(
         default=6,
         ge=1,

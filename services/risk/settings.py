@@ -28,15 +28,6 @@ class RiskSettings(ServiceSettings):
         default=10_000, ge=1, le=50_000, description="rows a transaction of an import stores"
     )
     # Retention (docs/information-governance.md, Retention): swept hourly, in batches.
-    audit_retention_days: int = Field(
-        default=6 * 365,
-        ge=1,
-        description="audit rows older than this are deleted (6 years: as long as the case "
-        "records whose reads they record)",
-    )
-    retention_batch_size: int = Field(
-        default=500, ge=1, le=10_000, description="records a retention sweep deletes at a time"
-    )
     retention_expired_signal_days: int = Field(
         default=90,
         ge=0,
