@@ -3,13 +3,16 @@ cases closed. Each becomes one placement use case."""
 
 from __future__ import annotations
 
+from services.partners.service_layer import erasure as _erasure
 from services.partners.service_layer.placement import CaseToRoute, route_case, stop_case
 from services.partners.service_layer.subject_access import answer_subject_access
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
+from shared.erasure import guarded as _guarded
 from shared.events.payloads import (
     CaseClosed,
     CaseReadyForRouting,
     ConsentWithdrawn,
+    ErasureRequested,
     SharingStopped,
     SubjectAccessRequested,
 )
@@ -59,10 +62,6 @@ async def on_subject_access_requested(
 
 
 # -- erasure; every other handler behind the tombstones ------------------------------------
-
-from services.partners.service_layer import erasure as _erasure  # noqa: E402
-from shared.erasure import guarded as _guarded  # noqa: E402
-from shared.events.payloads import ErasureRequested  # noqa: E402
 
 
 @EVENT_HANDLERS.on(ErasureRequested)

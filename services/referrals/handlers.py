@@ -9,7 +9,9 @@ from dataclasses import replace
 from datetime import datetime
 
 from services.referrals.service_layer import cases, gaps, subject_access
+from services.referrals.service_layer import erasure as _erasure
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
+from shared.erasure import guarded as _guarded
 from shared.events.payloads import (
     CaseUnroutable,
     GapDetected,
@@ -21,11 +23,13 @@ from shared.events.payloads import (
     OfferProgressRecorded,
     OfferWithdrawn,
     OutcomeRecorded,
+    PartnersErasureConfirmed,
     PartnersSubjectAccessContributed,
     Reason,
     ReferralOffered,
     ResidentFlagged,
     RiskAssessed,
+    RiskErasureConfirmed,
     RiskSubjectAccessContributed,
 )
 from shared.messaging.handlers import EventHandlers
@@ -228,13 +232,6 @@ async def on_risk_subject_access(
 
 
 # -- erasure: the other services' confirmations; every other handler behind the tombstones --
-
-from services.referrals.service_layer import erasure as _erasure  # noqa: E402
-from shared.erasure import guarded as _guarded  # noqa: E402
-from shared.events.payloads import (  # noqa: E402
-    PartnersErasureConfirmed,
-    RiskErasureConfirmed,
-)
 
 
 @EVENT_HANDLERS.on(PartnersErasureConfirmed)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from services.risk.domain.rules import ReferralFacts
 from services.risk.service_layer import assessments, outcomes, profiles, subject_access
+from services.risk.service_layer import erasure as _erasure
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
+from shared.erasure import guarded as _guarded
 from shared.events.payloads import (
     CaseClosed,
     CaseOpened,
+    ErasureRequested,
     OutcomeRecorded,
     ReferralReceived,
     ResidentsMerged,
@@ -95,10 +98,6 @@ async def on_subject_access_requested(event: SubjectAccessRequested, uow: RiskUn
 
 
 # -- erasure; every other handler behind the tombstones ------------------------------------
-
-from services.risk.service_layer import erasure as _erasure  # noqa: E402
-from shared.erasure import guarded as _guarded  # noqa: E402
-from shared.events.payloads import ErasureRequested  # noqa: E402
 
 
 @EVENT_HANDLERS.on(ErasureRequested)
