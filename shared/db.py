@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable
+from sqlalchemy import CursorResult, Executable, Table, select
 from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -62,3 +62,19 @@ async def rows_affected(
     """Run an INSERT, UPDATE or DELETE; how many rows it touched."""
     result = cast(CursorResult[Any], await session.execute(statement, params))
     return result.rowcount or 0
+
+
+async def lock_by_id(
+    session: AsyncSession, table: Table, ids: Iterable[Any]
+) -> dict[Any, RowMapping]:
+    """These rows of ``table`` (by its ``id``), locked until the transaction ends, taken in
+    one order (by id) so two transactions locking overlapping sets wait for each other and
+    never in a circle. A missing id is left out."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = await fetch_all(
+        session,
+        select(table).where(table.c.id.in_(wanted)).order_by(table.c.id).with_for_update(),
+    )
+    return {row["id"]: row for row in rows}

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.adapters import Row
 from services.referrals.adapters.tables import cases, possible_duplicates, routing_holds
-from shared.db import fetch_all, rows_affected
+from shared.db import fetch_all, lock_by_id, rows_affected
 
 HELD = "held"
 
@@ -112,16 +112,7 @@ async def hold_because_of(
 
 async def holds_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Row]:
     """These holds, locked, by id."""
-    if not ids:
-        return {}
-    rows = await fetch_all(
-        session,
-        select(routing_holds)
-        .where(routing_holds.c.id.in_(ids))
-        .order_by(routing_holds.c.id)
-        .with_for_update(),
-    )
-    return {row["id"]: row for row in rows}
+    return await lock_by_id(session, routing_holds, ids)
 
 
 async def move_holds_back(

@@ -20,7 +20,7 @@ from services.referrals.domain.matching import (
     phonetic_key,
 )
 from shared.auth import OrganisationKind, Principal
-from shared.db import fetch_all, fetch_one, rows_affected
+from shared.db import fetch_all, fetch_one, lock_by_id, rows_affected
 
 
 def council_scope(principal: Principal, column: ColumnElement[str]) -> ColumnElement[bool]:
@@ -134,14 +134,7 @@ async def lock_residents(session: AsyncSession, resident_ids: Sequence[str]) -> 
     """These residents' rows, locked until the transaction ends, in one order (by id): a
     merge and an undo of the same records wait for each other instead of interleaving, and
     never in a circle. By id; a missing one is left out."""
-    rows = await fetch_all(
-        session,
-        select(residents)
-        .where(residents.c.id.in_(list(resident_ids)))
-        .order_by(residents.c.id)
-        .with_for_update(),
-    )
-    return {row["id"]: row for row in rows}
+    return await lock_by_id(session, residents, resident_ids)
 
 
 async def resident(session: AsyncSession, resident_id: str) -> Row:
@@ -316,16 +309,7 @@ async def move_open_duplicates(
 
 async def duplicates_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Row]:
     """These possible-duplicate entries, locked, by id (an undo checks what the merge left)."""
-    if not ids:
-        return {}
-    rows = await fetch_all(
-        session,
-        select(possible_duplicates)
-        .where(possible_duplicates.c.id.in_(ids))
-        .order_by(possible_duplicates.c.id)
-        .with_for_update(),
-    )
-    return {row["id"]: row for row in rows}
+    return await lock_by_id(session, possible_duplicates, ids)
 
 
 async def move_duplicates_back(
