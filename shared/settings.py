@@ -12,9 +12,11 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from shared.messaging.kafka import BrokerProfile
 
+KEYSTORE_DATABASE = "upstream_keys"  # the keystore's database in development, by default
 DEVELOPMENT_JWT_SIGNING_KEY = "upstream-development-only-signing-key-never-use-in-production"
 
 
@@ -92,6 +94,14 @@ class ServiceSettings(AuthSettings):
         description="This service's own PostgreSQL database, e.g. postgresql+asyncpg://user:pw@host/db",
     )
 
+    keystore_url: SecretStr | None = Field(
+        default=None,
+        description="The deployment's keystore, one database every service shares "
+        "(shared/messaging/sealing.py); unset: the database upstream_keys on the server of "
+        "UPSTREAM_DATABASE_URL, with its credentials (set it where each service has a role "
+        "of its own, as deploy/docker-compose.yml does)",
+    )
+
     http_host: str = "127.0.0.1"
     http_port: int | None = Field(default=None, description="Defaults to the service's own port")
     worker_metrics_port: int | None = Field(
@@ -141,6 +151,12 @@ class ServiceSettings(AuthSettings):
                 "a settable clock is for development and tests only"
             )
         return self
+
+    def keystore_database_url(self) -> str:
+        if self.keystore_url is not None:
+            return self.keystore_url.get_secret_value()
+        url = make_url(self.database_url.get_secret_value()).set(database=KEYSTORE_DATABASE)
+        return url.render_as_string(hide_password=False)
 
     @property
     def port(self) -> int:

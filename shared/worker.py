@@ -25,6 +25,7 @@ from shared.messaging.backoff import sleep_unless_stopped
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.kafka import TopicSpec, new_producer, spec_of
 from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.sealing import Keystore
 from shared.observability import configure_logging
 from shared.service import ServiceDefinition, Timer
 from shared.settings import ServiceSettings
@@ -58,8 +59,12 @@ async def run_worker(
     producer_factory = partial(
         new_producer, settings.kafka_bootstrap_servers, settings.kafka_broker_profile
     )
+    keystore = Keystore(settings.keystore_database_url())
     outbox = Outbox(
-        definition.registry, source=settings.source, clock=clock_from(settings.clock_file)
+        definition.registry,
+        source=settings.source,
+        clock=clock_from(settings.clock_file),
+        keystore=keystore,
     )
     relay = OutboxRelay(
         sessions,
@@ -71,6 +76,7 @@ async def run_worker(
         poll_interval=settings.outbox_poll_interval_ms / 1000,
         wake_on_commit_from=settings.database_url.get_secret_value(),
         retention=timedelta(days=settings.outbox_retention_days),
+        keystore=keystore,
     )
     consumers = [
         EventConsumer(
@@ -84,6 +90,7 @@ async def run_worker(
             replication_factor=settings.kafka_replication_factor,
             max_attempts=settings.consumer_max_attempts,
             retry_backoff=settings.consumer_retry_backoff_ms / 1000,
+            keystore=keystore,
         )
         for spec in definition.consumers
         if spec.handlers  # a service that consumes nothing yet runs no consumer
@@ -107,6 +114,7 @@ async def run_worker(
         )
     finally:
         await engine.dispose()
+        await keystore.close()
         log.info("worker stopped")
 
 

@@ -2,7 +2,8 @@
 
 Extensions used by Upstream (all strings, lower-case names as the spec requires):
 ``correlationid`` and ``causationid`` (the trace), ``partitionkey`` (the Kafka key: the
-aggregate id), ``dataclassification`` (how sensitive ``data`` is).
+aggregate id), ``dataclassification`` (how sensitive ``data`` is), and on the wire
+``sealedwith`` (the id of the data key ``data`` is sealed under: shared/messaging/sealing.py).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class CloudEvent(BaseModel):
     causationid: str | None = Field(default=None, max_length=128)
     partitionkey: str | None = Field(default=None, max_length=256)
     dataclassification: DataClassification | None = None
+    sealedwith: str | None = Field(default=None, max_length=64)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -40,6 +41,7 @@ from shared.events.registry import EventRegistry, EventType, Topic, split_type
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
 from shared.messaging.handlers import EventHandlers, Handler
 from shared.messaging.kafka import dead_letter_topic, ensure_topics, spec_of
+from shared.messaging.sealing import Keystore, UnknownKey, Unsealable, unseal
 from shared.messaging.tables import inbox
 from shared.observability import (
     CONSUMER_LAG,
@@ -75,6 +77,8 @@ FETCH_MAX_WAIT_MS = 100
 class DeadLetter(Exception):
     """This record can never be applied as it is."""
 
+
+_ABANDONED = object()  # stopped before the event could be opened
 
 # PostgreSQL's "try again" answers: a serialization failure, a deadlock.
 _RETRY_SQLSTATES = {"40001", "40P01"}
@@ -118,8 +122,10 @@ class EventConsumer:
         max_attempts: int = 3,
         retry_backoff: float = 0.05,
         batch_size: int = 200,
+        keystore: Keystore | None = None,
     ) -> None:
         self.spec = spec
+        self._keystore = keystore  # opens sealed events (shared/messaging/sealing.py)
         self._registry = registry
         self._sessions = sessions
         self._unit_of_work = unit_of_work
@@ -146,7 +152,13 @@ class EventConsumer:
         self._producer: AIOKafkaProducer | None = None
         self._pending: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
-        self.stats = {"applied": 0, "duplicate": 0, "ignored": 0, "dead_lettered": 0}
+        self.stats = {
+            "applied": 0,
+            "duplicate": 0,
+            "ignored": 0,
+            "erased": 0,
+            "dead_lettered": 0,
+        }
 
     def _resolve_handlers(
         self, handlers: EventHandlers[Any]
@@ -298,6 +310,14 @@ class EventConsumer:
             if event_type is None or handler is None:
                 self._count("ignored")
                 return True
+            if event.sealedwith is not None:
+                if (opened := await self._open(event, stop)) is _ABANDONED:
+                    return False
+                if opened is None:
+                    self._count("erased")  # its keys were forgotten: nothing left to apply
+                    return True
+                assert isinstance(opened, CloudEvent)
+                event = opened
             try:
                 payload = event_type.payload.model_validate(event.data)
             except ValidationError as exc:
@@ -358,6 +378,36 @@ class EventConsumer:
                 f"{self.spec.group_id} handles v{event_type.major}"
             )
         return event, event_type, handler
+
+    async def _open(self, event: CloudEvent, stop: asyncio.Event) -> CloudEvent | object | None:
+        """The sealed event opened; None if its key was forgotten (an erasure);
+        ``_ABANDONED`` if stopped while the keystore was out of reach (left uncommitted)."""
+        if self._keystore is None:
+            raise DeadLetter(f"{self.spec.group_id} has no keystore to open sealed events")
+        assert event.sealedwith is not None
+        data_key: bytes | None = None
+        while not stop.is_set():
+            try:
+                data_key = await self._keystore.data_key(event.sealedwith)
+                break
+            except UnknownKey as exc:
+                raise DeadLetter(str(exc)) from exc
+            except Exception as exc:
+                if not (is_transient(exc) or isinstance(exc, asyncpg.PostgresConnectionError)):
+                    raise
+                log.warning(
+                    "keystore unavailable; retrying the event",
+                    extra={"consumer": self.spec.group_id, "error": safe_reason(exc)},
+                )
+                await sleep_unless_stopped(stop, 1.0)
+        else:
+            return _ABANDONED
+        if data_key is None:
+            return None
+        try:
+            return CloudEvent.model_validate(unseal(event.to_json(), data_key))
+        except (Unsealable, ValidationError) as exc:
+            raise DeadLetter(f"sealed {event.type} does not open: {safe_reason(exc)}") from exc
 
     async def _apply(
         self, event: CloudEvent, payload: BaseModel, handler: Handler[Any, Any]

@@ -40,6 +40,7 @@ from shared.events.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, encode, 
 from shared.events.registry import EventRegistry
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
 from shared.messaging.kafka import TopicSpec, ensure_topics
+from shared.messaging.sealing import Keystore, seal
 from shared.messaging.tables import OUTBOX_CHANNEL, outbox
 from shared.observability import EVENTS_PUBLISHED, OUTBOX_BACKLOG, PUBLISH_FAILURES
 
@@ -90,15 +91,29 @@ class Outbox:
         source: str,
         bulk_keys: BulkKeys | None = None,
         clock: Callable[[], datetime] = utc_now,
+        keystore: Keystore | None = None,
     ) -> None:
         self.registry = registry
         self.source = source
         self._bulk_keys = bulk_keys
         self._clock = clock  # the events' time: the service's clock (shared/clock.py)
+        self._keystore = keystore  # the keys the relay seals events with
 
     def with_bulk_keys(self, bulk_keys: BulkKeys) -> Outbox:
         """This outbox, writing the events of the keys ``bulk_keys`` names as bulk work."""
-        return Outbox(self.registry, source=self.source, bulk_keys=bulk_keys, clock=self._clock)
+        return Outbox(
+            self.registry,
+            source=self.source,
+            bulk_keys=bulk_keys,
+            clock=self._clock,
+            keystore=self._keystore,
+        )
+
+    async def forget(self, subjects: Iterable[str]) -> int:
+        """Crypto-shred every event ever published about these keys (an erasure): their data
+        keys are forgotten, so no copy on any topic opens again. Done at once, outside the
+        caller's transaction, and idempotent: a retried erasure forgets nothing twice."""
+        return 0 if self._keystore is None else await self._keystore.forget(subjects)
 
     async def add(
         self, session: AsyncSession, payload: BaseModel, *, subject: str, bulk: bool = False
@@ -218,8 +233,11 @@ class OutboxRelay:
         poll_interval: float = 0.2,
         retention: timedelta = timedelta(days=30),
         max_backoff: float = 10.0,
+        keystore: Keystore | None = None,
     ) -> None:
         self._sessions = sessions
+        # With a keystore every event is sealed under its key's data key as it is sent.
+        self._keystore = keystore
         self._bootstrap = bootstrap_servers
         self._topics = list(topics)
         self._producer_factory = producer_factory
@@ -423,14 +441,8 @@ class OutboxRelay:
                 return 0
             headers = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
             sends = [
-                await self._producer.send(
-                    row.topic,
-                    # Validated when it was written; sent as stored.
-                    value=encode(row.envelope),
-                    key=row.message_key.encode(),
-                    headers=headers,
-                )
-                for row in rows
+                await self._producer.send(row.topic, value=value, key=key, headers=headers)
+                for row, (key, value) in zip(rows, await self._records(rows), strict=True)
             ]
             results = await asyncio.gather(*sends, return_exceptions=True)
             # Only the unbroken prefix counts as published: whatever follows a failure is
@@ -451,6 +463,18 @@ class OutboxRelay:
         if failure is not None:
             raise failure
         return len(published)
+
+    async def _records(self, rows: Sequence[Any]) -> list[tuple[bytes, bytes]]:
+        """Each row's Kafka key and value: as stored (validated when it was written), or
+        sealed under its message key's data key, one keystore round trip a batch."""
+        if self._keystore is None:
+            return [(row.message_key.encode(), encode(row.envelope)) for row in rows]
+        keys = await self._keystore.keys_for({row.message_key for row in rows})
+        records = []
+        for row in rows:
+            key = keys[row.message_key]
+            records.append((key.key_id.encode(), encode(seal(row.envelope, key))))
+        return records
 
     async def _prune_if_due(self) -> None:
         now = utc_now()

@@ -90,3 +90,32 @@ async def read_topic(
         return records
     finally:
         await consumer.stop()
+
+
+async def every_record(bootstrap: str) -> list[ConsumerRecord]:
+    """Every record the broker holds, on every topic (dead-letter topics too), from each
+    partition's beginning to its end as it is now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in await consumer.topics()
+            for p in consumer.partitions_for_topic(topic) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord] = []
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        deadline = time.monotonic() + 60
+        while remaining:
+            assert time.monotonic() < deadline, f"partitions not read to their end: {remaining}"
+            batch = await consumer.getmany(*remaining, timeout_ms=500)
+            for tp, part in batch.items():
+                records.extend(r for r in part if r.offset < ends[tp])
+                if part and part[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        return records
+    finally:
+        await consumer.stop()

@@ -4,11 +4,15 @@ by partners and read by a partner; a note and a read by a caseworker; a signal e
 risk). Erasing one while a partner holds a live offer is refused with the reason; once the
 case is withdrawn it is erased everywhere: every service confirms, and a scan of every row
 of every table of the three databases finds none of her identifiers, while the other
-resident's are all still there. Replaying every outbox, and sending her old events again as
-new ones (as a topic still holding them would), brings nothing back."""
+resident's are all still there. Every event on every topic (dead-letter topics too), opened
+with every key the keystore still holds, names none of them either, while the other
+resident's events still open and name her: the erasure forgot the data keys her events were
+sealed under. Replaying every outbox, delivering her sealed records again, and sending her
+old events again as new ones (as a topic still holding them would), brings nothing back."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -27,8 +31,10 @@ from shared.events.envelope import CloudEvent
 from shared.events.payloads import CaseReadyForRouting, ResidentFlagged
 from shared.identity import resident_keys, seal_identity
 from shared.messaging.outbox import backlog, replay
+from shared.messaging.sealing import Keystore, unseal
+from shared.observability import EVENTS_CONSUMED
 from shared.vocabulary import Need, RiskLevel
-from tests.integration.messaging_helpers import wait_for
+from tests.integration.messaging_helpers import every_record, wait_for
 from tests.integration.test_subject_access import PEOPLE, World, _column, _scalar
 from tests.integration.test_subject_access import world as world  # the same seeded stack
 from tests.support.infrastructure import Broker, kafka_broker
@@ -110,6 +116,48 @@ async def _found(world: World, identifiers: list[str]) -> set[tuple[str, str, st
     return found
 
 
+async def _opened(record: Any, keystore: Keystore) -> str:
+    """A record as anyone holding the broker and the keystore could read it: its key, its
+    headers and its value, opened if the keystore still holds its key."""
+    texts = [
+        (record.key or b"").decode(errors="replace"),
+        *(value.decode(errors="replace") for _, value in record.headers or ()),
+        record.value.decode(errors="replace"),
+    ]
+    envelope = json.loads(record.value)
+    if envelope.get("sealedwith") and (key := await keystore.data_key(envelope["sealedwith"])):
+        texts.append(json.dumps(unseal(envelope, key), ensure_ascii=False))
+    return "\n".join(texts).lower()
+
+
+async def _on_topics(world: World, identifiers: list[str]) -> tuple[set[str], list[Any]]:
+    """The identifiers any record on any topic names, and the records that name any."""
+    keystore = Keystore(world.referrals.settings.keystore_database_url())
+    found: set[str] = set()
+    naming: list[Any] = []
+    try:
+        for record in await every_record(world.broker.bootstrap_servers):
+            readable = await _opened(record, keystore)
+            named = {i for i in identifiers if i.lower() in readable}
+            found |= named
+            if named:
+                naming.append(record)
+    finally:
+        await keystore.close()
+    return found, naming
+
+
+def _erased_deliveries() -> float:
+    """How many deliveries every consumer in this process skipped: sealed under a
+    forgotten key."""
+    return sum(
+        sample.value
+        for metric in EVENTS_CONSUMED.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels.get("outcome") == "erased"
+    )
+
+
 async def _withdrawn_everywhere(world: World, case_id: str, offer_id: str) -> None:
     async def settled() -> bool:
         partners = await _scalar(
@@ -171,6 +219,13 @@ async def test_erasure_leaves_no_identifier_anywhere_and_replays_bring_nothing_b
     await _withdrawn_everywhere(world, amina["case"], amina["offer"])
     await _outboxes_published(world)
     assert await _found(world, _identifiers(world, "amina"))  # there before
+    # Her events on the topics: sealed (no identifier of hers in the clear), opened with the
+    # keystore's keys they name her. Kept, to be delivered again after the erasure.
+    on_topics, her_records = await _on_topics(world, _identifiers(world, "amina"))
+    assert {world.seeded["amina"]["case"], PEOPLE["amina"]["resident"]["given_name"]} <= on_topics
+    clear = [r for r in her_records if not json.loads(r.value).get("sealedwith")]
+    assert clear == [], [r.topic for r in clear]  # every event of hers was sealed
+    her_records = [r for r in her_records if not r.topic.endswith(".dlq")]
 
     before_erasure = datetime.now(UTC)
     erased = await world.referrals.client.post(
@@ -195,17 +250,39 @@ async def test_erasure_leaves_no_identifier_anywhere_and_replays_bring_nothing_b
     # The scan sees what it should: the other resident's every identifier is still there.
     kept = {identifier for _, _, identifier in await _found(world, _identifiers(world, "zainab"))}
     assert kept == set(_identifiers(world, "zainab"))
+    # Every event on every topic: none opens to name her; the other resident's still do.
+    assert (await _on_topics(world, _identifiers(world, "amina")))[0] == set()
+    others, _ = await _on_topics(world, _identifiers(world, "zainab"))
+    assert {world.seeded["zainab"]["case"], PEOPLE["zainab"]["resident"]["given_name"]} <= others
     # The reads are kept, whose they were is not.
     assert await _scalar(
         world.partners.engine, "SELECT count(*) FROM audit_log WHERE operation = 'get_offer'"
     )
 
-    # Replay every outbox, and send her old events again (as a topic that still holds them
-    # would deliver them to a new consumer: written when they were, under new ids, so no
-    # inbox knows them): nothing comes back.
+    # Replay every outbox, deliver her sealed records again (as a consumer group reset to
+    # the beginning would get them), and send her old events again (as a topic that still
+    # held them in the clear would deliver them to a new consumer: written when they were,
+    # under new ids, so no inbox knows them): nothing comes back.
     for engine in _engines(world).values():
         async with session_factory(engine)() as session, session.begin():
             await replay(session)
+    skipped_before = _erased_deliveries()
+    async with publisher(world.broker.bootstrap_servers) as sender:
+        for record in her_records:
+            await sender.producer.send_and_wait(
+                record.topic, value=record.value, key=record.key, headers=list(record.headers)
+            )
+    takers = {
+        service: {event_name(p) for p, _ in handlers} for service, handlers in HANDLERS.items()
+    }
+    expected = sum(
+        json.loads(r.value)["type"] in types for r in her_records for types in takers.values()
+    )
+
+    async def skipped() -> bool:
+        return _erased_deliveries() - skipped_before >= expected
+
+    await wait_for(skipped, timeout=90, what="her sealed records skipped by every consumer")
     async with publisher(world.broker.bootstrap_servers) as sender:
         again = [event.model_copy(update={"id": str(uuid.uuid4())}) for event in old]
         # A flag of her (a risk feed's, written before the erasure) would open an outreach

@@ -40,6 +40,7 @@ from shared.events.envelope import CloudEvent
 from shared.events.payloads import SubjectAccessRequested
 from shared.messaging.kafka import new_producer, spec_of
 from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.sealing import Keystore
 from shared.migrations import upgrade
 from tests.integration.messaging_helpers import wait_for
 from tests.integration.partners.conftest import PartnersApi, settings_for
@@ -89,8 +90,10 @@ async def _database(admin_url: str, service: str) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def _relaying(engine: AsyncEngine, broker: Broker) -> AsyncIterator[None]:
-    """The service's outbox relay, publishing what it commits to the broker."""
+async def _relaying(engine: AsyncEngine, broker: Broker, keystore_url: str) -> AsyncIterator[None]:
+    """The service's outbox relay, publishing what it commits to the broker, sealed as the
+    worker's relay seals it."""
+    keystore = Keystore(keystore_url)
     relay = OutboxRelay(
         session_factory(engine),
         bootstrap_servers=broker.bootstrap_servers,
@@ -99,6 +102,7 @@ async def _relaying(engine: AsyncEngine, broker: Broker) -> AsyncIterator[None]:
         producer_factory=partial(new_producer, broker.bootstrap_servers, broker.profile),
         verify_topics=True,
         poll_interval=0.05,
+        keystore=keystore,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
@@ -107,6 +111,7 @@ async def _relaying(engine: AsyncEngine, broker: Broker) -> AsyncIterator[None]:
     finally:
         stop.set()
         await task
+        await keystore.close()
 
 
 async def _scalar(engine: AsyncEngine, query: str, **params: object) -> Any:
@@ -262,7 +267,9 @@ async def world(postgres_admin_url: str, kafka: Broker) -> AsyncIterator[World]:
             client, engine = await stack.enter_async_context(serve(definition, settings))
             engines[name] = (client, engine)
             await stack.enter_async_context(running_consumer(definition, engine, settings, kafka))
-            await stack.enter_async_context(_relaying(engine, kafka))
+            await stack.enter_async_context(
+                _relaying(engine, kafka, settings.keystore_database_url())
+            )
         referrals = ReferralsApi(*engines["referrals"], referrals_settings, council, other)
         partners = PartnersApi(*engines["partners"], partners_settings, council)
         built = World(referrals, partners, (*engines["risk"], risk_settings), kafka)

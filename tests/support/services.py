@@ -24,6 +24,7 @@ from shared.http import create_app
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.kafka import new_producer
 from shared.messaging.outbox import Outbox
+from shared.messaging.sealing import Keystore
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
 from shared.worker import unit_of_work_for_event
@@ -48,17 +49,19 @@ async def serve(
 async def running_consumer(
     definition: ServiceDefinition, engine: AsyncEngine, settings: ServiceSettings, broker: Broker
 ) -> AsyncIterator[EventConsumer]:
-    """The service's own consumer group under a fresh group id, joined before it yields."""
+    """The service's own consumer group under a fresh group id, joined before it yields;
+    with the deployment's keystore, as the worker runs it (it opens sealed events)."""
     spec = definition.consumers[0]
+    keystore = Keystore(settings.keystore_database_url())
+    outbox = Outbox(CATALOGUE, source=settings.source, keystore=keystore)
     runner = EventConsumer(
         type(spec)(f"{definition.name}-test-{uuid.uuid4().hex[:8]}", spec.handlers),
         registry=CATALOGUE,
         sessions=session_factory(engine),
-        unit_of_work=partial(
-            unit_of_work_for_event, definition, Outbox(CATALOGUE, source=settings.source), settings
-        ),
+        unit_of_work=partial(unit_of_work_for_event, definition, outbox, settings),
         bootstrap_servers=broker.bootstrap_servers,
         producer_factory=partial(new_producer, broker.bootstrap_servers, broker.profile),
+        keystore=keystore,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
@@ -72,6 +75,7 @@ async def running_consumer(
     finally:
         stop.set()
         await task
+        await keystore.close()
 
 
 @dataclass

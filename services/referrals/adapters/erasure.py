@@ -65,6 +65,18 @@ async def offer_ids(session: AsyncSession, case_ids: Sequence[str]) -> list[str]
     return [str(r["id"]) for r in rows]
 
 
+async def subject_access_request_ids(
+    session: AsyncSession, resident_ids: Sequence[str]
+) -> list[str]:
+    rows = await fetch_all(
+        session,
+        select(subject_access_requests.c.id).where(
+            subject_access_requests.c.resident_id.in_(resident_ids)
+        ),
+    )
+    return [str(r["id"]) for r in rows]
+
+
 async def referral_ids(session: AsyncSession, resident_ids: Sequence[str]) -> list[str]:
     rows = await fetch_all(
         session, select(referrals.c.id).where(referrals.c.resident_id.in_(resident_ids))

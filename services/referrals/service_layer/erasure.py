@@ -11,10 +11,13 @@ erases a resident, on one of the grounds of Article 17(1).
   hashes (the reads stay, whose they were does not); records tombstones (keyed hashes) of
   the resident ids, case ids and keys, so a replayed event re-creates nothing
   (``shared/erasure.py``, ``guarded``); and announces the erasure to partners and risk with
-  only the case ids and pseudonymous keys.
+  only the case ids and pseudonymous keys. First of all it forgets the data keys of every
+  aggregate the resident's events were keyed by (cases, records, keys, subject access
+  requests): every copy of those events on every topic is crypto-shredded
+  (``shared/messaging/sealing.py``).
 - ``record_confirmation``: partners' and risk's confirmations, once each; when both are in,
-  the request is complete and its own outbox event (which names the case ids and keys) is
-  deleted too.
+  the request is complete, its own outbox event (which names the case ids and keys) is
+  deleted and its key forgotten: the request on the topic opens no more.
 - ``erasure_status``: which services have confirmed, which are pending.
 
 The request holds no identifier of the resident: its tombstone hash only."""
@@ -151,7 +154,12 @@ async def erase_resident(
         keys.extend(k for k in await keys_of(uow, rid) if k not in keys)
     offer_ids = await db.offer_ids(session, case_ids)
     referral_ids = await db.referral_ids(session, resident_ids)
+    requests = await db.subject_access_request_ids(session, resident_ids)
+    # Forgotten first, and for good: should this transaction fail, the retry erases the
+    # rest, and the events keyed by these are unreadable either way.
+    forgotten = await uow.outbox.forget([*resident_ids, *case_ids, *keys, *requests])
     erased = await db.erase(session, resident_ids, case_ids)
+    erased["event_keys_forgotten"] = forgotten
     named = [*resident_ids, *case_ids, *keys, *offer_ids, *referral_ids]
     erased["outbox_events"] = await shared_erasure.delete_outbox_rows_naming(session, named)
     erased["idempotent_responses"] = await db.delete_idempotent_responses_naming(
@@ -216,6 +224,7 @@ async def record_confirmation(
                 await db.delete_request_events(
                     session, confirmation.request_id, event_name(ErasureRequested)
                 )
+                await uow.outbox.forget([confirmation.request_id])
         return added
 
 

@@ -189,6 +189,8 @@ async def record_contribution(
             state = _progress(row, _answered(rows), today=uow.now().date())
             if state.status is RequestStatus.COMPLETE:
                 await db.mark_complete(session, contribution.request_id, uow.now())
+                # Every answer is stored here now: the copies on the topic open no more.
+                await uow.outbox.forget([contribution.request_id])
         return added
 
 

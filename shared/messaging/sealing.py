@@ -1,0 +1,238 @@
+"""Crypto-shredding: every event leaves its service sealed, and erasure forgets the keys.
+
+Each Kafka key (the aggregate an event is about: a case, a resident key, a request) has a
+data key of its own in the deployment's *keystore*. The relay seals an event as it publishes
+it: its ``data``, ``subject`` and ``partitionkey`` become one AES-256-GCM ciphertext, bound to
+the event's id and type, and the record's Kafka key becomes the data key's random id. A
+consumer opens it with that key. Erasure *forgets* the keys of a resident's aggregates
+(``Keystore.forget``): every copy of their events, on every topic, in a dead-letter topic,
+in a broker's backup, is then ciphertext no one can open, and a replay brings nothing back
+(docs/information-governance.md, Erasure).
+
+The keystore holds no identifier: a subject is looked up by its SHA-256 (subjects are random
+UUIDs or keyed hashes, so the digest reveals nothing), and a forgotten key keeps only its id
+and when it was forgotten, so a consumer can tell "erased" (skip it) from "not this
+keystore's" (a misconfiguration: dead-lettered, never silently dropped). A subject seen again
+after its keys were forgotten (a resident flagged again by a later feed) gets a new key.
+
+The keystore is its own database (``UPSTREAM_KEYSTORE_URL``), shared by the services the way
+the broker is: a data key is useless without the topics, the topics without the keys. In
+production a council may put a KMS behind the same three calls. Its schema is one table,
+created on first use and frozen (a change gets ``…_v2``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from shared.db import create_engine, plain_postgres_url
+
+KEYSTORE_TABLE = "subject_keys"
+_SCHEMA_LOCK = 0x5EA1
+_NONCE_BYTES = 12
+
+
+class UnknownKey(LookupError):
+    """An event sealed under a key this keystore never held: the wrong keystore, not an
+    erasure."""
+
+
+class Unsealable(ValueError):
+    """A sealed event whose ciphertext does not open with its key (tampered, or corrupt)."""
+
+
+@dataclass(frozen=True)
+class SubjectKey:
+    key_id: str
+    data_key: bytes
+
+
+def digest_of(subject: str) -> str:
+    return hashlib.sha256(subject.encode()).hexdigest()
+
+
+def _aad(envelope: dict[str, Any]) -> bytes:
+    return f"{envelope['id']}|{envelope['type']}".encode()
+
+
+_SEALED_FIELDS = ("data", "subject", "partitionkey")
+
+
+def seal(envelope: dict[str, Any], key: SubjectKey) -> dict[str, Any]:
+    """The envelope as it goes on the wire: what names the aggregate and what it says in one
+    ciphertext; the rest (id, type, source, time, trace, classification) stays readable so
+    brokers, dead-letter tools and consumers not taking the type can route it unopened."""
+    inner = {field: envelope[field] for field in _SEALED_FIELDS if field in envelope}
+    nonce = os.urandom(_NONCE_BYTES)
+    ciphertext = AESGCM(key.data_key).encrypt(
+        nonce, json.dumps(inner, separators=(",", ":")).encode(), _aad(envelope)
+    )
+    outer = {k: v for k, v in envelope.items() if k not in _SEALED_FIELDS}
+    outer["data"] = {"sealed": base64.b64encode(nonce + ciphertext).decode()}
+    outer["partitionkey"] = key.key_id
+    outer["sealedwith"] = key.key_id
+    return outer
+
+
+def unseal(envelope: dict[str, Any], data_key: bytes) -> dict[str, Any]:
+    sealed = envelope.get("data", {}).get("sealed")
+    if not isinstance(sealed, str):
+        raise Unsealable("a sealed event's data has no 'sealed' ciphertext")
+    try:
+        blob = base64.b64decode(sealed, validate=True)
+        plain = AESGCM(data_key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _aad(envelope))
+    except (ValueError, InvalidTag) as exc:
+        raise Unsealable("the sealed data does not open with its key") from exc
+    inner = json.loads(plain)
+    opened = {k: v for k, v in envelope.items() if k not in (*_SEALED_FIELDS, "sealedwith")}
+    opened.update(inner)
+    return opened
+
+
+class Keystore:
+    """The deployment's data keys, one per subject, in a PostgreSQL database of their own."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._engine = create_engine(url, pool_size=2)
+        self._ready = False
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def _schema(self) -> None:
+        if self._ready:
+            return
+        await ensure_keystore_database(self._url)
+        async with self._engine.begin() as connection:
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+            await connection.execute(
+                text(
+                    f"CREATE TABLE IF NOT EXISTS {KEYSTORE_TABLE} ("
+                    " key_id uuid PRIMARY KEY,"
+                    " digest text,"  # SHA-256 of the subject; NULL once forgotten
+                    " data_key bytea,"  # NULL once forgotten
+                    " created_at timestamptz NOT NULL DEFAULT now(),"
+                    " forgotten_at timestamptz,"
+                    " CHECK ((digest IS NULL) = (data_key IS NULL)))"
+                )
+            )
+            await connection.execute(
+                text(
+                    f"CREATE UNIQUE INDEX IF NOT EXISTS {KEYSTORE_TABLE}_current "
+                    f"ON {KEYSTORE_TABLE} (digest) WHERE digest IS NOT NULL"
+                )
+            )
+        self._ready = True
+
+    async def keys_for(self, subjects: Collection[str]) -> dict[str, SubjectKey]:
+        """Each subject's current key, made now for a subject without one: one round trip."""
+        await self._schema()
+        wanted = {digest_of(subject): subject for subject in subjects}
+        if not wanted:
+            return {}
+        digests = list(wanted)
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                text(
+                    f"INSERT INTO {KEYSTORE_TABLE} (key_id, digest, data_key) "
+                    "SELECT k, d, b FROM unnest(CAST(:ids AS uuid[]), CAST(:digests AS text[]), "
+                    "CAST(:keys AS bytea[])) AS t(k, d, b) "
+                    "ON CONFLICT (digest) WHERE digest IS NOT NULL DO NOTHING"
+                ),
+                {
+                    "ids": [str(uuid.uuid4()) for _ in digests],
+                    "digests": digests,
+                    "keys": [AESGCM.generate_key(bit_length=256) for _ in digests],
+                },
+            )
+            rows = await connection.execute(
+                text(
+                    f"SELECT digest, key_id, data_key FROM {KEYSTORE_TABLE} "
+                    "WHERE digest = ANY(CAST(:digests AS text[]))"
+                ),
+                {"digests": digests},
+            )
+            return {
+                wanted[row.digest]: SubjectKey(str(row.key_id), bytes(row.data_key)) for row in rows
+            }
+
+    async def data_key(self, key_id: str) -> bytes | None:
+        """The data key with this id; None once forgotten. ``UnknownKey`` if never held.
+        Asked every time, never cached: a key forgotten a moment ago opens nothing more."""
+        await self._schema()
+        try:
+            uuid.UUID(key_id)
+        except ValueError as exc:
+            raise UnknownKey(f"sealed with {key_id!r}, which is not a key id") from exc
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text(f"SELECT data_key FROM {KEYSTORE_TABLE} WHERE key_id = CAST(:k AS uuid)"),
+                    {"k": key_id},
+                )
+            ).first()
+        if row is None:
+            raise UnknownKey(f"sealed with key {key_id}, which this keystore never held")
+        return None if row.data_key is None else bytes(row.data_key)
+
+    async def forget(self, subjects: Iterable[str]) -> int:
+        """Forget the keys of these subjects, for good: returns how many there were."""
+        await self._schema()
+        digests = sorted({digest_of(subject) for subject in subjects})
+        if not digests:
+            return 0
+        async with self._engine.begin() as connection:
+            forgotten = await connection.execute(
+                text(
+                    f"UPDATE {KEYSTORE_TABLE} SET digest = NULL, data_key = NULL, "
+                    "forgotten_at = now() WHERE digest = ANY(CAST(:digests AS text[])) "
+                    "RETURNING key_id"
+                ),
+                {"digests": digests},
+            )
+            return len(forgotten.all())
+
+
+async def ensure_keystore_database(url: str) -> None:
+    """Create the keystore's database if the server lacks it (development stacks and
+    tests; a deployment creates it with its owner role, deploy/postgres-init)."""
+    parsed = make_url(plain_postgres_url(url))
+    try:
+        connection = await asyncpg.connect(parsed.render_as_string(hide_password=False))
+    except asyncpg.InvalidCatalogNameError:
+        admin_url = parsed.set(database="postgres").render_as_string(hide_password=False)
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{parsed.database}"')
+        except asyncpg.DuplicateDatabaseError:
+            pass  # another service made it meanwhile
+        finally:
+            await admin.close()
+    else:
+        await connection.close()
+
+
+__all__ = [
+    "KEYSTORE_TABLE",
+    "Keystore",
+    "SubjectKey",
+    "UnknownKey",
+    "Unsealable",
+    "digest_of",
+    "seal",
+    "unseal",
+]
