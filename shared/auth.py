@@ -38,6 +38,7 @@ class Role(StrEnum):
     DATA_FEED = "data_feed"  # a council data team sending signals
     OPERATOR = "operator"  # configures the deployment
     INFORMATION_GOVERNANCE = "information_governance"  # a council's DPO team: reads the audit
+    MANAGER = "manager"  # a council's service managers: the outcome figures and reports
 
 
 class Principal(BaseModel):
