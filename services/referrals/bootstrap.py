@@ -6,6 +6,7 @@ import services.referrals as package
 from services.referrals.adapters.tables import metadata
 from services.referrals.api.routes import routers
 from services.referrals.handlers import EVENT_HANDLERS
+from services.referrals.reporting_handlers import REPORTING_GROUP, REPORTING_HANDLERS
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
 from services.referrals.settings import ReferralsSettings
 from services.referrals.timers import TIMERS
@@ -20,6 +21,10 @@ SERVICE = ServiceDefinition(
     metadata=metadata,
     unit_of_work=ReferralsUnitOfWork,
     routers=routers,
-    consumers=[ConsumerSpec("referrals", EVENT_HANDLERS)],
+    consumers=[
+        ConsumerSpec("referrals", EVENT_HANDLERS),
+        # The reporting model, a projection of its own (reporting_handlers.py).
+        ConsumerSpec(REPORTING_GROUP, REPORTING_HANDLERS),
+    ],
     timers=TIMERS,
 )

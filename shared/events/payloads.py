@@ -40,6 +40,11 @@ class ReferralReceived(_Payload):
     circumstances: list[Circumstance] = []
     urgency: RiskLevel
     received_at: datetime
+    referrer_kind: str | None = Field(
+        default=None,
+        description="the kind of organisation that referred (council, vcs…; "
+        "shared.auth.OrganisationKind), for reporting; none from producers before it was added",
+    )
 
 
 class CaseOpened(_Payload):
@@ -48,6 +53,11 @@ class CaseOpened(_Payload):
     origin: str = Field(description="referral or flag")
     resident_keys: list[str]
     opened_at: datetime
+    flagged_at: datetime | None = Field(
+        default=None,
+        description="an outreach case (origin flag): the flagged_at of the ResidentFlagged it "
+        "was opened for, so reporting links the case to the rules that fired",
+    )
 
 
 class CaseStatusChanged(_Payload):

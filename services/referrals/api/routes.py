@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from services.referrals.api import audit, cases, erasure, referrals, residents, subject_access
+from services.referrals.api import (
+    audit,
+    cases,
+    erasure,
+    referrals,
+    reporting,
+    residents,
+    subject_access,
+)
 
 routers = [
     referrals.router,
@@ -11,4 +19,5 @@ routers = [
     audit.router,
     subject_access.router,
     erasure.router,
+    reporting.router,
 ]

@@ -452,6 +452,7 @@ async def open_case(
     keys: list[str],
     actor: Actor,
     now: datetime,
+    flagged_at: datetime | None = None,
 ) -> Row:
     case_id = uow.new_id()
     case = await cases_db.insert_case(
@@ -477,7 +478,12 @@ async def open_case(
     await uow.outbox.add(
         uow.session,
         CaseOpened(
-            case_id=case_id, council=council, origin=origin, resident_keys=keys, opened_at=now
+            case_id=case_id,
+            council=council,
+            origin=origin,
+            resident_keys=keys,
+            opened_at=now,
+            flagged_at=flagged_at,
         ),
         subject=case_id,
     )
@@ -997,6 +1003,7 @@ async def open_outreach_case(uow: ReferralsUnitOfWork, flag: ResidentFlag) -> No
                 keys=[flag.resident_key],
                 actor=RISK_SERVICE,
                 now=now,
+                flagged_at=finding.at,
                 values={
                     "priority": priority(finding.level, finding.level),
                     "urgency": finding.level.value,

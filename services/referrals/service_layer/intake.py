@@ -291,6 +291,7 @@ async def _receive(
             circumstances=list(referral.circumstances),
             urgency=referral.urgency,
             received_at=now,
+            referrer_kind=principal.kind.value,
         ),
         subject=case["id"],
     )

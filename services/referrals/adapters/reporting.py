@@ -1,0 +1,424 @@
+"""The reporting model: facts the ``referrals-reporting`` consumer group writes from events,
+and the reads of one council's period. Pseudonymous references and coarse attributes only
+(docs/referrals.md, Reporting).
+
+Every write is an upsert whose result does not depend on the order events arrive in or on
+how often: a time keeps the earliest (or, for a need's latest waiting or unroutable episode,
+the latest) value, a set of needs their union, anything else its first known value.
+
+The tables are declared on the service's own ``metadata`` (so the migrations' drift check
+covers them) but live here, beside the only code that uses them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Table,
+    Text,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.referrals.adapters.tables import metadata
+from services.referrals.domain.reporting import (
+    REPEAT_WINDOW,
+    AssessmentFact,
+    CaseFact,
+    Facts,
+    FlagFact,
+    NeedFact,
+    OfferFact,
+    ReferralFact,
+)
+
+
+def _ref(name: str, *, primary_key: bool = False, nullable: bool = True) -> Column[Any]:
+    return Column(name, Text, primary_key=primary_key, nullable=nullable and not primary_key)
+
+
+def _at(name: str) -> Column[Any]:
+    return Column(name, DateTime(timezone=True))
+
+
+def _texts(name: str) -> Column[Any]:
+    return Column(name, ARRAY(Text), nullable=False, server_default="{}")
+
+
+reporting_cases = Table(
+    "reporting_cases",
+    metadata,
+    _ref("case_ref", primary_key=True),
+    Column("council", Text, nullable=False),
+    Column("origin", Text),
+    _ref("resident_ref"),
+    _ref("flag_ref"),
+    _at("opened_at"),
+    _texts("needs"),
+    Column("age_band", Text),
+    Column("language", Text),
+    Column("area", Text),
+    _at("ready_at"),
+    _at("closed_at"),
+    Column("outcome", Text),
+    Column("withdrawn", Boolean),
+    _at("consent_withdrawn_at"),
+    Index("ix_reporting_cases_council_opened", "council", "opened_at"),
+)
+
+reporting_referrals = Table(
+    "reporting_referrals",
+    metadata,
+    _ref("referral_ref", primary_key=True),
+    _ref("case_ref", nullable=False),
+    Column("council", Text, nullable=False),
+    Column("source", Text),
+    _ref("resident_ref"),
+    _texts("needs"),
+    Column("age_band", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_reporting_referrals_council_received", "council", "received_at"),
+)
+
+reporting_offers = Table(
+    "reporting_offers",
+    metadata,
+    _ref("offer_ref", primary_key=True),
+    _ref("case_ref", nullable=False),
+    Column("need", Text, nullable=False),
+    Column("partner_id", Text, nullable=False),
+    _at("offered_at"),
+    _at("accepted_at"),
+    _at("declined_at"),
+    Column("decline_reason", Text),
+    _at("expired_at"),
+    _at("withdrawn_at"),
+    Column("outcome", Text),
+    _at("outcome_at"),
+    Index("ix_reporting_offers_case", "case_ref"),
+)
+
+reporting_case_needs = Table(
+    "reporting_case_needs",
+    metadata,
+    _ref("case_ref", primary_key=True),
+    Column("need", Text, primary_key=True),
+    _at("unroutable_at"),
+    _at("waiting_since"),
+)
+
+reporting_flags = Table(
+    "reporting_flags",
+    metadata,
+    _ref("flag_ref", primary_key=True),
+    Column("council", Text, nullable=False),
+    _ref("resident_ref", nullable=False),
+    Column("level", Text, nullable=False),
+    Column("ruleset_version", Text, nullable=False),
+    _texts("rule_ids"),
+    Column("returning", Boolean, nullable=False, server_default="false"),
+    _texts("needs"),
+    Column("age_band", Text),
+    Column("area", Text),
+    Column("flagged_at", DateTime(timezone=True), nullable=False),
+    Index("ix_reporting_flags_council_flagged", "council", "flagged_at"),
+)
+
+reporting_assessments = Table(
+    "reporting_assessments",
+    metadata,
+    _ref("case_ref", primary_key=True),
+    Column("assessed_at", DateTime(timezone=True), primary_key=True),
+    Column("level", Text, nullable=False),
+    Column("ruleset_version", Text, nullable=False),
+    _texts("rule_ids"),
+)
+
+# How a column merges an upsert's new value into the row's: see the module's docstring.
+EARLIEST, LATEST, FIRST, UNION = "earliest", "latest", "first", "union"
+
+
+async def _upsert(
+    session: AsyncSession, table: Table, values: Mapping[str, Any], merge: Mapping[str, str]
+) -> None:
+    keys = [c.name for c in table.primary_key.columns]
+    statement = pg_insert(table).values(**values)
+    changes: dict[str, Any] = {}
+    for name in values:
+        if name in keys:
+            continue
+        held, new = table.c[name], statement.excluded[name]
+        how = merge.get(name, FIRST)
+        if how == EARLIEST:
+            changes[name] = func.least(held, new)  # LEAST and GREATEST skip NULLs
+        elif how == LATEST:
+            changes[name] = func.greatest(held, new)
+        elif how == UNION:
+            changes[name] = literal_column(
+                f"ARRAY(SELECT DISTINCT x FROM unnest({table.name}.{name} || excluded.{name})"
+                " AS x ORDER BY x)"
+            )
+        else:
+            changes[name] = func.coalesce(held, new)
+    if changes:
+        await session.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
+    else:
+        await session.execute(statement.on_conflict_do_nothing(index_elements=keys))
+
+
+async def upsert_case(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    merge = {
+        "opened_at": EARLIEST,
+        "ready_at": EARLIEST,
+        "closed_at": EARLIEST,
+        "consent_withdrawn_at": EARLIEST,
+        "needs": UNION,
+    }
+    await _upsert(session, reporting_cases, values, merge)
+
+
+async def upsert_referral(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    await _upsert(session, reporting_referrals, values, {"received_at": EARLIEST})
+
+
+async def upsert_offer(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    """An offer's milestone; an outcome keeps the first recorded (with its time)."""
+    merge = {
+        name: EARLIEST
+        for name in ("offered_at", "accepted_at", "declined_at", "expired_at", "withdrawn_at")
+    }
+    if "outcome_at" in values:
+        statement = pg_insert(reporting_offers).values(**values)
+        held, new = reporting_offers.c, statement.excluded
+        earlier = or_(held.outcome_at.is_(None), new.outcome_at < held.outcome_at)
+        changes = {
+            "outcome": case((earlier, new.outcome), else_=held.outcome),
+            "outcome_at": func.least(held.outcome_at, new.outcome_at),
+        }
+        await session.execute(
+            statement.on_conflict_do_update(index_elements=["offer_ref"], set_=changes)
+        )
+        return
+    await _upsert(session, reporting_offers, values, merge)
+
+
+async def upsert_case_need(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    merge = {"unroutable_at": LATEST, "waiting_since": LATEST}
+    await _upsert(session, reporting_case_needs, values, merge)
+
+
+async def insert_flag(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    statement = pg_insert(reporting_flags).values(**values)
+    await session.execute(statement.on_conflict_do_nothing(index_elements=["flag_ref"]))
+
+
+async def insert_assessment(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    statement = pg_insert(reporting_assessments).values(**values)
+    await session.execute(
+        statement.on_conflict_do_nothing(index_elements=["case_ref", "assessed_at"])
+    )
+
+
+# -- erasure: the rows stay, their references are cut from the erased identifiers ---------
+
+
+async def relink_cases(session: AsyncSession, new_ref_of: Mapping[str, str]) -> None:
+    """Give each case's rows (``old ref -> new ref``) a reference nothing derives."""
+    tables = (
+        reporting_cases,
+        reporting_referrals,
+        reporting_offers,
+        reporting_case_needs,
+        reporting_assessments,
+    )
+    for old, new in new_ref_of.items():
+        for table in tables:
+            await session.execute(update(table).where(table.c.case_ref == old).values(case_ref=new))
+
+
+async def flag_refs_of(session: AsyncSession, resident_refs: Iterable[str]) -> list[str]:
+    refs = list(resident_refs)
+    if not refs:
+        return []
+    found = await session.scalars(
+        select(reporting_flags.c.flag_ref).where(reporting_flags.c.resident_ref.in_(refs))
+    )
+    return list(found)
+
+
+async def relink_residents(
+    session: AsyncSession,
+    new_resident_ref_of: Mapping[str, str],
+    new_flag_ref_of: Mapping[str, str],
+) -> None:
+    for old, new in new_resident_ref_of.items():
+        for table in (reporting_cases, reporting_referrals, reporting_flags):
+            await session.execute(
+                update(table).where(table.c.resident_ref == old).values(resident_ref=new)
+            )
+    for old, new in new_flag_ref_of.items():
+        await session.execute(
+            update(reporting_flags).where(reporting_flags.c.flag_ref == old).values(flag_ref=new)
+        )
+        await session.execute(
+            update(reporting_cases).where(reporting_cases.c.flag_ref == old).values(flag_ref=new)
+        )
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+
+def _start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+async def facts(session: AsyncSession, council: str, period_from: date, period_to: date) -> Facts:
+    """The council's facts for the period: cases opened in it (with their offers, needs and
+    assessments), referrals from 90 days before it (repeats), flags from its start on (later
+    returning flags), and every offer open during it (partner load)."""
+    start, end = _start(period_from), _start(period_to + timedelta(days=1))
+    c = reporting_cases.c
+    case_rows = (
+        await session.execute(
+            select(reporting_cases).where(
+                c.council == council, c.opened_at >= start, c.opened_at < end
+            )
+        )
+    ).mappings()
+    cases = [
+        CaseFact(
+            ref=r["case_ref"],
+            council=r["council"],
+            origin=r["origin"],
+            opened_at=r["opened_at"],
+            resident_ref=r["resident_ref"],
+            needs=tuple(r["needs"]),
+            age_band=r["age_band"],
+            language=r["language"],
+            area=r["area"],
+            ready_at=r["ready_at"],
+            closed_at=r["closed_at"],
+            flag_ref=r["flag_ref"],
+        )
+        for r in case_rows
+    ]
+    cohort = select(c.case_ref).where(c.council == council, c.opened_at >= start, c.opened_at < end)
+    o = reporting_offers.c
+    offers = [
+        _offer(r)
+        for r in (
+            await session.execute(select(reporting_offers).where(o.case_ref.in_(cohort)))
+        ).mappings()
+    ]
+    n = reporting_case_needs.c
+    needs = [
+        NeedFact(r["case_ref"], r["need"], r["unroutable_at"], r["waiting_since"])
+        for r in (
+            await session.execute(select(reporting_case_needs).where(n.case_ref.in_(cohort)))
+        ).mappings()
+    ]
+    a = reporting_assessments.c
+    assessments = [
+        AssessmentFact(
+            r["case_ref"], r["assessed_at"], r["level"], r["ruleset_version"], tuple(r["rule_ids"])
+        )
+        for r in (
+            await session.execute(select(reporting_assessments).where(a.case_ref.in_(cohort)))
+        ).mappings()
+    ]
+    f = reporting_referrals.c
+    referrals = [
+        ReferralFact(
+            ref=r["referral_ref"],
+            case_ref=r["case_ref"],
+            received_at=r["received_at"],
+            resident_ref=r["resident_ref"],
+            source=r["source"],
+            needs=tuple(r["needs"]),
+        )
+        for r in (
+            await session.execute(
+                select(reporting_referrals).where(
+                    f.council == council,
+                    f.received_at >= start - REPEAT_WINDOW,
+                    f.received_at < end,
+                )
+            )
+        ).mappings()
+    ]
+    g = reporting_flags.c
+    flags = [
+        FlagFact(
+            ref=r["flag_ref"],
+            resident_ref=r["resident_ref"],
+            flagged_at=r["flagged_at"],
+            level=r["level"],
+            ruleset_version=r["ruleset_version"],
+            rule_ids=tuple(r["rule_ids"]),
+            returning=r["returning"],
+            needs=tuple(r["needs"]),
+            age_band=r["age_band"],
+            area=r["area"],
+        )
+        for r in (
+            await session.execute(
+                select(reporting_flags).where(g.council == council, g.flagged_at >= start)
+            )
+        ).mappings()
+    ]
+    ended = func.least(o.declined_at, o.expired_at, o.withdrawn_at, o.outcome_at)
+    load_rows = (
+        await session.execute(
+            select(reporting_offers, c.area)
+            .join(reporting_cases, c.case_ref == o.case_ref)
+            .where(
+                c.council == council,
+                o.offered_at < end,
+                or_(ended.is_(None), ended >= start),
+            )
+        )
+    ).mappings()
+    load = [_offer(r, area=r["area"]) for r in load_rows]
+    return Facts(
+        period_from=period_from,
+        period_to=period_to,
+        cases=cases,
+        offers=offers,
+        needs=needs,
+        referrals=referrals,
+        flags=flags,
+        assessments=assessments,
+        load=load,
+    )
+
+
+def _offer(row: RowMapping, area: str | None = None) -> OfferFact:
+    return OfferFact(
+        ref=row["offer_ref"],
+        case_ref=row["case_ref"],
+        need=row["need"],
+        partner_id=row["partner_id"],
+        offered_at=row["offered_at"],
+        accepted_at=row["accepted_at"],
+        declined_at=row["declined_at"],
+        decline_reason=row["decline_reason"],
+        expired_at=row["expired_at"],
+        withdrawn_at=row["withdrawn_at"],
+        outcome=row["outcome"],
+        outcome_at=row["outcome_at"],
+        area=area,
+    )

@@ -1,0 +1,427 @@
+"""Reporting: the use cases that keep the reporting model (called by the
+``referrals-reporting`` consumer group's handlers, ``reporting_handlers.py``) and the ones
+that read it (the API, the council's pages, the open-statistics export).
+
+Pseudonymous references: a reporting row never holds a case id, resident key, referral or
+offer id, only ``reference(secret, kind, identifier)``, an HMAC-SHA256 keyed with the
+service's ``resident_key_secret`` over ``reporting|<kind>|<identifier>``. The domain prefix
+makes it a derivation of its own: it equals no resident key, no tombstone
+(``shared.erasure.tombstone`` hashes ``erased|…``) and no other kind's reference, so a scan
+of the reporting tables for a resident's ids (or their tombstones) finds nothing, while the
+same case's events, arriving on three topics in any order, land on one row. An erasure
+cuts even that link (``forget``): the rows of the erased cases and keys get fresh random
+references, so the figures survive and nothing derives them any more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from services.referrals.adapters import reporting as reporting_db
+from services.referrals.domain.reporting import (
+    Facts,
+    Filters,
+    OutcomesReport,
+    ReachReport,
+    RulesReport,
+    age_band,
+    outcomes_report,
+    reach_report,
+    rules_report,
+)
+from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
+from shared.auth import OrganisationKind, Principal
+from shared.errors import Invalid, NotFound
+from shared.identity import age_in_years, postcode_district
+
+MAX_PERIOD = timedelta(days=3 * 366)
+DEFAULT_PERIOD = timedelta(days=89)  # ninety days, today included
+
+
+def reference(secret: str, kind: str, identifier: str) -> str:
+    """The pseudonymous reference reporting rows know an identifier by (module docstring)."""
+    message = f"reporting|{kind}|{identifier}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _flag_identifier(resident_key: str, flagged_at: datetime) -> str:
+    # The flag and the outreach case it opened both carry the key and this time.
+    return f"{resident_key}|{flagged_at.astimezone(UTC).isoformat()}"
+
+
+def _secret(uow: ReferralsUnitOfWork) -> str:
+    return uow.settings.resident_key_secret.get_secret_value()
+
+
+def _refs(uow: ReferralsUnitOfWork, kind: str, identifier: str) -> str:
+    return reference(_secret(uow), kind, identifier)
+
+
+def _event_time(uow: ReferralsUnitOfWork) -> datetime:
+    """The time of the event being applied (for events whose payload carries none)."""
+    return uow.event.time if uow.event is not None else uow.now()
+
+
+# -- keeping the model ---------------------------------------------------------------------
+
+
+async def case_opened(
+    uow: ReferralsUnitOfWork,
+    *,
+    case_id: str,
+    council: str,
+    origin: str,
+    resident_keys: Sequence[str],
+    opened_at: datetime,
+    flagged_at: datetime | None,
+) -> None:
+    flag_ref = (
+        _refs(uow, "flag", _flag_identifier(resident_keys[0], flagged_at))
+        if flagged_at is not None and resident_keys
+        else None
+    )
+    async with uow.transaction() as session:
+        await reporting_db.upsert_case(
+            session,
+            {
+                "case_ref": _refs(uow, "case", case_id),
+                "council": council,
+                "origin": origin,
+                "resident_ref": _refs(uow, "resident", resident_keys[0]) if resident_keys else None,
+                "flag_ref": flag_ref,
+                "opened_at": opened_at,
+            },
+        )
+
+
+async def referral_received(
+    uow: ReferralsUnitOfWork,
+    *,
+    referral_id: str,
+    case_id: str,
+    council: str,
+    source: str | None,
+    resident_keys: Sequence[str],
+    needs: Sequence[str],
+    age_years: int | None,
+    received_at: datetime,
+) -> None:
+    case_ref = _refs(uow, "case", case_id)
+    resident_ref = _refs(uow, "resident", resident_keys[0]) if resident_keys else None
+    band = age_band(age_years) if age_years is not None else None
+    async with uow.transaction() as session:
+        await reporting_db.upsert_referral(
+            session,
+            {
+                "referral_ref": _refs(uow, "referral", referral_id),
+                "case_ref": case_ref,
+                "council": council,
+                "source": source,
+                "resident_ref": resident_ref,
+                "needs": sorted(set(needs)),
+                "age_band": band,
+                "received_at": received_at,
+            },
+        )
+        # The case row too: a referral opens (or joins) it; its needs and age are known.
+        await reporting_db.upsert_case(
+            session,
+            {
+                "case_ref": case_ref,
+                "council": council,
+                "resident_ref": resident_ref,
+                "needs": sorted(set(needs)),
+                "age_band": band,
+                "opened_at": received_at,
+            },
+        )
+
+
+async def case_ready_for_routing(
+    uow: ReferralsUnitOfWork,
+    *,
+    case_id: str,
+    council: str,
+    needs: Sequence[str],
+    age_years: int | None,
+    language: str | None,
+    area: str | None,
+) -> None:
+    """Consent obtained (or another basis allows sharing): the packet's coarse attributes."""
+    async with uow.transaction() as session:
+        await reporting_db.upsert_case(
+            session,
+            {
+                "case_ref": _refs(uow, "case", case_id),
+                "council": council,
+                "needs": sorted(set(needs)),
+                "age_band": age_band(age_years) if age_years is not None else None,
+                "language": language,
+                "area": area.upper() if area else None,
+                "ready_at": _event_time(uow),
+            },
+        )
+
+
+async def case_closed(
+    uow: ReferralsUnitOfWork,
+    *,
+    case_id: str,
+    council: str,
+    outcome: str | None,
+    withdrawn: bool,
+    closed_at: datetime,
+) -> None:
+    async with uow.transaction() as session:
+        await reporting_db.upsert_case(
+            session,
+            {
+                "case_ref": _refs(uow, "case", case_id),
+                "council": council,
+                "outcome": outcome,
+                "withdrawn": withdrawn,
+                "closed_at": closed_at,
+            },
+        )
+
+
+async def consent_withdrawn(
+    uow: ReferralsUnitOfWork, *, case_id: str, council: str, at: datetime
+) -> None:
+    async with uow.transaction() as session:
+        await reporting_db.upsert_case(
+            session,
+            {
+                "case_ref": _refs(uow, "case", case_id),
+                "council": council,
+                "consent_withdrawn_at": at,
+            },
+        )
+
+
+@dataclass(frozen=True)
+class OfferMilestone:
+    offer_id: str
+    case_id: str
+    need: str
+    partner_id: str
+    offered_at: datetime | None = None
+    accepted_at: datetime | None = None
+    declined_at: datetime | None = None
+    decline_reason: str | None = None
+    expired_at: datetime | None = None
+    withdrawn_at: datetime | None = None
+    outcome: str | None = None
+    outcome_at: datetime | None = None
+
+
+async def offer_milestone(uow: ReferralsUnitOfWork, milestone: OfferMilestone) -> None:
+    values = {
+        "offer_ref": _refs(uow, "offer", milestone.offer_id),
+        "case_ref": _refs(uow, "case", milestone.case_id),
+        "need": milestone.need,
+        "partner_id": milestone.partner_id,
+    }
+    for name in (
+        "offered_at",
+        "accepted_at",
+        "declined_at",
+        "decline_reason",
+        "expired_at",
+        "withdrawn_at",
+        "outcome",
+        "outcome_at",
+    ):
+        value = getattr(milestone, name)
+        if value is not None:
+            values[name] = value
+    async with uow.transaction() as session:
+        await reporting_db.upsert_offer(session, values)
+
+
+async def needs_unroutable(
+    uow: ReferralsUnitOfWork, *, case_id: str, needs: Iterable[str], at: datetime
+) -> None:
+    async with uow.transaction() as session:
+        for need in sorted(set(needs)):
+            await reporting_db.upsert_case_need(
+                session,
+                {"case_ref": _refs(uow, "case", case_id), "need": need, "unroutable_at": at},
+            )
+
+
+async def need_waiting(
+    uow: ReferralsUnitOfWork, *, case_id: str, need: str, since: datetime
+) -> None:
+    async with uow.transaction() as session:
+        await reporting_db.upsert_case_need(
+            session, {"case_ref": _refs(uow, "case", case_id), "need": need, "waiting_since": since}
+        )
+
+
+@dataclass(frozen=True)
+class Flag:
+    resident_key: str
+    council: str
+    level: str
+    ruleset_version: str
+    rule_ids: tuple[str, ...]
+    returning: bool
+    needs: tuple[str, ...]
+    flagged_at: datetime
+    date_of_birth: date | None  # from the sealed identity: only the age band is kept
+    postcode: str | None  # likewise: only its district is kept
+
+
+async def resident_flagged(uow: ReferralsUnitOfWork, flag: Flag) -> None:
+    district = postcode_district(flag.postcode) if flag.postcode else None
+    async with uow.transaction() as session:
+        await reporting_db.insert_flag(
+            session,
+            {
+                "flag_ref": _refs(
+                    uow, "flag", _flag_identifier(flag.resident_key, flag.flagged_at)
+                ),
+                "council": flag.council,
+                "resident_ref": _refs(uow, "resident", flag.resident_key),
+                "level": flag.level,
+                "ruleset_version": flag.ruleset_version,
+                "rule_ids": sorted(set(flag.rule_ids)),
+                "returning": flag.returning,
+                "needs": sorted(set(flag.needs)),
+                "age_band": age_band(age_in_years(flag.date_of_birth, flag.flagged_at.date()))
+                if flag.date_of_birth
+                else None,
+                "area": district,
+                "flagged_at": flag.flagged_at,
+            },
+        )
+
+
+async def risk_assessed(
+    uow: ReferralsUnitOfWork,
+    *,
+    case_id: str,
+    level: str,
+    ruleset_version: str,
+    rule_ids: Iterable[str],
+    assessed_at: datetime,
+) -> None:
+    async with uow.transaction() as session:
+        await reporting_db.insert_assessment(
+            session,
+            {
+                "case_ref": _refs(uow, "case", case_id),
+                "assessed_at": assessed_at,
+                "level": level,
+                "ruleset_version": ruleset_version,
+                "rule_ids": sorted(set(rule_ids)),
+            },
+        )
+
+
+async def forget(
+    uow: ReferralsUnitOfWork, *, case_ids: Iterable[str], resident_keys: Iterable[str]
+) -> None:
+    """An erasure: the erased cases' and keys' rows keep their figures under fresh random
+    references, so neither the identifiers nor the secret lead to them any more."""
+
+    def fresh() -> str:
+        return hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+
+    cases = {_refs(uow, "case", i): fresh() for i in dict.fromkeys(case_ids)}
+    residents = {_refs(uow, "resident", k): fresh() for k in dict.fromkeys(resident_keys)}
+    async with uow.transaction() as session:
+        flags = {ref: fresh() for ref in await reporting_db.flag_refs_of(session, residents)}
+        await reporting_db.relink_cases(session, cases)
+        await reporting_db.relink_residents(session, residents, flags)
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """A council's report: the period (dates, UTC, both included) and the filters."""
+
+    period_from: date | None = None
+    period_to: date | None = None
+    area: str | None = None
+    need: str | None = None
+
+
+@dataclass(frozen=True)
+class CouncilReports:
+    outcomes: OutcomesReport
+    rules: RulesReport
+    reach: ReachReport
+
+
+def _period(uow: ReferralsUnitOfWork, query: ReportQuery) -> tuple[date, date]:
+    period_to = query.period_to or uow.now().date()
+    period_from = query.period_from or period_to - DEFAULT_PERIOD
+    if period_from > period_to:
+        raise Invalid("from", "the period's start is after its end (to)")
+    if period_to - period_from > MAX_PERIOD:
+        raise Invalid("to", "a report covers at most three years")
+    return period_from, period_to
+
+
+def _may_read(principal: Principal, council: str) -> None:
+    """A council's own figures; an operator's: every council's. Another council's are as
+    absent as its cases (404), not forbidden: a caller learns nothing of who is served."""
+    if principal.kind is OrganisationKind.OPERATOR:
+        return
+    if principal.kind is OrganisationKind.COUNCIL and principal.organisation == council:
+        return
+    raise NotFound("no reports for this council")
+
+
+async def _facts(
+    uow: ReferralsUnitOfWork, principal: Principal, council: str, query: ReportQuery
+) -> tuple[Facts, Filters]:
+    _may_read(principal, council)
+    period_from, period_to = _period(uow, query)
+    area = query.area.strip().upper() if query.area else None
+    async with uow.transaction() as session:
+        found = await reporting_db.facts(session, council, period_from, period_to)
+    return found, Filters(area=area, need=query.need)
+
+
+async def outcomes(
+    uow: ReferralsUnitOfWork, principal: Principal, council: str, query: ReportQuery
+) -> OutcomesReport:
+    found, filters = await _facts(uow, principal, council, query)
+    return outcomes_report(council, found, filters)
+
+
+async def rules(
+    uow: ReferralsUnitOfWork, principal: Principal, council: str, query: ReportQuery
+) -> RulesReport:
+    found, filters = await _facts(uow, principal, council, query)
+    return rules_report(council, found, filters)
+
+
+async def reach(
+    uow: ReferralsUnitOfWork, principal: Principal, council: str, query: ReportQuery
+) -> ReachReport:
+    found, filters = await _facts(uow, principal, council, query)
+    return reach_report(council, found, filters)
+
+
+async def council_reports(
+    uow: ReferralsUnitOfWork, principal: Principal, council: str, query: ReportQuery
+) -> CouncilReports:
+    """Every figure of a council's period at once, from one read of the model: for the
+    council's pages and the open-statistics export."""
+    found, filters = await _facts(uow, principal, council, query)
+    return CouncilReports(
+        outcomes=outcomes_report(council, found, filters),
+        rules=rules_report(council, found, filters),
+        reach=reach_report(council, found, filters),
+    )

@@ -1,0 +1,806 @@
+"""The reporting model from real events: the ``referrals-reporting`` consumer group on the
+real broker writes the model in a real referrals database, and the reports the API answers
+with equal what a count over the events sent gives. Also: a stopped consumer group catches
+up; a duplicate changes nothing; another council's figures never show; the model holds no
+identifier; an erasure cuts the link and keeps the figures; bad queries are 422s.
+
+The broker's topics hold other tests' events too: each test sends for councils of its own,
+and every count is of those councils."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import random
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.referrals.bootstrap import SERVICE
+from services.referrals.reporting_handlers import REPORTING_GROUP
+from services.referrals.service_layer.reporting import reference
+from services.referrals.settings import ReferralsSettings
+from shared.auth import OrganisationKind, Role, mint_token
+from shared.db import session_factory
+from shared.erasure import tombstone
+from shared.events.catalogue import CATALOGUE
+from shared.events.envelope import utc_now
+from shared.events.payloads import (
+    CaseOpened,
+    CaseReadyForRouting,
+    CaseUnroutable,
+    ContactRoute,
+    ErasureRequested,
+    FlaggedIdentity,
+    NeedWaiting,
+    OfferAccepted,
+    OfferDeclined,
+    OfferExpired,
+    OutcomeRecorded,
+    Reason,
+    ReferralOffered,
+    ReferralReceived,
+    ResidentFlagged,
+    RiskAssessed,
+    RoutingPacket,
+)
+from shared.identity import seal_identity
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.kafka import new_producer
+from shared.messaging.outbox import Outbox
+from shared.messaging.sealing import Keystore
+from shared.worker import unit_of_work_for_event
+from tests.integration.messaging_helpers import wait_for
+from tests.integration.referrals.conftest import module_database, unique_council
+from tests.support.infrastructure import Broker
+from tests.support.services import Publisher, serve
+from tests.support.services import publisher as start_publisher
+
+pytestmark = pytest.mark.integration
+
+RULESET = "default@test"
+POSITIVE = {"support_provided", "partly_resolved"}
+
+
+# -- the service: its app, and its reporting consumer group under a group id of the test's --
+
+
+@dataclass
+class Reporting:
+    client: httpx.AsyncClient
+    engine: AsyncEngine
+    settings: ReferralsSettings
+    kafka: Broker
+
+    @contextlib.asynccontextmanager
+    async def consumer(self, group_id: str) -> AsyncIterator[EventConsumer]:
+        """The reporting consumer group, as the worker runs it, under ``group_id``: a second
+        one started with the same id resumes where the first committed."""
+        spec = next(c for c in SERVICE.consumers if c.group_id == REPORTING_GROUP)
+        keystore = Keystore(self.settings.keystore_database_url())
+        outbox = Outbox(CATALOGUE, source=self.settings.source, keystore=keystore)
+        runner = EventConsumer(
+            type(spec)(group_id, spec.handlers),
+            registry=CATALOGUE,
+            sessions=session_factory(self.engine),
+            unit_of_work=partial(unit_of_work_for_event, SERVICE, outbox, self.settings),
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            producer_factory=partial(
+                new_producer, self.kafka.bootstrap_servers, self.kafka.profile
+            ),
+            keystore=keystore,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop))
+
+        async def assigned() -> bool:
+            return bool(runner.assigned_partitions)
+
+        try:
+            await wait_for(assigned, what="the reporting consumer to join")
+            yield runner
+        finally:
+            stop.set()
+            await task
+            await keystore.close()
+
+    def token(self, council: str, *roles: Role, kind: str = "council") -> dict[str, str]:
+        organisation_kind = OrganisationKind(kind)
+        token = mint_token(
+            self.settings,
+            subject="manager-person",
+            organisation=council if kind == "council" else "operator",
+            kind=organisation_kind,
+            roles=roles or [Role.MANAGER],
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    async def report(
+        self,
+        council: str,
+        name: str,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        return await self.client.get(
+            f"/v1/reports/{council}/{name}",
+            params=query or {},
+            headers=headers if headers is not None else self.token(council),
+        )
+
+    async def scan(self) -> str:
+        """Every reporting row, as text."""
+        async with self.engine.connect() as connection:
+            rows: list[str] = []
+            for table in (
+                "reporting_cases",
+                "reporting_referrals",
+                "reporting_offers",
+                "reporting_case_needs",
+                "reporting_flags",
+                "reporting_assessments",
+            ):
+                found = await connection.execute(text(f"SELECT t::text FROM {table} t"))
+                rows.extend(found.scalars().all())
+        return "\n".join(rows)
+
+
+@pytest.fixture(scope="module")
+async def reporting(postgres_admin_url: str, kafka: Broker) -> AsyncIterator[Reporting]:
+    async with module_database(postgres_admin_url) as url:
+        settings = ReferralsSettings(database_url=url, councils=[])
+        async with serve(SERVICE, settings) as (client, engine):
+            yield Reporting(client, engine, settings, kafka)
+
+
+@pytest.fixture(scope="module")
+async def publisher(kafka: Broker) -> AsyncIterator[Publisher]:
+    async with start_publisher(kafka.bootstrap_servers) as sender:
+        yield sender
+
+
+# -- a council's day, as the other services' events, and the counts it should give --------
+
+
+def _key() -> str:
+    return uuid.uuid4().hex + uuid.uuid4().hex  # the shape of a resident key (64 hex)
+
+
+@dataclass
+class Offer:
+    need: str
+    partner: str
+    response: str  # accepted, declined, expired, open
+    reason: str | None = None
+    outcome: str | None = None
+    offered_after: float = 1.0  # hours after the case opened
+    accepted_after: float = 2.0
+    outcome_after: float = 5.0
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass
+class Case:
+    source: str | None  # the referrer's kind; None: an outreach case
+    needs: list[str]
+    age: int | None
+    area: str | None
+    language: str
+    ready: bool
+    offers: list[Offer] = field(default_factory=list)
+    unroutable: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    level: str | None = None  # a referral's assessment
+    rules: list[str] = field(default_factory=list)  # a flag's
+    resident_key: str = field(default_factory=_key)
+    opened_after: float = 0.0  # hours after the day's start
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    referral_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass
+class Flag:
+    """A flag that opened no case (the resident had one open), or a returning one."""
+
+    resident_key: str
+    rules: list[str]
+    returning: bool = False
+    after: float = 0.0
+
+
+@dataclass
+class Day:
+    council: str
+    start: datetime
+    cases: list[Case]
+    flags: list[Flag] = field(default_factory=list)
+    secret: str = ""
+
+    def events(self) -> list[tuple[BaseModel, str]]:
+        """(payload, Kafka key): the case events, then the offers, as the services send them."""
+        sent: list[tuple[BaseModel, str]] = []
+        for case in self.cases:
+            at = self.start + timedelta(hours=case.opened_after)
+            flagged = case.source is None
+            if flagged:
+                sent.append(
+                    (self._flag(case.resident_key, case.rules, False, at, case), case.resident_key)
+                )
+            sent.append(
+                (
+                    CaseOpened(
+                        case_id=case.id,
+                        council=self.council,
+                        origin="flag" if flagged else "referral",
+                        resident_keys=[case.resident_key],
+                        opened_at=at,
+                        flagged_at=at if flagged else None,
+                    ),
+                    case.id,
+                )
+            )
+            if not flagged:
+                sent.append(
+                    (
+                        ReferralReceived(
+                            case_id=case.id,
+                            referral_id=case.referral_id,
+                            council=self.council,
+                            resident_keys=[case.resident_key],
+                            age_years=case.age,
+                            needs=case.needs,
+                            urgency="medium",
+                            received_at=at,
+                            referrer_kind=case.source,
+                        ),
+                        case.id,
+                    )
+                )
+            if case.level is not None:
+                sent.append(
+                    (
+                        RiskAssessed(
+                            case_id=case.id,
+                            level=case.level,
+                            score=50,
+                            reasons=[Reason(rule_id="arrears", explanation="Rent arrears")],
+                            ruleset_version=RULESET,
+                            assessed_at=at + timedelta(minutes=1),
+                        ),
+                        case.id,
+                    )
+                )
+            if case.ready:
+                sent.append((self._ready(case), case.id))
+        for case in self.cases:
+            at = self.start + timedelta(hours=case.opened_after)
+            for offer in case.offers:
+                common = {
+                    "offer_id": offer.id,
+                    "case_id": case.id,
+                    "need": offer.need,
+                    "partner_id": offer.partner,
+                }
+                sent.append(
+                    (
+                        ReferralOffered(
+                            **common,
+                            at=at + timedelta(hours=offer.offered_after),
+                            partner_name=offer.partner,
+                            service_id=offer.partner,
+                            service_name=offer.partner,
+                            respond_by=at + timedelta(days=2),
+                        ),
+                        case.id,
+                    )
+                )
+                if offer.response == "accepted":
+                    sent.append(
+                        (
+                            OfferAccepted(**common, at=at + timedelta(hours=offer.accepted_after)),
+                            case.id,
+                        )
+                    )
+                    if offer.outcome:
+                        sent.append(
+                            (
+                                OutcomeRecorded(
+                                    **common,
+                                    at=at + timedelta(hours=offer.outcome_after),
+                                    outcome=offer.outcome,
+                                    note="Mrs Example was helped",  # free text: never kept
+                                ),
+                                case.id,
+                            )
+                        )
+                elif offer.response == "declined":
+                    sent.append(
+                        (
+                            OfferDeclined(
+                                **common,
+                                at=at + timedelta(hours=offer.accepted_after),
+                                reason=offer.reason or "other",
+                            ),
+                            case.id,
+                        )
+                    )
+                elif offer.response == "expired":
+                    sent.append(
+                        (
+                            OfferExpired(**common, at=at + timedelta(hours=offer.accepted_after)),
+                            case.id,
+                        )
+                    )
+            if case.unroutable:
+                sent.append(
+                    (
+                        CaseUnroutable(
+                            case_id=case.id,
+                            needs=case.unroutable,
+                            reasons=["no partner"],
+                            at=at + timedelta(hours=6),
+                        ),
+                        case.id,
+                    )
+                )
+            for need in case.waiting:
+                sent.append(
+                    (
+                        NeedWaiting(case_id=case.id, need=need, since=at + timedelta(hours=7)),
+                        case.id,
+                    )
+                )
+        for flag in self.flags:
+            at = self.start + timedelta(hours=flag.after)
+            sent.append(
+                (
+                    self._flag(flag.resident_key, flag.rules, flag.returning, at, None),
+                    flag.resident_key,
+                )
+            )
+        return sent
+
+    def _flag(
+        self, key: str, rules: list[str], returning: bool, at: datetime, case: Case | None
+    ) -> ResidentFlagged:
+        age = case.age if case and case.age is not None else 40
+        identity = FlaggedIdentity(
+            given_name="Ada",
+            family_name="Example",
+            date_of_birth=date(at.year - age, 1, 1),
+            postcode=f"{case.area} 1AA" if case and case.area else "E6 1AA",
+            phone="020 7946 0000",
+        )
+        return ResidentFlagged(
+            resident_key=key,
+            council=self.council,
+            level="high",
+            score=60,
+            reasons=[Reason(rule_id=r, explanation=r) for r in rules],
+            suggested_needs=case.needs if case else ["food"],
+            ruleset_version=RULESET,
+            sealed_identity=seal_identity(self.secret, identity.model_dump(mode="json")),
+            flagged_at=at,
+            returning=returning,
+        )
+
+    def _ready(self, case: Case) -> CaseReadyForRouting:
+        return CaseReadyForRouting(
+            case_id=case.id,
+            council=self.council,
+            lawful_basis="consent",
+            packet=RoutingPacket(
+                first_name="Ada",
+                contact=ContactRoute(method="phone", value="020 7946 0000"),
+                needs=case.needs,
+                council=self.council,
+                postcode_district=case.area,
+                age_years=case.age,
+                preferred_language=case.language,
+                urgency="medium",
+                summary="Needs: food",
+            ),
+        )
+
+
+def a_day(council: str, secret: str) -> Day:
+    """Referrals from two kinds of referrer and three flags, in two areas, with every kind
+    of response and outcome; one resident referred twice; one flagged again after help."""
+    start = utc_now().replace(microsecond=0) - timedelta(hours=12)
+    repeat = _key()
+    helped_after_flag = _key()
+    cases = [
+        Case(
+            "council",
+            ["food"],
+            30,
+            "E15",
+            "en",
+            True,
+            [Offer("food", "p1", "accepted", outcome="support_provided")],
+            level="high",
+            resident_key=repeat,
+        ),
+        Case(
+            "vcs",
+            ["food", "housing"],
+            70,
+            "E15",
+            "pl",
+            True,
+            [
+                Offer("food", "p1", "declined", reason="no_capacity"),
+                Offer(
+                    "food",
+                    "p2",
+                    "accepted",
+                    outcome="resident_uncontactable",
+                    offered_after=3,
+                    accepted_after=4,
+                    outcome_after=9,
+                ),
+            ],
+            unroutable=["housing"],
+            level="medium",
+        ),
+        Case(
+            "vcs",
+            ["money_and_debt"],
+            20,
+            "E7",
+            "en",
+            True,
+            [Offer("money_and_debt", "p2", "expired")],
+            waiting=["money_and_debt"],
+            level="high",
+        ),
+        Case("council", ["housing"], 45, None, "en", False),
+        Case(
+            "council",
+            ["food"],
+            31,
+            "E15",
+            "en",
+            True,
+            [Offer("food", "p1", "open", offered_after=2)],
+            resident_key=repeat,
+            opened_after=0.5,
+        ),
+        # Outreach: one helped (and flagged again after), one never consented.
+        Case(
+            None,
+            ["fuel_and_utilities"],
+            68,
+            "E7",
+            "bn",
+            True,
+            [
+                Offer(
+                    "fuel_and_utilities",
+                    "p3",
+                    "accepted",
+                    outcome="partly_resolved",
+                    outcome_after=24,
+                )
+            ],
+            rules=["arrears", "fuel"],
+            resident_key=helped_after_flag,
+        ),
+        Case(None, ["food"], 17, "E7", "en", False, rules=["arrears"]),
+    ]
+    flags = [Flag(_key(), ["fuel"]), Flag(helped_after_flag, ["fuel"], returning=True, after=30)]
+    return Day(council, start, cases, flags, secret)
+
+
+def expected_outcomes(day: Day) -> dict[str, Any]:
+    """The outcome figures counted straight from the day, not through the reporting code."""
+    referred = [c for c in day.cases if c.source is not None]
+    by_source_need = Counter((c.source, n) for c in referred for n in c.needs)
+    by_source_need.update(("flag", n) for c in day.cases if c.source is None for n in c.needs)
+    offers = [o for c in day.cases for o in c.offers]
+    responses = Counter((o.response, o.reason if o.response == "declined" else "") for o in offers)
+    outcomes = Counter((o.need, o.partner, o.outcome) for o in offers if o.outcome)
+    return {
+        "referrals_by_source_and_need": dict(by_source_need),
+        "offer_responses": dict(responses),
+        "outcomes": dict(outcomes),
+        "first_offer_cases": sum(1 for c in day.cases if c.offers),
+        "accepted_cases": sum(
+            1 for c in day.cases if any(o.response == "accepted" for o in c.offers)
+        ),
+        "repeats": len(referred) - len({c.resident_key for c in referred}),
+        "referrals": len(referred),
+    }
+
+
+def observed_outcomes(report: dict[str, Any]) -> dict[str, Any]:
+    durations = {d["measure"]: d for d in report["durations"]}
+    (repeat,) = report["repeat_referrals"]
+    return {
+        "referrals_by_source_and_need": {
+            (r["source"], r["need"]): r["referrals"] for r in report["referrals_by_source_and_need"]
+        },
+        "offer_responses": {
+            (r["response"], r["reason"]): r["offers"] for r in report["offer_responses"]
+        },
+        "outcomes": {
+            (r["need"], r["partner_id"], r["outcome"]): r["offers"]
+            for r in report["outcomes_by_need_and_partner"]
+        },
+        "first_offer_cases": durations["time_to_first_offer"]["cases"],
+        "accepted_cases": durations["time_to_acceptance"]["cases"],
+        "repeats": repeat["repeat_within_90_days"],
+        "referrals": repeat["referrals"],
+    }
+
+
+def period(day: Day) -> dict[str, str]:
+    today = utc_now().date()
+    return {"from": str(day.start.date() - timedelta(days=1)), "to": str(today)}
+
+
+async def send(publisher: Publisher, day: Day) -> None:
+    for payload, key in day.events():
+        await publisher.send(payload, subject=key)
+
+
+async def until_outcomes(reporting: Reporting, day: Day) -> dict[str, Any]:
+    expected = expected_outcomes(day)
+
+    async def matches() -> dict[str, Any] | None:
+        response = await reporting.report(day.council, "outcomes", period(day))
+        assert response.status_code == 200, response.text
+        report = response.json()
+        return report if observed_outcomes(report) == expected else None
+
+    try:
+        return await wait_for(matches, timeout=90, interval=0.3, what="the outcome figures")
+    except AssertionError:
+        report = (await reporting.report(day.council, "outcomes", period(day))).json()
+        assert observed_outcomes(report) == expected  # shows the difference
+        raise
+
+
+def new_group() -> str:
+    return f"{REPORTING_GROUP}-test-{uuid.uuid4().hex[:8]}"
+
+
+# -- the tests -------------------------------------------------------------------------------
+
+
+async def test_the_reports_equal_the_counts_of_the_events_sent(
+    reporting: Reporting, publisher: Publisher
+) -> None:
+    council = unique_council()
+    reporting.settings.councils.append(council)
+    day = a_day(council, reporting.settings.resident_key_secret.get_secret_value())
+    async with reporting.consumer(new_group()):
+        await send(publisher, day)
+        report = await until_outcomes(reporting, day)
+
+        durations = {d["measure"]: d for d in report["durations"]}
+        # First offers 1 h after opening (x4: cases 0, 2, 5 and case 1's first) and 2 h (case 4).
+        assert durations["time_to_first_offer"]["median_hours"] == 1.0
+        assert durations["time_to_outcome"]["cases"] == 3
+        # Outcomes at 5 h, 9 h and 24 h: the median is the middle one.
+        assert durations["time_to_outcome"]["median_hours"] == 9.0
+        by_area = {row["area"]: row for row in report["needs_by_area"]}
+        assert by_area["E15"]["met"] == 1 and by_area["E15"]["not_met"] == 1
+        assert by_area["E15"]["unroutable"] == 1 and by_area["E15"]["in_progress"] == 1
+        assert by_area["E7"]["waiting"] == 1 and by_area["E7"]["met"] == 1
+        assert by_area["unknown"]["in_progress"] == 1
+        loads: Counter[str] = Counter()
+        for week in report["partner_load"]:
+            loads[week["partner_id"]] += week["offered"]
+        sent_offers = Counter(o.partner for c in day.cases for o in c.offers)
+        assert dict(loads) == dict(sent_offers)
+
+        rules = (await reporting.report(council, "rules", period(day))).json()
+        by_rule = {r["rule_id"]: r for r in rules["rules"]}
+        flagged = [c for c in day.cases if c.source is None]
+        for rule in ("arrears", "fuel"):
+            cases = [c for c in flagged if rule in c.rules]
+            extra = {f.resident_key for f in day.flags if rule in f.rules}
+            residents = {c.resident_key for c in cases} | extra
+            row = by_rule[rule]
+            assert row["residents_flagged"] == len(residents)
+            assert row["outreach_cases_opened"] == len(cases)
+            assert row["consent_obtained"] == sum(1 for c in cases if c.ready)
+            assert row["routed"] == sum(1 for c in cases if c.offers)
+            helped = [c for c in cases if any(o.outcome in POSITIVE for o in c.offers)]
+            assert row["positive_outcome"] == len(helped)
+            returning = {f.resident_key for f in day.flags if f.returning}
+            assert row["residents_reflagged_after_help"] == len(returning & residents)
+        assert by_rule["arrears"]["flag_to_help_median_hours"] == 24.0
+        levels = {(r["level"]): r for r in rules["assessment_levels"]}
+        assert levels["high"]["cases_assessed"] == 2 and levels["high"]["positive_outcome"] == 1
+        assert levels["medium"]["cases_assessed"] == 1 and levels["medium"]["positive_outcome"] == 0
+
+        reach = (await reporting.report(council, "reach", period(day))).json()
+        rows = {(r["dimension"], r["value"]): r for r in reach["reach"]}
+        assert sum(r["cases"] for r in reach["reach"] if r["dimension"] == "area") == len(day.cases)
+        # The outreach case never consented: its flag's band (17) and district show the gap.
+        assert rows[("age_band", "0-17")]["flagged_no_consent"] == 1
+        assert rows[("area", "E7")]["flagged_no_consent"] == 1
+        assert rows[("language", "pl")]["cases"] == 1
+
+        # Filters: an area, a need.
+        e15 = (await reporting.report(council, "outcomes", {**period(day), "area": "e15"})).json()
+        assert {r["area"] for r in e15["needs_by_area"]} == {"E15"}
+        food = (await reporting.report(council, "outcomes", {**period(day), "need": "food"})).json()
+        assert {r["need"] for r in food["referrals_by_source_and_need"]} == {"food"}
+        assert {r["need"] for r in food["outcomes_by_need_and_partner"]} == {"food"}
+
+        # Each table as CSV.
+        response = await reporting.report(
+            council, "outcomes", {**period(day), "format": "csv", "table": "offer_responses"}
+        )
+        assert response.status_code == 200 and response.headers["content-type"].startswith(
+            "text/csv"
+        )
+        table = list(csv.DictReader(io.StringIO(response.text)))
+        assert {(r["response"], r["reason"]): int(r["offers"]) for r in table} == expected_outcomes(
+            day
+        )["offer_responses"]
+        reach_csv = await reporting.report(council, "reach", {**period(day), "format": "csv"})
+        assert reach_csv.status_code == 200 and reach_csv.text.startswith("dimension,value,cases")
+
+        # No identifier, name, contact or free text anywhere in the model.
+        held = await reporting.scan()
+        secret = reporting.settings.resident_key_secret.get_secret_value()
+        for case in day.cases:
+            for identifier in (
+                case.id,
+                case.referral_id,
+                case.resident_key,
+                *(o.id for o in case.offers),
+            ):
+                assert identifier not in held
+                assert tombstone(secret, identifier) not in held
+        for private in ("Ada", "Example", "020 7946", "1AA", "helped"):
+            assert private not in held
+
+
+async def test_a_stopped_consumer_group_catches_up_and_duplicates_change_nothing(
+    reporting: Reporting, publisher: Publisher
+) -> None:
+    council = unique_council()
+    reporting.settings.councils.append(council)
+    secret = reporting.settings.resident_key_secret.get_secret_value()
+    first, later = a_day(council, secret), a_day(council, secret)
+    group = new_group()
+    async with reporting.consumer(group):
+        await send(publisher, first)
+        await until_outcomes(reporting, first)
+    # Stopped: the rest of the day arrives, partners' events first, each sent twice (a
+    # producer's retry is a new event id: the upserts, not the inbox, keep it once).
+    events = later.events()
+    random.Random(7).shuffle(events)
+    for payload, key in events + events:
+        await publisher.send(payload, subject=key)
+    both = Day(council, first.start, first.cases + later.cases, first.flags + later.flags, secret)
+    stale = (await reporting.report(council, "outcomes", period(both))).json()
+    assert observed_outcomes(stale) == expected_outcomes(first)
+    async with reporting.consumer(group) as resumed:
+        await until_outcomes(reporting, both)
+        # The same event again (redelivered): the inbox skips it.
+        baseline = resumed.stats["duplicate"]
+        payload, key = first.events()[-1]
+        sent = await publisher.send(payload, subject=key)
+        await publisher.resend(sent)
+
+        async def skipped() -> bool:
+            return resumed.stats["duplicate"] >= baseline + 1
+
+        await wait_for(skipped, what="the redelivery to be skipped")
+        again = (await reporting.report(council, "outcomes", period(both))).json()
+        assert observed_outcomes(again) == expected_outcomes(both)
+
+
+async def test_an_erasure_cuts_the_link_and_keeps_the_figures(
+    reporting: Reporting, publisher: Publisher
+) -> None:
+    council = unique_council()
+    reporting.settings.councils.append(council)
+    secret = reporting.settings.resident_key_secret.get_secret_value()
+    day = a_day(council, secret)
+    async with reporting.consumer(new_group()):
+        await send(publisher, day)
+        before = await until_outcomes(reporting, day)
+        erased = day.cases[0]
+        await publisher.send(
+            ErasureRequested(
+                request_id=str(uuid.uuid4()),
+                council=council,
+                case_ids=[erased.id],
+                resident_keys=[erased.resident_key],
+                ground="objection",
+                requested_at=utc_now(),
+            ),
+            subject=str(uuid.uuid4()),
+        )
+        refs = (
+            reference(secret, "case", erased.id),
+            reference(secret, "resident", erased.resident_key),
+        )
+
+        async def unlinked() -> bool:
+            held = await reporting.scan()
+            return not any(ref in held for ref in refs)
+
+        await wait_for(unlinked, what="the erased case's references to go")
+        after = (await reporting.report(council, "outcomes", period(day))).json()
+        assert observed_outcomes(after) == observed_outcomes(before)
+
+
+async def test_another_councils_figures_never_show(
+    reporting: Reporting, publisher: Publisher
+) -> None:
+    council, other = unique_council(), unique_council()
+    reporting.settings.councils.extend([council, other])
+    secret = reporting.settings.resident_key_secret.get_secret_value()
+    day = a_day(council, secret)
+    async with reporting.consumer(new_group()):
+        await send(publisher, day)
+        await until_outcomes(reporting, day)
+    query = period(day)
+    # The other council's managers: as absent as another council's case.
+    for name in ("outcomes", "rules", "reach"):
+        response = await reporting.report(council, name, query, reporting.token(other))
+        assert response.status_code == 404, response.text
+    ig = await reporting.report(
+        council, "rules", query, reporting.token(council, Role.INFORMATION_GOVERNANCE)
+    )
+    assert ig.status_code == 200
+    caseworker = await reporting.report(
+        council, "outcomes", query, reporting.token(council, Role.CASEWORKER)
+    )
+    assert caseworker.status_code == 403
+    operator = await reporting.report(
+        council, "outcomes", query, reporting.token("x", Role.OPERATOR, kind="operator")
+    )
+    assert observed_outcomes(operator.json()) == expected_outcomes(day)
+    # Its own figures are empty: nothing of the first council's.
+    own = (await reporting.report(other, "outcomes", query, reporting.token(other))).json()
+    assert own["referrals_by_source_and_need"] == [] and own["offer_responses"] == []
+    reach = (await reporting.report(other, "reach", query, reporting.token(other))).json()
+    assert reach["reach"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field_name"),
+    [
+        ({"from": "2026-12-10", "to": "2026-12-01"}, "from"),
+        ({"from": "not-a-date"}, "from"),
+        ({"to": "2026-13-01"}, "to"),
+        ({"from": "2020-01-01", "to": "2026-01-01"}, "to"),
+        ({"need": "pizza"}, "need"),
+        ({"area": "not an area"}, "area"),
+        ({"format": "xml"}, "format"),
+        ({"format": "csv"}, "table"),
+        ({"format": "csv", "table": "nonsense"}, "table"),
+    ],
+)
+async def test_bad_queries_are_422s_naming_the_field(
+    reporting: Reporting, query: dict[str, str], field_name: str
+) -> None:
+    council = unique_council()
+    response = await reporting.report(council, "outcomes", query)
+    assert response.status_code == 422, response.text
+    assert field_name in response.text
+    bad_council = await reporting.client.get(
+        "/v1/reports/newham/outcomes", headers=reporting.token(council)
+    )
+    assert bad_council.status_code == 422 and "council" in bad_council.text
