@@ -1,0 +1,250 @@
+"""The monthly open-statistics export of a council, for the London Datastore: each count
+table protected (``domain/open_statistics.py``) and written as a tidy CSV, with a Frictionless
+``datapackage.json`` that describes every file and field, the licence (OGL v3), the source
+and the disclosure control. Only aggregate counts leave: no resident, no case, and no sign
+of which withheld counts were small (every withheld value carries the same marker)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from services.referrals.domain.open_statistics import (
+    ALL,
+    MARKER,
+    PROTECTION,
+    THRESHOLD,
+    CountTable,
+    Dimension,
+    ProtectedTable,
+    protect,
+)
+from shared.events.envelope import utc_now
+from shared.vocabulary import GSS_CODE
+
+MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+RESOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+FIELDS = ("month", "council", "area", "need", "measure", "value", "marker")
+OGL_V3 = {
+    "name": "OGL-UK-3.0",
+    "path": "https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/",
+    "title": "Open Government Licence v3.0",
+}
+METHOD = (
+    "Statistical disclosure control: every count from 1 to {small} (a cell or a total) is "
+    "withheld; a zero is published. Further counts are withheld so that none of those can "
+    "be worked out from the published cells and totals: each withheld count lies on a "
+    "rectangle of withheld entries along which it can move by at least {protection} without "
+    "changing any published figure (the hypercube method), choosing the smallest counts and "
+    "keeping totals where possible. A withheld count has an empty value and the marker "
+    "'{marker}' (confidential), whatever the reason it was withheld. Counts are not rounded: "
+    "published cells add up to the published totals. Each table is protected on its own; "
+    "counts are of the month only (not cumulative)."
+)
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    name: str
+    path: Path
+    published: int
+    withheld: int
+
+
+@dataclass(frozen=True)
+class OpenStatistics:
+    """What was written: the package descriptor and each table's file."""
+
+    descriptor: Path
+    tables: tuple[TableSummary, ...]
+
+
+def _month_title(month: str) -> str:
+    return datetime.strptime(month, "%Y-%m").strftime("%B %Y")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _check(council: str, month: str, tables: Sequence[CountTable]) -> None:
+    if not council.strip():
+        raise ValueError("council: required, the council's GSS code (or its name if it has none)")
+    if not MONTH.fullmatch(month):
+        raise ValueError(f"month: {month!r} is not a month as YYYY-MM")
+    if not tables:
+        raise ValueError("tables: at least one count table is needed")
+    names = [t.name for t in tables]
+    if len(set(names)) != len(names):
+        raise ValueError(f"tables: names repeat: {names}")
+    for name in names:
+        if not RESOURCE_NAME.fullmatch(name):
+            raise ValueError(f"tables: {name!r} is not a lower-case name (a-z, 0-9, _ and -)")
+
+
+def _rows(published: ProtectedTable, month: str, council: str) -> Iterable[list[str]]:
+    table = published.table
+    for entry in published.cells:
+        labels = {Dimension.AREA: ALL, Dimension.NEED: ALL, Dimension.MEASURE: table.measure}
+        labels[table.rows] = entry.row
+        labels[table.columns] = entry.column
+        withheld = entry.value is None
+        yield [
+            month,
+            council,
+            str(labels[Dimension.AREA]),
+            str(labels[Dimension.NEED]),
+            str(labels[Dimension.MEASURE]),
+            "" if withheld else str(entry.value),
+            MARKER if withheld else "",
+        ]
+
+
+def _labels(tables: Sequence[CountTable], dimension: Dimension) -> list[str]:
+    found = {ALL}
+    for table in tables:
+        if table.rows == dimension:
+            found.update(table.row_labels)
+        elif table.columns == dimension:
+            found.update(table.column_labels)
+        elif dimension is Dimension.MEASURE and table.measure is not None:
+            found.add(table.measure)
+    return sorted(found)
+
+
+def _schema(council: str, table: CountTable) -> dict[str, Any]:
+    council_field: dict[str, Any] = {
+        "name": "council",
+        "type": "string",
+        "constraints": {"required": True},
+    }
+    if GSS_CODE.fullmatch(council):
+        council_field["description"] = "The council's GSS code (ONS), e.g. E09000025 for Newham."
+        council_field["constraints"]["pattern"] = GSS_CODE.pattern.strip("^$")
+    else:
+        council_field["description"] = "The council's name (it has no GSS code in Upstream)."
+    return {
+        "fields": [
+            {
+                "name": "month",
+                "type": "yearmonth",
+                "description": "The calendar month counted (YYYY-MM); counts are of that month.",
+                "constraints": {"required": True},
+            },
+            council_field,
+            {
+                "name": "area",
+                "type": "string",
+                "description": f"The area within the council, or '{ALL}' for every area.",
+                "constraints": {"required": True, "enum": _labels([table], Dimension.AREA)},
+            },
+            {
+                "name": "need",
+                "type": "string",
+                "description": (
+                    f"The resident's need (Upstream's vocabulary), or '{ALL}' for every need."
+                ),
+                "constraints": {"required": True, "enum": _labels([table], Dimension.NEED)},
+            },
+            {
+                "name": "measure",
+                "type": "string",
+                "description": f"What is counted, or '{ALL}' for the total over the measures.",
+                "constraints": {"required": True, "enum": _labels([table], Dimension.MEASURE)},
+            },
+            {
+                "name": "value",
+                "type": "integer",
+                "description": (
+                    f"The count; empty where withheld (see marker). Not rounded. A total "
+                    f"('{ALL}') is the sum of its cells."
+                ),
+                "constraints": {"minimum": 0},
+            },
+            {
+                "name": "marker",
+                "type": "string",
+                "description": (
+                    f"'{MARKER}' where the value is withheld to protect confidentiality "
+                    "(GSS convention), empty otherwise."
+                ),
+                "constraints": {"enum": [MARKER]},
+            },
+        ],
+        "missingValues": [""],
+        "primaryKey": ["month", "council", "area", "need", "measure"],
+    }
+
+
+def write_open_statistics(
+    output: Path,
+    *,
+    council: str,
+    month: str,
+    tables: Sequence[CountTable],
+    council_name: str | None = None,
+    created: datetime | None = None,
+) -> OpenStatistics:
+    """Protect each table and write the package into ``output`` (made if missing): one
+    ``<table>.csv`` per table and ``datapackage.json``. ``council`` is its GSS code, or its
+    name if it has none."""
+    _check(council, month, tables)
+    output.mkdir(parents=True, exist_ok=True)
+    name = council_name or council
+    summaries: list[TableSummary] = []
+    resources: list[dict[str, Any]] = []
+    for table in tables:
+        published = protect(table)
+        path = output / f"{table.name}.csv"
+        with path.open("w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file, lineterminator="\n")
+            writer.writerow(FIELDS)
+            writer.writerows(_rows(published, month, council))
+        withheld = len(published.withheld)
+        summaries.append(TableSummary(table.name, path, len(published.cells) - withheld, withheld))
+        resources.append(
+            {
+                "name": table.name,
+                "path": path.name,
+                "profile": "tabular-data-resource",
+                "title": table.title,
+                "description": table.description,
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "schema": _schema(council, table),
+            }
+        )
+    method = METHOD.format(small=THRESHOLD - 1, protection=PROTECTION, marker=MARKER)
+    descriptor = {
+        "profile": "tabular-data-package",
+        "name": f"upstream-open-statistics-{_slug(council)}-{month}",
+        "title": f"Upstream open statistics: {name}, {_month_title(month)}",
+        "description": (
+            f"Monthly counts of referrals to help and what became of them, for {name}, "
+            f"from the council's Upstream service (aggregate counts only). {method}"
+        ),
+        "version": "1.0.0",
+        "created": (created or utc_now()).isoformat(),
+        "keywords": ["Upstream", "referrals", "early help", "open statistics", name],
+        "licenses": [OGL_V3],
+        "sources": [
+            {
+                "title": (
+                    f"{name}: Upstream referrals service, reporting model (the council's "
+                    "record of referrals, offers and outcomes)"
+                )
+            }
+        ],
+        "contributors": [{"title": name, "role": "publisher"}],
+        "resources": resources,
+    }
+    path = output / "datapackage.json"
+    path.write_text(json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return OpenStatistics(path, tuple(summaries))
