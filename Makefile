@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml
 run: install  ## the whole system on embedded PostgreSQL and Tansu; Ctrl-C stops it
 	$(PY) -m devtools.cli up
 
+# KEEP=1 leaves the demo's stack running after its tables until Ctrl-C; JSON=<file> also
+# writes its summary as JSON.
 demo: install  ## a realistic scenario through a stack of its own; prints what happened
-	$(PY) -m devtools.cli demo
+	$(PY) -m devtools.cli demo $(if $(KEEP),--keep) $(if $(JSON),--json $(JSON))
 
 # The suite mostly waits on brokers, databases and processes: three workers share two cores
 # well. Each test file stays on one worker (its module fixtures are set up once).

@@ -280,11 +280,78 @@ def inbox_link() -> None:
 def demo(
     referrals: Annotated[int, typer.Option(envvar="UPSTREAM_DEMO_REFERRALS", min=1)] = 200,
     households: Annotated[int, typer.Option(envvar="UPSTREAM_DEMO_HOUSEHOLDS", min=1)] = 20_000,
+    keep: Annotated[
+        bool, typer.Option(help="leave the demo's stack running after the tables, until Ctrl-C")
+    ] = False,
+    json_to: Annotated[
+        str | None,
+        typer.Option(
+            "--json",
+            help="also write the summary as JSON to this file, or to standard output "
+            "with `-` (the tables then go to standard error)",
+        ),
+    ] = None,
 ) -> None:
-    """A realistic day for Newham and Hackney through a stack of its own; prints what happened."""
+    """A realistic day for Newham and Hackney through a stack of its own; prints what
+    happened as tables, and the addresses to open."""
     from devtools.demo import main as run_demo
 
-    run_demo(referrals, households, echo=say)
+    out = Console(stderr=True) if json_to == "-" else console
+
+    def progress(message: str) -> None:
+        out.print(message, soft_wrap=True, highlight=False)
+
+    run_demo(referrals, households, echo=progress, console=out, keep=keep, json_to=json_to)
+
+
+@app.command("check-borough")
+def check_borough(
+    file: Annotated[
+        Path, typer.Argument(dir_okay=False, help="the borough's configuration (YAML)")
+    ],
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="the deployment's KEY=value settings (deploy/.env); default: the "
+            "file's settings.env_file, then the environment"
+        ),
+    ] = None,
+) -> None:
+    """Check a borough's configuration before go-live: each check, passed or failed and why;
+    exits non-zero when any fails."""
+    from devtools.borough import check_borough as run_checks
+
+    checks, _ = run_checks(file, env_file=env_file)
+    for check in checks:
+        mark = "[green]pass[/green]" if check.passed else "[red]FAIL[/red]"
+        console.print(f"{mark}  {check.field}: {check.reason}", soft_wrap=True, highlight=False)
+    failed = sum(1 for check in checks if not check.passed)
+    say(f"{len(checks) - failed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("replicate-docs")
+def replicate_docs(
+    file: Annotated[
+        Path, typer.Argument(dir_okay=False, help="the borough's configuration (YAML)")
+    ],
+    output: Annotated[Path, typer.Option(help="the folder to write the outlines into")],
+) -> None:
+    """Render each council's data-sharing-agreement and DPIA outlines from a borough's
+    configuration (Markdown); refused while the configuration itself is not valid."""
+    from devtools.borough import check_borough as run_checks
+    from devtools.borough import render_outlines
+
+    # Secrets do not shape the outlines: only what they are rendered from must hold.
+    checks, borough = run_checks(file, environment={})
+    unusable = [c for c in checks if not c.passed and not c.field.startswith("UPSTREAM_")]
+    if borough is None or unusable:
+        for check in unusable or checks:
+            say(f"FAIL  {check.field}: {check.reason}")
+        raise typer.Exit(1)
+    for path in render_outlines(borough, output):
+        say(f"wrote {path}")
 
 
 @app.command()

@@ -3,7 +3,9 @@
 It starts its own stack (free ports, a throwaway state folder), loads a dozen partners of
 different kinds, areas, languages and capacities, imports a signal file of households,
 sends referrals, plays the partners (most accept, some decline, some let offers lapse), and
-prints what happened. Every number it prints is read back from the services' APIs.
+prints what happened as a few tables, per council, and the addresses a newcomer can open.
+Every number it prints is read back from the services' APIs; ``--json`` also writes them as
+JSON, and ``--keep`` leaves the stack running after the tables until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -11,17 +13,21 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from rich.console import Console
+from rich.table import Table
 
 from devtools.embedded import free_port
-from devtools.stack import Stack, StackSettings
+from devtools.stack import SERVICE_NAMES, Stack, StackSettings
 from shared.auth import OrganisationKind, Role, mint_token
 from shared.settings import AuthSettings
 
@@ -161,7 +167,14 @@ NEEDS = [
 
 
 class Demo:
-    def __init__(self, *, referrals: int, households: int, echo=print, seed: int = 2026) -> None:
+    def __init__(
+        self,
+        *,
+        referrals: int,
+        households: int,
+        echo: Callable[[str], None] = print,
+        seed: int = 2026,
+    ) -> None:
         self.referral_count, self.household_count = referrals, households
         self.echo = echo
         self.rng = random.Random(seed)
@@ -187,7 +200,14 @@ class Demo:
         return response.json() if response.content else None
 
     # -- the run ---------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def run(
+        self,
+        *,
+        show: Callable[[dict[str, Any], DemoStack], None] | None = None,
+        keep: bool = False,
+    ) -> dict[str, Any]:
+        """The day, and its summary. ``show`` is called with the summary while the stack is
+        still up; with ``keep`` the stack then stays up until Ctrl-C (or SIGTERM)."""
         with tempfile.TemporaryDirectory(prefix="upstream-demo-") as state:
             settings = StackSettings(
                 state_dir=Path(state),
@@ -216,13 +236,25 @@ class Demo:
                 self.play_partners(deadline=time.monotonic() + 150)
                 summary = self.summary(imported, sent)
                 summary["seconds"] = round(time.monotonic() - started, 1)
+                if show is not None:
+                    show(summary, DemoStack(Path(state), self.urls))
+                if keep:
+                    self.echo(
+                        "the demo's stack keeps running (--keep): Ctrl-C stops it and "
+                        "removes its state folder"
+                    )
+                    stack.wait()
                 return summary
             finally:
                 stack.stop()
+                if keep:
+                    self.echo("the demo's stack has stopped.")
 
     def seed_partners(self) -> None:
         operator = self.token("operator", OrganisationKind.OPERATOR, Role.OPERATOR)
         self.partners: dict[str, str] = {}
+        self.partner_services: dict[str, str] = {}  # organisation id -> its service's id
+        self.partner_councils: dict[str, list[str]] = {}
         for name, kind, needs, councils, languages, interprets, capacity, health in PARTNERS:
             org = self.call(
                 "POST",
@@ -246,7 +278,7 @@ class Demo:
                     ],
                 },
             )["id"]
-            self.call(
+            service = self.call(
                 "POST",
                 f"{self.urls['partners']}/v1/services",
                 operator,
@@ -262,6 +294,8 @@ class Demo:
                 },
             )
             self.partners[org] = name
+            self.partner_services[org] = service["id"]
+            self.partner_councils[org] = councils
         self.echo(f"directory: {len(self.partners)} partners in Newham and Hackney")
 
     def person(self, index: int) -> dict[str, Any]:
@@ -329,10 +363,12 @@ class Demo:
                     content=(line for line in _only(council, rows())),
                 )
             )
-        total = {
-            key: sum(r[key] for r in reports)
-            for key in ("rows_read", "rows_stored", "rows_rejected", "flagged")
+        keys = ("rows_read", "rows_stored", "rows_rejected", "flagged")
+        self.imports = {
+            council: {key: report[key] for key in keys}
+            for council, report in zip((NEWHAM, HACKNEY), reports, strict=True)
         }
+        total = {key: sum(r[key] for r in reports) for key in keys}
         self.echo(f"signals: {total['rows_read']} households read, {total['flagged']} flagged")
         return total
 
@@ -463,6 +499,10 @@ class Demo:
                     ).total_seconds()
                 )
         gaps = self.call("GET", f"{self.urls['partners']}/v1/gaps", operator)
+        loads = {
+            org: self.call("GET", f"{self.urls['partners']}/v1/services/{service}/load", operator)
+            for org, service in self.partner_services.items()
+        }
         return {
             "signals": imported,
             "referrals_sent": sent,
@@ -482,6 +522,52 @@ class Demo:
                 "median": sorted(waits)[len(waits) // 2] if waits else None,
                 "max": max(waits) if waits else None,
             },
+            "councils": {
+                council: self.council_summary(council, cases, details)
+                for council in (NEWHAM, HACKNEY)
+            },
+            "partners": [
+                {
+                    "name": name,
+                    "councils": self.partner_councils[org],
+                    "capacity": loads[org]["capacity"],
+                    "open_now": loads[org]["open_offers_and_referrals"],
+                    "paused": loads[org]["paused"],
+                    "offers_by_status": dict(
+                        Counter(o["status"] for o in offers if o["partner_id"] == org)
+                    ),
+                }
+                for org, name in self.partners.items()
+            ],
+        }
+
+    def council_summary(
+        self, council: str, cases: list[dict[str, Any]], details: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """One council's part of the summary: the same counts, over its cases only."""
+        own = [c for c in cases if c["council"] == council]
+        offers = [o for d in details if d["council"] == council for o in d["offers"]]
+        needs: dict[str, Counter[str]] = {}
+        for case in own:
+            for need, status in case["need_statuses"].items():
+                needs.setdefault(need, Counter())[status] += 1
+        return {
+            "signals": self.imports[council],
+            "cases": len(own),
+            "cases_by_origin": dict(Counter(c["origin"] for c in own)),
+            "cases_by_status": dict(Counter(c["status"] for c in own)),
+            "needs_by_status": {need: dict(counts) for need, counts in sorted(needs.items())},
+            "offers_by_status": dict(Counter(o["status"] for o in offers)),
+            "offers_per_partner": {
+                name: dict(
+                    Counter(
+                        o["status"]
+                        for o in offers
+                        if (o["partner_name"] or o["partner_id"]) == name
+                    )
+                )
+                for name in sorted({o["partner_name"] or o["partner_id"] for o in offers})
+            },
         }
 
 
@@ -492,7 +578,208 @@ def _only(council: str, lines):
             yield line
 
 
-def main(referrals: int, households: int, echo=print) -> dict[str, Any]:
-    summary = Demo(referrals=referrals, households=households, echo=echo).run()
-    echo(json.dumps(summary, indent=2))
-    return summary
+# -- what is printed -------------------------------------------------------------------------
+
+COUNCIL_NAMES = {NEWHAM: "Newham", HACKNEY: "Hackney"}
+# An offer's end states, as the tables name them: accepted offers go on to an outcome.
+OFFER_COLUMNS = [
+    ("helped (outcome)", ("outcome_recorded",)),
+    ("accepted, open", ("accepted", "in_progress")),
+    ("declined", ("declined",)),
+    ("lapsed", ("expired",)),
+    ("offered", ("offered",)),
+    ("withdrawn", ("withdrawn",)),
+]
+
+
+class DemoStack:
+    """Where the demo's stack is, for what is printed while it is up."""
+
+    def __init__(self, state_dir: Path, urls: dict[str, str]) -> None:
+        self.state_dir, self.urls = state_dir, urls
+
+
+def _table(title: str) -> Table:
+    # As wide as its title at least: rich would wrap a long title over a narrow table.
+    return Table(title=title, title_justify="left", min_width=len(title))
+
+
+def _counts_table(title: str, counts: dict[str, int], label: str) -> Table:
+    table = _table(title)
+    table.add_column(label)
+    table.add_column("count", justify="right")
+    for key, value in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        table.add_row(key.replace("_", " "), str(value))
+    table.add_row("total", str(sum(counts.values())), style="bold")
+    return table
+
+
+def _offer_cells(by_status: dict[str, int]) -> list[str]:
+    return [str(sum(by_status.get(s, 0) for s in statuses)) for _, statuses in OFFER_COLUMNS]
+
+
+def council_tables(council: str, part: dict[str, Any]) -> list[Table]:
+    """The tables of one council: its feed, cases, needs, and offers by partner."""
+    name = f"{COUNCIL_NAMES.get(council, council)} ({council})"
+    signals = part["signals"]
+    feed = _table(f"{name}: the signal feed")
+    for column in ("households read", "stored", "rejected", "flagged", "outreach cases opened"):
+        feed.add_column(column, justify="right")
+    feed.add_row(
+        str(signals["rows_read"]),
+        str(signals["rows_stored"]),
+        str(signals["rows_rejected"]),
+        str(signals["flagged"]),
+        str(part["cases_by_origin"].get("flag", 0)),
+    )
+    statuses = sorted({s for counts in part["needs_by_status"].values() for s in counts})
+    needs = _table(f"{name}: needs by status")
+    needs.add_column("need")
+    for status in statuses:
+        needs.add_column(status.replace("_", " "), justify="right")
+    for need, counts in part["needs_by_status"].items():
+        needs.add_row(need.replace("_", " "), *(str(counts.get(s, 0)) for s in statuses))
+    offers = _table(f"{name}: offers by partner")
+    offers.add_column("partner")
+    for label, _ in OFFER_COLUMNS:
+        offers.add_column(label, justify="right")
+    for partner, by_status in part["offers_per_partner"].items():
+        offers.add_row(partner, *_offer_cells(by_status))
+    offers.add_row("all partners", *_offer_cells(part["offers_by_status"]), style="bold")
+    return [
+        feed,
+        _counts_table(f"{name}: cases by status", part["cases_by_status"], "status"),
+        needs,
+        offers,
+    ]
+
+
+def partners_table(partners: list[dict[str, Any]]) -> Table:
+    table = _table("Partners' load at the end of the day")
+    table.add_column("partner")
+    table.add_column("councils")
+    table.add_column("capacity", justify="right")
+    table.add_column("open now", justify="right")
+    table.add_column("offers received", justify="right")
+    table.add_column("accepted", justify="right")
+    for partner in partners:
+        by_status = partner["offers_by_status"]
+        accepted = sum(by_status.get(s, 0) for s in ("accepted", "in_progress", "outcome_recorded"))
+        table.add_row(
+            partner["name"] + (" (paused)" if partner["paused"] else ""),
+            ", ".join(COUNCIL_NAMES.get(c, c) for c in partner["councils"]),
+            str(partner["capacity"]),
+            str(partner["open_now"]),
+            str(sum(by_status.values())),
+            str(accepted),
+        )
+    return table
+
+
+def show_reporting_tables(
+    console: Console, referrals_url: str, token: str, councils: list[str]
+) -> None:
+    """The reporting model's tables, from ``GET {referrals_url}/v1/reports/{council}/outcomes``
+    and ``…/rules`` with ``token`` (a manager's or an operator's bearer token).
+
+    NOT BUILT YET: those endpoints do not exist yet; the lead fills this in when they do.
+    It is already called at its place in the printout (after the tables counted here,
+    before the addresses), so filling it in is the only change needed."""
+
+
+def show_summary(
+    console: Console, summary: dict[str, Any], stack: DemoStack, *, keep: bool, auth: AuthSettings
+) -> None:
+    """The day as tables, then the addresses a newcomer can open."""
+    seconds = summary["seconds_from_referral_to_first_offer"]
+    console.print(
+        f"\n[bold]The demo day[/bold] ({summary['seconds']} s): {summary['referrals_sent']} "
+        f"referrals sent, {summary['signals']['rows_read']} households' signals read, "
+        f"{summary['cases']} cases, {summary['offers']} offers ({summary['hand_ons']} handed "
+        "on after a decline or a lapse); median time from referral to first offer "
+        + (f"{seconds['median']:.1f} s" if seconds["median"] is not None else "none")
+        + ". Every number is read back from the services' APIs.\n",
+        highlight=False,
+    )
+    for council, part in summary["councils"].items():
+        for table in council_tables(council, part):
+            console.print(table)
+            console.print()
+    console.print(partners_table(summary["partners"]))
+    console.print()
+    if summary["unroutable_reasons"]:
+        console.print(
+            _counts_table(
+                "Gaps in service (needs no partner could take)",
+                summary["unroutable_reasons"],
+                "reason",
+            )
+        )
+        console.print()
+    operator = mint_token(
+        auth,
+        subject="demo-operator",
+        organisation="operator",
+        kind=OrganisationKind.OPERATOR,
+        roles=[Role.OPERATOR],
+    )
+    show_reporting_tables(console, stack.urls["referrals"], operator, list(summary["councils"]))
+    for line in addresses(stack, list(summary["councils"]), keep=keep, operator_token=operator):
+        console.print(line, soft_wrap=True, highlight=False)
+
+
+def addresses(
+    stack: DemoStack, councils: list[str], *, keep: bool, operator_token: str
+) -> list[str]:
+    """What a newcomer can open, on the demo's own ports."""
+    urls = stack.urls
+    lines = [
+        "[bold]Open[/bold]"
+        + ("" if keep else " (the stack stops now: `make demo KEEP=1` keeps it up to look)"),
+        f"  {'partner web inbox':<30} {urls['partners']}/inbox",
+        f"  {'':<30} sign in as the demo food bank: "
+        f"UPSTREAM_STATE_DIR={stack.state_dir} .venv/bin/upstream inbox-link",
+    ]
+    for council in councils:
+        name = COUNCIL_NAMES.get(council, council)
+        lines += [
+            f"  {name + ' transparency record':<30} "
+            f"{urls['risk']}/v1/transparency/{council}?format=html",
+            f"  {name + ' reporting pages':<30} {urls['referrals']}/reports/{council}",
+        ]
+    lines += [f"  {name + ' Swagger UI':<30} {urls[name]}/docs" for name in SERVICE_NAMES]
+    if keep:
+        lines += [
+            "  an operator's token for the Swagger UIs (Authorize), valid 12 hours:",
+            f"    {operator_token}",
+            "  a council manager's: .venv/bin/upstream token --organisation E09000025 "
+            "--kind council --role manager",
+        ]
+    return lines
+
+
+def main(
+    referrals: int,
+    households: int,
+    echo: Callable[[str], None] = print,
+    *,
+    console: Console | None = None,
+    keep: bool = False,
+    json_to: str | None = None,
+) -> dict[str, Any]:
+    """Run the day and print it as tables. ``json_to``: also write the summary as JSON, to
+    that file, or to standard output for ``-`` (then the tables go to standard error)."""
+    auth = AuthSettings()
+    if console is None:
+        console = Console(stderr=json_to == "-")
+
+    def show(summary: dict[str, Any], stack: DemoStack) -> None:
+        show_summary(console, summary, stack, keep=keep, auth=auth)
+        if json_to == "-":
+            sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+            sys.stdout.flush()
+        elif json_to:
+            Path(json_to).write_text(json.dumps(summary, indent=2) + "\n")
+            echo(f"summary as JSON: {json_to}")
+
+    return Demo(referrals=referrals, households=households, echo=echo).run(show=show, keep=keep)
