@@ -26,15 +26,22 @@ class TopicSpec:
     retention_ms: int | None = None  # None: the broker's default
 
 
+# A dead letter waits for a fix and a replay: four weeks, long enough to see it through a
+# holiday, and then it goes (its records are sealed like every event: an erasure shreds
+# them sooner). Not the broker's default, which may be a week or forever.
+DEAD_LETTER_RETENTION_MS = 28 * 24 * 60 * 60 * 1000
+
+
 def dead_letter_topic(group_id: str) -> str:
     return f"{group_id}.dlq"
 
 
 def spec_of(topic: Topic | str, *, partitions: int, replication_factor: int) -> TopicSpec:
     """How a topic is created: its own partition count if it declares one, else the
-    deployment's; always the deployment's replication factor; its own retention, if any."""
+    deployment's; always the deployment's replication factor; its own retention, if any. A
+    topic named by a string is a consumer group's dead-letter topic."""
     if isinstance(topic, str):
-        return TopicSpec(topic, partitions, replication_factor)
+        return TopicSpec(topic, partitions, replication_factor, DEAD_LETTER_RETENTION_MS)
     return TopicSpec(
         topic.name, topic.partitions or partitions, replication_factor, topic.retention_ms
     )

@@ -6,13 +6,34 @@ keystore never held is dead-lettered, never dropped."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import uuid
 
 import pytest
 
 from devtools.embedded import with_database
-from shared.messaging.sealing import Keystore, UnknownKey, seal, unseal
+from shared.db import create_engine
+from shared.messaging.sealing import Keystore, SubjectKey, UnknownKey, seal, unseal
+from tests.conftest import MakeDatabase
+from tests.integration.messaging_helpers import (
+    make_relay,
+    read_topic,
+    unpublished,
+    wait_for,
+    write_events,
+)
+from tests.support.infrastructure import Broker
+from tests.support.probe import (
+    CONSUMER_DDL,
+    PRODUCER_DDL,
+    create_tables,
+    probe_consumer,
+    probe_registry,
+    scalar,
+)
+from tests.support.services import publisher
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +85,78 @@ async def test_sealed_envelopes_name_nothing_and_open_with_their_key(keystore: K
     assert case not in json.dumps(sealed) and "Amina" not in json.dumps(sealed)
     assert sealed["partitionkey"] == sealed["sealedwith"] == key.key_id
     assert unseal(sealed, key.data_key) == envelope
+
+
+@pytest.fixture
+async def probe_databases(service_database: MakeDatabase):  # type: ignore[no-untyped-def]
+    producer = create_engine(await service_database("referrals"))
+    consumer_url = await service_database("risk")
+    consumer = create_engine(consumer_url)
+    await create_tables(producer, PRODUCER_DDL)
+    await create_tables(consumer, CONSUMER_DDL)
+    yield producer, consumer, consumer_url
+    await producer.dispose()
+    await consumer.dispose()
+
+
+async def test_through_the_broker_sealed_events_apply_once_and_forgotten_ones_not_at_all(
+    probe_databases, kafka: Broker, keystore: Keystore
+) -> None:
+    producer_db, consumer_db, consumer_url = probe_databases
+    registry = probe_registry()
+    topic = next(iter(registry.topics)).name
+    keep, forget = f"kept-{uuid.uuid4().hex[:6]}", f"gone-{uuid.uuid4().hex[:6]}"
+    await write_events(producer_db, registry, [(keep, 1), (forget, 1), (keep, 2)])
+    bootstrap = kafka.bootstrap_servers
+    relay = make_relay(producer_db, registry, bootstrap, partitions=2, keystore=keystore)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stop))]
+    try:
+        await wait_for(lambda: _none_left(producer_db), what="the outbox to drain")
+        records = await read_topic(bootstrap, topic, expected=3)
+        assert len(records) == 3
+        for record in records:  # nothing of the aggregate or the payload in the clear
+            assert keep.encode() not in record.value + (record.key or b"")
+            assert forget.encode() not in record.value + (record.key or b"")
+            assert json.loads(record.value)["sealedwith"] == record.key.decode()
+        assert await keystore.forget([forget]) == 1
+
+        group = f"sealed-{uuid.uuid4().hex[:6]}"
+        consumer = probe_consumer(registry, group, consumer_url, bootstrap, keystore=keystore)
+        tasks.append(asyncio.create_task(consumer.run(stop)))
+        await wait_for(
+            lambda: _true(consumer.stats["applied"] + consumer.stats["erased"] >= 3),
+            what="every record handled",
+        )
+        assert consumer.stats["applied"] == 2 and consumer.stats["erased"] == 1
+        totals = "SELECT coalesce(sum(total), 0) FROM probe_totals WHERE key = :k"
+        assert await scalar(consumer_db, totals, k=keep) == 2
+        assert await scalar(consumer_db, totals, k=forget) == 0
+
+        # A record sealed under a key no keystore ever held is parked, not dropped; so is
+        # every sealed record reaching a consumer with no keystore.
+        stranger = seal(json.loads(records[0].value) | {"data": {"seq": 1}}, _unknown_key())
+        async with publisher(bootstrap) as sender:
+            await sender.producer.send_and_wait(topic, value=json.dumps(stranger).encode())
+        await wait_for(
+            lambda: _true(consumer.stats["dead_lettered"] == 1), what="the stranger parked"
+        )
+        blind = probe_consumer(registry, f"blind-{uuid.uuid4().hex[:6]}", consumer_url, bootstrap)
+        tasks.append(asyncio.create_task(blind.run(stop)))
+        await wait_for(lambda: _true(blind.stats["dead_lettered"] == 4), what="all four parked")
+        assert blind.stats["applied"] == 0
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+def _unknown_key() -> SubjectKey:
+    return SubjectKey(str(uuid.uuid4()), os.urandom(32))
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _none_left(engine) -> bool:  # type: ignore[no-untyped-def]
+    return await unpublished(engine) == 0

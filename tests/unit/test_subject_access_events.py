@@ -15,7 +15,7 @@ from shared.events.payloads import (
     RiskSubjectAccessContributed,
     SubjectAccessRequested,
 )
-from shared.messaging.kafka import _configs, spec_of
+from shared.messaging.kafka import _configs, dead_letter_topic, spec_of
 from shared.subject_access import in_parts
 
 WEEK_MS = 7 * 24 * 60 * 60 * 1000
@@ -88,3 +88,9 @@ def test_a_large_answer_goes_in_parts_under_the_budget_keeping_the_order() -> No
     assert len(whole[0]["notes"]) == 2 and len(whole[1]) == 1
     (empty,) = in_parts({"notes": []}, [])
     assert empty == ({"notes": []}, [])
+
+
+def test_dead_letter_topics_keep_their_records_four_weeks_not_the_brokers_default() -> None:
+    spec = spec_of(dead_letter_topic("partners"), partitions=6, replication_factor=1)
+    assert spec.name == "partners.dlq"
+    assert _configs(spec) == {"retention.ms": str(28 * 24 * 60 * 60 * 1000)}
