@@ -28,7 +28,7 @@ PUBLISH_FAILURES = Counter(
 OUTBOX_BACKLOG = Gauge("upstream_outbox_backlog", "Outbox events not yet published")
 EVENTS_CONSUMED = Counter(
     "upstream_events_consumed_total",
-    "Events a consumer group finished with, by outcome (applied, duplicate, ignored)",
+    "Events a consumer group finished with, by outcome (applied, duplicate, ignored, erased)",
     ["consumer", "outcome"],
 )
 EVENTS_FAILED = Counter(
