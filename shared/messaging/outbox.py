@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 from sqlalchemy import SmallInteger, cast, delete, func, insert, literal_column, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +52,15 @@ BACKLOG_EVERY_S = 5.0
 VERIFY_TOPICS_EVERY_S = 1.0
 # Namespace of the advisory locks the relay takes (pg_try_advisory_xact_lock(int, int)).
 _ADVISORY_NAMESPACE = 0x0B0C
+
+
+_DATABASE_UNREACHABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.CannotConnectNowError,
+)
 
 
 def lane_of(key: str, *, bulk: bool = False) -> int:
@@ -315,6 +325,15 @@ class OutboxRelay:
                     extra={"error": repr(exc), "retry_in_s": delay},
                 )
                 await self._disconnect()
+                await sleep_unless_stopped(stop, delay)
+            except _DATABASE_UNREACHABLE as exc:
+                # Its own database or the keystore: nothing is lost, the rows wait.
+                failures += 1
+                delay = backoff_delay(failures, cap=self._max_backoff)
+                log.warning(
+                    "outbox relay cannot reach a database; retrying",
+                    extra={"error": repr(exc), "retry_in_s": delay},
+                )
                 await sleep_unless_stopped(stop, delay)
         await self._disconnect()
 
