@@ -173,21 +173,30 @@ class Keystore:
     async def data_key(self, key_id: str) -> bytes | None:
         """The data key with this id; None once forgotten. ``UnknownKey`` if never held.
         Asked every time, never cached: a key forgotten a moment ago opens nothing more."""
-        await self._schema()
-        try:
-            uuid.UUID(key_id)
-        except ValueError as exc:
-            raise UnknownKey(f"sealed with {key_id!r}, which is not a key id") from exc
-        async with self._engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    text(f"SELECT data_key FROM {KEYSTORE_TABLE} WHERE key_id = CAST(:k AS uuid)"),
-                    {"k": key_id},
-                )
-            ).first()
-        if row is None:
+        keys = await self.data_keys([key_id])
+        if key_id not in keys:
             raise UnknownKey(f"sealed with key {key_id}, which this keystore never held")
-        return None if row.data_key is None else bytes(row.data_key)
+        return keys[key_id]
+
+    async def data_keys(self, key_ids: Collection[str]) -> dict[str, bytes | None]:
+        """The data keys with these ids, in one round trip: None for a forgotten one; an
+        id the keystore never held (or that is no key id) is left out."""
+        await self._schema()
+        wanted = sorted({key_id for key_id in key_ids if _is_uuid(key_id)})
+        if not wanted:
+            return {}
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    f"SELECT key_id, data_key FROM {KEYSTORE_TABLE} "
+                    "WHERE key_id = ANY(CAST(:ids AS uuid[]))"
+                ),
+                {"ids": wanted},
+            )
+            return {
+                str(row.key_id): None if row.data_key is None else bytes(row.data_key)
+                for row in rows
+            }
 
     async def forget(self, subjects: Iterable[str]) -> int:
         """Forget the keys of these subjects, for good: returns how many there were."""
@@ -205,6 +214,14 @@ class Keystore:
                 {"digests": digests},
             )
             return len(forgotten.all())
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 async def ensure_keystore_database(url: str) -> None:

@@ -65,6 +65,13 @@ async def test_a_subject_keeps_its_key_until_forgotten_then_gets_a_new_one(
     assert renewed[case].key_id != first[case].key_id  # seen again: a new key
     with pytest.raises(UnknownKey):
         await keystore.data_key(str(uuid.uuid4()))
+    # A batch's keys in one round trip: forgotten ones as None, never-held ones left out.
+    stranger = str(uuid.uuid4())
+    batch = [first[case].key_id, first[other].key_id, stranger, "not-a-key-id"]
+    assert await keystore.data_keys(batch) == {
+        first[case].key_id: None,
+        first[other].key_id: first[other].data_key,
+    }
 
 
 async def test_sealed_envelopes_name_nothing_and_open_with_their_key(keystore: Keystore) -> None:
