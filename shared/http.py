@@ -31,7 +31,6 @@ from shared.db import create_engine, session_factory
 from shared.errors import Refused
 from shared.input_policy import problems_in, text_problem
 from shared.messaging.outbox import Outbox, backlog
-from shared.messaging.sealing import Keystore
 from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_BACKLOG
 from shared.openapi import truthful_openapi
 from shared.redaction import safe_reason
@@ -379,19 +378,14 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.token_verifier = TokenVerifier(settings)
-        keystore = Keystore(settings.keystore_database_url())
         app.state.outbox = Outbox(
-            definition.registry,
-            source=settings.source,
-            clock=clock_from(settings.clock_file),
-            keystore=keystore,  # an erasure through the API forgets keys at once
+            definition.registry, source=settings.source, clock=clock_from(settings.clock_file)
         )
         log.info("api started", extra={"port": settings.port})
         try:
             yield
         finally:
             await engine.dispose()
-            await keystore.close()
 
     app = FastAPI(
         title=f"Upstream {definition.name}",

@@ -61,10 +61,7 @@ async def run_worker(
     )
     keystore = Keystore(settings.keystore_database_url())
     outbox = Outbox(
-        definition.registry,
-        source=settings.source,
-        clock=clock_from(settings.clock_file),
-        keystore=keystore,
+        definition.registry, source=settings.source, clock=clock_from(settings.clock_file)
     )
     relay = OutboxRelay(
         sessions,

@@ -320,7 +320,8 @@ class EventConsumer:
                 self._count("ignored")
                 return True
             if event.sealedwith is not None:
-                if (opened := await self._open(event, stop, keys or {})) is _ABANDONED:
+                opened = await self._open(event, record, stop, keys or {})
+                if opened is _ABANDONED:
                     return False
                 if opened is None:
                     self._count("erased")  # its keys were forgotten: nothing left to apply
@@ -404,7 +405,11 @@ class EventConsumer:
         return {}
 
     async def _open(
-        self, event: CloudEvent, stop: asyncio.Event, keys: dict[str, bytes | None]
+        self,
+        event: CloudEvent,
+        record: ConsumerRecord,
+        stop: asyncio.Event,
+        keys: dict[str, bytes | None],
     ) -> CloudEvent | object | None:
         """The sealed event opened; None if its key was forgotten (an erasure);
         ``_ABANDONED`` if stopped while the keystore was out of reach (left uncommitted)."""
@@ -434,7 +439,8 @@ class EventConsumer:
         if data_key is None:
             return None
         try:
-            return CloudEvent.model_validate(unseal(event.to_json(), data_key))
+            # The record as sent: its attributes, exactly, authenticate the ciphertext.
+            return CloudEvent.model_validate(unseal(json.loads(record.value), data_key))
         except (Unsealable, ValidationError) as exc:
             raise DeadLetter(f"sealed {event.type} does not open: {safe_reason(exc)}") from exc
 

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
@@ -41,12 +42,14 @@ from shared.events.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, encode, 
 from shared.events.registry import EventRegistry
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
 from shared.messaging.kafka import TopicSpec, ensure_topics
-from shared.messaging.sealing import Keystore, seal
+from shared.messaging.sealing import Keystore, SubjectKey, digest_of, seal
 from shared.messaging.tables import OUTBOX_CHANNEL, outbox
 from shared.observability import EVENTS_PUBLISHED, OUTBOX_BACKLOG, PUBLISH_FAILURES
 
 log = logging.getLogger(__name__)
 
+# An outbox row that is no event: the digests of subjects whose keys the relay forgets.
+FORGET_KEYS = "upstream.keystore.forget"
 LANES = 32  # interactive lanes 0 … LANES - 1; bulk lanes LANES … 2 * LANES - 1
 BACKLOG_EVERY_S = 5.0
 VERIFY_TOPICS_EVERY_S = 1.0
@@ -101,29 +104,33 @@ class Outbox:
         source: str,
         bulk_keys: BulkKeys | None = None,
         clock: Callable[[], datetime] = utc_now,
-        keystore: Keystore | None = None,
     ) -> None:
         self.registry = registry
         self.source = source
         self._bulk_keys = bulk_keys
         self._clock = clock  # the events' time: the service's clock (shared/clock.py)
-        self._keystore = keystore  # the keys the relay seals events with
 
     def with_bulk_keys(self, bulk_keys: BulkKeys) -> Outbox:
         """This outbox, writing the events of the keys ``bulk_keys`` names as bulk work."""
-        return Outbox(
-            self.registry,
-            source=self.source,
-            bulk_keys=bulk_keys,
-            clock=self._clock,
-            keystore=self._keystore,
-        )
+        return Outbox(self.registry, source=self.source, bulk_keys=bulk_keys, clock=self._clock)
 
-    async def forget(self, subjects: Iterable[str]) -> int:
-        """Crypto-shred every event ever published about these keys (an erasure): their data
-        keys are forgotten, so no copy on any topic opens again. Done at once, outside the
-        caller's transaction, and idempotent: a retried erasure forgets nothing twice."""
-        return 0 if self._keystore is None else await self._keystore.forget(subjects)
+    async def forget(self, session: AsyncSession, subjects: Iterable[str]) -> None:
+        """Crypto-shred every event of these keys (an erasure), in the caller's transaction:
+        once it commits, the relay forgets their data keys in the keystore (then no copy
+        on any topic opens again) and never sends an event of theirs written before it.
+        Recorded as the subjects' digests only; a replay forgets nothing twice."""
+        digests = sorted({digest_of(subject) for subject in subjects})
+        if digests:
+            await session.execute(
+                insert(outbox).values(
+                    event_id=f"forget-{uuid.uuid4()}",
+                    topic=FORGET_KEYS,
+                    message_key=FORGET_KEYS,
+                    lane=lane_of(FORGET_KEYS),
+                    event_type=FORGET_KEYS,
+                    envelope={"digests": digests},
+                )
+            )
 
     async def add(
         self, session: AsyncSession, payload: BaseModel, *, subject: str, bulk: bool = False
@@ -448,7 +455,11 @@ class OutboxRelay:
                     rows += (
                         await session.execute(
                             select(
-                                outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.envelope
+                                outbox.c.id,
+                                outbox.c.topic,
+                                outbox.c.message_key,
+                                outbox.c.envelope,
+                                outbox.c.created_at,
                             )
                             .where(outbox.c.lane.in_(kind), outbox.c.published_at.is_(None))
                             .order_by(outbox.c.id)
@@ -458,12 +469,18 @@ class OutboxRelay:
                     ).all()
             if not rows:
                 return 0
+            await self._forget_keys([row for row in rows if row.topic == FORGET_KEYS])
+            records = await self._records(rows)
             headers = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
             sends = [
                 await self._producer.send(row.topic, value=value, key=key, headers=headers)
-                for row, (key, value) in zip(rows, await self._records(rows), strict=True)
+                for row, (key, value) in zip(rows, records, strict=True)
+                if value
             ]
-            results = await asyncio.gather(*sends, return_exceptions=True)
+            sent = iter(await asyncio.gather(*sends, return_exceptions=True))
+            # A row with nothing to send (a forgetting, an event of a forgotten subject) is
+            # done as it stands.
+            results = [next(sent) if value else None for _, value in records]
             # Only the unbroken prefix counts as published: whatever follows a failure is
             # sent again (the consumers' inbox absorbs any duplicate), never skipped.
             published: list[int] = []
@@ -477,23 +494,45 @@ class OutboxRelay:
                 await session.execute(
                     update(outbox).where(outbox.c.id.in_(published)).values(published_at=utc_now())
                 )
-                for row in rows[: len(published)]:
-                    EVENTS_PUBLISHED.labels(topic=row.topic).inc()
+                for row, (_, value) in zip(rows[: len(published)], records, strict=False):
+                    if value:
+                        EVENTS_PUBLISHED.labels(topic=row.topic).inc()
         if failure is not None:
             raise failure
         return len(published)
 
     async def _records(self, rows: Sequence[Any]) -> list[tuple[bytes, bytes]]:
         """Each row's Kafka key and value: as stored (validated when it was written), or
-        sealed under its message key's data key, one keystore round trip a batch."""
+        sealed under its message key's data key, one keystore round trip a batch. Empty for
+        a row not to send: a forgetting, or an event written before its subject's keys
+        were forgotten (about an erased resident)."""
+        events = [row for row in rows if row.topic != FORGET_KEYS]
         if self._keystore is None:
-            return [(row.message_key.encode(), encode(row.envelope)) for row in rows]
-        keys = await self._keystore.keys_for({row.message_key for row in rows})
-        records = []
+            keys: dict[str, SubjectKey] = {}
+        else:
+            keys = await self._keystore.keys_for({row.message_key for row in events})
+        records: list[tuple[bytes, bytes]] = []
+        dropped = 0
         for row in rows:
-            key = keys[row.message_key]
-            records.append((key.key_id.encode(), encode(seal(row.envelope, key))))
+            if row.topic == FORGET_KEYS:
+                records.append((b"", b""))
+            elif self._keystore is None:
+                records.append((row.message_key.encode(), encode(row.envelope)))
+            elif (key := keys[row.message_key]).seals(row.created_at):
+                records.append((key.key_id.encode(), encode(seal(row.envelope, key))))
+            else:
+                records.append((b"", b""))
+                dropped += 1
+        if dropped:
+            log.info("events of forgotten subjects not sent", extra={"events": dropped})
         return records
+
+    async def _forget_keys(self, rows: Sequence[Any]) -> None:
+        """Forget the keys the committed forgetting rows name, as of when each was written."""
+        if self._keystore is None:
+            return  # events went out in the clear: there is no key to forget
+        for row in rows:
+            await self._keystore.forget(row.envelope["digests"], at=row.created_at)
 
     async def _prune_if_due(self) -> None:
         now = utc_now()

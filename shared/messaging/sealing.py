@@ -30,6 +30,7 @@ import os
 import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -41,6 +42,7 @@ from sqlalchemy.engine import make_url
 from shared.db import create_engine, plain_postgres_url
 
 KEYSTORE_TABLE = "subject_keys"
+FORGOTTEN_TABLE = "forgotten_subjects"
 _SCHEMA_LOCK = 0x5EA1
 _NONCE_BYTES = 12
 
@@ -58,17 +60,28 @@ class Unsealable(ValueError):
 class SubjectKey:
     key_id: str
     data_key: bytes
+    # When the subject's keys were last forgotten: an event of it written before then is
+    # about the erased resident and is never sent (a new key is only for what came after).
+    forgotten_at: datetime | None = None
+
+    def seals(self, written_at: datetime) -> bool:
+        return self.forgotten_at is None or written_at > self.forgotten_at
 
 
 def digest_of(subject: str) -> str:
     return hashlib.sha256(subject.encode()).hexdigest()
 
 
-def _aad(envelope: dict[str, Any]) -> bytes:
-    return f"{envelope['id']}|{envelope['type']}".encode()
+# What names the aggregate, says what happened, or could link a resident's story.
+_SEALED_FIELDS = ("data", "subject", "partitionkey", "correlationid", "causationid")
 
 
-_SEALED_FIELDS = ("data", "subject", "partitionkey")
+def _aad(outer: dict[str, Any]) -> bytes:
+    """Every attribute left in the clear authenticates the ciphertext: change one (its time,
+    its classification, its key id) or move the ciphertext to another event, and it does
+    not open."""
+    attributes = {k: v for k, v in outer.items() if k != "data"}
+    return json.dumps(attributes, sort_keys=True, separators=(",", ":")).encode()
 
 
 def seal(envelope: dict[str, Any], key: SubjectKey) -> dict[str, Any]:
@@ -76,14 +89,14 @@ def seal(envelope: dict[str, Any], key: SubjectKey) -> dict[str, Any]:
     ciphertext; the rest (id, type, source, time, trace, classification) stays readable so
     brokers, dead-letter tools and consumers not taking the type can route it unopened."""
     inner = {field: envelope[field] for field in _SEALED_FIELDS if field in envelope}
-    nonce = os.urandom(_NONCE_BYTES)
-    ciphertext = AESGCM(key.data_key).encrypt(
-        nonce, json.dumps(inner, separators=(",", ":")).encode(), _aad(envelope)
-    )
     outer = {k: v for k, v in envelope.items() if k not in _SEALED_FIELDS}
-    outer["data"] = {"sealed": base64.b64encode(nonce + ciphertext).decode()}
     outer["partitionkey"] = key.key_id
     outer["sealedwith"] = key.key_id
+    nonce = os.urandom(_NONCE_BYTES)
+    ciphertext = AESGCM(key.data_key).encrypt(
+        nonce, json.dumps(inner, separators=(",", ":")).encode(), _aad(outer)
+    )
+    outer["data"] = {"sealed": base64.b64encode(nonce + ciphertext).decode()}
     return outer
 
 
@@ -136,39 +149,56 @@ class Keystore:
                     f"ON {KEYSTORE_TABLE} (digest) WHERE digest IS NOT NULL"
                 )
             )
+            # The subjects whose keys were forgotten, and when (the latest time): what stops
+            # an event written before an erasure going out under a new key.
+            await connection.execute(
+                text(
+                    f"CREATE TABLE IF NOT EXISTS {FORGOTTEN_TABLE} ("
+                    " digest text PRIMARY KEY, forgotten_at timestamptz NOT NULL)"
+                )
+            )
         self._ready = True
 
     async def keys_for(self, subjects: Collection[str]) -> dict[str, SubjectKey]:
-        """Each subject's current key, made now for a subject without one: one round trip."""
+        """Each subject's current key, made now for a subject without one, with when its
+        keys were last forgotten. Digests in one order, so relays making keys for the same
+        new subjects at once never deadlock; a key forgotten between the two statements is
+        made again on the next round."""
         await self._schema()
         wanted = {digest_of(subject): subject for subject in subjects}
-        if not wanted:
-            return {}
-        digests = list(wanted)
-        async with self._engine.begin() as connection:
-            await connection.execute(
-                text(
-                    f"INSERT INTO {KEYSTORE_TABLE} (key_id, digest, data_key) "
-                    "SELECT k, d, b FROM unnest(CAST(:ids AS uuid[]), CAST(:digests AS text[]), "
-                    "CAST(:keys AS bytea[])) AS t(k, d, b) "
-                    "ON CONFLICT (digest) WHERE digest IS NOT NULL DO NOTHING"
-                ),
-                {
-                    "ids": [str(uuid.uuid4()) for _ in digests],
-                    "digests": digests,
-                    "keys": [AESGCM.generate_key(bit_length=256) for _ in digests],
-                },
-            )
-            rows = await connection.execute(
-                text(
-                    f"SELECT digest, key_id, data_key FROM {KEYSTORE_TABLE} "
-                    "WHERE digest = ANY(CAST(:digests AS text[]))"
-                ),
-                {"digests": digests},
-            )
-            return {
-                wanted[row.digest]: SubjectKey(str(row.key_id), bytes(row.data_key)) for row in rows
-            }
+        found: dict[str, SubjectKey] = {}
+        for _ in range(3):
+            digests = sorted(digest for digest in wanted if wanted[digest] not in found)
+            if not digests:
+                return found
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    text(
+                        f"INSERT INTO {KEYSTORE_TABLE} (key_id, digest, data_key) "
+                        "SELECT k, d, b FROM unnest(CAST(:ids AS uuid[]), "
+                        "CAST(:digests AS text[]), CAST(:keys AS bytea[])) AS t(k, d, b) "
+                        "ORDER BY d ON CONFLICT (digest) WHERE digest IS NOT NULL DO NOTHING"
+                    ),
+                    {
+                        "ids": [str(uuid.uuid4()) for _ in digests],
+                        "digests": digests,
+                        "keys": [AESGCM.generate_key(bit_length=256) for _ in digests],
+                    },
+                )
+                rows = await connection.execute(
+                    text(
+                        f"SELECT k.digest, k.key_id, k.data_key, f.forgotten_at "
+                        f"FROM {KEYSTORE_TABLE} k LEFT JOIN {FORGOTTEN_TABLE} f "
+                        "ON f.digest = k.digest WHERE k.digest = ANY(CAST(:digests AS text[]))"
+                    ),
+                    {"digests": digests},
+                )
+                for row in rows:
+                    found[wanted[row.digest]] = SubjectKey(
+                        str(row.key_id), bytes(row.data_key), row.forgotten_at
+                    )
+        missing = [s for s in wanted.values() if s not in found]
+        raise RuntimeError(f"no key could be made for {len(missing)} subjects: forgotten meanwhile")
 
     async def data_key(self, key_id: str) -> bytes | None:
         """The data key with this id; None once forgotten. ``UnknownKey`` if never held.
@@ -198,20 +228,31 @@ class Keystore:
                 for row in rows
             }
 
-    async def forget(self, subjects: Iterable[str]) -> int:
-        """Forget the keys of these subjects, for good: returns how many there were."""
+    async def forget(self, digests: Iterable[str], *, at: datetime) -> int:
+        """Forget, for good, the keys of the subjects with these digests (``digest_of``),
+        as of ``at`` (when the erasure was written): returns how many keys there were.
+        Idempotent; a replay of an older forgetting moves nothing back."""
         await self._schema()
-        digests = sorted({digest_of(subject) for subject in subjects})
-        if not digests:
+        ordered = sorted(set(digests))
+        if not ordered:
             return 0
         async with self._engine.begin() as connection:
+            await connection.execute(
+                text(
+                    f"INSERT INTO {FORGOTTEN_TABLE} (digest, forgotten_at) "
+                    "SELECT d, :at FROM unnest(CAST(:digests AS text[])) AS d ORDER BY d "
+                    "ON CONFLICT (digest) DO UPDATE SET forgotten_at = "
+                    f"GREATEST({FORGOTTEN_TABLE}.forgotten_at, EXCLUDED.forgotten_at)"
+                ),
+                {"digests": ordered, "at": at},
+            )
             forgotten = await connection.execute(
                 text(
                     f"UPDATE {KEYSTORE_TABLE} SET digest = NULL, data_key = NULL, "
                     "forgotten_at = now() WHERE digest = ANY(CAST(:digests AS text[])) "
-                    "RETURNING key_id"
+                    "AND created_at <= :at RETURNING key_id"
                 ),
-                {"digests": digests},
+                {"digests": ordered, "at": at},
             )
             return len(forgotten.all())
 

@@ -10,12 +10,14 @@ import asyncio
 import json
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from devtools.embedded import with_database
-from shared.db import create_engine
-from shared.messaging.sealing import Keystore, SubjectKey, UnknownKey, seal, unseal
+from shared.db import create_engine, session_factory
+from shared.messaging.outbox import Outbox
+from shared.messaging.sealing import Keystore, SubjectKey, UnknownKey, digest_of, seal, unseal
 from tests.conftest import MakeDatabase
 from tests.integration.messaging_helpers import (
     make_relay,
@@ -57,12 +59,18 @@ async def test_a_subject_keeps_its_key_until_forgotten_then_gets_a_new_one(
     assert first[case].key_id != first[other].key_id
     assert await keystore.data_key(first[case].key_id) == first[case].data_key
 
-    assert await keystore.forget([case]) == 1
-    assert await keystore.forget([case]) == 0  # idempotent
+    erased_at = datetime.now(UTC)
+    assert await keystore.forget([digest_of(case)], at=erased_at) == 1
+    assert await keystore.forget([digest_of(case)], at=erased_at - timedelta(days=1)) == 0
     assert await keystore.data_key(first[case].key_id) is None  # forgotten, not unknown
     assert await keystore.data_key(first[other].key_id) == first[other].data_key
     renewed = await keystore.keys_for([case])
     assert renewed[case].key_id != first[case].key_id  # seen again: a new key
+    # ... that seals only what was written after the erasure (a replay moved nothing back).
+    assert renewed[case].forgotten_at == erased_at
+    assert not renewed[case].seals(erased_at - timedelta(seconds=1))
+    assert renewed[case].seals(erased_at + timedelta(seconds=1))
+    assert first[other].forgotten_at is None and first[other].seals(erased_at)
     with pytest.raises(UnknownKey):
         await keystore.data_key(str(uuid.uuid4()))
     # A batch's keys in one round trip: forgotten ones as None, never-held ones left out.
@@ -112,22 +120,34 @@ async def test_through_the_broker_sealed_events_apply_once_and_forgotten_ones_no
     producer_db, consumer_db, consumer_url = probe_databases
     registry = probe_registry()
     topic = next(iter(registry.topics)).name
-    keep, forget = f"kept-{uuid.uuid4().hex[:6]}", f"gone-{uuid.uuid4().hex[:6]}"
-    await write_events(producer_db, registry, [(keep, 1), (forget, 1), (keep, 2)])
+    keep, gone = f"kept-{uuid.uuid4().hex[:6]}", f"gone-{uuid.uuid4().hex[:6]}"
     bootstrap = kafka.bootstrap_servers
-    relay = make_relay(producer_db, registry, bootstrap, partitions=2, keystore=keystore)
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(relay.run(stop))]
-    try:
-        await wait_for(lambda: _none_left(producer_db), what="the outbox to drain")
-        records = await read_topic(bootstrap, topic, expected=3)
-        assert len(records) == 3
-        for record in records:  # nothing of the aggregate or the payload in the clear
-            assert keep.encode() not in record.value + (record.key or b"")
-            assert forget.encode() not in record.value + (record.key or b"")
-            assert json.loads(record.value)["sealedwith"] == record.key.decode()
-        assert await keystore.forget([forget]) == 1
+    await write_events(producer_db, registry, [(keep, 1), (gone, 1)])
+    await _relay_until_drained(producer_db, registry, bootstrap, keystore)
+    first = await read_topic(bootstrap, topic, expected=2)
+    for record in first:  # nothing of the aggregate or the payload in the clear
+        assert keep.encode() not in record.value + (record.key or b"")
+        assert gone.encode() not in record.value + (record.key or b"")
+        assert json.loads(record.value)["sealedwith"] == record.key.decode()
+    before = await keystore.keys_for([keep, gone])  # theirs already: nothing new made
+    assert {r.key.decode() for r in first} == {before[keep].key_id, before[gone].key_id}
 
+    # An event of hers still unsent, her erasure (forgetting in its transaction), then
+    # an event written after it: the first is never sent, the last under a new key.
+    await write_events(producer_db, registry, [(gone, 2)])
+    async with session_factory(producer_db)() as session, session.begin():
+        await Outbox(registry, source="/upstream/probe").forget(session, [gone])
+    await write_events(producer_db, registry, [(gone, 3)])
+    await _relay_until_drained(producer_db, registry, bootstrap, keystore)
+    records = await read_topic(bootstrap, topic, expected=3)
+    assert len(records) == 3
+    keys = sorted(r.key.decode() for r in records)
+    renewed = set(keys) - {before[keep].key_id, before[gone].key_id}
+    assert len(renewed) == 1 and keys.count(before[gone].key_id) == 1  # seq 2 never sent
+
+    stop = asyncio.Event()
+    tasks = []
+    try:
         group = f"sealed-{uuid.uuid4().hex[:6]}"
         consumer = probe_consumer(registry, group, consumer_url, bootstrap, keystore=keystore)
         tasks.append(asyncio.create_task(consumer.run(stop)))
@@ -136,9 +156,9 @@ async def test_through_the_broker_sealed_events_apply_once_and_forgotten_ones_no
             what="every record handled",
         )
         assert consumer.stats["applied"] == 2 and consumer.stats["erased"] == 1
-        totals = "SELECT coalesce(sum(total), 0) FROM probe_totals WHERE key = :k"
-        assert await scalar(consumer_db, totals, k=keep) == 2
-        assert await scalar(consumer_db, totals, k=forget) == 0
+        effects = "SELECT count(*) * 100 + coalesce(sum(seq), 0) FROM probe_effects WHERE key = :k"
+        assert await scalar(consumer_db, effects, k=keep) == 101  # one effect: seq 1
+        assert await scalar(consumer_db, effects, k=gone) == 103  # one effect: seq 3
 
         # A record sealed under a key no keystore ever held is parked, not dropped; so is
         # every sealed record reaching a consumer with no keystore.
@@ -155,6 +175,17 @@ async def test_through_the_broker_sealed_events_apply_once_and_forgotten_ones_no
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+
+
+async def _relay_until_drained(engine, registry, bootstrap: str, keystore: Keystore) -> None:  # type: ignore[no-untyped-def]
+    relay = make_relay(engine, registry, bootstrap, partitions=2, keystore=keystore)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await wait_for(lambda: _none_left(engine), what="the outbox to drain")
+    finally:
+        stop.set()
+        await task
 
 
 def _unknown_key() -> SubjectKey:

@@ -47,15 +47,23 @@ async def serve(
 
 @contextlib.asynccontextmanager
 async def running_consumer(
-    definition: ServiceDefinition, engine: AsyncEngine, settings: ServiceSettings, broker: Broker
+    definition: ServiceDefinition,
+    engine: AsyncEngine,
+    settings: ServiceSettings,
+    broker: Broker,
+    *,
+    group: str | None = None,
+    group_id: str | None = None,
 ) -> AsyncIterator[EventConsumer]:
-    """The service's own consumer group under a fresh group id, joined before it yields;
-    with the deployment's keystore, as the worker runs it (it opens sealed events)."""
-    spec = definition.consumers[0]
+    """One of the service's consumer groups (``group``; its first by default) under a fresh
+    group id (or ``group_id``: a second one started with it resumes where the first
+    committed), joined before it yields; with the deployment's keystore, as the worker runs
+    it (it opens sealed events)."""
+    spec = next(c for c in definition.consumers if group in (None, c.group_id))
     keystore = Keystore(settings.keystore_database_url())
-    outbox = Outbox(CATALOGUE, source=settings.source, keystore=keystore)
+    outbox = Outbox(CATALOGUE, source=settings.source)
     runner = EventConsumer(
-        type(spec)(f"{definition.name}-test-{uuid.uuid4().hex[:8]}", spec.handlers),
+        type(spec)(group_id or f"{definition.name}-test-{uuid.uuid4().hex[:8]}", spec.handlers),
         registry=CATALOGUE,
         sessions=session_factory(engine),
         unit_of_work=partial(unit_of_work_for_event, definition, outbox, settings),

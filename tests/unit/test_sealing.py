@@ -34,9 +34,16 @@ def test_a_sealed_envelope_keeps_only_what_routes_it_and_opens_to_the_original()
     envelope = _envelope()
     sealed = seal(envelope, KEY)
     assert set(sealed) == {
-        "specversion", "id", "source", "type", "time", "datacontenttype", "correlationid",
-        "data", "partitionkey", "sealedwith",
-    }  # fmt: skip
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "time",
+        "datacontenttype",
+        "data",
+        "partitionkey",
+        "sealedwith",
+    }  # fmt: skip  (the trace ids are sealed too: they could link a resident's story)
     assert list(sealed["data"]) == ["sealed"]
     wire = str(sealed)
     assert envelope["subject"] not in wire and "Amina" not in wire and "07700" not in wire
@@ -53,9 +60,11 @@ def test_another_key_a_changed_ciphertext_or_a_moved_ciphertext_does_not_open() 
     tampered["data"]["sealed"] = blob[:-4] + ("AAAA" if blob[-4:] != "AAAA" else "BBBB")
     with pytest.raises(Unsealable):
         unseal(tampered, KEY.data_key)
-    # The ciphertext is bound to its event's id and type: pasted into another, it fails.
-    moved = {**sealed, "id": str(uuid.uuid4())}
-    with pytest.raises(Unsealable):
-        unseal(moved, KEY.data_key)
+    # The ciphertext is bound to every attribute in the clear: pasted into another event,
+    # or under a changed time or classification, it does not open.
+    for change in ({"id": str(uuid.uuid4())}, {"time": "2026-12-02T10:00:00Z"},
+                   {"dataclassification": "operational"}):  # fmt: skip
+        with pytest.raises(Unsealable):
+            unseal({**sealed, **change}, KEY.data_key)
     with pytest.raises(Unsealable):
         unseal({**sealed, "data": {}}, KEY.data_key)

@@ -1,9 +1,10 @@
 """Erasure (UK GDPR Article 17) in the partners service: on a council's erasure request it
 deletes, in the consumer's transaction, the route requests (and their packets), offers and
-deliveries of the resident's cases, and its outbox rows naming them; replaces the case and
-offer ids in its audit trail by tombstone hashes; records tombstones of the case ids, so a
-replayed ready-for-routing event routes nothing (``shared/erasure.py``, ``guarded``); and
-confirms, with counts only."""
+deliveries of the resident's cases, and its outbox rows naming them, and has its relay
+forget the data keys of the events it sent about them (``shared/messaging/sealing.py``);
+replaces the case and offer ids in its audit trail by tombstone hashes; records tombstones
+of the case ids, so a replayed ready-for-routing event routes nothing
+(``shared/erasure.py``, ``guarded``); and confirms, with counts only."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ async def erase(uow: PartnersUnitOfWork, request: ErasureRequested) -> PartnersE
         erased = await db.erase(session, request.council, request.case_ids, offer_ids)
         named = [*request.case_ids, *offer_ids]
         erased["outbox_events"] = await erasure.delete_outbox_rows_naming(session, named)
+        await uow.outbox.forget(session, named)  # and the data keys of the events it sent
         erased["audit_rows_pseudonymised"] = await erasure.pseudonymise_audit(
             session, secret, named
         )

@@ -11,10 +11,10 @@ erases a resident, on one of the grounds of Article 17(1).
   hashes (the reads stay, whose they were does not); records tombstones (keyed hashes) of
   the resident ids, case ids and keys, so a replayed event re-creates nothing
   (``shared/erasure.py``, ``guarded``); and announces the erasure to partners and risk with
-  only the case ids and pseudonymous keys. First of all it forgets the data keys of every
-  aggregate the resident's events were keyed by (cases, records, keys, subject access
-  requests): every copy of those events on every topic is crypto-shredded
-  (``shared/messaging/sealing.py``).
+  only the case ids and pseudonymous keys. In the same transaction it has the relay forget
+  the data keys of every aggregate the resident's events were keyed by (cases, records,
+  keys, subject access requests): every copy of those events on every topic is
+  crypto-shredded (``shared/messaging/sealing.py``); and it unlinks her reporting rows.
 - ``record_confirmation``: partners' and risk's confirmations, once each; when both are in,
   the request is complete, its own outbox event (which names the case ids and keys) is
   deleted and its key forgotten: the request on the topic opens no more.
@@ -32,7 +32,7 @@ from services.referrals.adapters import Row
 from services.referrals.adapters import erasure as db
 from services.referrals.adapters import subject_access as sar_db
 from services.referrals.domain.erasure import CaseFacts, refusal
-from services.referrals.service_layer import audit
+from services.referrals.service_layer import audit, reporting
 from services.referrals.service_layer.resident_index import keys_of
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
 from shared import erasure as shared_erasure
@@ -155,11 +155,13 @@ async def erase_resident(
     offer_ids = await db.offer_ids(session, case_ids)
     referral_ids = await db.referral_ids(session, resident_ids)
     requests = await db.subject_access_request_ids(session, resident_ids)
-    # Forgotten first, and for good: should this transaction fail, the retry erases the
-    # rest, and the events keyed by these are unreadable either way.
-    forgotten = await uow.outbox.forget([*resident_ids, *case_ids, *keys, *requests])
+    # Once this commits, the relay forgets the data keys of every aggregate her events were
+    # keyed by, and sends none of hers written before: every copy on every topic is shred.
+    await uow.outbox.forget(session, [*resident_ids, *case_ids, *keys, *requests])
     erased = await db.erase(session, resident_ids, case_ids)
-    erased["event_keys_forgotten"] = forgotten
+    # Her reporting rows keep their figures, unlinked from her here (the same database),
+    # not left to the reporting consumer reading this erasure's event.
+    await reporting.unlink(uow, session, case_ids=case_ids, resident_keys=keys)
     named = [*resident_ids, *case_ids, *keys, *offer_ids, *referral_ids]
     erased["outbox_events"] = await shared_erasure.delete_outbox_rows_naming(session, named)
     erased["idempotent_responses"] = await db.delete_idempotent_responses_naming(
@@ -224,7 +226,7 @@ async def record_confirmation(
                 await db.delete_request_events(
                     session, confirmation.request_id, event_name(ErasureRequested)
                 )
-                await uow.outbox.forget([confirmation.request_id])
+                await uow.outbox.forget(session, [confirmation.request_id])
         return added
 
 

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.referrals.adapters import reporting as reporting_db
 from services.referrals.domain.reporting import (
     Facts,
@@ -330,16 +332,27 @@ async def forget(
 ) -> None:
     """An erasure: the erased cases' and keys' rows keep their figures under fresh random
     references, so neither the identifiers nor the secret lead to them any more."""
+    async with uow.transaction() as session:
+        await unlink(uow, session, case_ids=case_ids, resident_keys=resident_keys)
+
+
+async def unlink(
+    uow: ReferralsUnitOfWork,
+    session: AsyncSession,
+    *,
+    case_ids: Iterable[str],
+    resident_keys: Iterable[str],
+) -> None:
+    """``forget``, in the caller's transaction (the erasure's own)."""
 
     def fresh() -> str:
         return hashlib.sha256(uuid.uuid4().bytes).hexdigest()
 
     cases = {_refs(uow, "case", i): fresh() for i in dict.fromkeys(case_ids)}
     residents = {_refs(uow, "resident", k): fresh() for k in dict.fromkeys(resident_keys)}
-    async with uow.transaction() as session:
-        flags = {ref: fresh() for ref in await reporting_db.flag_refs_of(session, residents)}
-        await reporting_db.relink_cases(session, cases)
-        await reporting_db.relink_residents(session, residents, flags)
+    flags = {ref: fresh() for ref in await reporting_db.flag_refs_of(session, residents)}
+    await reporting_db.relink_cases(session, cases)
+    await reporting_db.relink_residents(session, residents, flags)
 
 
 # -- reading -------------------------------------------------------------------------------

@@ -190,7 +190,7 @@ async def record_contribution(
             if state.status is RequestStatus.COMPLETE:
                 await db.mark_complete(session, contribution.request_id, uow.now())
                 # Every answer is stored here now: the copies on the topic open no more.
-                await uow.outbox.forget([contribution.request_id])
+                await uow.outbox.forget(session, [contribution.request_id])
         return added
 
 

@@ -1,10 +1,11 @@
-"""Erasure (UK GDPR Article 17) in the risk service: on a council's erasure request it
-deletes, in the consumer's transaction, the profiles the resident's keys and cases reach
-(their keys, signals, cases, assessments, outcomes and handled signals) and its outbox rows
-naming them (flags, assessments); replaces the profile and case ids in its audit trail by
-tombstone hashes; records tombstones of every key the profiles held and of the case ids,
-so a replayed case-opened or referral-received re-creates no profile
-(``shared/erasure.py``, ``guarded``); and confirms, with counts only."""
+"""Erasure (UK GDPR Article 17) in the risk service: on a council's erasure request it deletes,
+in the consumer's transaction, the profiles the resident's keys and cases reach (their keys,
+signals, cases, assessments, outcomes and handled signals) and its outbox rows naming them
+(flags, assessments), and has its relay forget the data keys of every event it sent about
+them (``shared/messaging/sealing.py``); replaces the profile and case ids in its audit trail
+by tombstone hashes; records tombstones of every key the profiles held and of the case ids,
+so a replayed case-opened or referral-received re-creates no profile (``shared/erasure.py``,
+``guarded``); and confirms, with counts only."""
 
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ async def erase(uow: RiskUnitOfWork, request: ErasureRequested) -> RiskErasureCo
         erased = await db.erase(session, request.council, profile_ids, request.case_ids)
         named = [*request.case_ids, *keys, *profile_ids, *signal_ids]
         erased["outbox_events"] = await erasure.delete_outbox_rows_naming(session, named)
+        # Its own events too (flags keyed by keys referrals may never have held): their data
+        # keys forgotten once this commits, and none of them written before sent.
+        await uow.outbox.forget(session, named)
         erased["audit_rows_pseudonymised"] = await erasure.pseudonymise_audit(
             session, secret, [*profile_ids, *request.case_ids]
         )

@@ -9,7 +9,6 @@ and every count is of those councils."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
 import io
@@ -19,7 +18,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import httpx
@@ -33,9 +31,7 @@ from services.referrals.reporting_handlers import REPORTING_GROUP
 from services.referrals.service_layer.reporting import reference
 from services.referrals.settings import ReferralsSettings
 from shared.auth import OrganisationKind, Role, mint_token
-from shared.db import session_factory
 from shared.erasure import tombstone
-from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import utc_now
 from shared.events.payloads import (
     CaseOpened,
@@ -58,14 +54,10 @@ from shared.events.payloads import (
 )
 from shared.identity import seal_identity
 from shared.messaging.consumer import EventConsumer
-from shared.messaging.kafka import new_producer
-from shared.messaging.outbox import Outbox
-from shared.messaging.sealing import Keystore
-from shared.worker import unit_of_work_for_event
 from tests.integration.messaging_helpers import wait_for
 from tests.integration.referrals.conftest import module_database, unique_council
 from tests.support.infrastructure import Broker
-from tests.support.services import Publisher, serve
+from tests.support.services import Publisher, running_consumer, serve
 from tests.support.services import publisher as start_publisher
 
 pytestmark = pytest.mark.integration
@@ -88,33 +80,15 @@ class Reporting:
     async def consumer(self, group_id: str) -> AsyncIterator[EventConsumer]:
         """The reporting consumer group, as the worker runs it, under ``group_id``: a second
         one started with the same id resumes where the first committed."""
-        spec = next(c for c in SERVICE.consumers if c.group_id == REPORTING_GROUP)
-        keystore = Keystore(self.settings.keystore_database_url())
-        outbox = Outbox(CATALOGUE, source=self.settings.source, keystore=keystore)
-        runner = EventConsumer(
-            type(spec)(group_id, spec.handlers),
-            registry=CATALOGUE,
-            sessions=session_factory(self.engine),
-            unit_of_work=partial(unit_of_work_for_event, SERVICE, outbox, self.settings),
-            bootstrap_servers=self.kafka.bootstrap_servers,
-            producer_factory=partial(
-                new_producer, self.kafka.bootstrap_servers, self.kafka.profile
-            ),
-            keystore=keystore,
-        )
-        stop = asyncio.Event()
-        task = asyncio.create_task(runner.run(stop))
-
-        async def assigned() -> bool:
-            return bool(runner.assigned_partitions)
-
-        try:
-            await wait_for(assigned, what="the reporting consumer to join")
+        async with running_consumer(
+            SERVICE,
+            self.engine,
+            self.settings,
+            self.kafka,
+            group=REPORTING_GROUP,
+            group_id=group_id,
+        ) as runner:
             yield runner
-        finally:
-            stop.set()
-            await task
-            await keystore.close()
 
     def token(self, council: str, *roles: Role, kind: str = "council") -> dict[str, str]:
         organisation_kind = OrganisationKind(kind)
