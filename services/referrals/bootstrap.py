@@ -10,6 +10,7 @@ from services.referrals.reporting_handlers import REPORTING_GROUP, REPORTING_HAN
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
 from services.referrals.settings import ReferralsSettings
 from services.referrals.timers import TIMERS
+from services.referrals.web.routes import router as reporting_pages
 from shared.messaging.consumer import ConsumerSpec
 from shared.service import ServiceDefinition
 
@@ -20,7 +21,7 @@ SERVICE = ServiceDefinition(
     settings_class=ReferralsSettings,
     metadata=metadata,
     unit_of_work=ReferralsUnitOfWork,
-    routers=routers,
+    routers=[*routers, reporting_pages],  # the council's reporting pages (web/)
     consumers=[
         ConsumerSpec("referrals", EVENT_HANDLERS),
         # The reporting model, a projection of its own (reporting_handlers.py).
