@@ -105,6 +105,9 @@ def audit_table(metadata: MetaData) -> Table:
         Index("ix_audit_log_council_at", "council", "at"),
         Index("ix_audit_log_subject_at", "subject", "at"),
         Index("ix_audit_log_resident_ids", "resident_ids", postgresql_using="gin"),
+        # erasure (audit_log_erase) and subject access find rows by case too (revisions:
+        # referrals 0013, partners 0011, risk 0009)
+        Index("ix_audit_log_case_ids", "case_ids", postgresql_using="gin"),
     )
 
 

@@ -34,10 +34,12 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, delete, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import rows_affected
+from shared.events.catalogue import CATALOGUE
 from shared.messaging.handlers import EventHandlers
 from shared.messaging.tables import outbox
 from shared.unit_of_work import UnitOfWorkT
@@ -205,15 +207,50 @@ async def _about_erased(event: BaseModel, ids: list[str], uow: Any, secret: str)
 async def delete_outbox_rows_naming(session: AsyncSession, identifiers: Iterable[str]) -> int:
     """Delete every outbox row (published or not) whose event names one of ``identifiers``
     (case ids, resident ids, keys, offer ids…), so a replay of the outbox cannot send them
-    again. Matched on the envelope's text: the identifiers are UUIDs and 64-hex keys, which
-    do not occur by chance."""
-    patterns = [f"%{i}%" for i in dict.fromkeys(identifiers) if i]
-    if not patterns:
+    again. Two statements:
+
+    - the rows **keyed** by one of them (``message_key = ANY(…)``, on its index): every event
+      about a case is keyed by the case id, a flag by the resident key;
+    - the rows of the event types that can name one **inside an event keyed by something
+      else** (every type but ``_KEYED_BY_WHAT_THEY_NAME``: a merge keyed by the surviving
+      case, subject access and erasure keyed by their request, a gap by its episode, and any
+      type not in the catalogue), matched on the envelope's text: the identifiers are UUIDs
+      and 64-hex keys, which do not occur by chance. Only those types' rows are read whole;
+      the others are passed over on their ``event_type``.
+
+    The envelope search is a sequential scan of those types' rows (an index on every word of
+    every envelope would cost each event written more than an erasure saves)."""
+    ids = list(dict.fromkeys(i for i in identifiers if i))
+    if not ids:
         return 0
-    text_of = sa.cast(outbox.c.envelope, Text)
-    return await rows_affected(
-        session, delete(outbox).where(sa.or_(*(text_of.like(p) for p in patterns)))
+    keyed = await rows_affected(
+        session, delete(outbox).where(outbox.c.message_key == sa.any_(sa.cast(ids, ARRAY(Text))))
     )
+    patterns = [f"%{i}%" for i in ids]
+    keyed_by_what_they_name = sa.cast(list(_KEYED_BY_WHAT_THEY_NAME), ARRAY(Text))
+    inside = await rows_affected(
+        session,
+        delete(outbox).where(
+            outbox.c.event_type != sa.all_(keyed_by_what_they_name),
+            sa.cast(outbox.c.envelope, Text).like(sa.any_(sa.cast(patterns, ARRAY(Text)))),
+        ),
+    )
+    return keyed + inside
+
+
+def _keyed_by_what_they_name() -> frozenset[str]:
+    """The event types every service writes keyed by the one case (a ``case_id`` field) or
+    resident key (a ``resident_key`` field) they are about. What one of them names is that
+    case's or that key's: an erasure erases the case (or key) with everything it names, so
+    its rows go with the first statement. Every other type is searched."""
+    return frozenset(
+        event_type.name
+        for event_type in CATALOGUE.event_types
+        if {"case_id", "resident_key"} & set(event_type.payload.model_fields)
+    )
+
+
+_KEYED_BY_WHAT_THEY_NAME = _keyed_by_what_they_name()
 
 
 async def pseudonymise_audit(session: AsyncSession, secret: str, identifiers: Iterable[str]) -> int:

@@ -39,6 +39,9 @@ outbox = Table(
     Column("published_at", DateTime(timezone=True)),
     Index("ix_outbox_unpublished", "lane", "id", postgresql_where=text("published_at IS NULL")),
     Index("ix_outbox_published_at", "published_at"),
+    # an erasure deletes the rows keyed by the erased cases and keys (shared/erasure.py;
+    # revisions: referrals 0013, partners 0011, risk 0009)
+    Index("ix_outbox_message_key", "message_key"),
 )
 
 inbox = Table(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import httpx
@@ -148,7 +149,12 @@ async def probe_all(
 
 
 def referrals_probes(
-    case_id: str, duplicate_id: str, resident_id: str, into: str, merge_id: str
+    case_id: str,
+    duplicate_id: str,
+    resident_id: str,
+    into: str,
+    merge_id: str,
+    subject_access_id: str,
 ) -> dict[str, Probe]:
     case = f"/v1/cases/{case_id}"
     consent = referral()["sharing"]["consent"]
@@ -183,6 +189,12 @@ def referrals_probes(
         "POST /v1/merges/{merge_id}/undo": Probe(
             f"/v1/merges/{merge_id}/undo", {"reason": "not yours"}
         ),
+        # For a council's IG team only: a caseworker is refused by role, another's IG by 404.
+        "POST /v1/subject-access-requests/{request_id}/extension": Probe(
+            f"/v1/subject-access-requests/{subject_access_id}/extension",
+            {"reason": "not yours", "resident_told_on": date.today().isoformat()},
+            allowed=(403, 404),
+        ),
     }
 
 
@@ -195,6 +207,17 @@ async def referrals(
     )
     async with serve(REFERRALS, settings) as (client, engine):
         yield client, engine, settings
+
+
+async def _a_subject_access_request(
+    client: httpx.AsyncClient, settings: ReferralsSettings, resident_id: str
+) -> str:
+    ig = bearer(settings, NEWHAM, OrganisationKind.COUNCIL, Role.INFORMATION_GOVERNANCE)
+    opened = await client.post(
+        "/v1/subject-access-requests", json={"resident_id": resident_id}, headers=ig
+    )
+    assert opened.status_code == 202, opened.text
+    return str(opened.json()["id"])
 
 
 async def _a_merge(client: httpx.AsyncClient, newham: dict[str, str]) -> str:
@@ -247,6 +270,7 @@ async def test_no_write_reaches_another_councils_case_or_resident(
         str(residents[1]),
         str(residents[0]),
         await _a_merge(client, newham),
+        await _a_subject_access_request(client, settings, str(residents[0])),
     )
     assert set(probes) == writes_on_objects(REFERRALS, settings)
     await probe_all(
@@ -257,6 +281,10 @@ async def test_no_write_reaches_another_councils_case_or_resident(
             "a Hackney caseworker": (
                 bearer(settings, HACKNEY, OrganisationKind.COUNCIL, Role.CASEWORKER, Role.REFERRER),
                 (404,),
+            ),
+            "a Hackney IG officer": (
+                bearer(settings, HACKNEY, OrganisationKind.COUNCIL, Role.INFORMATION_GOVERNANCE),
+                (403, 404),
             ),
             # Cases are for councils' caseworkers: a referrer from a charity is refused outright.
             "a VCS referrer": (

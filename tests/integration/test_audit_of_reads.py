@@ -340,6 +340,15 @@ async def _request_subject_access(s: Stack) -> httpx.Response:
     return response
 
 
+async def _extend_subject_access(s: Stack) -> httpx.Response:
+    """The request ``_request_subject_access`` opened, its deadline extended (Article 12(3))."""
+    return await s.referrals.client.post(
+        "/v1/subject-access-requests/{subject_access}/extension".format(**s.ids),
+        headers=s.ig("referrals"),
+        json={"reason": "complex: three services' records", "resident_told_on": str(date.today())},
+    )
+
+
 async def _request_erasure(s: Stack) -> httpx.Response:
     """A resident of her own, referred and withdrawn (an open case with a live offer is not
     erased), then erased."""
@@ -386,6 +395,7 @@ CALLS: dict[str, dict[str, Call]] = {
         "GET /v1/merges": _get("referrals", "/v1/merges", lambda s: s.referrals.token()),
         "POST /v1/merges/{merge_id}/undo": _undo_a_merge,
         "POST /v1/subject-access-requests": _request_subject_access,
+        "POST /v1/subject-access-requests/{request_id}/extension": _extend_subject_access,
         "GET /v1/subject-access-requests/{request_id}": _get(
             "referrals", "/v1/subject-access-requests/{subject_access}", lambda s: s.ig("referrals")
         ),

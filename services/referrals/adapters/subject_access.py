@@ -7,7 +7,19 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Table,
+    Text,
+    Uuid,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +30,7 @@ from services.referrals.adapters.tables import (
     case_needs,
     cases,
     consents,
+    metadata,
     notes,
     offers,
     possible_duplicates,
@@ -30,6 +43,27 @@ from services.referrals.adapters.tables import (
 from shared.db import fetch_all, fetch_one, rows_affected
 from shared.events.payloads import AccessRead
 from shared.subject_access import reads_about
+
+# A request's deadline extended by two further months (Article 12(3)): at most once (the
+# primary key), with why, when the resident was told, and who extended it; deleted with its
+# request (an erasure, the retention sweep). Revision 0013.
+subject_access_extensions = Table(
+    "subject_access_extensions",
+    metadata,
+    Column(
+        "request_id",
+        Uuid(as_uuid=False),
+        ForeignKey("subject_access_requests.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("due_by", Date, nullable=False),  # the extended deadline
+    Column("reason", Text, nullable=False),
+    Column("resident_told_on", Date, nullable=False),
+    Column("extended_by", Text, nullable=False),
+    Column("extended_by_org", Text, nullable=False),
+    Column("extended_at", DateTime(timezone=True), nullable=False),
+)
+_extension = subject_access_extensions.c
 
 
 async def resident_in(
@@ -154,8 +188,21 @@ async def insert_request(
 async def request(
     session: AsyncSession, request_id: str, councils: Iterable[str] | None
 ) -> Row | None:
-    """The request, if of one of ``councils`` (None: any council)."""
-    statement = select(subject_access_requests).where(subject_access_requests.c.id == request_id)
+    """The request, if of one of ``councils`` (None: any council), with its extension's
+    fields (``extended_due_by``, ``extension_reason``, …; None if not extended)."""
+    statement = (
+        select(
+            subject_access_requests,
+            _extension.due_by.label("extended_due_by"),
+            _extension.reason.label("extension_reason"),
+            _extension.resident_told_on,
+            _extension.extended_by,
+            _extension.extended_by_org,
+            _extension.extended_at,
+        )
+        .select_from(subject_access_requests.outerjoin(subject_access_extensions))
+        .where(subject_access_requests.c.id == request_id)
+    )
     if councils is not None:
         statement = statement.where(subject_access_requests.c.council.in_(list(councils)))
     return await fetch_one(session, statement)
@@ -215,3 +262,41 @@ async def mark_complete(session: AsyncSession, request_id: str, at: datetime) ->
         )
         .values(completed_at=at)
     )
+
+
+async def lock_request(session: AsyncSession, request_id: str) -> None:
+    """Hold the request (``FOR UPDATE``) until the transaction ends: an extension decided on
+    its state and an answer completing it take turns."""
+    await session.execute(
+        select(subject_access_requests.c.id)
+        .where(subject_access_requests.c.id == request_id)
+        .with_for_update()
+    )
+
+
+async def add_extension(
+    session: AsyncSession,
+    *,
+    request_id: str,
+    due_by: date,
+    reason: str,
+    resident_told_on: date,
+    extended_by: str,
+    extended_by_org: str,
+    extended_at: datetime,
+) -> bool:
+    """Record the extension; False if the request has one already (once only)."""
+    statement = (
+        pg_insert(subject_access_extensions)
+        .values(
+            request_id=request_id,
+            due_by=due_by,
+            reason=reason,
+            resident_told_on=resident_told_on,
+            extended_by=extended_by,
+            extended_by_org=extended_by_org,
+            extended_at=extended_at,
+        )
+        .on_conflict_do_nothing(index_elements=["request_id"])
+    )
+    return await rows_affected(session, statement) == 1

@@ -1,6 +1,7 @@
 """Subject access requests (UK GDPR Article 15), for a council's information-governance
-team (or an operator): open one for a resident, follow it, and read its export as JSON or
-as a page. Use cases: ``service_layer/subject_access.py``."""
+team (or an operator): open one for a resident, follow it, extend its deadline (once, for a
+complex request), and read its export as JSON or as a page. Use cases:
+``service_layer/subject_access.py``."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.referrals.api.deps import ReferralsWork
+from services.referrals.domain.subject_access import MAX_EXTENSION_REASON
 from services.referrals.service_layer import subject_access
 from services.referrals.service_layer.subject_access import RequestStatus
 from shared.audit import Category, personal_data
@@ -65,6 +67,28 @@ class SubjectAccessRequestCreate(BaseModel):
     resident_id: uuid.UUID = Field(description="the resident (referrals service id)")
 
 
+class DeadlineExtension(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(
+        min_length=1,
+        max_length=MAX_EXTENSION_REASON,
+        description="why the request is complex enough to need two further months",
+    )
+    resident_told_on: date = Field(
+        description="the day the resident was told of the extension and why (Article 12(3))"
+    )
+
+
+class ExtensionPublic(BaseModel):
+    due_by: date = Field(description="the extended deadline: three calendar months after receipt")
+    reason: str
+    resident_told_on: date
+    extended_by: str
+    extended_by_org: str
+    extended_at: datetime
+
+
 class SubjectAccessRequestPublic(BaseModel):
     id: str
     council: str
@@ -72,7 +96,14 @@ class SubjectAccessRequestPublic(BaseModel):
     requested_by: str
     requested_by_org: str
     requested_at: datetime
-    due_by: date = Field(description="one calendar month after receipt (Article 12(3))")
+    due_by: date = Field(
+        description="the deadline in force: one calendar month after receipt (Article 12(3)), "
+        "or the extended deadline once extended"
+    )
+    original_due_by: date = Field(description="one calendar month after receipt")
+    extension: ExtensionPublic | None = Field(
+        description="the extension by two further months, if the deadline was extended"
+    )
     completed_at: datetime | None
     status: RequestStatus
     contributed: list[str] = Field(description="the services that have answered")
@@ -128,6 +159,32 @@ async def subject_access_status(
     request_id: uuid.UUID, principal: InformationGovernance, uow: ReferralsWork
 ) -> SubjectAccessRequestPublic:
     request = await subject_access.request_status(uow, principal, str(request_id))
+    return SubjectAccessRequestPublic.of(request)
+
+
+@router.post(
+    "/{request_id}/extension",
+    response_model=SubjectAccessRequestPublic,
+    responses={
+        404: {"description": "no such request in the caller's council"},
+        409: {"description": "extended already, complete, or past its original deadline"},
+    },
+    summary="Extend a complex request's deadline by two further months (Article 12(3))",
+    openapi_extra=personal_data(Category.PROGRESS),
+)
+async def extend_subject_access_deadline(
+    request_id: uuid.UUID,
+    body: DeadlineExtension,
+    principal: InformationGovernance,
+    uow: ReferralsWork,
+) -> SubjectAccessRequestPublic:
+    request = await subject_access.extend_deadline(
+        uow,
+        principal,
+        str(request_id),
+        reason=body.reason,
+        resident_told_on=body.resident_told_on,
+    )
     return SubjectAccessRequestPublic.of(request)
 
 

@@ -10,6 +10,9 @@ asks for everything Upstream holds about a resident, and gets it as one export.
   (a replayed answer changes nothing); the request is complete when all three have answered.
 - ``request_status`` and ``subject_access_export``: how far it has got (which services are
   pending, overdue past the due date), and the export itself.
+- ``extend_deadline``: the deadline extended by two further months for a complex request
+  (Article 12(3)), once, before the original deadline passes, with the reason and the day
+  the resident was told; the status and the export then show both deadlines.
 
 The request and every read of it or its export are audited (``audit.audited``)."""
 
@@ -29,14 +32,17 @@ from services.referrals.domain.subject_access import (
     Progress,
     RequestStatus,
     due_by,
+    extended_due_by,
+    extension_refusal,
     progress,
+    told_on_problem,
 )
 from services.referrals.service_layer import audit
 from services.referrals.service_layer.resident_index import keys_of
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
 from shared.audit import Category, councils_of
 from shared.auth import Principal
-from shared.errors import NotFound
+from shared.errors import Conflict, Invalid, NotFound
 from shared.events.payloads import SubjectAccessContributed, SubjectAccessRequested
 from shared.subject_access import PURPOSE, REFERRALS, plain, records
 
@@ -55,6 +61,18 @@ def _bank_holidays(council: str, received: date) -> holidays.HolidayBase:
 
 
 @dataclass(frozen=True)
+class Extension:
+    """The deadline extended (Article 12(3)): to when, why, and when the resident was told."""
+
+    due_by: date
+    reason: str
+    resident_told_on: date
+    extended_by: str
+    extended_by_org: str
+    extended_at: datetime
+
+
+@dataclass(frozen=True)
 class SubjectAccessRequest:
     id: str
     council: str
@@ -62,11 +80,13 @@ class SubjectAccessRequest:
     requested_by: str
     requested_by_org: str
     requested_at: datetime
-    due_by: date
+    due_by: date  # the deadline in force: the extended one, if extended
     completed_at: datetime | None
     status: RequestStatus
     contributed: tuple[str, ...]
     pending: tuple[str, ...]
+    original_due_by: date
+    extension: Extension | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +167,60 @@ async def request_subject_access(
             subject=request_id,
         )
         return _request(row, [REFERRALS], today=received)
+
+
+async def extend_deadline(
+    uow: ReferralsUnitOfWork,
+    principal: Principal,
+    request_id: str,
+    *,
+    reason: str,
+    resident_told_on: date,
+) -> SubjectAccessRequest:
+    """Extend a request's deadline by two further months (a complex request, Article 12(3)):
+    once, while the original deadline has not passed and the request is not complete
+    (``Conflict`` otherwise, with the reason); audited."""
+    async with uow.transaction() as session:
+        await _own_request(uow, principal, request_id)
+        await db.lock_request(session, request_id)
+        row = await db.request(session, request_id, None)
+        assert row is not None
+        today = uow.now().date()
+        received = row["requested_at"].date()
+        if problem := told_on_problem(resident_told_on, received=received, today=today):
+            raise Invalid("resident_told_on", problem)
+        contributed = _answered(await db.contributions(session, request_id))
+        refusal = extension_refusal(
+            extended_already=row["extended_due_by"] is not None,
+            complete=row["completed_at"] is not None or set(contributed) >= set(SERVICES),
+            due=row["due_by"],
+            today=today,
+        )
+        if refusal is not None:
+            raise Conflict(refusal)
+        added = await db.add_extension(
+            session,
+            request_id=request_id,
+            due_by=extended_due_by(received, _bank_holidays(row["council"], received)),
+            reason=reason,
+            resident_told_on=resident_told_on,
+            extended_by=principal.subject,
+            extended_by_org=principal.organisation,
+            extended_at=uow.now(),
+        )
+        if not added:  # held under the request's lock: only a bug gets here
+            raise Conflict("the deadline has been extended already: it may be extended once")
+        await audit.audited(
+            uow,
+            principal,
+            "subject_access_extension",
+            [Category.PROGRESS],
+            [audit.Seen(row["council"], str(row["resident_id"]))],
+            purpose=PURPOSE,
+        )
+        extended = await db.request(session, request_id, None)
+        assert extended is not None
+        return _request(extended, contributed, today=today)
 
 
 async def _held(
@@ -319,7 +393,26 @@ async def _own_request(uow: ReferralsUnitOfWork, principal: Principal, request_i
 
 
 def _progress(row: Row, contributed: list[str], *, today: date) -> Progress:
-    return progress(contributed, due=row["due_by"], today=today)
+    return progress(contributed, due=_due(row), today=today)
+
+
+def _due(row: Row) -> date:
+    """The deadline in force: the extended one, if the request was extended."""
+    extended: date | None = row["extended_due_by"]
+    return extended if extended is not None else row["due_by"]
+
+
+def _extension(row: Row) -> Extension | None:
+    if row["extended_due_by"] is None:
+        return None
+    return Extension(
+        due_by=row["extended_due_by"],
+        reason=row["extension_reason"],
+        resident_told_on=row["resident_told_on"],
+        extended_by=row["extended_by"],
+        extended_by_org=row["extended_by_org"],
+        extended_at=row["extended_at"],
+    )
 
 
 def _request(row: Row, contributed: list[str], *, today: date) -> SubjectAccessRequest:
@@ -331,9 +424,11 @@ def _request(row: Row, contributed: list[str], *, today: date) -> SubjectAccessR
         requested_by=row["requested_by"],
         requested_by_org=row["requested_by_org"],
         requested_at=row["requested_at"],
-        due_by=row["due_by"],
+        due_by=_due(row),
         completed_at=row["completed_at"],
         status=state.status,
         contributed=state.contributed,
         pending=state.pending,
+        original_due_by=row["due_by"],
+        extension=_extension(row),
     )

@@ -97,6 +97,37 @@ async def insert_new(session: AsyncSession, batch: Sequence[NewSignal]) -> list[
     return [row[0] for row in stored]
 
 
+# The tombstones (``shared/erasure.py``) among a batch's keys' hashes, each with the day of
+# its erasure (Europe/London): one statement probing the primary key for the whole batch.
+# (Joining the batch's rows to the table instead lets the planner hash every tombstone for
+# each batch, a cost that grows with every erasure ever made.)
+_TOMBSTONED = """
+    SELECT hash, (erased_at AT TIME ZONE 'Europe/London')::date
+    FROM erased_identifiers WHERE hash = ANY($1::text[])
+"""
+
+
+async def erased_rows(
+    session: AsyncSession, rows: Sequence[tuple[Sequence[str], date]]
+) -> set[int]:
+    """The places in ``rows`` (each its keys' tombstone hashes and its observed date) of those
+    about an erased resident observed on or before the day of the erasure (a date says
+    nothing of the hour: the erasure's own day counts as before). One query for the whole
+    batch; the few tombstones it finds are matched to the rows here."""
+    hashes = list({hash_ for tombstones, _ in rows for hash_ in tombstones})
+    if not hashes:
+        return set()
+    db = await bulk.connection(session)
+    erased_on: dict[str, date] = dict(await db.fetch(_TOMBSTONED, hashes))
+    if not erased_on:
+        return set()
+    return {
+        position
+        for position, (tombstones, observed_on) in enumerate(rows)
+        if any(h in erased_on and observed_on <= erased_on[h] for h in tombstones)
+    }
+
+
 _FACT_COLUMNS = (
     signals.c.profile_id,
     signals.c.type,

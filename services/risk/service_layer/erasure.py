@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from services.risk.adapters import erasure as db
 from services.risk.adapters import subject_access as sar_db
+from services.risk.adapters.profiles import lock_council
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
 from shared import erasure
 from shared.events.payloads import ErasureRequested, RiskErasureConfirmed
@@ -26,6 +27,10 @@ async def erase(uow: RiskUnitOfWork, request: ErasureRequested) -> RiskErasureCo
         # Locked before anything is read: an event about them on another worker either
         # finished first (and is erased here) or waits and then sees the tombstones.
         await erasure.lock_identifiers(session, secret, [*request.case_ids, *request.resident_keys])
+        # And the council's profile writers' lock, which a signal import holds while it checks
+        # the tombstones and stores a batch: the import either stored first (and is erased
+        # here) or checks after this commits (and refuses her old rows).
+        await lock_council(session, request.council)
         profile_ids = await sar_db.profile_ids(
             session, request.council, request.resident_keys, request.case_ids
         )
