@@ -42,10 +42,21 @@ def _message(event_type: EventType, schemas: dict[str, Any]) -> dict[str, Any]:
                 "causationid": {"type": "string"},
                 "partitionkey": {"type": "string"},
                 "dataclassification": {"const": event_type.classification.value},
+                "sealedwith": {
+                    "type": "string",
+                    "description": "on the wire: the id of the data key the event is sealed under",
+                },
                 "data": {"$ref": f"#/components/schemas/{event_type.payload.__name__}"},
             },
         },
-        "bindings": {"kafka": {"key": {"type": "string", "description": "the subject"}}},
+        "bindings": {
+            "kafka": {
+                "key": {
+                    "type": "string",
+                    "description": "the data key id of the event's aggregate (its sealedwith)",
+                }
+            }
+        },
     }
 
 
@@ -92,7 +103,11 @@ def asyncapi_document(
             "title": title,
             "version": version,
             "description": "Events exchanged by Upstream's services over Kafka. Each record's "
-            "value is a CloudEvent in structured JSON mode; its key is the CloudEvent subject.",
+            "value is a CloudEvent in structured JSON mode, as described here before it is "
+            "sealed: on the wire, data, subject, partitionkey, correlationid and causationid "
+            "travel as one AES-256-GCM ciphertext (data: {sealed: base64}) under the data key "
+            "of the event's aggregate, named by the sealedwith attribute, which is also the "
+            "record's key and partitionkey (docs/events.md, Sealed on the wire).",
         },
         "defaultContentType": STRUCTURED_CONTENT_TYPE,
         "servers": {
