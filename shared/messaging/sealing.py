@@ -276,7 +276,7 @@ async def ensure_keystore_database(url: str) -> None:
         admin = await asyncpg.connect(admin_url)
         try:
             await admin.execute(f'CREATE DATABASE "{parsed.database}"')
-        except asyncpg.DuplicateDatabaseError:
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
             pass  # another service made it meanwhile
         finally:
             await admin.close()
