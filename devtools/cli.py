@@ -261,6 +261,69 @@ def signals_import(
         say("  … more rejected rows not shown")
 
 
+@app.command("open-statistics")
+def open_statistics(
+    council: Annotated[str, typer.Option(help="the council's GSS code, e.g. E09000025")],
+    month: Annotated[str, typer.Option(help="the calendar month, YYYY-MM (a closed one)")],
+    output: Annotated[
+        Path, typer.Option(file_okay=False, help="the folder to write the package into")
+    ],
+    token: Annotated[
+        str | None,
+        typer.Option(help="a manager's or IG token; default: a development manager's token"),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="the referrals service; default: the running embedded stack's"),
+    ] = None,
+) -> None:
+    """Export a council's month of open statistics (counts under disclosure control, a
+    Frictionless data package for the London Datastore) from the referrals service's
+    reporting model: writes datapackage.json and one CSV per table into OUTPUT."""
+    import csv
+    import io
+    import zipfile
+
+    import httpx
+
+    from devtools.open_statistics import summary
+    from services.referrals.service_layer.open_statistics import OpenStatistics, TableSummary
+
+    base = url or _stack_info()["services"]["referrals"]["api"]
+    if token is None:
+        token = mint_token(
+            AuthSettings(),
+            subject="cli-manager",
+            organisation=council,
+            kind=OrganisationKind.COUNCIL,
+            roles=[Role.MANAGER],
+            ttl=timedelta(hours=1),
+        )
+    response = httpx.get(
+        f"{base}/v1/reports/{council}/open-statistics/{month}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=300,
+    )
+    if response.status_code != 200:
+        say(f"refused ({response.status_code}): {response.text}")
+        raise typer.Exit(1)
+    output.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        # Only the package's own flat names: nothing can land outside the folder.
+        names = [n for n in archive.namelist() if n == Path(n).name]
+        for name in names:
+            (output / name).write_bytes(archive.read(name))
+    descriptor = output / "datapackage.json"
+    tables = []
+    for resource in json.loads(descriptor.read_text())["resources"]:
+        path = output / resource["path"]
+        with path.open(newline="", encoding="utf-8") as file:
+            markers = [row["marker"] for row in csv.DictReader(file)]
+        withheld = sum(1 for marker in markers if marker)
+        tables.append(TableSummary(resource["name"], path, len(markers) - withheld, withheld))
+    console.print(summary(OpenStatistics(descriptor, tuple(tables))))
+
+
 @app.command("inbox-link")
 def inbox_link() -> None:
     """Sign the demo food bank into the partner web inbox in one step: prints a sign-in link

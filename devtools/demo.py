@@ -237,7 +237,7 @@ class Demo:
                 summary = self.summary(imported, sent)
                 summary["seconds"] = round(time.monotonic() - started, 1)
                 if show is not None:
-                    show(summary, DemoStack(Path(state), self.urls))
+                    show(summary, DemoStack(Path(state), self.urls, restart=stack.restart))
                 if keep:
                     self.echo(
                         "the demo's stack keeps running (--keep): Ctrl-C stops it and "
@@ -593,10 +593,16 @@ OFFER_COLUMNS = [
 
 
 class DemoStack:
-    """Where the demo's stack is, for what is printed while it is up."""
+    """Where the demo's stack is, for what is printed while it is up; ``restart`` stops one
+    of its processes and starts it again (``Stack.restart``)."""
 
-    def __init__(self, state_dir: Path, urls: dict[str, str]) -> None:
-        self.state_dir, self.urls = state_dir, urls
+    def __init__(
+        self,
+        state_dir: Path,
+        urls: dict[str, str],
+        restart: Callable[..., None] | None = None,
+    ) -> None:
+        self.state_dir, self.urls, self.restart = state_dir, urls, restart
 
 
 def _table(title: str) -> Table:
@@ -676,15 +682,140 @@ def partners_table(partners: list[dict[str, Any]]) -> Table:
     return table
 
 
-def show_reporting_tables(
-    console: Console, referrals_url: str, token: str, councils: list[str]
-) -> None:
-    """The reporting model's tables, from ``GET {referrals_url}/v1/reports/{council}/outcomes``
-    and ``…/rules`` with ``token`` (a manager's or an operator's bearer token).
+def manager_token(auth: AuthSettings, council: str) -> str:
+    """A council service manager's token: who reads the council's reports."""
+    return mint_token(
+        auth,
+        subject=f"demo-manager-{council}",
+        organisation=council,
+        kind=OrganisationKind.COUNCIL,
+        roles=[Role.MANAGER],
+    )
 
-    NOT BUILT YET: those endpoints do not exist yet; the lead fills this in when they do.
-    It is already called at its place in the printout (after the tables counted here,
-    before the addresses), so filling it in is the only change needed."""
+
+def reporting_figures(
+    http: httpx.Client, referrals_url: str, auth: AuthSettings, council: str
+) -> dict[str, Any]:
+    """A council's outcome figures and rule evaluation from the reporting model, for today
+    (the demo's day) and the days before it."""
+    headers = {"Authorization": f"Bearer {manager_token(auth, council)}"}
+    figures = {}
+    for name in ("outcomes", "rules"):
+        response = http.get(f"{referrals_url}/v1/reports/{council}/{name}", headers=headers)
+        response.raise_for_status()
+        figures[name] = response.json()
+    return figures
+
+
+def _offers_counted(outcomes: dict[str, Any]) -> int:
+    return sum(row["offers"] for row in outcomes["offer_responses"])
+
+
+def wait_for_reporting(
+    http: httpx.Client,
+    referrals_url: str,
+    auth: AuthSettings,
+    offers: dict[str, int],
+    timeout: float = 60.0,
+) -> dict[str, dict[str, Any]]:
+    """Each council's figures once the reporting model (a consumer group of its own, a
+    little behind the cases) holds every offer the APIs show (``offers``, per council)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        figures = {c: reporting_figures(http, referrals_url, auth, c) for c in offers}
+        if all(_offers_counted(f["outcomes"]) == offers[c] for c, f in figures.items()):
+            return figures
+        if time.monotonic() > deadline:
+            return figures  # printed as they are: the tables say what the model holds
+        time.sleep(1)
+
+
+def _hours(value: float | None) -> str:
+    """A duration given in hours, in the unit that reads best: the demo's day passes in
+    seconds, a council's month in hours and days."""
+    if value is None:
+        return ""
+    seconds = value * 3600
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if value < 2:
+        return f"{seconds / 60:.1f} min"
+    return f"{value:.1f} h"
+
+
+def reporting_tables(council: str, figures: dict[str, Any]) -> list[Table]:
+    """A council's tables from the reporting model: offers by response, times to help,
+    needs by area, and the rule evaluation (flag to help, per rule)."""
+    name = f"{COUNCIL_NAMES.get(council, council)} ({council})"
+    outcomes, rules = figures["outcomes"], figures["rules"]
+    responses = _table(f"{name}: offers by response (reporting model)")
+    responses.add_column("response")
+    responses.add_column("reason")
+    responses.add_column("offers", justify="right")
+    for row in outcomes["offer_responses"]:
+        responses.add_row(row["response"], row["reason"].replace("_", " "), str(row["offers"]))
+    times = _table(f"{name}: time from referral (reporting model)")
+    for column in ("to", "cases", "median", "90th percentile"):
+        times.add_column(column, justify="left" if column == "to" else "right")
+    for row in outcomes["durations"]:
+        times.add_row(
+            row["measure"].removeprefix("time_to_").replace("_", " "),
+            str(row["cases"]),
+            _hours(row["median_hours"]),
+            _hours(row["p90_hours"]),
+        )
+    areas = _table(f"{name}: needs by area (reporting model)")
+    states = ("met", "not_met", "unroutable", "waiting", "in_progress", "closed", "withdrawn")
+    areas.add_column("area")
+    for state in states:
+        areas.add_column(state.replace("_", " "), justify="right")
+    for row in outcomes["needs_by_area"]:
+        areas.add_row(row["area"], *(str(row[state]) for state in states))
+    evaluation = _table(f"{name}: rule evaluation (flag to help, per rule)")
+    evaluation.add_column("ruleset")
+    evaluation.add_column("rule")
+    for column in (
+        "residents flagged",
+        "outreach cases",
+        "consent",
+        "routed",
+        "helped",
+        "flag to help",
+        "median time to help",
+    ):
+        evaluation.add_column(column, justify="right")
+    for row in rules["rules"]:
+        flagged = row["residents_flagged"]
+        evaluation.add_row(
+            row["ruleset_version"],
+            row["rule_id"],
+            str(flagged),
+            str(row["outreach_cases_opened"]),
+            str(row["consent_obtained"]),
+            str(row["routed"]),
+            str(row["positive_outcome"]),
+            f"{row['positive_outcome'] / flagged:.0%}" if flagged else "",
+            _hours(row["flag_to_help_median_hours"]),
+        )
+    return [responses, times, areas, evaluation]
+
+
+def show_reporting_tables(
+    console: Console,
+    referrals_url: str,
+    auth: AuthSettings,
+    councils: list[str],
+    offers: dict[str, int],
+) -> None:
+    """The reporting model's tables for each council, from ``GET {referrals_url}/v1/reports/
+    {council}/outcomes`` and ``…/rules`` with a manager's token, once the model holds the
+    day's ``offers`` (per council, as counted over the APIs)."""
+    with httpx.Client(timeout=60) as http:
+        figures = wait_for_reporting(http, referrals_url, auth, {c: offers[c] for c in councils})
+    for council in councils:
+        for table in reporting_tables(council, figures[council]):
+            console.print(table)
+            console.print()
 
 
 def show_summary(
@@ -723,7 +854,13 @@ def show_summary(
         kind=OrganisationKind.OPERATOR,
         roles=[Role.OPERATOR],
     )
-    show_reporting_tables(console, stack.urls["referrals"], operator, list(summary["councils"]))
+    show_reporting_tables(
+        console,
+        stack.urls["referrals"],
+        auth,
+        list(summary["councils"]),
+        {c: sum(part["offers_by_status"].values()) for c, part in summary["councils"].items()},
+    )
     for line in addresses(stack, list(summary["councils"]), keep=keep, operator_token=operator):
         console.print(line, soft_wrap=True, highlight=False)
 

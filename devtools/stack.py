@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -41,7 +42,7 @@ from shared.messaging.kafka import TopicSpec, dead_letter_topic, ensure_topics, 
 from shared.messaging.outbox import replay
 from shared.migrations import upgrade
 from shared.service import ServiceDefinition
-from shared.settings import AuthSettings
+from shared.settings import KEYSTORE_DATABASE, AuthSettings
 
 SERVICE_NAMES = ("referrals", "risk", "partners")
 STACK_FILE = "stack.json"
@@ -236,6 +237,9 @@ class Stack:
         assert self.broker is not None
         for name in SERVICE_NAMES:
             await ensure_database(admin_url, f"upstream_{name}")
+        # The keystore's too, once, before the services start: six processes creating it
+        # at once race (PostgreSQL can answer a unique violation, not "already exists").
+        await ensure_database(admin_url, KEYSTORE_DATABASE)
         await ensure_topics(
             self.broker.bootstrap_servers, all_topics(partitions=self.settings.topic_partitions)
         )
@@ -300,6 +304,31 @@ class Stack:
                         f"; see the logs in {self.logs}"
                     )
                 time.sleep(0.2)
+
+    def restart(self, key: str, *, while_stopped: Callable[[], object] | None = None) -> None:
+        """Stop one of the stack's processes (``referrals-worker``, ``risk-api``, …) and start
+        it again, running ``while_stopped`` in between; returns once it is up (an API ready,
+        a worker serving its metrics)."""
+        process = self.processes[key]
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if while_stopped is not None:
+            while_stopped()
+        name, role = key.rsplit("-", 1)
+        self._spawn(name, role)
+        if role == "api":
+            self._wait_until_ready()
+            return
+        deadline = time.monotonic() + 90
+        while not port_open(self.settings.host, self._metrics_port(name)):
+            self._check_children()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{key} not up after 90s; see {self.logs / (key + '.log')}")
+            time.sleep(0.2)
 
     def _check_children(self) -> None:
         for key, process in self.processes.items():

@@ -58,6 +58,7 @@ pytestmark = pytest.mark.e2e
 TABLES = {
     "outcomes": [
         "referrals_by_source_and_need",
+        "referrals_by_source",
         "durations",
         "offer_responses",
         "outcomes_by_need_and_partner",

@@ -11,8 +11,8 @@ covers them) but live here, beside the only code that uses them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Collection, Iterable, Mapping
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +23,8 @@ from sqlalchemy import (
     Table,
     Text,
     case,
+    delete,
+    exists,
     func,
     literal_column,
     or_,
@@ -33,9 +35,12 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.referrals.adapters.tables import metadata
 from services.referrals.domain.reporting import (
+    LONDON,
+    REFLAG_FOLLOW_UP,
     REPEAT_WINDOW,
     AssessmentFact,
     CaseFact,
@@ -78,6 +83,9 @@ reporting_cases = Table(
     Column("withdrawn", Boolean),
     _at("consent_withdrawn_at"),
     Index("ix_reporting_cases_council_opened", "council", "opened_at"),
+    # Erasure finds a resident's rows, and an outreach case its flag, by these (0014).
+    Index("ix_reporting_cases_resident", "resident_ref"),
+    Index("ix_reporting_cases_flag", "flag_ref"),
 )
 
 reporting_referrals = Table(
@@ -92,6 +100,8 @@ reporting_referrals = Table(
     Column("age_band", Text),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Index("ix_reporting_referrals_council_received", "council", "received_at"),
+    Index("ix_reporting_referrals_case", "case_ref"),
+    Index("ix_reporting_referrals_resident", "resident_ref"),
 )
 
 reporting_offers = Table(
@@ -110,6 +120,7 @@ reporting_offers = Table(
     Column("outcome", Text),
     _at("outcome_at"),
     Index("ix_reporting_offers_case", "case_ref"),
+    Index("ix_reporting_offers_offered", "offered_at"),  # partner load: the period's offers
 )
 
 reporting_case_needs = Table(
@@ -136,6 +147,7 @@ reporting_flags = Table(
     Column("area", Text),
     Column("flagged_at", DateTime(timezone=True), nullable=False),
     Index("ix_reporting_flags_council_flagged", "council", "flagged_at"),
+    Index("ix_reporting_flags_resident", "resident_ref"),
 )
 
 reporting_assessments = Table(
@@ -185,7 +197,7 @@ async def upsert_case(session: AsyncSession, values: Mapping[str, Any]) -> None:
         "opened_at": EARLIEST,
         "ready_at": EARLIEST,
         "closed_at": EARLIEST,
-        "consent_withdrawn_at": EARLIEST,
+        "consent_withdrawn_at": LATEST,  # the latest withdrawal is where the case stands
         "needs": UNION,
     }
     await _upsert(session, reporting_cases, values, merge)
@@ -236,6 +248,95 @@ async def insert_assessment(session: AsyncSession, values: Mapping[str, Any]) ->
 # -- erasure: the rows stay, their references are cut from the erased identifiers ---------
 
 
+def _fresh_ref() -> ColumnElement[Any]:
+    """A reference drawn at random per row, in the shape of the keyed ones (64 hex)."""
+    return func.encode(func.sha256(func.uuid_send(func.gen_random_uuid())), "hex")
+
+
+def _to_the_day(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A time kept to its London day: a referrer who knows the minute finds no row by it."""
+    return func.date_trunc("day", column, LONDON.key)
+
+
+_TIMES: dict[str, tuple[str, ...]] = {
+    "reporting_cases": ("opened_at", "ready_at", "closed_at", "consent_withdrawn_at"),
+    "reporting_referrals": ("received_at",),
+    "reporting_offers": (
+        "offered_at",
+        "accepted_at",
+        "declined_at",
+        "expired_at",
+        "withdrawn_at",
+        "outcome_at",
+    ),
+    "reporting_case_needs": ("unroutable_at", "waiting_since"),
+    "reporting_flags": ("flagged_at",),
+}
+
+
+def _coarsened(table: Table) -> dict[str, ColumnElement[Any]]:
+    return {name: _to_the_day(table.c[name]) for name in _TIMES[table.name]}
+
+
+async def rekey_and_coarsen(
+    session: AsyncSession, case_refs: Collection[str], resident_refs: Collection[str]
+) -> None:
+    """Before the erased cases' and residents' rows are relinked (``relink_*``): the keyed
+    references of their referrals and offers (derived from ids a referrer or partner still
+    holds) become random, and every time of theirs is kept to the day only, so neither an
+    id nor an exact time leads to a row. Figures by day, week or month stay as they were;
+    the hours of their durations are whole days now."""
+    cases, residents = list(case_refs), list(resident_refs)
+    f, o, c, n = (
+        reporting_referrals.c,
+        reporting_offers.c,
+        reporting_cases.c,
+        reporting_case_needs.c,
+    )
+    referrals_of = or_(f.case_ref.in_(cases), f.resident_ref.in_(residents))
+    await session.execute(
+        update(reporting_referrals)
+        .where(referrals_of)
+        .values(referral_ref=_fresh_ref(), **_coarsened(reporting_referrals))
+    )
+    await session.execute(
+        update(reporting_offers)
+        .where(o.case_ref.in_(cases))
+        .values(offer_ref=_fresh_ref(), **_coarsened(reporting_offers))
+    )
+    await session.execute(
+        update(reporting_cases)
+        .where(or_(c.case_ref.in_(cases), c.resident_ref.in_(residents)))
+        .values(**_coarsened(reporting_cases))
+    )
+    await session.execute(
+        update(reporting_case_needs)
+        .where(n.case_ref.in_(cases))
+        .values(**_coarsened(reporting_case_needs))
+    )
+    await session.execute(
+        update(reporting_flags)
+        .where(reporting_flags.c.resident_ref.in_(residents))
+        .values(**_coarsened(reporting_flags))
+    )
+    # An assessment's time is part of its key: of one day, the first is kept (the reports
+    # read only a case's first assessment).
+    a, earlier = reporting_assessments, reporting_assessments.alias("earlier")
+    await session.execute(
+        delete(a).where(
+            a.c.case_ref.in_(cases),
+            exists().where(
+                earlier.c.case_ref == a.c.case_ref,
+                earlier.c.assessed_at < a.c.assessed_at,
+                _to_the_day(earlier.c.assessed_at) == _to_the_day(a.c.assessed_at),
+            ),
+        )
+    )
+    await session.execute(
+        update(a).where(a.c.case_ref.in_(cases)).values(assessed_at=_to_the_day(a.c.assessed_at))
+    )
+
+
 async def relink_cases(session: AsyncSession, new_ref_of: Mapping[str, str]) -> None:
     """Give each case's rows (``old ref -> new ref``) a reference nothing derives."""
     tables = (
@@ -282,14 +383,22 @@ async def relink_residents(
 # -- reads ---------------------------------------------------------------------------------
 
 
+# Partner load: an offer made longer than this before the period, and never ended, is
+# stale (nobody recorded its end), not a partner's load; the bound keeps the read the period's.
+LOAD_LOOKBACK = timedelta(days=365)
+
+
 def _start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+    """The start of a London day (the period's days are the council's)."""
+    return datetime.combine(day, time.min, tzinfo=LONDON)
 
 
 async def facts(session: AsyncSession, council: str, period_from: date, period_to: date) -> Facts:
     """The council's facts for the period: cases opened in it (with their offers, needs and
-    assessments), referrals from 90 days before it (repeats), flags from its start on (later
-    returning flags), and every offer open during it (partner load)."""
+    assessments), referrals from 90 days before it (repeats) with their case's area, flags
+    from its start to the follow-up after its end (later returning flags), and the offers
+    open during it made at most a year before it (partner load). Each read is bounded by
+    the period and served by an index."""
     start, end = _start(period_from), _start(period_to + timedelta(days=1))
     c = reporting_cases.c
     case_rows = (
@@ -313,6 +422,9 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
             ready_at=r["ready_at"],
             closed_at=r["closed_at"],
             flag_ref=r["flag_ref"],
+            outcome=r["outcome"],
+            withdrawn=bool(r["withdrawn"]),
+            consent_withdrawn_at=r["consent_withdrawn_at"],
         )
         for r in case_rows
     ]
@@ -341,6 +453,10 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
         ).mappings()
     ]
     f = reporting_referrals.c
+    g = reporting_flags.c
+    # A referral is in its case's area (an outreach case's: its flag's until it is routed).
+    case_flag = reporting_flags.alias("case_flag")
+    referral_area = func.coalesce(c.area, case_flag.c.area).label("case_area")
     referrals = [
         ReferralFact(
             ref=r["referral_ref"],
@@ -349,10 +465,14 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
             resident_ref=r["resident_ref"],
             source=r["source"],
             needs=tuple(r["needs"]),
+            area=r["case_area"],
         )
         for r in (
             await session.execute(
-                select(reporting_referrals).where(
+                select(reporting_referrals, referral_area)
+                .outerjoin(reporting_cases, c.case_ref == f.case_ref)
+                .outerjoin(case_flag, case_flag.c.flag_ref == c.flag_ref)
+                .where(
                     f.council == council,
                     f.received_at >= start - REPEAT_WINDOW,
                     f.received_at < end,
@@ -360,7 +480,6 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
             )
         ).mappings()
     ]
-    g = reporting_flags.c
     flags = [
         FlagFact(
             ref=r["flag_ref"],
@@ -376,7 +495,11 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
         )
         for r in (
             await session.execute(
-                select(reporting_flags).where(g.council == council, g.flagged_at >= start)
+                select(reporting_flags).where(
+                    g.council == council,
+                    g.flagged_at >= start,
+                    g.flagged_at < end + REFLAG_FOLLOW_UP,
+                )
             )
         ).mappings()
     ]
@@ -387,6 +510,7 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
             .join(reporting_cases, c.case_ref == o.case_ref)
             .where(
                 c.council == council,
+                o.offered_at >= start - LOAD_LOOKBACK,
                 o.offered_at < end,
                 or_(ended.is_(None), ended >= start),
             )

@@ -1,7 +1,8 @@
 """A council's outcome figures, for its service managers and its information-governance
 team (or an operator): outcomes, rule evaluation and reach, as JSON or each table as CSV.
 Aggregates from the reporting model only (docs/referrals.md, Reporting): no personal data.
-Use cases: ``service_layer/reporting.py``."""
+Use cases: ``service_layer/reporting.py``; the month's open statistics, a zipped data
+package: ``service_layer/open_statistics.py``."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from fastapi.responses import Response
 
 from services.referrals.api.deps import ReferralsWork
 from services.referrals.domain.reporting import OutcomesReport, ReachReport, RulesReport
-from services.referrals.service_layer import reporting
+from services.referrals.service_layer import open_statistics, reporting
 from shared.audit import personal_data
 from shared.auth import OrganisationKind, Principal, Role, require
 from shared.errors import Invalid
@@ -39,9 +40,14 @@ ReportReader = Annotated[
 Council = Annotated[str, Path(pattern=r"^[ENSWK][0-9]{8}$", description="the council's GSS code")]
 From = Annotated[
     date | None,
-    Query(alias="from", description="the period's first day (UTC); default 89 days before to"),
+    Query(
+        alias="from",
+        description="the period's first day (Europe/London); default 89 days before to",
+    ),
 ]
-To = Annotated[date | None, Query(description="the period's last day (UTC); default today")]
+To = Annotated[
+    date | None, Query(description="the period's last day (Europe/London); default today")
+]
 Area = Annotated[
     str | None,
     Query(
@@ -183,3 +189,36 @@ async def reach(
 ) -> Any:
     report = await reporting.reach(uow, principal, council, _query(period_from, to, area, need))
     return _respond(report, output, table, "reach")
+
+
+Month = Annotated[
+    str,
+    Path(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="the calendar month, YYYY-MM"),
+]
+
+
+@router.get(
+    "/{council}/open-statistics/{month}",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/zip": {}},
+            "description": "the month's data package (datapackage.json and one CSV per table)",
+        },
+        404: {"description": "no reports for this council (not the caller's)"},
+    },
+    summary="The month's open statistics: counts under disclosure control, a Frictionless package",
+    openapi_extra=personal_data(),  # aggregate counts, small ones withheld
+)
+async def open_statistics_package(
+    council: Council, month: Month, principal: ReportReader, uow: ReferralsWork
+) -> Response:
+    # A zip, not JSON: the package is the files the Datastore takes, byte for byte, and
+    # validates as it is once unpacked.
+    archive = await open_statistics.export_month_archive(uow, principal, council, month)
+    filename = f"upstream-open-statistics-{council}-{month}.zip"
+    return Response(
+        archive,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

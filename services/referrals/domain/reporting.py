@@ -7,7 +7,12 @@ postcode district, needs, partner, times. Nothing here can name a resident.
 
 Cohorts: a report for a period counts the cases opened (referrals received, residents
 flagged) in the period, and follows what happened to them whenever it happened; partner load
-counts every offer open in the period's weeks. Durations are in hours.
+counts the offers open in the period's weeks (made at most a year before it). Days, weeks
+and months are Europe/London's (a London council's), whatever the offset of the times.
+Durations are in hours.
+
+Each measure is linear or n log n in the facts: everything is grouped once, never rescanned
+per case, week or partner.
 
 Median and 90th percentile: linear interpolation between the closest ranks (Hyndman and
 Fan's type 7: numpy's default, Excel's PERCENTILE.INC); none of an empty set.
@@ -16,16 +21,22 @@ Fan's type 7: numpy's default, Excel's PERCENTILE.INC); none of an empty set.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from bisect import bisect_left
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from services.referrals.domain.needs import MET_OUTCOMES
 from shared.vocabulary import Outcome
 
 UNKNOWN = "unknown"
+LONDON = ZoneInfo("Europe/London")
 REPEAT_WINDOW = timedelta(days=90)
+# How long after a period a flag still counts as a resident flagged again after help (the
+# rule evaluation's follow-up): later ones belong to a later period's figures.
+REFLAG_FOLLOW_UP = timedelta(days=90)
 # Upper bounds (inclusive) of each age band but the last.
 AGE_BANDS: tuple[tuple[str, int | None], ...] = (
     ("0-17", 17),
@@ -69,6 +80,11 @@ def is_positive(outcome: str | None) -> bool:
     return outcome is not None and Outcome(outcome) in MET_OUTCOMES
 
 
+def local_day(at: datetime) -> date:
+    """The London day of a time (the council's day, not UTC's)."""
+    return at.astimezone(LONDON).date()
+
+
 def _hours(start: datetime, end: datetime) -> float:
     return (end - start).total_seconds() / 3600
 
@@ -98,6 +114,15 @@ class CaseFact:
     ready_at: datetime | None = None  # first ready for routing: consent obtained (or basis)
     closed_at: datetime | None = None
     flag_ref: str | None = None  # an outreach case: the flag it was opened for
+    outcome: str | None = None  # the outcome it closed with
+    withdrawn: bool = False  # closed as withdrawn
+    consent_withdrawn_at: datetime | None = None  # the latest time sharing stopped
+    flag_needs: tuple[str, ...] | None = None  # an outreach case: its flag's suggested needs
+
+    @property
+    def origin_or_referral(self) -> str:
+        # A row made from a referral before its case-opened event arrived has no origin yet.
+        return self.origin or "referral"
 
 
 @dataclass(frozen=True)
@@ -142,6 +167,7 @@ class ReferralFact:
     resident_ref: str | None = None
     source: str | None = None
     needs: tuple[str, ...] = ()
+    area: str | None = None  # its case's postcode district (the area filter's)
 
 
 @dataclass(frozen=True)
@@ -177,12 +203,13 @@ class Facts:
     offers: Sequence[OfferFact] = ()
     needs: Sequence[NeedFact] = ()
     referrals: Sequence[ReferralFact] = ()  # from 90 days before the period: repeats
-    flags: Sequence[FlagFact] = ()  # from the period's start on: later returning flags
+    # From the period's start to REFLAG_FOLLOW_UP after its end: later returning flags.
+    flags: Sequence[FlagFact] = ()
     assessments: Sequence[AssessmentFact] = ()
-    load: Sequence[OfferFact] = ()  # every offer of the council open in the period
+    load: Sequence[OfferFact] = ()  # the council's offers open in the period (made < 1 year before)
 
     def in_period(self, at: datetime) -> bool:
-        return self.period_from <= at.date() <= self.period_to
+        return self.period_from <= local_day(at) <= self.period_to
 
 
 @dataclass(frozen=True)
@@ -197,7 +224,8 @@ def _area_matches(area: str | None, wanted: str | None) -> bool:
 
 def _with_flag(case: CaseFact, flags_by_ref: dict[str, FlagFact]) -> CaseFact:
     """An outreach case not yet routed knows its needs, age band and area from its flag
-    only (the packet brings them when it is routed)."""
+    only (the packet brings them when it is routed); the flag's own needs are kept apart
+    (what the data signal referred, whatever referral joined the case since)."""
     flag = flags_by_ref.get(case.flag_ref or "")
     if flag is None:
         return case
@@ -206,13 +234,15 @@ def _with_flag(case: CaseFact, flags_by_ref: dict[str, FlagFact]) -> CaseFact:
         needs=case.needs or flag.needs,
         age_band=case.age_band or flag.age_band,
         area=case.area or flag.area,
+        flag_needs=flag.needs,
     )
 
 
 def filtered(facts: Facts, filters: Filters) -> Facts:
     """The facts of the cases (and flags) in the area with the need, outreach cases
     completed from their flags. Under a need filter only that need counts: the other needs
-    of a case or referral, and their offers, drop out."""
+    of a case or referral, and their offers, drop out. A referral is in the area of its
+    case (whenever the case opened), so the areas' figures add up to the council's."""
     flags_by_ref = {f.ref: f for f in facts.flags}
     wanted = filters.need
 
@@ -223,7 +253,11 @@ def filtered(facts: Facts, filters: Filters) -> Facts:
         return tuple(n for n in needs if need_ok(n))
 
     cases = [
-        replace(c, needs=only_wanted(c.needs))
+        replace(
+            c,
+            needs=only_wanted(c.needs),
+            flag_needs=None if c.flag_needs is None else only_wanted(c.flag_needs),
+        )
         for c in (_with_flag(c, flags_by_ref) for c in facts.cases)
         if _area_matches(c.area, filters.area) and (wanted is None or wanted in c.needs)
     ]
@@ -236,8 +270,7 @@ def filtered(facts: Facts, filters: Filters) -> Facts:
         referrals=[
             replace(r, needs=only_wanted(r.needs))
             for r in facts.referrals
-            if (filters.area is None or r.case_ref in kept)
-            and (wanted is None or wanted in r.needs)
+            if _area_matches(r.area, filters.area) and (wanted is None or wanted in r.needs)
         ],
         flags=[
             replace(f, needs=only_wanted(f.needs))
@@ -298,13 +331,24 @@ def courses(facts: Facts) -> list[CaseCourse]:
 class SourceNeedCount:
     source: str  # the referring organisation's kind, or ``flag`` for outreach
     need: str
-    referrals: int
+    referral_needs: int  # referrals naming the need (a referral of two needs counts in two rows)
+
+
+@dataclass(frozen=True)
+class SourceCount:
+    source: str
+    referrals: int  # distinct referrals (outreach: cases opened from a flag)
 
 
 @dataclass(frozen=True)
 class DurationMeasure:
-    measure: str  # time_to_first_offer, time_to_acceptance, time_to_outcome
-    cases: int  # cases that reached the milestone
+    # time_to_first_offer (and split by the case's origin: _from_referral, _from_flag),
+    # time_to_acceptance, time_to_outcome
+    measure: str
+    cohort: int  # cases opened in the period (of that origin)
+    cases: int  # cases that reached the milestone: the median and p90 are of these
+    not_yet_reached: int  # still open, milestone not reached: the medians cannot see them yet
+    closed_without: int  # closed (or withdrawn) without reaching it
     median_hours: float | None
     p90_hours: float | None
 
@@ -324,6 +368,9 @@ class OutcomeCount:
     offers: int
 
 
+NEED_STATES = ("met", "not_met", "unroutable", "waiting", "in_progress", "closed", "withdrawn")
+
+
 @dataclass(frozen=True)
 class AreaNeeds:
     area: str
@@ -332,6 +379,8 @@ class AreaNeeds:
     unroutable: int
     waiting: int
     in_progress: int
+    closed: int  # the case closed before the need had an outcome
+    withdrawn: int  # the case withdrawn before the need had an outcome
 
 
 @dataclass(frozen=True)
@@ -360,6 +409,7 @@ class OutcomesReport:
     area: str | None
     need: str | None
     referrals_by_source_and_need: list[SourceNeedCount] = field(default_factory=list)
+    referrals_by_source: list[SourceCount] = field(default_factory=list)
     durations: list[DurationMeasure] = field(default_factory=list)
     offer_responses: list[OfferResponseCount] = field(default_factory=list)
     outcomes_by_need_and_partner: list[OutcomeCount] = field(default_factory=list)
@@ -368,39 +418,93 @@ class OutcomesReport:
     partner_load: list[PartnerWeek] = field(default_factory=list)
 
 
+def _outreach_needs(case: CaseFact) -> tuple[str, ...]:
+    """What an outreach case was referred for: its flag's needs (a referral that joined the
+    case since counts as that referral), or the case's if the flag is not known."""
+    return case.flag_needs if case.flag_needs is not None else case.needs
+
+
+def _outreach_in_period(facts: Facts) -> list[CaseFact]:
+    return [c for c in facts.cases if c.origin == "flag" and facts.in_period(c.opened_at)]
+
+
 def referrals_by_source_and_need(facts: Facts) -> list[SourceNeedCount]:
     """Referrals received in the period, one per need they name, by referrer kind; an
-    outreach case opened from a flag counts as a referral of source ``flag``."""
-    counts: dict[tuple[str, str], int] = defaultdict(int)
+    outreach case opened from a flag counts as a referral of source ``flag`` for the needs
+    its flag suggested."""
+    counts: Counter[tuple[str, str]] = Counter()
     for referral in facts.referrals:
         if facts.in_period(referral.received_at):
             for need in referral.needs:
                 counts[(referral.source or UNKNOWN, need)] += 1
-    for case in facts.cases:
-        if case.origin == "flag" and facts.in_period(case.opened_at):
-            for need in case.needs:
-                counts[("flag", need)] += 1
+    for case in _outreach_in_period(facts):
+        for need in _outreach_needs(case):
+            counts[("flag", need)] += 1
     return [SourceNeedCount(s, n, c) for (s, n), c in sorted(counts.items())]
 
 
+def referrals_by_source(facts: Facts, need: str | None = None) -> list[SourceCount]:
+    """Distinct referrals received in the period by referrer kind (outreach cases opened
+    from a flag as ``flag``), each once however many needs it names; under a need filter
+    (``need``) those naming it, an outreach case if its flag did."""
+    counts: Counter[str] = Counter(
+        r.source or UNKNOWN for r in facts.referrals if facts.in_period(r.received_at)
+    )
+    for case in _outreach_in_period(facts):
+        if need is None or need in _outreach_needs(case):
+            counts["flag"] += 1
+    return [SourceCount(s, n) for s, n in sorted(counts.items())]
+
+
+def _is_closed(case: CaseFact) -> bool:
+    return case.closed_at is not None or case.withdrawn
+
+
+def _duration(
+    name: str,
+    cohort: Sequence[CaseCourse],
+    milestone: Callable[[CaseCourse], datetime | None],
+) -> DurationMeasure:
+    hours: list[float] = []
+    not_yet = closed_without = 0
+    for course in cohort:
+        at = milestone(course)
+        if at is not None:
+            hours.append(_hours(course.case.opened_at, at))
+        elif _is_closed(course.case):
+            closed_without += 1
+        else:
+            not_yet += 1
+    return DurationMeasure(
+        measure=name,
+        cohort=len(cohort),
+        cases=len(hours),
+        not_yet_reached=not_yet,
+        closed_without=closed_without,
+        median_hours=_rounded(median(hours)),
+        p90_hours=_rounded(quantile(hours, 0.9)),
+    )
+
+
 def durations(course_list: Sequence[CaseCourse]) -> list[DurationMeasure]:
-    """From the case opening to its first offer, first acceptance and first outcome."""
-    milestones: dict[str, Callable[[CaseCourse], datetime | None]] = {
-        "time_to_first_offer": lambda c: c.first_offer_at,
-        "time_to_acceptance": lambda c: c.first_accepted_at,
-        "time_to_outcome": lambda c: c.first_outcome_at,
-    }
-    result = []
-    for name, milestone in milestones.items():
-        hours = [
-            _hours(c.case.opened_at, at) for c in course_list if (at := milestone(c)) is not None
-        ]
-        result.append(
-            DurationMeasure(
-                name, len(hours), _rounded(median(hours)), _rounded(quantile(hours, 0.9))
-            )
-        )
-    return result
+    """From the case opening to its first offer (all cases, then referred and outreach
+    cases apart: an outreach case waits for consent first), first acceptance and first
+    outcome. Each says its cohort and how many have not reached the milestone (yet), since
+    a median of the cases that did hides the ones still waiting."""
+
+    def first_offer(c: CaseCourse) -> datetime | None:
+        return c.first_offer_at
+
+    by_origin: dict[str, list[CaseCourse]] = defaultdict(list)
+    for course in course_list:
+        by_origin[course.case.origin_or_referral].append(course)
+    return [
+        _duration("time_to_first_offer", course_list, first_offer),
+        _duration("time_to_first_offer_from_referral", by_origin["referral"], first_offer),
+        _duration("time_to_first_offer_from_flag", by_origin["flag"], first_offer),
+        _duration("time_to_acceptance", course_list, lambda c: c.first_accepted_at),
+        _duration("time_to_outcome", course_list, lambda c: c.first_outcome_at),
+    ]
 
 
 def offer_responses(course_list: Sequence[CaseCourse]) -> list[OfferResponseCount]:
@@ -431,25 +535,44 @@ def outcomes_by_need_and_partner(course_list: Sequence[CaseCourse]) -> list[Outc
     return [OutcomeCount(n, p, o, c) for (n, p, o), c in sorted(counts.items())]
 
 
-def need_state(need: str, offers: Sequence[OfferFact], fact: NeedFact | None) -> str:
-    """Where one need of a case stands: ``met`` (a positive outcome), ``not_met`` (outcomes,
-    none positive, none pending), ``waiting`` for a place or ``unroutable`` (since its last
-    offer, if any), else ``in_progress``."""
+def need_state(
+    need: str, offers: Sequence[OfferFact], fact: NeedFact | None, case: CaseFact | None = None
+) -> str:
+    """Where one need of a case stands, as the live model's need status would put it
+    (docs/referrals.md, Needs one by one): ``met`` (a positive outcome); once the case is
+    closed or withdrawn, ``not_met`` (outcomes, none positive), else ``withdrawn`` or
+    ``closed``; on an open case ``waiting`` for a place or ``unroutable``, whichever episode
+    is the latest (since its last offer, if any), ``not_met`` (outcomes, none positive, none
+    pending), else ``in_progress``. Consent withdrawn (or expired) and not offered since:
+    partners hold nothing of it, so their earlier offers and episodes no longer count (it
+    waits for consent: ``in_progress``). A time equal to the one it is compared with (an
+    erased case's, kept to the day) counts as after it."""
     mine = [o for o in offers if o.need == need]
     if any(is_positive(o.outcome) for o in mine):
         return "met"
+    has_outcome = any(o.outcome is not None for o in mine)
+    if case is not None and _is_closed(case):
+        if has_outcome:
+            return "not_met"
+        return "withdrawn" if case.withdrawn else "closed"
     last_offer = _latest(o.offered_at for o in mine)
-    pending = any(o.offered_at is not None and o.ended_at is None for o in mine)
+    # Consent withdrawn: the partners withdrew what they held; offers made since still count.
+    cut = case.consent_withdrawn_at if case is not None else None
+    pending = any(
+        o.offered_at is not None and o.ended_at is None and (cut is None or o.offered_at > cut)
+        for o in mine
+    )
+    since = _latest((last_offer, cut))
     if fact is not None and not pending:
-        if fact.waiting_since is not None and (
-            last_offer is None or fact.waiting_since > last_offer
-        ):
-            return "waiting"
-        if fact.unroutable_at is not None and (
-            last_offer is None or fact.unroutable_at > last_offer
-        ):
-            return "unroutable"
-    if mine and not pending and any(o.outcome is not None for o in mine):
+        episodes = [
+            (at, state)
+            for at, state in ((fact.waiting_since, "waiting"), (fact.unroutable_at, "unroutable"))
+            if at is not None and (since is None or at >= since)
+        ]
+        if episodes:
+            # The later episode is where the need is now (a tie: waiting, the kinder guess).
+            return max(episodes, key=lambda e: (e[0], e[1] == "waiting"))[1]
+    if has_outcome and not pending:
         return "not_met"
     return "in_progress"
 
@@ -460,15 +583,16 @@ def _latest(times: Iterable[datetime | None]) -> datetime | None:
 
 
 def needs_by_area(facts: Facts, course_list: Sequence[CaseCourse]) -> list[AreaNeeds]:
-    need_facts = {(n.case_ref, n.need): n for n in facts.needs}
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    need_facts: dict[str, dict[str, NeedFact]] = defaultdict(dict)
+    for fact in facts.needs:
+        need_facts[fact.case_ref][fact.need] = fact
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
     for course in course_list:
         area = course.case.area or UNKNOWN
-        needs = set(course.case.needs) | {o.need for o in course.offers}
-        needs |= {need for (ref, need) in need_facts if ref == course.case.ref}
+        mine = need_facts.get(course.case.ref, {})
+        needs = set(course.case.needs) | {o.need for o in course.offers} | set(mine)
         for need in sorted(needs):
-            state = need_state(need, course.offers, need_facts.get((course.case.ref, need)))
-            counts[area][state] += 1
+            counts[area][need_state(need, course.offers, mine.get(need), course.case)] += 1
     return [
         AreaNeeds(
             area=area,
@@ -477,28 +601,39 @@ def needs_by_area(facts: Facts, course_list: Sequence[CaseCourse]) -> list[AreaN
             unroutable=c["unroutable"],
             waiting=c["waiting"],
             in_progress=c["in_progress"],
+            closed=c["closed"],
+            withdrawn=c["withdrawn"],
         )
         for area, c in sorted(counts.items())
     ]
 
 
-def repeat_referrals(facts: Facts) -> RepeatReferrals:
+def repeat_referrals(
+    facts: Facts, history: Sequence[ReferralFact] | None = None
+) -> RepeatReferrals:
     """Referrals received in the period whose resident had another referral in the 90 days
-    before (the resident by their pseudonymous reference)."""
-    by_resident: dict[str, list[datetime]] = defaultdict(list)
-    for referral in facts.referrals:
+    before (the resident by their pseudonymous reference). The earlier referral is looked
+    for among ``history`` (default: the facts' own referrals): the council's, whatever
+    their area or need, so a filtered figure is the part of the council's that matches.
+    Two of one time (an erased resident's, kept to the day) count the second one by
+    reference as the repeat."""
+    by_resident: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for referral in facts.referrals if history is None else history:
         if referral.resident_ref:
-            by_resident[referral.resident_ref].append(referral.received_at)
+            by_resident[referral.resident_ref].append((referral.received_at, referral.ref))
+    for earlier in by_resident.values():
+        earlier.sort()
     in_period = [r for r in facts.referrals if facts.in_period(r.received_at)]
-    repeats = sum(
-        1
-        for r in in_period
-        if r.resident_ref
-        and any(
-            r.received_at - REPEAT_WINDOW <= earlier < r.received_at
-            for earlier in by_resident[r.resident_ref]
-        )
-    )
+    repeats = 0
+    for r in in_period:
+        if not r.resident_ref:
+            continue
+        earlier = by_resident[r.resident_ref]
+        # The resident's referrals before this one (by time, then reference) ...
+        before = bisect_left(earlier, (r.received_at, r.ref))
+        # ... the latest of which is within the window.
+        if before and earlier[before - 1][0] >= r.received_at - REPEAT_WINDOW:
+            repeats += 1
     residents = len({r.resident_ref or r.ref for r in in_period})
     return RepeatReferrals(len(in_period), residents, repeats, _share(repeats, len(in_period)))
 
@@ -508,37 +643,76 @@ def _monday(day: date) -> date:
 
 
 def partner_load(facts: Facts) -> list[PartnerWeek]:
-    """Per partner and week (Monday to Sunday, UTC) of the period: offers made and accepted
-    in the week, and those open (not yet accepted) or in hand (accepted, no outcome yet) at
-    the week's end (or the period's, for the last week)."""
-    result = []
-    partners = sorted({o.partner_id for o in facts.load})
+    """Per partner and week (Monday to Sunday, London days) of the period: offers made and
+    accepted in the week, and those open (not yet accepted) or in hand (accepted, no
+    outcome yet) at the week's end. The first and last weeks are clamped to the period:
+    they count its days only, and the last ends with the period.
+
+    One pass over the offers: each adds to its week's made and accepted counts and, for
+    the run of weeks it is open or in hand at the end of, a start and a stop (a difference
+    array summed once per partner)."""
+    week_starts: list[date] = []
     week = _monday(facts.period_from)
     while week <= facts.period_to:
-        end_day = min(week + timedelta(days=6), facts.period_to)
-        for partner in partners:
-            offers = [o for o in facts.load if o.partner_id == partner]
-            made = sum(1 for o in offers if o.offered_at and week <= o.offered_at.date() <= end_day)
-            accepted = sum(
-                1 for o in offers if o.accepted_at and week <= o.accepted_at.date() <= end_day
-            )
-            open_ = in_hand = 0
-            for offer in offers:
-                if offer.offered_at is None or offer.offered_at.date() > end_day:
-                    continue
-                ended = offer.ended_at is not None and offer.ended_at.date() <= end_day
-                accepted_by_end = (
-                    offer.accepted_at is not None and offer.accepted_at.date() <= end_day
-                )
-                if ended:
-                    continue
-                if accepted_by_end:
-                    in_hand += 1
-                else:
-                    open_ += 1
-            if made or accepted or open_ or in_hand:
-                result.append(PartnerWeek(week, partner, made, accepted, open_, in_hand))
+        week_starts.append(week)
         week += timedelta(days=7)
+    if not week_starts:
+        return []
+    ends = [min(w + timedelta(days=6), facts.period_to) for w in week_starts]
+    count = len(week_starts)
+
+    def week_of(day: date) -> int | None:
+        """The index of the week a day of the period is in."""
+        if not facts.period_from <= day <= facts.period_to:
+            return None
+        return bisect_left(ends, day)
+
+    def first_end_on_or_after(day: date) -> int:
+        return bisect_left(ends, day)
+
+    @dataclass
+    class Tally:
+        made: list[int] = field(default_factory=lambda: [0] * count)
+        accepted: list[int] = field(default_factory=lambda: [0] * count)
+        open_: list[int] = field(default_factory=lambda: [0] * (count + 1))
+        in_hand: list[int] = field(default_factory=lambda: [0] * (count + 1))
+
+    def mark(deltas: list[int], start: date, stop: date | None) -> None:
+        """+1 on the weeks whose end is on or after ``start`` and before ``stop``."""
+        first = first_end_on_or_after(start)
+        last = count if stop is None else first_end_on_or_after(stop)
+        if first < last:
+            deltas[first] += 1
+            deltas[last] -= 1
+
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    for offer in facts.load:
+        tally = tallies[offer.partner_id]
+        offered = local_day(offer.offered_at) if offer.offered_at else None
+        accepted = local_day(offer.accepted_at) if offer.accepted_at else None
+        ended = local_day(offer.ended_at) if offer.ended_at else None
+        if offered is not None and (i := week_of(offered)) is not None:
+            tally.made[i] += 1
+        if accepted is not None and (i := week_of(accepted)) is not None:
+            tally.accepted[i] += 1
+        if offered is None:
+            continue
+        open_stop = min((d for d in (accepted, ended) if d is not None), default=None)
+        mark(tally.open_, offered, open_stop)
+        if accepted is not None:
+            mark(tally.in_hand, max(offered, accepted), ended)
+
+    result = []
+    for partner in sorted(tallies):
+        tally = tallies[partner]
+        open_ = in_hand = 0
+        for i, week_starting in enumerate(week_starts):
+            open_ += tally.open_[i]
+            in_hand += tally.in_hand[i]
+            made, accepted_ = tally.made[i], tally.accepted[i]
+            if made or accepted_ or open_ or in_hand:
+                result.append(PartnerWeek(week_starting, partner, made, accepted_, open_, in_hand))
+    result.sort(key=lambda w: (w.week_starting, w.partner_id))
     return result
 
 
@@ -552,11 +726,12 @@ def outcomes_report(council: str, facts: Facts, filters: Filters) -> OutcomesRep
         area=filters.area,
         need=filters.need,
         referrals_by_source_and_need=referrals_by_source_and_need(chosen),
+        referrals_by_source=referrals_by_source(chosen, filters.need),
         durations=durations(course_list),
         offer_responses=offer_responses(course_list),
         outcomes_by_need_and_partner=outcomes_by_need_and_partner(course_list),
         needs_by_area=needs_by_area(chosen, course_list),
-        repeat_referrals=[repeat_referrals(chosen)],
+        repeat_referrals=[repeat_referrals(chosen, facts.referrals)],
         partner_load=partner_load(chosen),
     )
 

@@ -7,11 +7,15 @@ of which withheld counts were small (every withheld value carries the same marke
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
+import tempfile
+import zipfile
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +29,14 @@ from services.referrals.domain.open_statistics import (
     ProtectedTable,
     protect,
 )
+from services.referrals.domain.reporting import LONDON, NEED_STATES, UNKNOWN
+from services.referrals.service_layer import reporting
+from services.referrals.service_layer.reporting import ReportQuery
+from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
+from shared.auth import Principal
+from shared.errors import Invalid
 from shared.events.envelope import utc_now
-from shared.vocabulary import GSS_CODE
+from shared.vocabulary import GSS_CODE, Need, Outcome
 
 MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 RESOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -248,3 +258,140 @@ def write_open_statistics(
     path = output / "datapackage.json"
     path.write_text(json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return OpenStatistics(path, tuple(summaries))
+
+
+# -- a council's month from the reporting model --------------------------------------------
+
+def month_period(month: str) -> tuple[date, date]:
+    """The first and last day of a month given as YYYY-MM."""
+    if not MONTH.fullmatch(month):
+        raise Invalid("month", f"{month!r} is not a month as YYYY-MM")
+    first = datetime.strptime(month, "%Y-%m").date()
+    last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    return first, last
+
+
+def _labels_of(vocabulary: Iterable[str], seen: Iterable[str]) -> tuple[str, ...]:
+    """The vocabulary's labels (a table's columns stay the same from month to month, zeros
+    published), then any other label the figures hold."""
+    known = list(dict.fromkeys(vocabulary))
+    return (*known, *sorted(set(seen) - set(known)))
+
+
+# Who refers: a council's staff, a voluntary partner, or a data signal (an outreach case).
+SOURCES = ("council", "vcs", "flag")
+
+
+async def month_tables(
+    uow: ReferralsUnitOfWork, principal: Principal, council: str, month: str
+) -> list[CountTable]:
+    """The month's count tables of a council, from the reporting model: the cohort of cases
+    opened (and referrals received) in the month, followed to whatever became of them.
+
+    Each dimension's totals are published in one table where the tables would count the
+    same thing: the area only in the needs table (its area totals are the needs referred
+    from each area, which a referrals-by-area table would publish again, protected
+    differently). docs/open-statistics.md, Limits, names the totals two tables still share.
+    A case with no known area counts under ``unknown``."""
+    period_from, period_to = month_period(month)
+    if period_from > uow.now().astimezone(LONDON).date():
+        raise Invalid("month", f"{month} has not begun")
+    query = ReportQuery(period_from=period_from, period_to=period_to)
+    outcomes = await reporting.outcomes(uow, principal, council, query)
+
+    referrals: Counter[tuple[str, str]] = Counter()
+    for referred in outcomes.referrals_by_source_and_need:
+        referrals[(referred.need, referred.source)] += referred.referral_needs
+    areas = [*sorted({r.area for r in outcomes.needs_by_area} - {UNKNOWN}), UNKNOWN]
+    needs = {
+        (row.area, state): getattr(row, state)
+        for row in outcomes.needs_by_area
+        for state in NEED_STATES
+        if getattr(row, state)
+    }
+    outcome_counts: Counter[tuple[str, str]] = Counter()
+    for outcome in outcomes.outcomes_by_need_and_partner:
+        outcome_counts[(outcome.need, outcome.outcome)] += outcome.offers
+    every_need = [n.value for n in Need]
+    return [
+        CountTable(
+            name="referrals_by_need_and_source",
+            title="Referrals by need and source",
+            description=(
+                "Referrals received in the month, one for each need they name, by who "
+                "referred: council staff (council), a voluntary and community sector "
+                "partner (vcs), or a data signal that opened an outreach case (flag)."
+            ),
+            rows=Dimension.NEED,
+            columns=Dimension.MEASURE,
+            row_labels=_labels_of(every_need, (n for n, _ in referrals)),
+            column_labels=_labels_of(SOURCES, (s for _, s in referrals)),
+            counts=dict(referrals),
+        ),
+        CountTable(
+            name="needs_by_area_and_status",
+            title="Needs met, not met, unroutable and waiting, by area",
+            description=(
+                "Each need of each case opened in the month, by the postcode district of "
+                "the case ('unknown' where it has none yet) and where the need stands now: "
+                "met (a positive outcome), not_met (outcomes, none positive), unroutable (no "
+                "partner could take it), waiting (for a place with a partner), in_progress, "
+                "closed (the case closed before an outcome) or withdrawn (the case, or the "
+                "resident's consent, withdrawn before one)."
+            ),
+            rows=Dimension.AREA,
+            columns=Dimension.MEASURE,
+            row_labels=tuple(areas),
+            column_labels=NEED_STATES,
+            counts=needs,
+        ),
+        CountTable(
+            name="outcomes_by_need",
+            title="Outcomes by need",
+            description=(
+                "Offers to partners with a recorded outcome, for the cases opened in the "
+                "month, by the need offered for and the outcome the partner recorded."
+            ),
+            rows=Dimension.NEED,
+            columns=Dimension.MEASURE,
+            row_labels=_labels_of(every_need, (n for n, _ in outcome_counts)),
+            column_labels=_labels_of((o.value for o in Outcome), (o for _, o in outcome_counts)),
+            counts=dict(outcome_counts),
+        ),
+    ]
+
+
+async def export_month(
+    uow: ReferralsUnitOfWork,
+    principal: Principal,
+    council: str,
+    month: str,
+    output: Path,
+    *,
+    council_name: str | None = None,
+) -> OpenStatistics:
+    """The month's tables of a council, protected and written as a package into ``output``."""
+    tables = await month_tables(uow, principal, council, month)
+    return write_open_statistics(
+        output,
+        council=council,
+        month=month,
+        tables=tables,
+        council_name=council_name,
+        created=uow.now(),
+    )
+
+
+async def export_month_archive(
+    uow: ReferralsUnitOfWork, principal: Principal, council: str, month: str
+) -> bytes:
+    """The package of ``export_month`` as one zip: ``datapackage.json`` and the CSVs at its
+    root, as they go on the Datastore."""
+    with tempfile.TemporaryDirectory(prefix="open-statistics-") as folder:
+        written = await export_month(uow, principal, council, month, Path(folder))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.write(written.descriptor, written.descriptor.name)
+            for table in written.tables:
+                archive.write(table.path, table.path.name)
+    return buffer.getvalue()

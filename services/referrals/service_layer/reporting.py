@@ -9,12 +9,17 @@ makes it a derivation of its own: it equals no resident key, no tombstone
 (``shared.erasure.tombstone`` hashes ``erased|…``) and no other kind's reference, so a scan
 of the reporting tables for a resident's ids (or their tombstones) finds nothing, while the
 same case's events, arriving on three topics in any order, land on one row. An erasure
-cuts even that link (``forget``): the rows of the erased cases and keys get fresh random
-references, so the figures survive and nothing derives them any more.
+cuts even that link (``forget``): the rows of the erased cases and keys (their referrals and
+offers too) get fresh random references and keep their times to the day only, so the
+figures survive and nothing derives them any more.
+
+The reads compute in a worker thread (``asyncio.to_thread``): a council's years of facts
+take a while even in n log n, and the event loop serves other requests meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import uuid
@@ -26,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.adapters import reporting as reporting_db
 from services.referrals.domain.reporting import (
+    LONDON,
     Facts,
     Filters,
     OutcomesReport,
@@ -43,6 +49,10 @@ from shared.identity import age_in_years, postcode_district
 
 MAX_PERIOD = timedelta(days=3 * 366)
 DEFAULT_PERIOD = timedelta(days=89)  # ninety days, today included
+# The dates a period may take: nothing the service holds is older, and a report may look
+# ahead a year at most (beyond both, the dates' arithmetic would overflow).
+EARLIEST_DAY = date(2000, 1, 1)
+LOOK_AHEAD = timedelta(days=366)
 
 
 def reference(secret: str, kind: str, identifier: str) -> str:
@@ -351,6 +361,9 @@ async def unlink(
     cases = {_refs(uow, "case", i): fresh() for i in dict.fromkeys(case_ids)}
     residents = {_refs(uow, "resident", k): fresh() for k in dict.fromkeys(resident_keys)}
     flags = {ref: fresh() for ref in await reporting_db.flag_refs_of(session, residents)}
+    # First, while the rows still answer to the keyed references: their referral and offer
+    # references (keyed over ids referrers and partners hold) and their exact times.
+    await reporting_db.rekey_and_coarsen(session, cases, residents)
     await reporting_db.relink_cases(session, cases)
     await reporting_db.relink_residents(session, residents, flags)
 
@@ -360,7 +373,7 @@ async def unlink(
 
 @dataclass(frozen=True)
 class ReportQuery:
-    """A council's report: the period (dates, UTC, both included) and the filters."""
+    """A council's report: the period (London dates, both included) and the filters."""
 
     period_from: date | None = None
     period_to: date | None = None
@@ -376,8 +389,14 @@ class CouncilReports:
 
 
 def _period(uow: ReferralsUnitOfWork, query: ReportQuery) -> tuple[date, date]:
-    period_to = query.period_to or uow.now().date()
-    period_from = query.period_from or period_to - DEFAULT_PERIOD
+    today = uow.now().astimezone(LONDON).date()
+    latest = today + LOOK_AHEAD
+    for name, given in (("from", query.period_from), ("to", query.period_to)):
+        if given is not None and not EARLIEST_DAY <= given <= latest:
+            raise Invalid(name, f"a date from {EARLIEST_DAY} to {latest} (a year from today)")
+    period_to = query.period_to or today
+    # A default start never before the earliest day (a period ending early in 2000).
+    period_from = query.period_from or max(period_to - DEFAULT_PERIOD, EARLIEST_DAY)
     if period_from > period_to:
         raise Invalid("from", "the period's start is after its end (to)")
     if period_to - period_from > MAX_PERIOD:
@@ -410,21 +429,21 @@ async def outcomes(
     uow: ReferralsUnitOfWork, principal: Principal, council: str, query: ReportQuery
 ) -> OutcomesReport:
     found, filters = await _facts(uow, principal, council, query)
-    return outcomes_report(council, found, filters)
+    return await asyncio.to_thread(outcomes_report, council, found, filters)
 
 
 async def rules(
     uow: ReferralsUnitOfWork, principal: Principal, council: str, query: ReportQuery
 ) -> RulesReport:
     found, filters = await _facts(uow, principal, council, query)
-    return rules_report(council, found, filters)
+    return await asyncio.to_thread(rules_report, council, found, filters)
 
 
 async def reach(
     uow: ReferralsUnitOfWork, principal: Principal, council: str, query: ReportQuery
 ) -> ReachReport:
     found, filters = await _facts(uow, principal, council, query)
-    return reach_report(council, found, filters)
+    return await asyncio.to_thread(reach_report, council, found, filters)
 
 
 async def council_reports(
@@ -433,8 +452,12 @@ async def council_reports(
     """Every figure of a council's period at once, from one read of the model: for the
     council's pages and the open-statistics export."""
     found, filters = await _facts(uow, principal, council, query)
-    return CouncilReports(
-        outcomes=outcomes_report(council, found, filters),
-        rules=rules_report(council, found, filters),
-        reach=reach_report(council, found, filters),
-    )
+
+    def compute() -> CouncilReports:
+        return CouncilReports(
+            outcomes=outcomes_report(council, found, filters),
+            rules=rules_report(council, found, filters),
+            reach=reach_report(council, found, filters),
+        )
+
+    return await asyncio.to_thread(compute)

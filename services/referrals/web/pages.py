@@ -389,26 +389,43 @@ def outcome_tables(report: OutcomesReport, filters: FilterForm) -> list[TableVie
         view(
             "referrals_by_source_and_need",
             "Referrals by source and need",
-            "Referrals received in the period, one per need they name, by the referrer's "
-            "kind; outreach cases opened from a flag as source flag.",
+            "Referrals received in the period, one per need they name (a referral of two "
+            "needs counts in two rows), by the referrer's kind; outreach cases opened from "
+            "a flag as source flag, for the needs the flag suggested.",
             d.SourceNeedCount,
             report.referrals_by_source_and_need,
             charts.bar_chart(
                 "chart-referrals",
-                "Referrals by source and need",
-                "Bars: referrals for each source and need, as in the table below.",
+                "Referral needs by source and need",
+                "Bars: referral needs for each source and need, as in the table below.",
                 _bars(
                     report.referrals_by_source_and_need,
                     lambda r: f"{words(r.source)}: {words(r.need)}",
-                    lambda r: r.referrals,
+                    lambda r: r.referral_needs,
                 ),
+            ),
+        ),
+        view(
+            "referrals_by_source",
+            "Referrals by source",
+            "Referrals received in the period, each once however many needs it names, by "
+            "the referrer's kind; outreach cases opened from a flag as source flag.",
+            d.SourceCount,
+            report.referrals_by_source,
+            charts.bar_chart(
+                "chart-referral-sources",
+                "Referrals by source",
+                "Bars: referrals from each source, as in the table below.",
+                _bars(report.referrals_by_source, lambda r: words(r.source), lambda r: r.referrals),
             ),
         ),
         view(
             "durations",
             "Time to first offer, acceptance and outcome",
-            "Hours from the case opening to its first offer, first acceptance and first "
-            "outcome: the cases that reached it, the median and the 90th percentile.",
+            "Hours from the case opening to its first offer (all cases, then referred and "
+            "outreach cases apart), first acceptance and first outcome: the cases opened, "
+            "those that reached it, those still open that have not yet (the median cannot "
+            "see them) and those closed without it, the median and the 90th percentile.",
             d.DurationMeasure,
             report.durations,
             charts.bar_chart(
@@ -458,7 +475,8 @@ def outcome_tables(report: OutcomesReport, filters: FilterForm) -> list[TableVie
         view(
             "needs_by_area",
             "Needs met, not met, unroutable and waiting, by area",
-            "Each need of each case, by postcode district and where it stands.",
+            "Each need of each case, by postcode district and where it stands; closed and "
+            "withdrawn: the case was closed or withdrawn before the need had an outcome.",
             d.AreaNeeds,
             report.needs_by_area,
             charts.bar_chart(

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -483,11 +484,13 @@ def expected_outcomes(day: Day) -> dict[str, Any]:
     referred = [c for c in day.cases if c.source is not None]
     by_source_need = Counter((c.source, n) for c in referred for n in c.needs)
     by_source_need.update(("flag", n) for c in day.cases if c.source is None for n in c.needs)
+    by_source = Counter(c.source or "flag" for c in day.cases)
     offers = [o for c in day.cases for o in c.offers]
     responses = Counter((o.response, o.reason if o.response == "declined" else "") for o in offers)
     outcomes = Counter((o.need, o.partner, o.outcome) for o in offers if o.outcome)
     return {
         "referrals_by_source_and_need": dict(by_source_need),
+        "referrals_by_source": dict(by_source),
         "offer_responses": dict(responses),
         "outcomes": dict(outcomes),
         "first_offer_cases": sum(1 for c in day.cases if c.offers),
@@ -504,8 +507,10 @@ def observed_outcomes(report: dict[str, Any]) -> dict[str, Any]:
     (repeat,) = report["repeat_referrals"]
     return {
         "referrals_by_source_and_need": {
-            (r["source"], r["need"]): r["referrals"] for r in report["referrals_by_source_and_need"]
+            (r["source"], r["need"]): r["referral_needs"]
+            for r in report["referrals_by_source_and_need"]
         },
+        "referrals_by_source": {r["source"]: r["referrals"] for r in report["referrals_by_source"]},
         "offer_responses": {
             (r["response"], r["reason"]): r["offers"] for r in report["offer_responses"]
         },
@@ -567,6 +572,18 @@ async def test_the_reports_equal_the_counts_of_the_events_sent(
         durations = {d["measure"]: d for d in report["durations"]}
         # First offers 1 h after opening (x4: cases 0, 2, 5 and case 1's first) and 2 h (case 4).
         assert durations["time_to_first_offer"]["median_hours"] == 1.0
+        # Every case is in the cohort; those never offered are still open, not yet reached.
+        first_offer = durations["time_to_first_offer"]
+        assert first_offer["cohort"] == len(day.cases)
+        assert first_offer["not_yet_reached"] == sum(1 for c in day.cases if not c.offers)
+        assert first_offer["closed_without"] == 0
+        from_flag = durations["time_to_first_offer_from_flag"]
+        flagged_cases = [c for c in day.cases if c.source is None]
+        assert from_flag["cohort"] == len(flagged_cases)
+        assert from_flag["cases"] == sum(1 for c in flagged_cases if c.offers)
+        assert durations["time_to_first_offer_from_referral"]["cohort"] == len(day.cases) - len(
+            flagged_cases
+        )
         assert durations["time_to_outcome"]["cases"] == 3
         # Outcomes at 5 h, 9 h and 24 h: the median is the middle one.
         assert durations["time_to_outcome"]["median_hours"] == 9.0
@@ -613,6 +630,13 @@ async def test_the_reports_equal_the_counts_of_the_events_sent(
         # Filters: an area, a need.
         e15 = (await reporting.report(council, "outcomes", {**period(day), "area": "e15"})).json()
         assert {r["area"] for r in e15["needs_by_area"]} == {"E15"}
+        # A referral is in its case's area: the areas' referrals add up to the council's.
+        e7 = (await reporting.report(council, "outcomes", {**period(day), "area": "E7"})).json()
+        referred_with_area = [c for c in day.cases if c.source is not None and c.area]
+        assert e15["repeat_referrals"][0]["referrals"] + e7["repeat_referrals"][0][
+            "referrals"
+        ] == len(referred_with_area)
+        assert e15["repeat_referrals"][0]["repeat_within_90_days"] == 1
         food = (await reporting.report(council, "outcomes", {**period(day), "need": "food"})).json()
         assert {r["need"] for r in food["referrals_by_source_and_need"]} == {"food"}
         assert {r["need"] for r in food["outcomes_by_need_and_partner"]} == {"food"}
@@ -705,10 +729,17 @@ async def test_an_erasure_cuts_the_link_and_keeps_the_figures(
             ),
             subject=str(uuid.uuid4()),
         )
+        # The keyed references of the case, the resident, her referral and her offers: a
+        # referrer and a partner still hold the ids they derive from.
         refs = (
             reference(secret, "case", erased.id),
             reference(secret, "resident", erased.resident_key),
+            reference(secret, "referral", erased.referral_id),
+            *(reference(secret, "offer", o.id) for o in erased.offers),
         )
+        assert len(erased.offers) == 1
+        held = await reporting.scan()
+        assert all(ref in held for ref in refs)  # they were there
 
         async def unlinked() -> bool:
             held = await reporting.scan()
@@ -717,6 +748,36 @@ async def test_an_erasure_cuts_the_link_and_keeps_the_figures(
         await wait_for(unlinked, what="the erased case's references to go")
         after = (await reporting.report(council, "outcomes", period(day))).json()
         assert observed_outcomes(after) == observed_outcomes(before)
+        # Her rows' times are kept to the (London) day, none left to the minute: the cases
+        # and referrals of the resident referred twice (hers), and the erased case's offer.
+        hers = (
+            "SELECT resident_ref FROM reporting_referrals WHERE council = :council"
+            " GROUP BY resident_ref HAVING count(*) = 2"
+        )
+        async with reporting.engine.connect() as connection:
+            cases = (
+                await connection.execute(
+                    text(
+                        "SELECT r.case_ref, r.received_at, c.opened_at FROM reporting_referrals r"
+                        " JOIN reporting_cases c ON c.case_ref = r.case_ref"
+                        f" WHERE r.council = :council AND r.resident_ref IN ({hers})"
+                    ),
+                    {"council": council},
+                )
+            ).all()
+            offers = (
+                await connection.execute(
+                    text(
+                        "SELECT offered_at, accepted_at, outcome_at FROM reporting_offers"
+                        " WHERE case_ref = ANY(:cases) AND outcome IS NOT NULL"
+                    ),
+                    {"cases": [row[0] for row in cases]},
+                )
+            ).all()
+        assert len(cases) == 2 and len(offers) == 1, (cases, offers)
+        for at in [*(t for row in cases for t in row[1:]), *offers[0]]:
+            london = at.astimezone(ZoneInfo("Europe/London"))
+            assert (london.hour, london.minute, london.second) == (0, 0, 0), (cases, offers)
 
 
 async def test_another_councils_figures_never_show(
@@ -760,6 +821,11 @@ async def test_another_councils_figures_never_show(
         ({"from": "not-a-date"}, "from"),
         ({"to": "2026-13-01"}, "to"),
         ({"from": "2020-01-01", "to": "2026-01-01"}, "to"),
+        # Dates beyond what a period may take: 422s, not an overflow's 500.
+        ({"to": "9999-12-31"}, "to"),
+        ({"from": "0001-01-01", "to": "0001-01-02"}, "from"),
+        ({"to": "0001-01-05"}, "to"),
+        ({"from": "1999-12-31"}, "from"),
         ({"need": "pizza"}, "need"),
         ({"area": "not an area"}, "area"),
         ({"format": "xml"}, "format"),
