@@ -21,20 +21,16 @@ from services.partners.settings import PartnersSettings
 from services.partners.web.pages import (
     FORM_COOKIE,
     HERE,
-    SECURITY_HEADERS,
     SESSION_COOKIE,
-    FormRefused,
-    form_of,
     form_token,
     page,
-    same,
-    see_other,
     with_form_cookie,
     with_session_cookie,
     without_session_cookie,
 )
 from shared.errors import Invalid, Refused
 from shared.vocabulary import DeclineReason, OfferStatus, Outcome
+from shared.web import SECURITY_HEADERS, FormRefused, form_of, same, see_other
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
 

@@ -13,16 +13,15 @@ import dataclasses
 import hashlib
 import hmac
 import re
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
@@ -30,16 +29,20 @@ from services.referrals.domain import reporting as d
 from services.referrals.domain.reporting import OutcomesReport, ReachReport, RulesReport
 from services.referrals.service_layer.reporting import ReportQuery
 from services.referrals.web import charts
-from shared.input_policy import text_problem
 from shared.settings import Environment as Deployment
 from shared.settings import ServiceSettings
 from shared.vocabulary import Need
+from shared.web import (
+    delete_cookie,
+    render,
+    set_cookie,
+)
+from shared.web import form_token as shared_form_token
 
 HERE = Path(__file__).parent
 PREFIX = "/reports"
 SESSION_COOKIE = "upstream_reports"
 FORM_COOKIE = "upstream_reports_form"
-MAX_FORM_BYTES = 16 * 1024
 AREA = re.compile(r"^[A-Za-z]{1,2}[0-9][A-Za-z0-9]?$")
 POSITIVE_OUTCOMES = ("support_provided", "partly_resolved")
 
@@ -73,26 +76,9 @@ def figure(value: Any, kind: str = "") -> str:
 templates.filters["words"] = words
 templates.filters["figure"] = figure
 
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
-
 
 def page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    response = HTMLResponse(templates.get_template(name).render(**context), status_code)
-    response.headers.update(SECURITY_HEADERS)
-    return response
-
-
-def see_other(path: str) -> RedirectResponse:
-    response = RedirectResponse(path, status_code=303)
-    response.headers.update(SECURITY_HEADERS)
-    return response
+    return render(templates, name, status_code, **context)
 
 
 def safe_next(path: str | None) -> str | None:
@@ -112,79 +98,29 @@ def _secure(settings: ServiceSettings) -> bool:
 
 
 def with_session(response: Response, token: str, settings: ServiceSettings) -> Response:
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        path=PREFIX,
-        secure=_secure(settings),
-        httponly=True,
-        samesite="strict",
-    )
+    set_cookie(response, SESSION_COOKIE, token, path=PREFIX, secure=_secure(settings))
     response.delete_cookie(FORM_COOKIE, path=PREFIX)
     return response
 
 
 def without_session(response: Response, settings: ServiceSettings) -> Response:
-    response.delete_cookie(
-        SESSION_COOKIE, path=PREFIX, secure=_secure(settings), httponly=True, samesite="strict"
-    )
-    return response
+    return delete_cookie(response, SESSION_COOKIE, path=PREFIX, secure=_secure(settings))
 
 
 def form_token(request: Request) -> str:
     """The sign-in form's CSRF token: the form cookie's, or a new one."""
-    return request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(24)
+    return shared_form_token(request, FORM_COOKIE)
 
 
 def with_form_cookie(response: Response, token: str, settings: ServiceSettings) -> Response:
-    response.set_cookie(
-        FORM_COOKIE,
-        token,
-        max_age=3600,
-        path=PREFIX,
-        secure=_secure(settings),
-        httponly=True,
-        samesite="strict",
+    return set_cookie(
+        response, FORM_COOKIE, token, path=PREFIX, secure=_secure(settings), max_age=3600
     )
-    return response
 
 
 def session_csrf(session_token: str) -> str:
     """The sign-out form's CSRF token: known only to who holds the session's token."""
     return hmac.new(session_token.encode(), b"reports|sign-out", hashlib.sha256).hexdigest()
-
-
-def same(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
-
-
-class FormRefused(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-async def form_of(request: Request) -> dict[str, str]:
-    """A urlencoded form, each value held to the input policy; a refusal names the field
-    (the shared middleware checks JSON and text bodies only)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if content_type != "application/x-www-form-urlencoded":
-        raise FormRefused("the form was not sent as a form")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise FormRefused("the form is too large")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise FormRefused("the form is not UTF-8") from None
-    fields: dict[str, str] = {}
-    for name, value in parse_qsl(text, keep_blank_values=True):
-        if (reason := text_problem(name) or text_problem(value)) is not None:
-            raise FormRefused(f"{name or 'a field'} {reason}")
-        fields.setdefault(name, value)
-    return fields
 
 
 # -- the filters -----------------------------------------------------------------------------

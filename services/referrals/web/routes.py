@@ -29,12 +29,9 @@ from services.referrals.web.pages import (
     FORM_COOKIE,
     HERE,
     PREFIX,
-    SECURITY_HEADERS,
     SESSION_COOKIE,
     FilterForm,
-    FormRefused,
     filter_form,
-    form_of,
     form_token,
     never_reached,
     outcome_headlines,
@@ -43,8 +40,6 @@ from services.referrals.web.pages import (
     reach_tables,
     rules_tables,
     safe_next,
-    same,
-    see_other,
     session_csrf,
     with_form_cookie,
     with_session,
@@ -54,6 +49,7 @@ from shared.auth import InvalidToken, OrganisationKind, Principal, Role, TokenVe
 from shared.errors import Invalid, NotFound
 from shared.settings import ServiceSettings
 from shared.vocabulary import Need
+from shared.web import SECURITY_HEADERS, FormRefused, form_of, same, see_other
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
