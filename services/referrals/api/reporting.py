@@ -89,7 +89,8 @@ def _tables(report: Any) -> dict[str, Sequence[Any]]:
     }
 
 
-def _respond(report: Any, output: str, table: str | None, name: str) -> Any:
+def respond(report: Any, output: str, table: str | None, name: str) -> Any:
+    """A report as JSON, or one of its tables as CSV (the reporting pages' downloads too)."""
     if output == "json":
         return report
     tables = _tables(report)
@@ -144,7 +145,7 @@ async def outcomes(
     table: TableName = None,
 ) -> Any:
     report = await reporting.outcomes(uow, principal, council, _query(period_from, to, area, need))
-    return _respond(report, output, table, "outcomes")
+    return respond(report, output, table, "outcomes")
 
 
 @router.get(
@@ -166,7 +167,7 @@ async def rules(
     table: TableName = None,
 ) -> Any:
     report = await reporting.rules(uow, principal, council, _query(period_from, to, area, need))
-    return _respond(report, output, table, "rules")
+    return respond(report, output, table, "rules")
 
 
 @router.get(
@@ -188,7 +189,7 @@ async def reach(
     table: TableName = None,
 ) -> Any:
     report = await reporting.reach(uow, principal, council, _query(period_from, to, area, need))
-    return _respond(report, output, table, "reach")
+    return respond(report, output, table, "reach")
 
 
 Month = Annotated[

@@ -338,7 +338,7 @@ async def table_csv(
         problems = "; ".join(filters.errors.values())
         return _message(422, "The filters were refused", problems, visitor=visitor)
     try:
-        response: Response = reporting_api._respond(report, "csv", table, name)
+        response: Response = reporting_api.respond(report, "csv", table, name)
     except Invalid:
         return _not_found(visitor)
     response.headers.update({"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
