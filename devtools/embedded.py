@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import time
@@ -18,11 +19,32 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db import async_url
 
+# Below the kernel's ephemeral range (Linux: 32768-60999): a port the OS hands out (bind to
+# port 0) is one any process's next outgoing connection may take before our server binds it;
+# one picked here can only be taken by another picker, at random among 12,000.
+_SERVER_PORTS = (20000, 32766)
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
+    """A port to serve on, free now, and its next one too (a worker's metrics port is often
+    the API's plus one)."""
+    for _ in range(500):
+        port = random.randint(*_SERVER_PORTS)
+        if _bindable(host, port) and _bindable(host, port + 1):
+            return port
+    with socket.socket() as sock:  # the range is full: whatever the OS has
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def port_open(host: str, port: int) -> bool:

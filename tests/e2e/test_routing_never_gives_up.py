@@ -161,7 +161,9 @@ def test_a_friday_afternoon_high_urgency_offer_expires_on_monday_afternoon(stack
         respond_by = datetime.fromisoformat(offer["respond_by"]).astimezone(LONDON)
         assert respond_by.date() == monday
         assert time(16) <= respond_by.time() < time(16, 5)
-        assert stack.case(case_id)["offers"][0]["status"] == "offered"
+        # The partner sees it first; the case mirrors it once referrals has its event.
+        mirrored = stack.until(lambda: stack.case(case_id)["offers"], "the offer on the case")
+        assert mirrored[0]["status"] == "offered"
 
         monday_4_10pm = datetime.combine(monday, time(16, 10), LONDON)
         stack.set_clock(monday_4_10pm)

@@ -55,10 +55,13 @@ PEOPLE = {
     "amina": {
         "resident": {
             "given_name": "Amina",
-            "family_name": "Okafor",
-            "date_of_birth": "1979-10-23",  # a birthday of this module only
+            # A name, birthday and postcode of this module only: resident keys are not
+            # council-scoped, and other modules' leftover events on the session broker
+            # (new consumer groups read from the start) must not reach her.
+            "family_name": "Okafor-Quist",
+            "date_of_birth": "1979-10-23",
             "contact": {"phone": "07700 900123", "preferred": "phone"},
-            "address": {"line": "12 Romford Road", "postcode": "E15 4HT"},
+            "address": {"line": "12 Romford Road", "postcode": "E15 4QS"},
         },
         "circumstances_text": "Lost her job last month; rent is two months behind.",
         "needs": ["food"],
@@ -66,10 +69,10 @@ PEOPLE = {
     "zainab": {
         "resident": {
             "given_name": "Zainab",
-            "family_name": "Begum",
+            "family_name": "Begum-Farrow",
             "date_of_birth": "1993-02-11",
             "contact": {"phone": "07700 900456", "preferred": "phone"},
-            "address": {"line": "3 Mare Street", "postcode": "E8 1DY"},
+            "address": {"line": "3 Mare Street", "postcode": "E8 1QE"},
         },
         "circumstances_text": "Her boiler broke in November; three children at home.",
         "needs": ["food"],
