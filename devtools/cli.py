@@ -287,8 +287,17 @@ def open_statistics(
     import httpx
 
     from devtools.open_statistics import summary
-    from services.referrals.service_layer.open_statistics import OpenStatistics, TableSummary
+    from services.referrals.service_layer.open_statistics import (
+        OpenStatistics,
+        TableSummary,
+        fresh_output,
+    )
 
+    try:
+        fresh_output(output)  # an earlier export's files would be uploaded with this one
+    except ValueError as refused:
+        say(f"refused: {refused}")
+        raise typer.Exit(1) from None
     base = url or _stack_info()["services"]["referrals"]["api"]
     if token is None:
         token = mint_token(

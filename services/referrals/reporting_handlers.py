@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from services.referrals.domain.reporting import DryRunRuleFact
 from services.referrals.service_layer import reporting
 from services.referrals.service_layer.reporting import OfferMilestone
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
@@ -31,6 +32,7 @@ from shared.events.payloads import (
     ReferralReceived,
     ResidentFlagged,
     RiskAssessed,
+    RulesetDryRunCompleted,
 )
 from shared.identity import unseal_identity
 from shared.messaging.handlers import EventHandlers
@@ -198,6 +200,29 @@ async def on_risk_assessed(event: RiskAssessed, uow: ReferralsUnitOfWork) -> Non
         ruleset_version=event.ruleset_version,
         rule_ids=[r.rule_id for r in event.reasons],
         assessed_at=event.assessed_at,
+    )
+
+
+@REPORTING_HANDLERS.on(RulesetDryRunCompleted)
+async def on_dry_run_completed(event: RulesetDryRunCompleted, uow: ReferralsUnitOfWork) -> None:
+    if event.council not in uow.settings.councils:
+        return  # as the flags: a council this deployment does not serve
+    await reporting.dry_run_completed(
+        uow,
+        reporting.DryRun(
+            council=event.council,
+            candidate_version=event.candidate_version,
+            in_force_version=event.in_force_version,
+            ran_at=event.ran_at,
+            residents=event.residents,
+            residents_changing_level=event.residents_changing_level,
+            levels_in_force={level.value: n for level, n in event.levels_in_force.items()},
+            levels_candidate={level.value: n for level, n in event.levels_candidate.items()},
+            rules=[
+                DryRunRuleFact(r.rule_id, in_force=r.in_force, candidate=r.candidate)
+                for r in event.rules
+            ],
+        ),
     )
 
 

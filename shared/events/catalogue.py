@@ -37,6 +37,7 @@ from shared.events.payloads import (
     RiskAssessed,
     RiskErasureConfirmed,
     RiskSubjectAccessContributed,
+    RulesetDryRunCompleted,
     SubjectAccessRequested,
 )
 from shared.events.registry import EventRegistry, Topic
@@ -51,6 +52,11 @@ REFERRALS_CASES = CATALOGUE.topic(
 RISK_ASSESSMENTS = CATALOGUE.topic(
     "risk.assessments.v1",
     "Risk assessments of cases and flags of residents. Keyed by case id or resident key.",
+)
+RISK_RULESETS = CATALOGUE.topic(
+    "risk.rulesets.v1",
+    "Rulesets: the figures of a council's dry runs of a candidate ruleset (aggregates "
+    "only). Keyed by council (GSS code).",
 )
 PARTNERS_OFFERS = CATALOGUE.topic(
     "partners.offers.v1",
@@ -172,6 +178,14 @@ _EVENTS: list[tuple[str, type[BaseModel], Topic, str, DataClassification]] = [
         RISK_ASSESSMENTS,
         "A resident without an open case reached the flagging level",
         _PERSONAL,
+    ),
+    (
+        "risk.ruleset.dry_run_completed",
+        RulesetDryRunCompleted,
+        RISK_RULESETS,
+        "A council's dry run of a candidate ruleset: residents per level and per rule under "
+        "each ruleset (counts only)",
+        _OPERATIONAL,
     ),
     (
         "partners.offer.made",

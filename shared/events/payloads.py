@@ -225,6 +225,42 @@ class ResidentFlagged(_Payload):
     )
 
 
+# -- risk.rulesets.v1 -----------------------------------------------------------------
+
+
+class RuleReach(_Payload):
+    """One rule of a dry run: the residents it fires for under each ruleset."""
+
+    rule_id: str
+    in_force: int = Field(ge=0, description="residents it fires for under the ruleset in force")
+    candidate: int = Field(ge=0, description="residents it fires for under the candidate")
+
+
+class RulesetDryRunCompleted(_Payload):
+    """An operator's dry run of a candidate ruleset for one council, against the ruleset in
+    force for it, over the council's stored profiles (``POST /v1/rulesets/{version}/dry-run
+    ?council=``). Aggregates only: counts of residents, never who they are. Keyed by council,
+    so one council's dry runs stay in order."""
+
+    council: str = Field(description="the council (GSS code) whose profiles were compared")
+    candidate_version: str
+    in_force_version: str = Field(description="the ruleset in force for the council then")
+    ran_at: datetime
+    residents: int = Field(ge=0, description="the council's profiles compared")
+    residents_changing_level: int = Field(ge=0)
+    levels_in_force: dict[RiskLevel, int] = Field(
+        default={}, description="residents per level under the ruleset in force"
+    )
+    levels_candidate: dict[RiskLevel, int] = Field(
+        default={}, description="residents per level under the candidate"
+    )
+    rules: list[RuleReach] = Field(
+        default=[],
+        description="every rule of either ruleset: those in force first, then the "
+        "candidate's new ones",
+    )
+
+
 # -- partners.offers.v1 ----------------------------------------------------------------
 
 

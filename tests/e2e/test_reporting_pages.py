@@ -22,10 +22,11 @@ import io
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -38,11 +39,14 @@ from services.referrals.reporting_handlers import REPORTING_GROUP
 from services.referrals.settings import ReferralsSettings
 from shared.auth import OrganisationKind, Role, mint_token
 from shared.events.envelope import utc_now
+from shared.events.payloads import RuleReach, RulesetDryRunCompleted
 from shared.http import create_app
+from shared.vocabulary import RiskLevel
 from tests.e2e.browser import Checked, launched_browser, new_page
 from tests.integration.messaging_helpers import wait_for
 from tests.integration.referrals.conftest import module_database, unique_council
 from tests.integration.referrals.test_reporting import (
+    RULESET,
     Day,
     a_day,
     expected_outcomes,
@@ -66,9 +70,28 @@ TABLES = {
         "repeat_referrals",
         "partner_load",
     ],
-    "rules": ["rules", "assessment_levels"],
+    "rules": ["rules", "assessment_levels", "dry_runs", "dry_run_levels"],
     "reach": ["reach"],
 }
+
+
+def dry_run_of(council: str) -> RulesetDryRunCompleted:
+    """A dry run of a candidate for the day's council, against the day's ruleset in force:
+    the rules table's ``dry_runs`` shows it beside the day's flags of the same rules."""
+    return RulesetDryRunCompleted(
+        council=council,
+        candidate_version="earlier-help@e2e",
+        in_force_version=RULESET,
+        ran_at=utc_now().replace(microsecond=0) - timedelta(minutes=5),
+        residents=40,
+        residents_changing_level=6,
+        levels_in_force={RiskLevel.NONE: 30, RiskLevel.LOW: 6, RiskLevel.HIGH: 4},
+        levels_candidate={RiskLevel.NONE: 28, RiskLevel.LOW: 4, RiskLevel.HIGH: 8},
+        rules=[
+            RuleReach(rule_id="arrears", in_force=4, candidate=7),
+            RuleReach(rule_id="fuel", in_force=2, candidate=1),
+        ],
+    )
 
 
 @dataclass
@@ -144,10 +167,12 @@ async def served(postgres_admin_url: str, kafka: Broker) -> AsyncIterator[Served
                 day = a_day(council, settings.resident_key_secret.get_secret_value())
                 world = Served(f"http://127.0.0.1:{port}", council, other, settings, http, day)
                 await send(sender, day)
+                await sender.send(dry_run_of(council), subject=council)
 
                 async def caught_up() -> bool:
                     report = await world.api("outcomes", period(day))
-                    return observed_outcomes(report) == expected_outcomes(day)
+                    dry_runs = (await world.api("rules"))["dry_runs"]
+                    return observed_outcomes(report) == expected_outcomes(day) and bool(dry_runs)
 
                 await wait_for(caught_up, timeout=90, interval=0.3, what="the reporting model")
                 yield world
@@ -206,6 +231,10 @@ def same_figure(text: str, value: Any) -> bool:
         return text == "none"
     if isinstance(value, bool):
         return text == ("yes" if value else "no")
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-][\d:]+)", value):
+        # A time (a dry run's): the page shows it in London, to the minute.
+        shown = datetime.fromisoformat(value).astimezone(ZoneInfo("Europe/London"))
+        return text == shown.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, int | float):
         if text.endswith("%"):
             return abs(float(text[:-1]) / 100 - value) < 0.0005
@@ -303,6 +332,9 @@ async def test_a_manager_signs_in_and_reads_the_same_figures_as_the_api(
     conversion = page.locator("svg#chart-conversion")
     assert "conversion" in (await conversion.locator("title").first.text_content() or "").lower()
     assert await conversion.locator("rect").count() == len((await served.api("rules"))["rules"])
+    # Beside it, the dry run: each rule's reach under the ruleset in force and the candidate.
+    assert await page.locator("svg#chart-dry-run rect").count() == 2 * 2
+    assert await page.locator("table[data-table=dry_runs] tbody tr").count() == 2
     await axe_clean(checked, "rules")
     await checked.shot("reports-rules")
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     Table,
     Text,
     case,
@@ -31,7 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +45,8 @@ from services.referrals.domain.reporting import (
     REPEAT_WINDOW,
     AssessmentFact,
     CaseFact,
+    DryRunFact,
+    DryRunRuleFact,
     Facts,
     FlagFact,
     NeedFact,
@@ -160,6 +163,23 @@ reporting_assessments = Table(
     _texts("rule_ids"),
 )
 
+# The latest dry run of each candidate ruleset for a council (0015): counts only, no
+# resident reference at all, so an erasure has nothing here to unlink.
+reporting_dry_runs = Table(
+    "reporting_dry_runs",
+    metadata,
+    Column("council", Text, primary_key=True),
+    Column("candidate_version", Text, primary_key=True),
+    Column("in_force_version", Text, nullable=False),
+    Column("ran_at", DateTime(timezone=True), nullable=False),
+    Column("residents", Integer, nullable=False),
+    Column("residents_changing_level", Integer, nullable=False),
+    Column("levels_in_force", JSONB, nullable=False, server_default="{}"),
+    Column("levels_candidate", JSONB, nullable=False, server_default="{}"),
+    Column("rules", JSONB, nullable=False, server_default="[]"),
+    Index("ix_reporting_dry_runs_council_ran", "council", "ran_at"),
+)
+
 # How a column merges an upsert's new value into the row's: see the module's docstring.
 EARLIEST, LATEST, FIRST, UNION = "earliest", "latest", "first", "union"
 
@@ -242,6 +262,22 @@ async def insert_assessment(session: AsyncSession, values: Mapping[str, Any]) ->
     statement = pg_insert(reporting_assessments).values(**values)
     await session.execute(
         statement.on_conflict_do_nothing(index_elements=["case_ref", "assessed_at"])
+    )
+
+
+async def upsert_dry_run(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    """A council's dry run of a candidate: the row of the council and candidate keeps the
+    latest run (by its time), whatever order runs arrive in; the same run again changes
+    nothing."""
+    statement = pg_insert(reporting_dry_runs).values(**values)
+    keys = ("council", "candidate_version")
+    changes = {name: statement.excluded[name] for name in values if name not in keys}
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(keys),
+            set_=changes,
+            where=reporting_dry_runs.c.ran_at < statement.excluded.ran_at,
+        )
     )
 
 
@@ -517,6 +553,7 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
         )
     ).mappings()
     load = [_offer(r, area=r["area"]) for r in load_rows]
+    dry_runs = await recent_dry_runs(session, council, until=end)
     return Facts(
         period_from=period_from,
         period_to=period_to,
@@ -527,7 +564,45 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
         flags=flags,
         assessments=assessments,
         load=load,
+        dry_runs=dry_runs,
     )
+
+
+# How many candidates' dry runs a report shows: the recent ones a council weighs.
+RECENT_DRY_RUNS = 5
+
+
+async def recent_dry_runs(
+    session: AsyncSession, council: str, *, until: datetime, limit: int = RECENT_DRY_RUNS
+) -> list[DryRunFact]:
+    """The latest dry run of each of the council's most recent candidates, run before
+    ``until`` (a report's period's end: a past period's report shows what was known by
+    then), newest first."""
+    d = reporting_dry_runs.c
+    rows = (
+        await session.execute(
+            select(reporting_dry_runs)
+            .where(d.council == council, d.ran_at < until)
+            .order_by(d.ran_at.desc(), d.candidate_version)
+            .limit(limit)
+        )
+    ).mappings()
+    return [
+        DryRunFact(
+            candidate_version=r["candidate_version"],
+            in_force_version=r["in_force_version"],
+            ran_at=r["ran_at"],
+            residents=r["residents"],
+            residents_changing_level=r["residents_changing_level"],
+            levels_in_force=dict(r["levels_in_force"]),
+            levels_candidate=dict(r["levels_candidate"]),
+            rules=tuple(
+                DryRunRuleFact(rule["rule_id"], int(rule["in_force"]), int(rule["candidate"]))
+                for rule in r["rules"]
+            ),
+        )
+        for r in rows
+    ]
 
 
 def _offer(row: RowMapping, area: str | None = None) -> OfferFact:

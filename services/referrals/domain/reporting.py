@@ -23,13 +23,13 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.referrals.domain.needs import MET_OUTCOMES
-from shared.vocabulary import Outcome
+from shared.vocabulary import Outcome, RiskLevel
 
 UNKNOWN = "unknown"
 LONDON = ZoneInfo("Europe/London")
@@ -194,6 +194,29 @@ class AssessmentFact:
 
 
 @dataclass(frozen=True)
+class DryRunRuleFact:
+    rule_id: str
+    in_force: int  # residents the rule fires for under the ruleset in force
+    candidate: int  # ... and under the candidate
+
+
+@dataclass(frozen=True)
+class DryRunFact:
+    """The latest dry run of a candidate ruleset for the council (risk's
+    ``risk.ruleset.dry_run_completed``): over every stored profile of the council then,
+    whatever a report's period, area or need."""
+
+    candidate_version: str
+    in_force_version: str
+    ran_at: datetime
+    residents: int
+    residents_changing_level: int
+    levels_in_force: Mapping[str, int] = field(default_factory=dict)
+    levels_candidate: Mapping[str, int] = field(default_factory=dict)
+    rules: tuple[DryRunRuleFact, ...] = ()
+
+
+@dataclass(frozen=True)
 class Facts:
     """What the reporting model holds for one council and period (``adapters/reporting``)."""
 
@@ -207,6 +230,8 @@ class Facts:
     flags: Sequence[FlagFact] = ()
     assessments: Sequence[AssessmentFact] = ()
     load: Sequence[OfferFact] = ()  # the council's offers open in the period (made < 1 year before)
+    # The latest dry run of each recent candidate ruleset, run by the period's end: newest first.
+    dry_runs: Sequence[DryRunFact] = ()
 
     def in_period(self, at: datetime) -> bool:
         return self.period_from <= local_day(at) <= self.period_to
@@ -432,15 +457,27 @@ def referrals_by_source_and_need(facts: Facts) -> list[SourceNeedCount]:
     """Referrals received in the period, one per need they name, by referrer kind; an
     outreach case opened from a flag counts as a referral of source ``flag`` for the needs
     its flag suggested."""
-    counts: Counter[tuple[str, str]] = Counter()
+    counts = Counter((s, n) for s, n, _ in _referral_need_units(facts))
+    return [SourceNeedCount(s, n, c) for (s, n), c in sorted(counts.items())]
+
+
+def _person(resident_ref: str | None, case_ref: str) -> str:
+    """Who a counted unit is about, to count people: the resident's pseudonymous reference,
+    or, where none is known, the case's (a case is one resident's)."""
+    return resident_ref or case_ref
+
+
+def _referral_need_units(facts: Facts) -> Iterator[tuple[str, str, str]]:
+    """(source, need, person) for each need of each referral ``referrals_by_source_and_need``
+    counts."""
     for referral in facts.referrals:
         if facts.in_period(referral.received_at):
             for need in referral.needs:
-                counts[(referral.source or UNKNOWN, need)] += 1
+                person = _person(referral.resident_ref, referral.case_ref)
+                yield referral.source or UNKNOWN, need, person
     for case in _outreach_in_period(facts):
         for need in _outreach_needs(case):
-            counts[("flag", need)] += 1
-    return [SourceNeedCount(s, n, c) for (s, n), c in sorted(counts.items())]
+            yield "flag", need, _person(case.resident_ref, case.ref)
 
 
 def referrals_by_source(facts: Facts, need: str | None = None) -> list[SourceCount]:
@@ -527,12 +564,17 @@ def offer_responses(course_list: Sequence[CaseCourse]) -> list[OfferResponseCoun
 
 
 def outcomes_by_need_and_partner(course_list: Sequence[CaseCourse]) -> list[OutcomeCount]:
-    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    counts = Counter((n, p, o) for n, p, o, _ in _outcome_units(course_list))
+    return [OutcomeCount(n, p, o, c) for (n, p, o), c in sorted(counts.items())]
+
+
+def _outcome_units(course_list: Sequence[CaseCourse]) -> Iterator[tuple[str, str, str, str]]:
+    """(need, partner, outcome, person) for each offer with an outcome."""
     for course in course_list:
+        person = _person(course.case.resident_ref, course.case.ref)
         for offer in course.offers:
             if offer.outcome is not None:
-                counts[(offer.need, offer.partner_id, offer.outcome)] += 1
-    return [OutcomeCount(n, p, o, c) for (n, p, o), c in sorted(counts.items())]
+                yield offer.need, offer.partner_id, offer.outcome, person
 
 
 def need_state(
@@ -582,17 +624,26 @@ def _latest(times: Iterable[datetime | None]) -> datetime | None:
     return max(present) if present else None
 
 
-def needs_by_area(facts: Facts, course_list: Sequence[CaseCourse]) -> list[AreaNeeds]:
+def _need_state_units(
+    facts: Facts, course_list: Sequence[CaseCourse]
+) -> Iterator[tuple[str, str, str]]:
+    """(area, state, person) for each need of each case ``needs_by_area`` counts."""
     need_facts: dict[str, dict[str, NeedFact]] = defaultdict(dict)
     for fact in facts.needs:
         need_facts[fact.case_ref][fact.need] = fact
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
     for course in course_list:
         area = course.case.area or UNKNOWN
+        person = _person(course.case.resident_ref, course.case.ref)
         mine = need_facts.get(course.case.ref, {})
         needs = set(course.case.needs) | {o.need for o in course.offers} | set(mine)
         for need in sorted(needs):
-            counts[area][need_state(need, course.offers, mine.get(need), course.case)] += 1
+            yield area, need_state(need, course.offers, mine.get(need), course.case), person
+
+
+def needs_by_area(facts: Facts, course_list: Sequence[CaseCourse]) -> list[AreaNeeds]:
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for area, state, _ in _need_state_units(facts, course_list):
+        counts[area][state] += 1
     return [
         AreaNeeds(
             area=area,
@@ -736,6 +787,40 @@ def outcomes_report(council: str, facts: Facts, filters: Filters) -> OutcomesRep
     )
 
 
+@dataclass(frozen=True)
+class CellResidents:
+    """Who is behind the counts of the open statistics' tables: for each count of an
+    outcome report's ``referrals_by_source_and_need``, ``needs_by_area`` and
+    ``outcomes_by_need_and_partner``, the distinct residents (pseudonymous references, or a
+    case's where its resident is not known) its units are about. For the disclosure
+    control's threshold, which counts people; never shown."""
+
+    referral_needs: dict[tuple[str, str], frozenset[str]]  # by (source, need)
+    needs_by_area: dict[tuple[str, str], frozenset[str]]  # by (area, state)
+    outcomes: dict[tuple[str, str, str], frozenset[str]]  # by (need, partner, outcome)
+
+
+def _residents_by_key(units: Iterable[tuple[str, ...]]) -> dict[tuple[str, ...], frozenset[str]]:
+    found: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for *key, person in units:
+        found[tuple(key)].add(person)
+    return {key: frozenset(people) for key, people in found.items()}
+
+
+def cell_residents(facts: Facts, filters: Filters) -> CellResidents:
+    """The residents behind ``outcomes_report``'s counts of the same facts and filters."""
+    chosen = filtered(facts, filters)
+    course_list = courses(chosen)
+    referral_needs = _residents_by_key(_referral_need_units(chosen))
+    areas = _residents_by_key(_need_state_units(chosen, course_list))
+    outcomes = _residents_by_key(_outcome_units(course_list))
+    return CellResidents(
+        referral_needs={(s, n): p for (s, n), p in referral_needs.items()},
+        needs_by_area={(a, state): p for (a, state), p in areas.items()},
+        outcomes={(n, partner, o): p for (n, partner, o), p in outcomes.items()},
+    )
+
+
 # -- rule evaluation ---------------------------------------------------------------------
 
 
@@ -766,6 +851,36 @@ class AssessmentMeasure:
 
 
 @dataclass(frozen=True)
+class DryRunMeasure:
+    """One rule of a recent dry run, beside what the rule's flags under the ruleset in force
+    led to in the period: its expected reach under the candidate, its actual conversion."""
+
+    candidate_version: str
+    in_force_version: str  # the ruleset in force for the council when the dry run ran
+    ran_at: datetime
+    rule_id: str
+    residents_flagged: int  # actual: flagged in the period by the rule, under in_force_version
+    positive_outcome: int  # actual: their outreach cases with a positive outcome
+    flag_to_help_share: float | None  # actual: positive_outcome of residents_flagged
+    would_fire_in_force: int  # dry run: residents the rule fires for under the ruleset in force
+    would_fire_candidate: int  # dry run: ... under the candidate
+    change: int  # would_fire_candidate - would_fire_in_force
+
+
+@dataclass(frozen=True)
+class DryRunLevel:
+    """Residents per level under each ruleset of a recent dry run."""
+
+    candidate_version: str
+    in_force_version: str
+    ran_at: datetime
+    level: str
+    residents_in_force: int
+    residents_candidate: int
+    change: int
+
+
+@dataclass(frozen=True)
 class RulesReport:
     council: str
     period_from: date
@@ -774,6 +889,8 @@ class RulesReport:
     need: str | None
     rules: list[RuleMeasure] = field(default_factory=list)
     assessment_levels: list[AssessmentMeasure] = field(default_factory=list)
+    dry_runs: list[DryRunMeasure] = field(default_factory=list)
+    dry_run_levels: list[DryRunLevel] = field(default_factory=list)
 
 
 NO_RULE = "(no rule)"
@@ -851,17 +968,74 @@ def assessment_measures(facts: Facts, course_list: Sequence[CaseCourse]) -> list
     return result
 
 
+def dry_run_measures(
+    dry_runs: Sequence[DryRunFact], rules: Sequence[RuleMeasure]
+) -> list[DryRunMeasure]:
+    """Per recent dry run (newest first) and rule (in the dry run's order): the residents it
+    would fire for under each ruleset, beside the period's actual flags of the rule under
+    the ruleset that was in force (``rules``: the period's rule measures, filtered as they
+    are; a rule that flagged no one in the period shows zeros)."""
+    actual = {(r.ruleset_version, r.rule_id): r for r in rules}
+    result = []
+    for run in dry_runs:
+        for rule in run.rules:
+            measured = actual.get((run.in_force_version, rule.rule_id))
+            flagged = measured.residents_flagged if measured else 0
+            helped = measured.positive_outcome if measured else 0
+            result.append(
+                DryRunMeasure(
+                    candidate_version=run.candidate_version,
+                    in_force_version=run.in_force_version,
+                    ran_at=run.ran_at,
+                    rule_id=rule.rule_id,
+                    residents_flagged=flagged,
+                    positive_outcome=helped,
+                    flag_to_help_share=_share(helped, flagged),
+                    would_fire_in_force=rule.in_force,
+                    would_fire_candidate=rule.candidate,
+                    change=rule.candidate - rule.in_force,
+                )
+            )
+    return result
+
+
+def dry_run_levels(dry_runs: Sequence[DryRunFact]) -> list[DryRunLevel]:
+    """Per recent dry run (newest first) and level, lowest first."""
+    order = {level.value: n for n, level in enumerate(RiskLevel)}
+    result = []
+    for run in dry_runs:
+        levels = {*run.levels_in_force, *run.levels_candidate}
+        for level in sorted(levels, key=lambda name: (order.get(name, len(order)), name)):
+            in_force = run.levels_in_force.get(level, 0)
+            candidate = run.levels_candidate.get(level, 0)
+            result.append(
+                DryRunLevel(
+                    candidate_version=run.candidate_version,
+                    in_force_version=run.in_force_version,
+                    ran_at=run.ran_at,
+                    level=level,
+                    residents_in_force=in_force,
+                    residents_candidate=candidate,
+                    change=candidate - in_force,
+                )
+            )
+    return result
+
+
 def rules_report(council: str, facts: Facts, filters: Filters) -> RulesReport:
     chosen = filtered(facts, filters)
     course_list = courses(chosen)
+    rules = rule_measures(chosen, course_list)
     return RulesReport(
         council=council,
         period_from=facts.period_from,
         period_to=facts.period_to,
         area=filters.area,
         need=filters.need,
-        rules=rule_measures(chosen, course_list),
+        rules=rules,
         assessment_levels=assessment_measures(chosen, course_list),
+        dry_runs=dry_run_measures(facts.dry_runs, rules),
+        dry_run_levels=dry_run_levels(facts.dry_runs),
     )
 
 

@@ -26,8 +26,9 @@ from services.referrals.domain.open_statistics import (
     THRESHOLD,
     CountTable,
     Dimension,
+    Entry,
     ProtectedTable,
-    protect,
+    protect_package,
 )
 from services.referrals.domain.reporting import LONDON, NEED_STATES, UNKNOWN
 from services.referrals.service_layer import reporting
@@ -47,15 +48,19 @@ OGL_V3 = {
     "title": "Open Government Licence v3.0",
 }
 METHOD = (
-    "Statistical disclosure control: every count from 1 to {small} (a cell or a total) is "
-    "withheld; a zero is published. Further counts are withheld so that none of those can "
-    "be worked out from the published cells and totals: each withheld count lies on a "
-    "rectangle of withheld entries along which it can move by at least {protection} without "
-    "changing any published figure (the hypercube method), choosing the smallest counts and "
-    "keeping totals where possible. A withheld count has an empty value and the marker "
-    "'{marker}' (confidential), whatever the reason it was withheld. Counts are not rounded: "
-    "published cells add up to the published totals. Each table is protected on its own; "
-    "counts are of the month only (not cumulative)."
+    "Statistical disclosure control: every count (a cell or a total) that 1 to {small} "
+    "distinct residents are behind is withheld, however many needs, referrals or offers it "
+    "counts; a zero is published. Further counts are withheld so that none of those can be "
+    "worked out from the published cells and totals of the whole package: each withheld "
+    "count lies on a rectangle of withheld entries along which it can move by at least "
+    "{protection} without changing any published figure (the hypercube method), and where "
+    "tables share a total (the grand totals; each need's total of the referrals and "
+    "outcomes tables) they are protected together, as if the shared totals were known to be "
+    "equal: a shared total is published in every table or in none. The smallest counts are "
+    "chosen, keeping totals where possible. A withheld count has an empty value and the "
+    "marker '{marker}' (confidential), whatever the reason it was withheld. Counts are not "
+    "rounded: published cells add up to the published totals. Counts are of the month only "
+    "(not cumulative)."
 )
 
 
@@ -192,25 +197,42 @@ def _schema(council: str, table: CountTable) -> dict[str, Any]:
     }
 
 
+def fresh_output(output: Path) -> None:
+    """Refuse to write a package into a folder that holds anything: the folder is what is
+    uploaded, and an earlier export's files (a table since dropped, a month's other
+    release) would go with it. Raises ValueError naming the folder."""
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"output: {output} is a file, not a folder")
+    if output.is_dir() and (held := sorted(p.name for p in output.iterdir())):
+        shown = ", ".join(held[:5]) + (", …" if len(held) > 5 else "")
+        raise ValueError(
+            f"output: {output} is not empty ({shown}); export into a new folder, so that no "
+            "file of another export is published with this one"
+        )
+
+
 def write_open_statistics(
     output: Path,
     *,
     council: str,
     month: str,
     tables: Sequence[CountTable],
+    links: Sequence[Sequence[Entry]] = (),
     council_name: str | None = None,
     created: datetime | None = None,
 ) -> OpenStatistics:
-    """Protect each table and write the package into ``output`` (made if missing): one
-    ``<table>.csv`` per table and ``datapackage.json``. ``council`` is its GSS code, or its
-    name if it has none."""
+    """Protect the tables together (``links``: the totals they share, see
+    ``protect_package``) and write the package into ``output``, a new or empty folder
+    (``fresh_output``): one ``<table>.csv`` per table and ``datapackage.json``.
+    ``council`` is its GSS code, or its name if it has none."""
     _check(council, month, tables)
+    fresh_output(output)
     output.mkdir(parents=True, exist_ok=True)
     name = council_name or council
     summaries: list[TableSummary] = []
     resources: list[dict[str, Any]] = []
-    for table in tables:
-        published = protect(table)
+    for published in protect_package(tables, links):
+        table = published.table
         path = output / f"{table.name}.csv"
         with path.open("w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file, lineterminator="\n")
@@ -262,10 +284,13 @@ def write_open_statistics(
 
 # -- a council's month from the reporting model --------------------------------------------
 
+
 def month_period(month: str) -> tuple[date, date]:
     """The first and last day of a month given as YYYY-MM."""
     if not MONTH.fullmatch(month):
         raise Invalid("month", f"{month!r} is not a month as YYYY-MM")
+    if not 2000 <= int(month[:4]) <= 2100:
+        raise Invalid("month", f"{month} is not between 2000 and 2100")
     first = datetime.strptime(month, "%Y-%m").date()
     last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     return first, last
@@ -280,28 +305,37 @@ def _labels_of(vocabulary: Iterable[str], seen: Iterable[str]) -> tuple[str, ...
 
 # Who refers: a council's staff, a voluntary partner, or a data signal (an outreach case).
 SOURCES = ("council", "vcs", "flag")
+REFERRALS = "referrals_by_need_and_source"
+NEEDS = "needs_by_area_and_status"
+OUTCOMES = "outcomes_by_need"
+
+
+def _union(groups: Iterable[frozenset[str]]) -> frozenset[str]:
+    return frozenset().union(*groups)
 
 
 async def month_tables(
     uow: ReferralsUnitOfWork, principal: Principal, council: str, month: str
 ) -> list[CountTable]:
     """The month's count tables of a council, from the reporting model: the cohort of cases
-    opened (and referrals received) in the month, followed to whatever became of them.
+    opened (and referrals received) in the month, followed to whatever became of them. Each
+    cell knows the residents behind it (pseudonymous references, for the threshold only).
 
-    Each dimension's totals are published in one table where the tables would count the
-    same thing: the area only in the needs table (its area totals are the needs referred
-    from each area, which a referrals-by-area table would publish again, protected
-    differently). docs/open-statistics.md, Limits, names the totals two tables still share.
-    A case with no known area counts under ``unknown``."""
+    The area is in the needs table only: a referrals-by-area table's area totals would be
+    the needs referred from each area, which the needs table's area totals count too. The
+    totals the tables still share are linked (``month_links``) and protected together. A
+    case with no known area counts under ``unknown``."""
     period_from, period_to = month_period(month)
     if period_from > uow.now().astimezone(LONDON).date():
         raise Invalid("month", f"{month} has not begun")
     query = ReportQuery(period_from=period_from, period_to=period_to)
-    outcomes = await reporting.outcomes(uow, principal, council, query)
+    figures = await reporting.open_statistics_figures(uow, principal, council, query)
+    outcomes, residents = figures.outcomes, figures.residents
 
     referrals: Counter[tuple[str, str]] = Counter()
     for referred in outcomes.referrals_by_source_and_need:
         referrals[(referred.need, referred.source)] += referred.referral_needs
+    referral_people = {(n, s): p for (s, n), p in residents.referral_needs.items()}
     areas = [*sorted({r.area for r in outcomes.needs_by_area} - {UNKNOWN}), UNKNOWN]
     needs = {
         (row.area, state): getattr(row, state)
@@ -310,12 +344,15 @@ async def month_tables(
         if getattr(row, state)
     }
     outcome_counts: Counter[tuple[str, str]] = Counter()
+    outcome_people: dict[tuple[str, str], set[frozenset[str]]] = {}
     for outcome in outcomes.outcomes_by_need_and_partner:
         outcome_counts[(outcome.need, outcome.outcome)] += outcome.offers
+    for (need, _, outcome_name), people in residents.outcomes.items():
+        outcome_people.setdefault((need, outcome_name), set()).add(people)
     every_need = [n.value for n in Need]
     return [
         CountTable(
-            name="referrals_by_need_and_source",
+            name=REFERRALS,
             title="Referrals by need and source",
             description=(
                 "Referrals received in the month, one for each need they name, by who "
@@ -327,9 +364,10 @@ async def month_tables(
             row_labels=_labels_of(every_need, (n for n, _ in referrals)),
             column_labels=_labels_of(SOURCES, (s for _, s in referrals)),
             counts=dict(referrals),
+            residents=referral_people,
         ),
         CountTable(
-            name="needs_by_area_and_status",
+            name=NEEDS,
             title="Needs met, not met, unroutable and waiting, by area",
             description=(
                 "Each need of each case opened in the month, by the postcode district of "
@@ -344,9 +382,10 @@ async def month_tables(
             row_labels=tuple(areas),
             column_labels=NEED_STATES,
             counts=needs,
+            residents=dict(residents.needs_by_area),
         ),
         CountTable(
-            name="outcomes_by_need",
+            name=OUTCOMES,
             title="Outcomes by need",
             description=(
                 "Offers to partners with a recorded outcome, for the cases opened in the "
@@ -357,8 +396,31 @@ async def month_tables(
             row_labels=_labels_of(every_need, (n for n, _ in outcome_counts)),
             column_labels=_labels_of((o.value for o in Outcome), (o for _, o in outcome_counts)),
             counts=dict(outcome_counts),
+            residents={at: _union(groups) for at, groups in outcome_people.items()},
         ),
     ]
+
+
+def month_links(tables: Sequence[CountTable]) -> list[tuple[Entry, ...]]:
+    """The totals the month's tables share, as ``protect_package`` takes them: the grand
+    totals (the needs referred in the month, nearly, and the outcomes recorded for them),
+    and each need's total of the referrals and the outcomes tables (the needs referred, and
+    the outcomes recorded, equal when each need referred had one outcome). They differ by
+    a little or a lot, but an attacker might know by how much, so they are treated as known
+    to be equal: each is published in every table or in none."""
+    by_name = {t.name: t for t in tables}
+    links: list[tuple[Entry, ...]] = []
+    grand = tuple((name, ALL, ALL) for name in (REFERRALS, NEEDS, OUTCOMES) if name in by_name)
+    if len(grand) > 1:
+        links.append(grand)
+    if REFERRALS in by_name and OUTCOMES in by_name:
+        outcome_needs = set(by_name[OUTCOMES].row_labels)
+        links.extend(
+            ((REFERRALS, need, ALL), (OUTCOMES, need, ALL))
+            for need in by_name[REFERRALS].row_labels
+            if need in outcome_needs
+        )
+    return links
 
 
 async def export_month(
@@ -370,13 +432,15 @@ async def export_month(
     *,
     council_name: str | None = None,
 ) -> OpenStatistics:
-    """The month's tables of a council, protected and written as a package into ``output``."""
+    """The month's tables of a council, protected together and written as a package into
+    ``output`` (a new or empty folder)."""
     tables = await month_tables(uow, principal, council, month)
     return write_open_statistics(
         output,
         council=council,
         month=month,
         tables=tables,
+        links=month_links(tables),
         council_name=council_name,
         created=uow.now(),
     )

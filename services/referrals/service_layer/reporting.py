@@ -23,7 +23,7 @@ import asyncio
 import hashlib
 import hmac
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -32,12 +32,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.referrals.adapters import reporting as reporting_db
 from services.referrals.domain.reporting import (
     LONDON,
+    CellResidents,
+    DryRunRuleFact,
     Facts,
     Filters,
     OutcomesReport,
     ReachReport,
     RulesReport,
     age_band,
+    cell_residents,
     outcomes_report,
     reach_report,
     rules_report,
@@ -337,6 +340,44 @@ async def risk_assessed(
         )
 
 
+@dataclass(frozen=True)
+class DryRun:
+    """A council's dry run of a candidate ruleset, as risk published it: counts only."""
+
+    council: str
+    candidate_version: str
+    in_force_version: str
+    ran_at: datetime
+    residents: int
+    residents_changing_level: int
+    levels_in_force: Mapping[str, int]
+    levels_candidate: Mapping[str, int]
+    rules: Sequence[DryRunRuleFact]
+
+
+async def dry_run_completed(uow: ReferralsUnitOfWork, run: DryRun) -> None:
+    """Keep the council's latest dry run of the candidate (an earlier or repeated one
+    changes nothing), for the rule evaluation's dry runs table."""
+    async with uow.transaction() as session:
+        await reporting_db.upsert_dry_run(
+            session,
+            {
+                "council": run.council,
+                "candidate_version": run.candidate_version,
+                "in_force_version": run.in_force_version,
+                "ran_at": run.ran_at,
+                "residents": run.residents,
+                "residents_changing_level": run.residents_changing_level,
+                "levels_in_force": dict(run.levels_in_force),
+                "levels_candidate": dict(run.levels_candidate),
+                "rules": [
+                    {"rule_id": r.rule_id, "in_force": r.in_force, "candidate": r.candidate}
+                    for r in run.rules
+                ],
+            },
+        )
+
+
 async def forget(
     uow: ReferralsUnitOfWork, *, case_ids: Iterable[str], resident_keys: Iterable[str]
 ) -> None:
@@ -458,6 +499,29 @@ async def council_reports(
             outcomes=outcomes_report(council, found, filters),
             rules=rules_report(council, found, filters),
             reach=reach_report(council, found, filters),
+        )
+
+    return await asyncio.to_thread(compute)
+
+
+@dataclass(frozen=True)
+class OpenStatisticsFigures:
+    """The open-statistics export's figures of a council's period, from one read of the
+    model: the counts (an outcome report) and the residents behind each (never shown)."""
+
+    outcomes: OutcomesReport
+    residents: CellResidents
+
+
+async def open_statistics_figures(
+    uow: ReferralsUnitOfWork, principal: Principal, council: str, query: ReportQuery
+) -> OpenStatisticsFigures:
+    found, filters = await _facts(uow, principal, council, query)
+
+    def compute() -> OpenStatisticsFigures:
+        return OpenStatisticsFigures(
+            outcomes=outcomes_report(council, found, filters),
+            residents=cell_residents(found, filters),
         )
 
     return await asyncio.to_thread(compute)

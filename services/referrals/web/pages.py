@@ -15,7 +15,7 @@ import hmac
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -64,6 +64,9 @@ def figure(value: Any, kind: str = "") -> str:
         return "none"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, datetime):
+        # A dry run's time: the council's clock, to the minute.
+        return value.astimezone(d.LONDON).strftime("%Y-%m-%d %H:%M")
     if kind == "share" and isinstance(value, int | float):
         return f"{value * 100:.1f}%"
     if kind == "words":
@@ -530,6 +533,79 @@ def rules_tables(report: RulesReport, filters: FilterForm) -> list[TableView]:
                     ],
                 )
             ),
+        ),
+        *dry_run_tables(report, filters),
+    ]
+
+
+def dry_run_tables(report: RulesReport, filters: FilterForm) -> list[TableView]:
+    """The recent dry runs of candidate rulesets (risk's figures over the council's stored
+    profiles) beside what each rule's flags under the ruleset in force led to."""
+    latest = report.dry_runs[0] if report.dry_runs else None
+    compared = [r for r in report.dry_runs if latest and r.ran_at == latest.ran_at]
+    reach_bars = []
+    for row in compared:
+        reach_bars.append(charts.Bar(f"{row.rule_id}: in force", row.would_fire_in_force))
+        reach_bars.append(
+            charts.Bar(f"{row.rule_id}: {row.candidate_version}", row.would_fire_candidate)
+        )
+    return [
+        TableView(
+            "dry_runs",
+            "rules",
+            "Dry runs of candidate rulesets",
+            "The latest dry run of each recent candidate ruleset (run by the period's end), "
+            "rule by rule: the residents each rule would fire for under the ruleset in force "
+            "and under the candidate, over every stored profile of the council when it ran "
+            "(whatever the area and need filters), beside the rule's actual flags in the "
+            "period under that ruleset in force and the share that led to help.",
+            _columns(
+                d.DryRunMeasure,
+                {
+                    "candidate_version": "Candidate",
+                    "in_force_version": "Ruleset in force",
+                    "ran_at": "Dry run at",
+                    "rule_id": "Rule",
+                    "residents_flagged": "Flagged in the period",
+                    "positive_outcome": "Positive outcome",
+                    "flag_to_help_share": "Flag to help",
+                    "would_fire_in_force": "Would fire, in force",
+                    "would_fire_candidate": "Would fire, candidate",
+                    "change": "Change",
+                },
+                shares=("flag_to_help_share",),
+            ),
+            _rows(report.dry_runs),
+            _csv_url(report.council, "rules", "dry_runs", filters),
+            _chart(
+                charts.bar_chart(
+                    "chart-dry-run",
+                    "Expected reach by rule, latest dry run",
+                    "Bars: for each rule, the residents it would fire for under the ruleset "
+                    "in force and under the candidate of the latest dry run; the table gives "
+                    "every recent candidate.",
+                    reach_bars,
+                )
+            ),
+        ),
+        TableView(
+            "dry_run_levels",
+            "rules",
+            "Dry runs: residents by level",
+            "The same dry runs: the council's residents at each level under the ruleset in "
+            "force and under the candidate.",
+            _columns(
+                d.DryRunLevel,
+                {
+                    "candidate_version": "Candidate",
+                    "in_force_version": "Ruleset in force",
+                    "ran_at": "Dry run at",
+                    "residents_in_force": "Residents, in force",
+                    "residents_candidate": "Residents, candidate",
+                },
+            ),
+            _rows(report.dry_run_levels),
+            _csv_url(report.council, "rules", "dry_run_levels", filters),
         ),
     ]
 

@@ -78,7 +78,9 @@ async def dry_run_ruleset(
         str | None,
         Query(
             pattern=GSS_CODE.pattern,
-            description="against this council's ruleset in force, over its residents only",
+            description="against this council's ruleset in force, over its residents only; "
+            "the figures are published (risk.ruleset.dry_run_completed) for the council's "
+            "rule evaluation",
         ),
     ] = None,
 ) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from services.risk.domain.transparency import transparency_record
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
 from shared.errors import Invalid, NotFound
 from shared.events.envelope import utc_now
+from shared.events.payloads import RuleReach, RulesetDryRunCompleted
+from shared.vocabulary import RiskLevel
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +105,53 @@ async def dry_run_ruleset(
 ) -> dict[str, Any]:
     """A stored ruleset and the one in force over every stored profile (its signals, and its
     open case's referral): residents per level under each, the rules driving the difference.
-    For one council: against the ruleset in force for it, over its profiles only."""
-    candidate = load_ruleset((await get_ruleset(uow, version)).source)
-    in_force = await (uow.ruleset_in_force() if council is None else uow.ruleset_for(council))
-    comparison = Comparison(in_force, candidate)
-    today = uow.now().date()
-    referrals = await stored_cases.open_referrals(uow.session, council)
-    async for profile_id, facts in stored_signals.facts_by_profile(uow.session, council):
-        comparison.add(build_profile(facts, referrals.get(profile_id), today=today))
+    For one council: against the ruleset in force for it, over its profiles only; its
+    figures are published too (``risk.ruleset.dry_run_completed``, through the outbox in
+    this transaction), so the council's rule evaluation shows them beside what its flags led
+    to."""
+    async with uow.transaction() as session:
+        candidate = load_ruleset((await get_ruleset(uow, version)).source)
+        in_force = await (uow.ruleset_in_force() if council is None else uow.ruleset_for(council))
+        comparison = Comparison(in_force, candidate)
+        ran_at = uow.now()
+        referrals = await stored_cases.open_referrals(session, council)
+        async for profile_id, facts in stored_signals.facts_by_profile(session, council):
+            comparison.add(build_profile(facts, referrals.get(profile_id), today=ran_at.date()))
+        if council is not None:
+            event = dry_run_completed(comparison, council=council, ran_at=ran_at)
+            await uow.outbox.add(session, event, subject=council)
     return comparison.report()
+
+
+def dry_run_completed(
+    comparison: Comparison, *, council: str, ran_at: datetime
+) -> RulesetDryRunCompleted:
+    """A council's dry run as its event: residents per level under each ruleset and, for
+    every rule of either, the residents it fires for under each (the report lists only the
+    rules whose firing differs; a council reads the others' reach too). Counts only."""
+    in_force, candidate = comparison.rulesets["current"], comparison.rulesets["candidate"]
+    fires_in_force, fires_candidate = comparison.fires["current"], comparison.fires["candidate"]
+    rule_ids = dict.fromkeys(r.spec.id for ruleset in (in_force, candidate) for r in ruleset.rules)
+    return RulesetDryRunCompleted(
+        council=council,
+        candidate_version=candidate.version,
+        in_force_version=in_force.version,
+        ran_at=ran_at,
+        residents=comparison.residents,
+        residents_changing_level=comparison.changed,
+        levels_in_force={level: comparison.levels["current"][level.value] for level in RiskLevel},
+        levels_candidate={
+            level: comparison.levels["candidate"][level.value] for level in RiskLevel
+        },
+        rules=[
+            RuleReach(
+                rule_id=rule_id,
+                in_force=fires_in_force[rule_id],
+                candidate=fires_candidate[rule_id],
+            )
+            for rule_id in rule_ids
+        ],
+    )
 
 
 async def transparency(uow: RiskUnitOfWork) -> str:

@@ -2,7 +2,8 @@
 ``referrals-reporting`` consumer group on the real broker writes the model, and
 ``GET /v1/reports/{council}/open-statistics/{month}`` answers with a zipped package that
 frictionless validates, whose published counts equal the true ones and never fall between
-1 and 9.
+1 and 9, nor come from 1 to 9 residents, and which the package attacker (linear programming
+over every table with the totals they share) cannot narrow.
 
 The day of events is test_reporting's (seven cases in two areas and none, every kind of
 response and outcome), sent ten times in the middle of last month, and one referral from a
@@ -24,8 +25,17 @@ import pytest
 from frictionless import validate
 
 from services.referrals.bootstrap import SERVICE
-from services.referrals.domain.open_statistics import ALL, MARKER, THRESHOLD
-from services.referrals.service_layer.open_statistics import NEED_STATES
+from services.referrals.domain.open_statistics import (
+    ALL,
+    MARKER,
+    PROTECTION,
+    THRESHOLD,
+    CountTable,
+    Dimension,
+    ProtectedTable,
+    PublishedCell,
+)
+from services.referrals.service_layer.open_statistics import NEED_STATES, month_links
 from services.referrals.settings import ReferralsSettings
 from shared.auth import Role
 from shared.events.envelope import utc_now
@@ -35,6 +45,7 @@ from tests.integration.referrals.test_reporting import Case, Day, Reporting, a_d
 from tests.support.infrastructure import Broker
 from tests.support.services import Publisher, serve
 from tests.support.services import publisher as start_publisher
+from tests.unit.referrals.open_statistics_attacker import package_bounds
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +82,59 @@ def true_referrals(days: list[Day]) -> Counter[tuple[str, str]]:
             for need in case.needs:
                 counts[(need, case.source or "flag")] += 1
     return counts
+
+
+def true_people(days: list[Day]) -> dict[str, dict[tuple[str, str], set[str]]]:
+    """The residents behind each cell of the referrals and outcomes tables, from the events
+    sent (by resident key; the model knows them by reference)."""
+    referrals: dict[tuple[str, str], set[str]] = {}
+    outcomes: dict[tuple[str, str], set[str]] = {}
+    for day in days:
+        for case in day.cases:
+            for need in case.needs:
+                referrals.setdefault((need, case.source or "flag"), set()).add(case.resident_key)
+            for offer in case.offers:
+                if offer.outcome:
+                    outcomes.setdefault((offer.need, offer.outcome), set()).add(case.resident_key)
+    return {"referrals_by_need_and_source": referrals, "outcomes_by_need": outcomes}
+
+
+def people_with_margins(cells: dict[tuple[str, str], set[str]]) -> Counter[tuple[str, str]]:
+    """Distinct residents of each cell and margin (a margin's: the union of its cells')."""
+    lines: dict[tuple[str, str], set[str]] = {}
+    for (row, column), residents in cells.items():
+        for at in ((row, column), (row, ALL), (ALL, column), (ALL, ALL)):
+            lines.setdefault(at, set()).update(residents)
+    return Counter({at: len(residents) for at, residents in lines.items()})
+
+
+def as_published(
+    rows: list[dict[str, str]], name: str, truth: Counter[tuple[str, str]], fields: tuple[str, str]
+) -> ProtectedTable:
+    """A package's table as the attacker sees it, beside the true counts (the attacker
+    check's worst case: it knows how the shared totals differ)."""
+    row_field, column_field = fields
+    row_labels = tuple(dict.fromkeys(r[row_field] for r in rows if r[row_field] != ALL))
+    column_labels = tuple(dict.fromkeys(r[column_field] for r in rows if r[column_field] != ALL))
+    table = CountTable(
+        name=name,
+        title=name,
+        description=name,
+        rows=Dimension(row_field),
+        columns=Dimension(column_field),
+        row_labels=row_labels,
+        column_labels=column_labels,
+        counts={(r, c): truth[(r, c)] for r in row_labels for c in column_labels if truth[(r, c)]},
+    )
+    return ProtectedTable(
+        table,
+        tuple(
+            PublishedCell(
+                r[row_field], r[column_field], int(r["value"]) if r["value"] else None, None
+            )
+            for r in rows
+        ),
+    )
 
 
 def with_margins(cells: Counter[tuple[str, str]]) -> Counter[tuple[str, str]]:
@@ -152,10 +216,14 @@ async def test_a_months_export_validates_and_publishes_no_small_count(
         "needs_by_area_and_status": ("area", "measure"),
         "outcomes_by_need": ("need", "measure"),
     }
+    people = {name: people_with_margins(cells) for name, cells in true_people(days).items()}
     published = withheld = 0
     for name, rows in tables.items():
         row_field, column_field = positions[name]
         for row in rows:
+            at = (row[row_field], row[column_field])
+            if name in people and 0 < people[name][at] < THRESHOLD:
+                assert row["marker"] == MARKER, (name, row, "residents", people[name][at])
             assert row["month"] == month and row["council"] == council
             true = truth[name][(row[row_field], row[column_field])]
             if row["marker"] == MARKER:
@@ -169,6 +237,23 @@ async def test_a_months_export_validates_and_publishes_no_small_count(
             if 0 < true < THRESHOLD:
                 assert row["marker"] == MARKER, (name, row)
     assert published and withheld  # the data held both kinds
+    # 20 needs of food referred by council staff come from 10 residents (each referred
+    # twice) and one more: 11 residents, published.
+    assert people["referrals_by_need_and_source"][("food", "council")] == COPIES + 1
+
+    # The attacker, over the whole package with the totals its tables share.
+    package = [
+        as_published(rows, name, truth[name], positions[name]) for name, rows in tables.items()
+    ]
+    links = month_links([p.table for p in package])
+    assert links  # the grand totals, and the needs' totals of referrals and outcomes
+    for (name, row, column), (low, high) in package_bounds(package, links).items():
+        true = truth[name][(row, column)]
+        assert low - 1e-6 <= true <= high + 1e-6, (name, row, column)
+        assert high - low >= PROTECTION - 1e-6, (name, row, column, true, low, high)
+    by_name = {p.table.name: p for p in package}
+    for link in links:  # a shared total is published in every table or in none
+        assert len({by_name[n].cell(r, c).value is None for n, r, c in link}) == 1
     needs_by_area = {(r["area"], r["measure"]): r for r in tables["needs_by_area_and_status"]}
     assert needs_by_area[("E12", "in_progress")]["marker"] == MARKER  # 1: withheld
     assert needs_by_area[("E15", "met")]["value"] == str(COPIES)  # 10: published

@@ -1,11 +1,13 @@
 """The open-statistics export: tidy CSVs and a datapackage.json that frictionless validates
 (every field's type and constraints checked against every row), withheld counts marked
-[c] with an empty value, the licence, source and method stated, and bad input refused."""
+[c] with an empty value, the licence, source and method stated, bad input refused, and a
+folder holding files refused (they would be uploaded with the package)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -193,3 +195,78 @@ def test_the_devtools_export_names_a_demo_council_in_the_title(tmp_path: Path) -
         descriptor["title"] == "Upstream open statistics: London Borough of Newham, November 2026"
     )
     assert validate(str(written.descriptor)).valid
+
+
+def test_an_export_goes_into_a_new_or_empty_folder_and_refuses_one_holding_files(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "2026-11"
+    write_open_statistics(folder, council=NEWHAM, month="2026-11", tables=TABLES)
+    # Again into the same folder: its files (and any other) would be uploaded with it.
+    with pytest.raises(
+        ValueError, match=f"^output: {re.escape(str(folder))} is not empty \\(datapackage.json"
+    ):
+        write_open_statistics(folder, council=NEWHAM, month="2026-11", tables=TABLES[:1])
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "referrals_by_area_and_need.csv").write_text("an older export\n")
+    with pytest.raises(ValueError, match=r"referrals_by_area_and_need\.csv"):
+        write_open_statistics(stale, council=NEWHAM, month="2026-11", tables=TABLES[1:])
+    assert sorted(p.name for p in stale.iterdir()) == ["referrals_by_area_and_need.csv"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    written = write_open_statistics(empty, council=NEWHAM, month="2026-11", tables=TABLES)
+    assert validate(str(written.descriptor)).valid
+
+
+def test_the_command_refuses_a_folder_holding_files_before_asking_the_service(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from devtools.cli import app
+
+    (tmp_path / "old.csv").write_text("an older export\n")
+    arguments = ["--council", NEWHAM, "--month", "2026-11", "--output", str(tmp_path)]
+    # No service answers at this address: the refusal comes first.
+    result = CliRunner().invoke(
+        app, ["open-statistics", *arguments, "--url", "http://127.0.0.1:9", "--token", "x"]
+    )
+    assert result.exit_code == 1
+    assert "not empty" in result.output and "old.csv" in result.output
+
+
+def test_linked_tables_are_written_with_each_shared_total_in_all_or_none(
+    tmp_path: Path,
+) -> None:
+    referrals = CountTable(
+        name="referrals_by_need_and_source",
+        title="Referrals by need and source",
+        description="Needs referred, by who referred.",
+        rows=Dimension.NEED,
+        columns=Dimension.MEASURE,
+        row_labels=("food", "housing"),
+        column_labels=("council", "vcs"),
+        counts={("food", "council"): 25, ("food", "vcs"): 15, ("housing", "council"): 2},
+    )
+    outcomes = outcomes_by_need()
+    links = [
+        (("referrals_by_need_and_source", ALL, ALL), ("outcomes_by_need", ALL, ALL)),
+        *(
+            (("referrals_by_need_and_source", n, ALL), ("outcomes_by_need", n, ALL))
+            for n in ("food", "housing")
+        ),
+    ]
+    written = write_open_statistics(
+        tmp_path, council=NEWHAM, month="2026-11", tables=(referrals, outcomes), links=links
+    )
+    assert validate(str(written.descriptor)).valid
+    rows = {
+        name: {(r["need"], r["measure"]): r for r in read_rows(tmp_path / f"{name}.csv")}
+        for name in ("referrals_by_need_and_source", "outcomes_by_need")
+    }
+    for link in links:
+        markers = {rows[name][(need, measure)]["marker"] for name, need, measure in link}
+        assert len(markers) == 1, link
+    # The housing total is 2 referrals: withheld, and so is the outcomes table's.
+    assert rows["outcomes_by_need"][("housing", ALL)]["marker"] == MARKER
