@@ -1,7 +1,7 @@
-"""``upstream`` command's body for the open-statistics export: a council's month of count
-tables written as a Frictionless data package for the London Datastore (see
-docs/open-statistics.md). The command that gathers the tables from the reporting model
-calls ``export``; this module only names the council and writes."""
+"""The open-statistics export at the command line (docs/open-statistics.md): ``summary``
+prints what ``upstream open-statistics`` fetched from the reporting API; ``export`` writes a
+package from count tables in hand (a borough's own figures, or a test's), naming the council
+from the demo councils' details when it knows them."""
 
 from __future__ import annotations
 
