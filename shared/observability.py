@@ -22,6 +22,10 @@ HTTP_LATENCY = Histogram(
 EVENTS_PUBLISHED = Counter(
     "upstream_events_published_total", "Events published by the outbox relay", ["topic"]
 )
+EVENTS_WITHHELD = Counter(
+    "upstream_events_withheld_total",
+    "Events a relay never sent: written before their subject's keys were forgotten (erasure)",
+)
 PUBLISH_FAILURES = Counter(
     "upstream_outbox_publish_failures_total", "Relay passes that failed to reach the broker"
 )

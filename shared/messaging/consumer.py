@@ -23,11 +23,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -43,7 +43,7 @@ from shared.events.registry import EventRegistry, EventType, Topic, split_type
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
 from shared.messaging.handlers import EventHandlers, Handler
 from shared.messaging.kafka import dead_letter_topic, ensure_topics, spec_of
-from shared.messaging.sealing import Keystore, UnknownKey, Unsealable, unseal
+from shared.messaging.sealing import Keystore, KeystoreUnavailable, UnknownKey, Unsealable, unseal
 from shared.messaging.tables import inbox
 from shared.observability import (
     CONSUMER_LAG,
@@ -81,6 +81,22 @@ class DeadLetter(Exception):
 
 
 _ABANDONED = object()  # stopped before the event could be opened
+
+PREFETCHED_FOR_S = 1.0  # a batch's prefetched keys, trusted this long (then asked again)
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """The data keys fetched for a batch of records, and when."""
+
+    keys: dict[str, bytes | None] = field(default_factory=dict)
+    at: float = float("-inf")
+
+    def fresh(self) -> bool:
+        # A batch handled slowly (retries, a long handler) asks again: a key forgotten
+        # meanwhile opens nothing more.
+        return time.monotonic() - self.at < PREFETCHED_FOR_S
+
 
 # PostgreSQL's "try again" answers: a serialization failure, a deadlock.
 _RETRY_SQLSTATES = {"40001", "40P01"}
@@ -308,7 +324,7 @@ class EventConsumer:
         self,
         record: ConsumerRecord,
         stop: asyncio.Event,
-        keys: dict[str, bytes | None] | None = None,
+        keys: Prefetched | None = None,
     ) -> bool:
         """Apply, skip or dead-letter one record (``keys``: data keys fetched for its batch).
         False: abandoned at shutdown, not done."""
@@ -320,7 +336,7 @@ class EventConsumer:
                 self._count("ignored")
                 return True
             if event.sealedwith is not None:
-                opened = await self._open(event, record, stop, keys or {})
+                opened = await self._open(event, record, stop, keys or Prefetched())
                 if opened is _ABANDONED:
                     return False
                 if opened is None:
@@ -389,11 +405,11 @@ class EventConsumer:
             )
         return event, event_type, handler
 
-    async def _prefetch_keys(self, records: list[ConsumerRecord]) -> dict[str, bytes | None]:
+    async def _prefetch_keys(self, records: list[ConsumerRecord]) -> Prefetched:
         """The data keys a batch's sealed records need, in one keystore round trip rather
         than one a record. Only a shortcut: whatever it misses is asked record by record."""
         if self._keystore is None or len(records) < 2:
-            return {}
+            return Prefetched()
         wanted = set()
         for record in records:
             with contextlib.suppress(ValueError, TypeError, AttributeError):
@@ -401,15 +417,15 @@ class EventConsumer:
                     wanted.add(str(key_id))
         if wanted:
             with contextlib.suppress(Exception):  # the record-by-record path retries outages
-                return await self._keystore.data_keys(wanted)
-        return {}
+                return Prefetched(await self._keystore.data_keys(wanted), time.monotonic())
+        return Prefetched()
 
     async def _open(
         self,
         event: CloudEvent,
         record: ConsumerRecord,
         stop: asyncio.Event,
-        keys: dict[str, bytes | None],
+        keys: Prefetched,
     ) -> CloudEvent | object | None:
         """The sealed event opened; None if its key was forgotten (an erasure);
         ``_ABANDONED`` if stopped while the keystore was out of reach (left uncommitted)."""
@@ -418,17 +434,15 @@ class EventConsumer:
         assert event.sealedwith is not None
         data_key: bytes | None = None
         while not stop.is_set():
-            if event.sealedwith in keys:
-                data_key = keys[event.sealedwith]
+            if keys.fresh() and event.sealedwith in keys.keys:
+                data_key = keys.keys[event.sealedwith]
                 break
             try:
                 data_key = await self._keystore.data_key(event.sealedwith)
                 break
             except UnknownKey as exc:
                 raise DeadLetter(str(exc)) from exc
-            except Exception as exc:
-                if not (is_transient(exc) or isinstance(exc, asyncpg.PostgresConnectionError)):
-                    raise
+            except KeystoreUnavailable as exc:
                 log.warning(
                     "keystore unavailable; retrying the event",
                     extra={"consumer": self.spec.group_id, "error": safe_reason(exc)},

@@ -42,9 +42,14 @@ from shared.events.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, encode, 
 from shared.events.registry import EventRegistry
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
 from shared.messaging.kafka import TopicSpec, ensure_topics
-from shared.messaging.sealing import Keystore, SubjectKey, digest_of, seal
+from shared.messaging.sealing import Keystore, KeystoreUnavailable, SubjectKey, digest_of, seal
 from shared.messaging.tables import OUTBOX_CHANNEL, outbox
-from shared.observability import EVENTS_PUBLISHED, OUTBOX_BACKLOG, PUBLISH_FAILURES
+from shared.observability import (
+    EVENTS_PUBLISHED,
+    EVENTS_WITHHELD,
+    OUTBOX_BACKLOG,
+    PUBLISH_FAILURES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,7 @@ _ADVISORY_NAMESPACE = 0x0B0C
 
 
 _DATABASE_UNREACHABLE = (
+    KeystoreUnavailable,
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     asyncpg.PostgresConnectionError,
@@ -114,10 +120,12 @@ class Outbox:
         """This outbox, writing the events of the keys ``bulk_keys`` names as bulk work."""
         return Outbox(self.registry, source=self.source, bulk_keys=bulk_keys, clock=self._clock)
 
-    async def forget(self, session: AsyncSession, subjects: Iterable[str]) -> None:
+    async def forget(self, session: AsyncSession, subjects: Iterable[str], *, before: str) -> None:
         """Crypto-shred every event of these keys (an erasure), in the caller's transaction:
         once it commits, the relay forgets their data keys in the keystore (then no copy
         on any topic opens again) and never sends an event of theirs written before it.
+        ``before``: the key of the event that says it is done (a confirmation, keyed by its
+        request): the forgetting shares its lane, so is carried out before that is sent.
         Recorded as the subjects' digests only; a replay forgets nothing twice."""
         digests = sorted({digest_of(subject) for subject in subjects})
         if digests:
@@ -125,8 +133,8 @@ class Outbox:
                 insert(outbox).values(
                     event_id=f"forget-{uuid.uuid4()}",
                     topic=FORGET_KEYS,
-                    message_key=FORGET_KEYS,
-                    lane=lane_of(FORGET_KEYS),
+                    message_key=before,
+                    lane=lane_of(before),
                     event_type=FORGET_KEYS,
                     envelope={"digests": digests},
                 )
@@ -324,6 +332,7 @@ class OutboxRelay:
                 if published == 0:
                     await self._wait_for_work(stop)
             except (KafkaError, OSError, TimeoutError) as exc:
+                # (the keystore's own trouble comes as KeystoreUnavailable, below)
                 failures += 1
                 delay = backoff_delay(failures, cap=self._max_backoff)
                 PUBLISH_FAILURES.inc()
@@ -398,7 +407,8 @@ class OutboxRelay:
                 log.debug("producer stop failed", exc_info=True)
 
     async def publish_pending(self) -> int:
-        """One pass over every lane with work; returns how many events were published."""
+        """One pass over every lane with work; returns how many rows it finished (events
+        published, forgettings carried out, events of forgotten subjects withheld)."""
         async with self._sessions() as session:
             # One probe of the unpublished index a lane, not a scan of a bulk backlog.
             every_lane = (
@@ -460,6 +470,7 @@ class OutboxRelay:
                                 outbox.c.message_key,
                                 outbox.c.envelope,
                                 outbox.c.created_at,
+                                outbox.c.event_id,
                             )
                             .where(outbox.c.lane.in_(kind), outbox.c.published_at.is_(None))
                             .order_by(outbox.c.id)
@@ -524,6 +535,7 @@ class OutboxRelay:
                 records.append((b"", b""))
                 dropped += 1
         if dropped:
+            EVENTS_WITHHELD.inc(dropped)
             log.info("events of forgotten subjects not sent", extra={"events": dropped})
         return records
 
@@ -532,7 +544,9 @@ class OutboxRelay:
         if self._keystore is None:
             return  # events went out in the clear: there is no key to forget
         for row in rows:
-            await self._keystore.forget(row.envelope["digests"], at=row.created_at)
+            await self._keystore.forget(
+                row.envelope["digests"], at=row.created_at, forgetting=row.event_id
+            )
 
     async def _prune_if_due(self) -> None:
         now = utc_now()

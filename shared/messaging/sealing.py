@@ -2,12 +2,12 @@
 
 Each Kafka key (the aggregate an event is about: a case, a resident key, a request) has a
 data key of its own in the deployment's *keystore*. The relay seals an event as it publishes
-it: its ``data``, ``subject`` and ``partitionkey`` become one AES-256-GCM ciphertext, bound to
-the event's id and type, and the record's Kafka key becomes the data key's random id. A
-consumer opens it with that key. Erasure *forgets* the keys of a resident's aggregates
-(``Keystore.forget``): every copy of their events, on every topic, in a dead-letter topic,
-in a broker's backup, is then ciphertext no one can open, and a replay brings nothing back
-(docs/information-governance.md, Erasure).
+it: its ``data``, ``subject``, ``partitionkey`` and trace ids become one AES-256-GCM
+ciphertext, authenticated with every attribute left in the clear, and the record's Kafka key
+becomes the data key's random id. A consumer opens it with that key. Erasure *forgets* the
+keys of a resident's aggregates (``Keystore.forget``): every copy of their events, on every
+topic, in a dead-letter topic, in a broker's backup, is then ciphertext no one can open, and
+a replay brings nothing back (docs/information-governance.md, Erasure).
 
 The keystore holds no identifier: a subject is looked up by its SHA-256 (subjects are random
 UUIDs or keyed hashes, so the digest reveals nothing), and a forgotten key keeps only its id
@@ -17,25 +17,30 @@ after its keys were forgotten (a resident flagged again by a later feed) gets a 
 
 The keystore is its own database (``UPSTREAM_KEYSTORE_URL``), shared by the services the way
 the broker is: a data key is useless without the topics, the topics without the keys. In
-production a council may put a KMS behind the same three calls. Its schema is one table,
-created on first use and frozen (a change gets ``…_v2``).
+production a council may put a KMS behind the same calls. Its schema (the keys, the
+forgotten subjects, the forgettings carried out) is created on first use and frozen (a
+change gets ``…_v2``). Making a subject's key and forgetting it take the same per-subject
+lock, and a forgetting nulls every key made before it was carried out (by the keystore's
+clock), so no key made meanwhile survives it.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -43,6 +48,8 @@ from shared.db import create_engine, plain_postgres_url
 
 KEYSTORE_TABLE = "subject_keys"
 FORGOTTEN_TABLE = "forgotten_subjects"
+FORGETTINGS_TABLE = "forgettings"
+_SUBJECT_LOCKS = 0x5EA2  # advisory lock namespace: one lock per subject digest
 _SCHEMA_LOCK = 0x5EA1
 _NONCE_BYTES = 12
 
@@ -50,6 +57,43 @@ _NONCE_BYTES = 12
 class UnknownKey(LookupError):
     """An event sealed under a key this keystore never held: the wrong keystore, not an
     erasure."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class KeystoreUnavailable(Exception):
+    """The keystore cannot be reached or used now (down, starting, refusing the role): the
+    caller waits and tries again; nothing is lost."""
+
+
+_OUT_OF_REACH = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidPasswordError,
+    asyncpg.InsufficientPrivilegeError,
+    asyncpg.InvalidCatalogNameError,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+)
+
+
+def _reaching(call: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """A keystore call whose trouble reaching its database is ``KeystoreUnavailable``."""
+
+    @functools.wraps(call)
+    async def reached(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await call(*args, **kwargs)
+        except _OUT_OF_REACH as exc:
+            raise KeystoreUnavailable(
+                f"the keystore is out of reach: {exc.__class__.__name__}"
+            ) from exc
+
+    return reached
 
 
 class Unsealable(ValueError):
@@ -65,6 +109,8 @@ class SubjectKey:
     forgotten_at: datetime | None = None
 
     def seals(self, written_at: datetime) -> bool:
+        """Whether an event written then goes out: not one written up to the forgetting
+        (the erasure's own transaction writes none of hers)."""
         return self.forgotten_at is None or written_at > self.forgotten_at
 
 
@@ -85,9 +131,10 @@ def _aad(outer: dict[str, Any]) -> bytes:
 
 
 def seal(envelope: dict[str, Any], key: SubjectKey) -> dict[str, Any]:
-    """The envelope as it goes on the wire: what names the aggregate and what it says in one
-    ciphertext; the rest (id, type, source, time, trace, classification) stays readable so
-    brokers, dead-letter tools and consumers not taking the type can route it unopened."""
+    """The envelope as it goes on the wire: what names the aggregate, what it says and its
+    trace in one ciphertext; the rest (id, type, source, time, classification, key id) stays
+    readable, so brokers, dead-letter tools and consumers not taking the type route it
+    unopened, and authenticates the ciphertext."""
     inner = {field: envelope[field] for field in _SEALED_FIELDS if field in envelope}
     outer = {k: v for k, v in envelope.items() if k not in _SEALED_FIELDS}
     outer["partitionkey"] = key.key_id
@@ -157,8 +204,16 @@ class Keystore:
                     " digest text PRIMARY KEY, forgotten_at timestamptz NOT NULL)"
                 )
             )
+            # Each forgetting carried out, and when: a replay of it nulls nothing made since.
+            await connection.execute(
+                text(
+                    f"CREATE TABLE IF NOT EXISTS {FORGETTINGS_TABLE} ("
+                    " id text PRIMARY KEY, done_at timestamptz NOT NULL)"
+                )
+            )
         self._ready = True
 
+    @_reaching
     async def keys_for(self, subjects: Collection[str]) -> dict[str, SubjectKey]:
         """Each subject's current key, made now for a subject without one, with when its
         keys were last forgotten. Digests in one order, so relays making keys for the same
@@ -172,6 +227,7 @@ class Keystore:
             if not digests:
                 return found
             async with self._engine.begin() as connection:
+                await _lock_subjects(connection, digests)
                 await connection.execute(
                     text(
                         f"INSERT INTO {KEYSTORE_TABLE} (key_id, digest, data_key) "
@@ -198,7 +254,7 @@ class Keystore:
                         str(row.key_id), bytes(row.data_key), row.forgotten_at
                     )
         missing = [s for s in wanted.values() if s not in found]
-        raise RuntimeError(f"no key could be made for {len(missing)} subjects: forgotten meanwhile")
+        raise KeystoreUnavailable(f"no key made for {len(missing)} subjects: forgotten meanwhile")
 
     async def data_key(self, key_id: str) -> bytes | None:
         """The data key with this id; None once forgotten. ``UnknownKey`` if never held.
@@ -208,6 +264,7 @@ class Keystore:
             raise UnknownKey(f"sealed with key {key_id}, which this keystore never held")
         return keys[key_id]
 
+    @_reaching
     async def data_keys(self, key_ids: Collection[str]) -> dict[str, bytes | None]:
         """The data keys with these ids, in one round trip: None for a forgotten one; an
         id the keystore never held (or that is no key id) is left out."""
@@ -228,15 +285,30 @@ class Keystore:
                 for row in rows
             }
 
-    async def forget(self, digests: Iterable[str], *, at: datetime) -> int:
-        """Forget, for good, the keys of the subjects with these digests (``digest_of``),
-        as of ``at`` (when the erasure was written): returns how many keys there were.
-        Idempotent; a replay of an older forgetting moves nothing back."""
+    @_reaching
+    async def forget(self, digests: Iterable[str], *, at: datetime, forgetting: str) -> int:
+        """Forget, for good, the keys of the subjects with these digests (``digest_of``):
+        every key made before this forgetting was first carried out (``forgetting`` names
+        it: a replay is the same forgetting). ``at`` is when the erasure was written, by the
+        writer's clock: its events written until then are never sent (``SubjectKey.seals``).
+        Returns how many keys there were."""
         await self._schema()
         ordered = sorted(set(digests))
         if not ordered:
             return 0
         async with self._engine.begin() as connection:
+            await _lock_subjects(connection, ordered)  # a key being made now is made first
+            await connection.execute(
+                text(
+                    f"INSERT INTO {FORGETTINGS_TABLE} (id, done_at) "
+                    "VALUES (:id, clock_timestamp()) ON CONFLICT (id) DO NOTHING"
+                ),
+                {"id": forgetting},
+            )
+            done_at = await connection.scalar(
+                text(f"SELECT done_at FROM {FORGETTINGS_TABLE} WHERE id = :id"),
+                {"id": forgetting},
+            )
             await connection.execute(
                 text(
                     f"INSERT INTO {FORGOTTEN_TABLE} (digest, forgotten_at) "
@@ -249,12 +321,24 @@ class Keystore:
             forgotten = await connection.execute(
                 text(
                     f"UPDATE {KEYSTORE_TABLE} SET digest = NULL, data_key = NULL, "
-                    "forgotten_at = now() WHERE digest = ANY(CAST(:digests AS text[])) "
-                    "AND created_at <= :at RETURNING key_id"
+                    "forgotten_at = clock_timestamp() "
+                    "WHERE digest = ANY(CAST(:digests AS text[])) AND created_at <= :done "
+                    "RETURNING key_id"
                 ),
-                {"digests": ordered, "at": at},
+                {"digests": ordered, "done": done_at},
             )
             return len(forgotten.all())
+
+
+async def _lock_subjects(connection: Any, digests: Sequence[str]) -> None:
+    """The subjects' locks, in one order (``digests`` sorted): no two takers deadlock."""
+    await connection.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(:namespace, hashtext(d)) "
+            "FROM unnest(CAST(:digests AS text[])) AS d ORDER BY d"
+        ),
+        {"namespace": _SUBJECT_LOCKS, "digests": list(digests)},
+    )
 
 
 def _is_uuid(value: str) -> bool:
@@ -287,6 +371,7 @@ async def ensure_keystore_database(url: str) -> None:
 __all__ = [
     "KEYSTORE_TABLE",
     "Keystore",
+    "KeystoreUnavailable",
     "SubjectKey",
     "UnknownKey",
     "Unsealable",

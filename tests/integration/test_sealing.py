@@ -60,8 +60,9 @@ async def test_a_subject_keeps_its_key_until_forgotten_then_gets_a_new_one(
     assert await keystore.data_key(first[case].key_id) == first[case].data_key
 
     erased_at = datetime.now(UTC)
-    assert await keystore.forget([digest_of(case)], at=erased_at) == 1
-    assert await keystore.forget([digest_of(case)], at=erased_at - timedelta(days=1)) == 0
+    assert await keystore.forget([digest_of(case)], at=erased_at, forgetting="f1") == 1
+    earlier = erased_at - timedelta(days=1)
+    assert await keystore.forget([digest_of(case)], at=earlier, forgetting="f0") == 0
     assert await keystore.data_key(first[case].key_id) is None  # forgotten, not unknown
     assert await keystore.data_key(first[other].key_id) == first[other].data_key
     renewed = await keystore.keys_for([case])
@@ -71,6 +72,10 @@ async def test_a_subject_keeps_its_key_until_forgotten_then_gets_a_new_one(
     assert not renewed[case].seals(erased_at - timedelta(seconds=1))
     assert renewed[case].seals(erased_at + timedelta(seconds=1))
     assert first[other].forgotten_at is None and first[other].seals(erased_at)
+    # A replay of the forgetting (the same one) leaves the key made since it was carried
+    # out; the keys' clock is the keystore's, whatever time the erasure was written at.
+    assert await keystore.forget([digest_of(case)], at=erased_at, forgetting="f1") == 0
+    assert await keystore.data_key(renewed[case].key_id) == renewed[case].data_key
     with pytest.raises(UnknownKey):
         await keystore.data_key(str(uuid.uuid4()))
     # A batch's keys in one round trip: forgotten ones as None, never-held ones left out.
@@ -80,6 +85,31 @@ async def test_a_subject_keeps_its_key_until_forgotten_then_gets_a_new_one(
         first[case].key_id: None,
         first[other].key_id: first[other].data_key,
     }
+
+
+async def test_a_key_made_while_the_erasure_is_being_written_is_forgotten_with_it(
+    keystore: Keystore,
+) -> None:
+    """The erasure is written (its time taken at its transaction's start); meanwhile a relay
+    makes a key for her and seals an event of hers with it; the forgetting, carried out
+    after, forgets that key too: it was made before the forgetting, by the keystore's
+    clock. And a key being made while the forgetting runs waits for it, then is new."""
+    case = str(uuid.uuid4())
+    written_at = datetime.now(UTC)
+    made = (await keystore.keys_for([case]))[case]
+    assert await keystore.forget([digest_of(case)], at=written_at, forgetting="f2") == 1
+    assert await keystore.data_key(made.key_id) is None
+    other = str(uuid.uuid4())
+    forgetting = asyncio.create_task(
+        keystore.forget([digest_of(other)], at=datetime.now(UTC), forgetting="f3")
+    )
+    making = asyncio.create_task(keystore.keys_for([other]))
+    forgotten, keys = await asyncio.gather(forgetting, making)
+    # Either the key was made first and forgotten, or made after, as a new key.
+    key = keys[other]
+    assert (forgotten == 1 and await keystore.data_key(key.key_id) is None) or (
+        forgotten == 0 and await keystore.data_key(key.key_id) == key.data_key
+    )
 
 
 async def test_sealed_envelopes_name_nothing_and_open_with_their_key(keystore: Keystore) -> None:
@@ -136,7 +166,7 @@ async def test_through_the_broker_sealed_events_apply_once_and_forgotten_ones_no
     # an event written after it: the first is never sent, the last under a new key.
     await write_events(producer_db, registry, [(gone, 2)])
     async with session_factory(producer_db)() as session, session.begin():
-        await Outbox(registry, source="/upstream/probe").forget(session, [gone])
+        await Outbox(registry, source="/upstream/probe").forget(session, [gone], before=gone)
     await write_events(producer_db, registry, [(gone, 3)])
     await _relay_until_drained(producer_db, registry, bootstrap, keystore)
     records = await read_topic(bootstrap, topic, expected=3)

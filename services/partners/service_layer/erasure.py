@@ -28,7 +28,8 @@ async def erase(uow: PartnersUnitOfWork, request: ErasureRequested) -> PartnersE
         erased = await db.erase(session, request.council, request.case_ids, offer_ids)
         named = [*request.case_ids, *offer_ids]
         erased["outbox_events"] = await erasure.delete_outbox_rows_naming(session, named)
-        await uow.outbox.forget(session, named)  # and the data keys of the events it sent
+        # and the data keys of the events it sent, before its confirmation goes
+        await uow.outbox.forget(session, named, before=request.request_id)
         erased["audit_rows_pseudonymised"] = await erasure.pseudonymise_audit(
             session, secret, named
         )

@@ -155,9 +155,12 @@ async def erase_resident(
     offer_ids = await db.offer_ids(session, case_ids)
     referral_ids = await db.referral_ids(session, resident_ids)
     requests = await db.subject_access_request_ids(session, resident_ids)
+    request_id = uow.new_id()
     # Once this commits, the relay forgets the data keys of every aggregate her events were
-    # keyed by, and sends none of hers written before: every copy on every topic is shred.
-    await uow.outbox.forget(session, [*resident_ids, *case_ids, *keys, *requests])
+    # keyed by, and sends none of hers written before (this request's own event, below,
+    # goes after): every copy on every topic is shred.
+    subjects = [*resident_ids, *case_ids, *keys, *requests]
+    await uow.outbox.forget(session, subjects, before=request_id)
     erased = await db.erase(session, resident_ids, case_ids)
     # Her reporting rows keep their figures, unlinked from her here (the same database),
     # not left to the reporting consumer reading this erasure's event.
@@ -173,7 +176,6 @@ async def erase_resident(
     await shared_erasure.record_tombstones(
         session, secret, [*resident_ids, *case_ids, *keys], at=now
     )
-    request_id = uow.new_id()
     await db.insert_request(
         session,
         id=request_id,
@@ -226,7 +228,9 @@ async def record_confirmation(
                 await db.delete_request_events(
                     session, confirmation.request_id, event_name(ErasureRequested)
                 )
-                await uow.outbox.forget(session, [confirmation.request_id])
+                await uow.outbox.forget(
+                    session, [confirmation.request_id], before=confirmation.request_id
+                )
         return added
 
 

@@ -245,6 +245,12 @@ async def record_contribution(
     no such request); the request is complete once every service has answered whole."""
     async with uow.transaction() as session:
         if not await db.exists(session, contribution.request_id):
+            # No such request (erased with its resident, or long swept): an answer sent
+            # anyway, after the erasure reached this service but not yet the one answering,
+            # is shredded where it lies.
+            await uow.outbox.forget(
+                session, [contribution.request_id], before=contribution.request_id
+            )
             return False
         added = await db.add_contribution(
             session,
@@ -264,7 +270,9 @@ async def record_contribution(
             if state.status is RequestStatus.COMPLETE:
                 await db.mark_complete(session, contribution.request_id, uow.now())
                 # Every answer is stored here now: the copies on the topic open no more.
-                await uow.outbox.forget(session, [contribution.request_id])
+                await uow.outbox.forget(
+                    session, [contribution.request_id], before=contribution.request_id
+                )
         return added
 
 

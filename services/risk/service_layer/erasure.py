@@ -46,7 +46,7 @@ async def erase(uow: RiskUnitOfWork, request: ErasureRequested) -> RiskErasureCo
         erased["outbox_events"] = await erasure.delete_outbox_rows_naming(session, named)
         # Its own events too (flags keyed by keys referrals may never have held): their data
         # keys forgotten once this commits, and none of them written before sent.
-        await uow.outbox.forget(session, named)
+        await uow.outbox.forget(session, named, before=request.request_id)
         erased["audit_rows_pseudonymised"] = await erasure.pseudonymise_audit(
             session, secret, [*profile_ids, *request.case_ids]
         )

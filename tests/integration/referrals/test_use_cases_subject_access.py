@@ -6,6 +6,7 @@ audited."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import timedelta
 
@@ -22,6 +23,8 @@ from shared.events.payloads import (
     RiskSubjectAccessContributed,
     SubjectAccessContributed,
 )
+from shared.messaging.outbox import FORGET_KEYS
+from shared.messaging.sealing import digest_of
 from tests.integration.referrals.conftest import ReferralsDatabase
 from tests.integration.referrals.usecase_helpers import AMINA, new_referral
 
@@ -206,3 +209,23 @@ async def test_an_answer_in_parts_counts_once_every_part_is_in(
     risk = next(c for c in export.contributions if c.service == "risk")
     assert [s["id"] for s in risk.sections["signals"]] == ["s-1", "s-2"]
     assert len(risk.reads) == 2
+
+
+async def test_an_answer_to_a_request_no_longer_held_is_shredded_where_it_lies(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    """Risk answered a request after the resident's erasure reached referrals (the request
+    went with her) but before it reached risk: the answer is not stored, and its request's
+    key is forgotten by the relay, so the answer on the topic opens no more."""
+    db = referrals_database
+    request_id = str(uuid.uuid4())
+    late = _answer(RiskSubjectAccessContributed, request_id, db.council, signals=[{"id": "s"}])
+    async with db.applying(late, subject=request_id) as uow:
+        assert not await subject_access.record_contribution(uow, "risk", late)
+    forgettings = await db.rows(
+        "SELECT envelope FROM outbox WHERE topic = :t AND message_key = :k",
+        t=FORGET_KEYS,
+        k=request_id,
+    )
+    assert [row["envelope"]["digests"] for row in forgettings] == [[digest_of(request_id)]]
+    assert await db.count("subject_access_contributions", "request_id = :r", r=request_id) == 0
