@@ -553,12 +553,30 @@ class OutboxRelay:
         if self._last_prune and now - self._last_prune < timedelta(minutes=10):
             return
         self._last_prune = now
+        await self.prune(now)
+
+    async def prune(self, now: datetime) -> int:
+        """Delete published rows past the outbox's retention, and sooner those of a topic
+        the broker keeps less long (subject access answers: the outbox keeps no longer
+        than the topic what it carries there)."""
         async with self._sessions() as session, session.begin():
             pruned = await rows_affected(
                 session, delete(outbox).where(outbox.c.published_at < now - self._retention)
             )
+            for topic in self._topics:
+                if topic.retention_ms is None:
+                    continue
+                kept = timedelta(milliseconds=topic.retention_ms)
+                if kept < self._retention:
+                    pruned += await rows_affected(
+                        session,
+                        delete(outbox).where(
+                            outbox.c.topic == topic.name, outbox.c.published_at < now - kept
+                        ),
+                    )
         if pruned:
             log.info("pruned published outbox rows", extra={"rows": pruned})
+        return pruned
 
 
 __all__ = [

@@ -18,12 +18,12 @@ from sqlalchemy import text
 
 from devtools.embedded import TansuBroker, free_port
 from shared.db import create_engine, session_factory
-from shared.events import CloudEvent
-from shared.events.envelope import utc_now
+from shared.events import CloudEvent, EventRegistry
+from shared.events.envelope import DataClassification, utc_now
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.deadletters import pending_dead_letters, replay_dead_letters
-from shared.messaging.kafka import TopicSpec, new_producer
-from shared.messaging.outbox import OutboxRelay, replay
+from shared.messaging.kafka import TopicSpec, new_producer, spec_of
+from shared.messaging.outbox import Outbox, OutboxRelay, replay
 from shared.observability import QUIET_LOGGERS, JsonFormatter
 from tests.conftest import REPO, MakeDatabase
 from tests.integration.messaging_helpers import (
@@ -38,6 +38,7 @@ from tests.support.probe import (
     CONSUMER_DDL,
     PRODUCER_DDL,
     ProbeFlaky,
+    ProbeRecorded,
     create_tables,
     probe_consumer,
     probe_registry,
@@ -442,3 +443,45 @@ async def test_the_relay_wakes_when_a_transaction_commits(probe_databases, kafka
 
 async def unpublished_is_zero(engine) -> bool:
     return await unpublished(engine) == 0
+
+
+async def test_the_relay_keeps_a_topic_s_rows_no_longer_than_the_broker_keeps_the_topic(
+    probe_databases, kafka: Broker
+) -> None:
+    """Published rows stay 30 days for a replay, those of a topic the broker keeps 7 days
+    (subject access answers) 7 days: the outbox is no longer copy than the topic."""
+    producer_db, _, _ = probe_databases
+    registry = EventRegistry()
+    lasting = registry.topic(f"probe.lasting.{uuid.uuid4().hex[:6]}", "kept as long as any")
+    brief = registry.topic(
+        f"probe.brief.{uuid.uuid4().hex[:6]}", "kept a week", retention_ms=7 * 24 * 3600 * 1000
+    )
+    for name, topic in (("lasting", lasting), ("brief", brief)):
+        registry.register(
+            f"uk.upstream.probe.{name}.v1",
+            ProbeRecorded if name == "lasting" else ProbeFlaky,
+            topic=topic,
+            description=name,
+            classification=DataClassification.OPERATIONAL,
+        )
+    outbox = Outbox(registry, source="/upstream/probe")
+    async with session_factory(producer_db)() as session, session.begin():
+        for days in (3, 10, 40):
+            await outbox.add(session, ProbeRecorded(key=f"l{days}", seq=days), subject=f"l{days}")
+            await outbox.add(session, ProbeFlaky(note=f"b{days}"), subject=f"b{days}")
+        await session.execute(
+            text(
+                "UPDATE outbox SET published_at = now() - make_interval(days => "
+                "CAST(substr(message_key, 2) AS int))"
+            )
+        )
+    relay = OutboxRelay(
+        session_factory(producer_db),
+        bootstrap_servers=kafka.bootstrap_servers,
+        topics=[spec_of(t, partitions=1, replication_factor=1) for t in registry.topics],
+        producer_factory=partial(new_producer, kafka.bootstrap_servers, kafka.profile),
+    )
+    assert await relay.prune(utc_now()) == 3  # l40, b40, b10
+    async with producer_db.connect() as connection:
+        left = sorted((await connection.scalars(text("SELECT message_key FROM outbox"))).all())
+    assert left == ["b3", "l10", "l3"]
