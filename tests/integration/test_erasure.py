@@ -3,7 +3,7 @@ through all three services as for subject access (a referral each, assessed by r
 by partners and read by a partner; a note and a read by a caseworker; a signal each in
 risk). Erasing one while a partner holds a live offer is refused with the reason; once the
 case is withdrawn it is erased everywhere: every service confirms, and a scan of every row
-of every table of the three databases finds none of her identifiers, while the other
+of every table of the three databases and the keystore finds none of her identifiers, while the other
 resident's are all still there. Every event on every topic (dead-letter topics too), opened
 with every key the keystore still holds, names none of them either, while the other
 resident's events still open and name her: the erasure forgot the data keys her events were
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.partners.handlers import EVENT_HANDLERS as PARTNERS_HANDLERS
 from services.referrals.handlers import EVENT_HANDLERS as REFERRALS_HANDLERS
 from services.risk.handlers import EVENT_HANDLERS as RISK_HANDLERS
-from shared.db import session_factory
+from shared.db import create_engine, session_factory
 from shared.events.catalogue import CATALOGUE, event_name
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import CaseReadyForRouting, ResidentFlagged
@@ -98,7 +98,9 @@ async def _found(world: World, identifiers: list[str]) -> set[tuple[str, str, st
     """(service, table, identifier) for every identifier in any row of any table."""
     wanted = [i.lower() for i in identifiers]
     found: set[tuple[str, str, str]] = set()
-    for service, engine in _engines(world).items():
+    keystore = create_engine(world.referrals.settings.keystore_database_url())
+    databases = {**_engines(world), "keystore": keystore}  # the data keys' database too
+    for service, engine in databases.items():
         tables = await _column(
             engine,
             "SELECT table_name FROM information_schema.tables "
@@ -113,6 +115,7 @@ async def _found(world: World, identifiers: list[str]) -> set[tuple[str, str, st
                         for n, w in enumerate(wanted)
                         if w in row.lower()
                     )
+    await keystore.dispose()
     return found
 
 
