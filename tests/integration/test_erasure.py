@@ -3,12 +3,12 @@ through all three services as for subject access (a referral each, assessed by r
 by partners and read by a partner; a note and a read by a caseworker; a signal each in
 risk). Erasing one while a partner holds a live offer is refused with the reason; once the
 case is withdrawn it is erased everywhere: every service confirms, and a scan of every row
-of every table of the three databases and the keystore finds none of her identifiers, while the other
-resident's are all still there. Every event on every topic (dead-letter topics too), opened
-with every key the keystore still holds, names none of them either, while the other
-resident's events still open and name her: the erasure forgot the data keys her events were
-sealed under. Replaying every outbox, delivering her sealed records again, and sending her
-old events again as new ones (as a topic still holding them would), brings nothing back."""
+of every table of the three databases and the keystore finds none of her identifiers, while
+the other resident's are all still there. Every event on every topic (dead-letter topics
+too), opened with every key the keystore still holds, names none of them either, while the
+other resident's events still open and name her: the erasure forgot the data keys her events
+were sealed under. Replaying every outbox, delivering her sealed records again, and sending
+her old events again as new ones (as a topic still holding them would), brings nothing back."""
 
 from __future__ import annotations
 
