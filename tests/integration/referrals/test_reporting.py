@@ -202,6 +202,7 @@ class Day:
     cases: list[Case]
     flags: list[Flag] = field(default_factory=list)
     secret: str = ""
+    sent: list[str] = field(default_factory=list)  # the ids of the events sent of the day
 
     def events(self) -> list[tuple[BaseModel, str]]:
         """(payload, Kafka key): the case events, then the offers, as the services send them."""
@@ -532,11 +533,24 @@ def period(day: Day) -> dict[str, str]:
 
 async def send(publisher: Publisher, day: Day) -> None:
     for payload, key in day.events():
-        await publisher.send(payload, subject=key)
+        day.sent.append((await publisher.send(payload, subject=key)).id)
 
 
 async def until_outcomes(reporting: Reporting, day: Day) -> dict[str, Any]:
+    """The outcome report once every event of the day sent has been applied (partitions are
+    consumed in any order: the figures compared below may match before the last) and its
+    figures are the ones expected."""
     expected = expected_outcomes(day)
+
+    async def applied() -> bool:
+        async with reporting.engine.connect() as connection:
+            found = await connection.scalar(
+                text("SELECT count(DISTINCT event_id) FROM inbox WHERE event_id = ANY(:ids)"),
+                {"ids": day.sent},
+            )
+        return int(found or 0) >= len(set(day.sent))
+
+    await wait_for(applied, timeout=90, interval=0.3, what="every event of the day applied")
 
     async def matches() -> dict[str, Any] | None:
         response = await reporting.report(day.council, "outcomes", period(day))
@@ -686,9 +700,9 @@ async def test_a_stopped_consumer_group_catches_up_and_duplicates_change_nothing
     # producer's retry is a new event id: the upserts, not the inbox, keep it once).
     events = later.events()
     random.Random(7).shuffle(events)
-    for payload, key in events + events:
-        await publisher.send(payload, subject=key)
+    resent = [(await publisher.send(payload, subject=key)).id for payload, key in events + events]
     both = Day(council, first.start, first.cases + later.cases, first.flags + later.flags, secret)
+    both.sent = [*first.sent, *resent]
     stale = (await reporting.report(council, "outcomes", period(both))).json()
     assert observed_outcomes(stale) == expected_outcomes(first)
     async with reporting.consumer(group) as resumed:
