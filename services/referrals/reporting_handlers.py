@@ -1,9 +1,10 @@
 """The events the ``referrals-reporting`` consumer group turns into the reporting model: the
-referrals service's own case events, what partners do with the offers, and risk's flags and
-assessments (docs/referrals.md, Reporting). A consumer group of its own: it reads every
-topic from the start when first deployed, catches up after a restart, and a slow report
-never holds up the cases. Each handler runs in the consumer's transaction after the inbox
-row (a repeat delivery never reaches it), and each write is an order-independent upsert."""
+referrals service's own case events, what partners do with the offers and their services'
+capacity, and risk's flags and assessments (docs/referrals.md, Reporting). A consumer
+group of its own: it reads every topic from the start when first deployed, catches up
+after a restart, and a slow report never holds up the cases. Each handler runs in the
+consumer's transaction after the inbox row (a repeat delivery never reaches it), and each
+write is an order-independent upsert."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from shared.events.payloads import (
     ResidentFlagged,
     RiskAssessed,
     RulesetDryRunCompleted,
+    ServiceCapacityChanged,
 )
 from shared.identity import unseal_identity
 from shared.messaging.handlers import EventHandlers
@@ -222,6 +224,21 @@ async def on_dry_run_completed(event: RulesetDryRunCompleted, uow: ReferralsUnit
                 DryRunRuleFact(r.rule_id, in_force=r.in_force, candidate=r.candidate)
                 for r in event.rules
             ],
+        ),
+    )
+
+
+@REPORTING_HANDLERS.on(ServiceCapacityChanged)
+async def on_capacity_changed(event: ServiceCapacityChanged, uow: ReferralsUnitOfWork) -> None:
+    await reporting.capacity_changed(
+        uow,
+        reporting.CapacityChange(
+            service_id=event.service_id,
+            partner_id=event.partner_id,
+            needs=[n.value for n in event.needs],
+            capacity=event.capacity,
+            paused=event.paused,
+            at=event.at,
         ),
     )
 

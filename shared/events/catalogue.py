@@ -38,6 +38,7 @@ from shared.events.payloads import (
     RiskErasureConfirmed,
     RiskSubjectAccessContributed,
     RulesetDryRunCompleted,
+    ServiceCapacityChanged,
     SubjectAccessRequested,
 )
 from shared.events.registry import EventRegistry, Topic
@@ -67,6 +68,11 @@ PARTNERS_GAPS = CATALOGUE.topic(
     "partners.gaps.v1",
     "Gaps in service: a need of a council's residents that no partner can meet, or that "
     "has waited too long for a place. Keyed by gap episode id.",
+)
+PARTNERS_SERVICES = CATALOGUE.topic(
+    "partners.services.v1",
+    "Partner services in the directory: their capacity set or changed (operational "
+    "figures only). Keyed by service id.",
 )
 
 # Bulk lanes: the same event types, for bulk work, read by every consumer after the
@@ -292,6 +298,13 @@ _EVENTS: list[tuple[str, type[BaseModel], Topic, str, DataClassification]] = [
         GapDetected,
         PARTNERS_GAPS,
         "A need cannot be met in a council's area: unroutable, or waiting too long",
+        _OPERATIONAL,
+    ),
+    (
+        "partners.service.capacity_changed",
+        ServiceCapacityChanged,
+        PARTNERS_SERVICES,
+        "A partner service's capacity (or its pause) was set or changed",
         _OPERATIONAL,
     ),
 ]

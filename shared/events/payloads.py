@@ -382,6 +382,23 @@ class GapDetected(_Payload):
     detected_at: datetime
 
 
+# -- partners.services.v1 --------------------------------------------------------------
+
+
+class ServiceCapacityChanged(_Payload):
+    """A partner service's capacity was set or changed (registered, edited, set, imported,
+    paused or resumed): how many open offers and active referrals it takes at once. Said
+    only when the figure or the pause changes. Operational: no resident data."""
+
+    service_id: str = Field(description="the service: the Kafka key of its events")
+    partner_id: str = Field(description="the organisation running it (offers' partner_id)")
+    partner_name: str | None = Field(default=None, description="the organisation's name")
+    needs: list[Need] = Field(description="the needs the service meets")
+    capacity: int = Field(ge=0, description="open offers and active referrals at once")
+    paused: bool = Field(default=False, description="intake paused: it takes no new offers")
+    at: datetime = Field(description="when the capacity took effect")
+
+
 # -- governance.subject_access.v1 ------------------------------------------------------
 
 

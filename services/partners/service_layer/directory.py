@@ -27,6 +27,7 @@ from services.partners.service_layer.placement import (
 )
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from shared.errors import Forbidden, Invalid, NotFound
+from shared.events.payloads import ServiceCapacityChanged
 from shared.vocabulary import GSS_CODE, Need, PartnerKind
 
 # -- commands: validated as the HTTP bodies are, and as imported ORUK services are ----------
@@ -182,6 +183,34 @@ async def _save_service(uow: PartnersUnitOfWork, service_id: str, details: Servi
     await store.save_service(uow.session, service_id, values, uow.now())
 
 
+def _capacity_of(row: dict[str, Any]) -> tuple[int, bool, list[str]]:
+    return row["capacity"], bool(row["paused"]), sorted(row["needs"])
+
+
+async def _say_capacity(
+    uow: PartnersUnitOfWork, service_id: str, before: dict[str, Any] | None
+) -> None:
+    """Inside the caller's transaction, after a write: ``partners.service.capacity_changed``
+    if the service's capacity, pause or needs differ from ``before`` (None: the service is
+    new), so the reports' capacity history (docs/partners.md) changes only when it does."""
+    row = await store.service_for_update(uow.session, service_id)
+    if row is None or (before is not None and _capacity_of(before) == _capacity_of(row)):
+        return
+    await uow.outbox.add(
+        uow.session,
+        ServiceCapacityChanged(
+            service_id=service_id,
+            partner_id=row["organization_id"],
+            partner_name=await store.organization_name(uow.session, row["organization_id"]),
+            needs=row["needs"],
+            capacity=row["capacity"],
+            paused=row["paused"],
+            at=uow.now(),
+        ),
+        subject=service_id,
+    )
+
+
 async def add_service(uow: PartnersUnitOfWork, editor: Editor, details: ServiceDetails) -> str:
     """A new service of an organisation; its id."""
     if not editor.owns(str(details.organization_id)):
@@ -191,6 +220,7 @@ async def add_service(uow: PartnersUnitOfWork, editor: Editor, details: ServiceD
         if not await store.organization_exists(uow.session, str(details.organization_id)):
             raise Invalid("organization_id", "no such organization")
         await _save_service(uow, service_id, details)
+        await _say_capacity(uow, service_id, None)
         await offer_waiting(uow, [need.value for need in details.needs], now=uow.now())
     return service_id
 
@@ -211,6 +241,7 @@ async def edit_service(
         if str(details.organization_id) != current["organization_id"]:
             raise Invalid("organization_id", "a service cannot move to another organisation")
         await _save_service(uow, service_id, details)
+        await _say_capacity(uow, service_id, current)
         # a capacity raise, a wider area or a new need may let a waiting need in
         await offer_waiting(uow, [need.value for need in details.needs], now=uow.now())
 
@@ -221,8 +252,9 @@ async def pause_service(
     """Intake paused: offers not yet answered are withdrawn and handed on."""
     async with uow.transaction():
         now = uow.now()
-        await _own_service(uow, editor, service_id)
+        before = await _own_service(uow, editor, service_id)
         await store.set_paused(uow.session, service_id, True, reason)
+        await _say_capacity(uow, service_id, before)
         waiting = await offer_store.of_service(uow.session, service_id, lifecycle.PENDING_STATUSES)
         await withdraw_offers(uow, waiting, f"the service paused intake: {reason}", now=now)
         for offer in waiting:
@@ -240,15 +272,17 @@ async def set_capacity(
     if not 0 <= capacity <= MAX_CAPACITY:
         raise Invalid("capacity", f"must be a whole number from 0 to {MAX_CAPACITY:,}")
     async with uow.transaction():
-        await _own_service(uow, editor, service_id)
+        before = await _own_service(uow, editor, service_id)
         await store.set_capacity(uow.session, service_id, capacity)
+        await _say_capacity(uow, service_id, before)
         await offer_freed_place(uow, service_id, now=uow.now())
 
 
 async def resume_service(uow: PartnersUnitOfWork, editor: Editor, service_id: str) -> None:
     async with uow.transaction():
-        await _own_service(uow, editor, service_id)
+        before = await _own_service(uow, editor, service_id)
         await store.set_paused(uow.session, service_id, False, None)
+        await _say_capacity(uow, service_id, before)
         await offer_freed_place(uow, service_id, now=uow.now())
 
 
@@ -312,7 +346,9 @@ async def import_directory(
                     "capacity": capacity,
                 }
             )
+            before = await store.service_for_update(uow.session, service["id"])
             await _save_service(uow, service["id"], details)
+            await _say_capacity(uow, service["id"], before)
             imported += 1
         if imported:
             await offer_waiting(uow, None, now=uow.now())

@@ -44,6 +44,7 @@ from services.referrals.domain.reporting import (
     REFLAG_FOLLOW_UP,
     REPEAT_WINDOW,
     AssessmentFact,
+    CapacityFact,
     CaseFact,
     DryRunFact,
     DryRunRuleFact,
@@ -180,6 +181,22 @@ reporting_dry_runs = Table(
     Index("ix_reporting_dry_runs_council_ran", "council", "ran_at"),
 )
 
+# Each partner service's capacity history (0016), one row a change, from partners'
+# ``partners.service.capacity_changed``: operational figures, no resident reference, so an
+# erasure has nothing here to unlink.
+reporting_service_capacity = Table(
+    "reporting_service_capacity",
+    metadata,
+    Column("service_id", Text, primary_key=True),
+    Column("at", DateTime(timezone=True), primary_key=True),
+    Column("partner_id", Text, nullable=False),
+    _texts("needs"),
+    Column("capacity", Integer, nullable=False),
+    Column("paused", Boolean, nullable=False, server_default="false"),
+    # Partner load reads the history of the partners in the period's offers.
+    Index("ix_reporting_service_capacity_partner_at", "partner_id", "at"),
+)
+
 # How a column merges an upsert's new value into the row's: see the module's docstring.
 EARLIEST, LATEST, FIRST, UNION = "earliest", "latest", "first", "union"
 
@@ -279,6 +296,13 @@ async def upsert_dry_run(session: AsyncSession, values: Mapping[str, Any]) -> No
             where=reporting_dry_runs.c.ran_at < statement.excluded.ran_at,
         )
     )
+
+
+async def insert_capacity(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    """A service's capacity from a time on; the same change again (a replay) changes
+    nothing: a service and time is one change."""
+    statement = pg_insert(reporting_service_capacity).values(**values)
+    await session.execute(statement.on_conflict_do_nothing(index_elements=["service_id", "at"]))
 
 
 # -- erasure: the rows stay, their references are cut from the erased identifiers ---------
@@ -553,6 +577,7 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
         )
     ).mappings()
     load = [_offer(r, area=r["area"]) for r in load_rows]
+    capacity = await capacity_history(session, {o.partner_id for o in load}, until=end)
     dry_runs = await recent_dry_runs(session, council, until=end)
     return Facts(
         period_from=period_from,
@@ -564,8 +589,37 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
         flags=flags,
         assessments=assessments,
         load=load,
+        capacity=capacity,
         dry_runs=dry_runs,
     )
+
+
+async def capacity_history(
+    session: AsyncSession, partner_ids: Collection[str], *, until: datetime
+) -> list[CapacityFact]:
+    """Every capacity change of the partners' services before ``until`` (a report's
+    period's end): what was in force at each of its weeks' ends."""
+    if not partner_ids:
+        return []
+    k = reporting_service_capacity.c
+    rows = (
+        await session.execute(
+            select(reporting_service_capacity).where(
+                k.partner_id.in_(sorted(partner_ids)), k.at < until
+            )
+        )
+    ).mappings()
+    return [
+        CapacityFact(
+            service_id=r["service_id"],
+            partner_id=r["partner_id"],
+            at=r["at"],
+            capacity=r["capacity"],
+            paused=r["paused"],
+            needs=tuple(r["needs"]),
+        )
+        for r in rows
+    ]
 
 
 # How many candidates' dry runs a report shows: the recent ones a council weighs.

@@ -217,6 +217,19 @@ class DryRunFact:
 
 
 @dataclass(frozen=True)
+class CapacityFact:
+    """A partner service's capacity from ``at`` on (partners'
+    ``partners.service.capacity_changed``): open offers and active referrals it takes at once."""
+
+    service_id: str
+    partner_id: str
+    at: datetime
+    capacity: int
+    paused: bool = False  # intake paused: it takes nothing new, so none of it is in force
+    needs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Facts:
     """What the reporting model holds for one council and period (``adapters/reporting``)."""
 
@@ -230,6 +243,8 @@ class Facts:
     flags: Sequence[FlagFact] = ()
     assessments: Sequence[AssessmentFact] = ()
     load: Sequence[OfferFact] = ()  # the council's offers open in the period (made < 1 year before)
+    # Every capacity change, by the period's end, of the services of the partners in ``load``.
+    capacity: Sequence[CapacityFact] = ()
     # The latest dry run of each recent candidate ruleset, run by the period's end: newest first.
     dry_runs: Sequence[DryRunFact] = ()
 
@@ -304,7 +319,20 @@ def filtered(facts: Facts, filters: Filters) -> Facts:
         ],
         assessments=[a for a in facts.assessments if a.case_ref in kept],
         load=[o for o in facts.load if _area_matches(o.area, filters.area) and need_ok(o.need)],
+        capacity=_capacity_for_need(facts.capacity, wanted),
     )
+
+
+def _capacity_for_need(history: Sequence[CapacityFact], need: str | None) -> list[CapacityFact]:
+    """Under a need filter, the capacity of the services that meet the need (at any time):
+    while a service does not meet it, none of its capacity counts. A service's capacity is
+    not by area: the area filter leaves it whole."""
+    if need is None:
+        return list(history)
+    meeting = {c.service_id for c in history if need in c.needs}
+    return [
+        c if need in c.needs else replace(c, capacity=0) for c in history if c.service_id in meeting
+    ]
 
 
 # -- what happened to each case ----------------------------------------------------------
@@ -424,6 +452,9 @@ class PartnerWeek:
     accepted: int
     open_at_week_end: int  # offered, not yet accepted or ended
     in_hand_at_week_end: int  # accepted, no outcome yet
+    # The sum over the partner's services of the capacity in force at the week's end (a
+    # paused one's: 0); None while none of its services' capacity is known.
+    capacity: int | None = None
 
 
 @dataclass(frozen=True)
@@ -693,6 +724,41 @@ def _monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+def capacity_at(
+    history: Iterable[CapacityFact], ends: Sequence[date]
+) -> dict[str, list[int | None]]:
+    """Per partner, the capacity in force at the end of each day of ``ends`` (ascending,
+    London days): the sum over its services of each one's latest capacity set by that day's
+    end, a paused service's 0; None at the days before any of its services' is known.
+
+    Each change lands on the first end on or after its day, as the difference from the
+    service's previous figure (a difference array per partner, summed once): n log n."""
+    count = len(ends)
+    by_service: dict[str, list[CapacityFact]] = defaultdict(list)
+    for change in history:
+        by_service[change.service_id].append(change)
+    deltas: dict[str, list[int]] = defaultdict(lambda: [0] * (count + 1))
+    known_from: dict[str, int] = {}
+    for changes in by_service.values():
+        changes.sort(key=lambda c: c.at)
+        previous = 0
+        for change in changes:
+            index = bisect_left(ends, local_day(change.at))
+            in_force = 0 if change.paused else change.capacity
+            partner = change.partner_id
+            deltas[partner][index] += in_force - previous
+            previous = in_force
+            known_from[partner] = min(known_from.get(partner, count), index)
+    result: dict[str, list[int | None]] = {}
+    for partner, partner_deltas in deltas.items():
+        total, figures = 0, []
+        for i in range(count):
+            total += partner_deltas[i]
+            figures.append(total if i >= known_from[partner] else None)
+        result[partner] = figures
+    return result
+
+
 def partner_load(facts: Facts) -> list[PartnerWeek]:
     """Per partner and week (Monday to Sunday, London days) of the period: offers made and
     accepted in the week, and those open (not yet accepted) or in hand (accepted, no
@@ -753,16 +819,23 @@ def partner_load(facts: Facts) -> list[PartnerWeek]:
         if accepted is not None:
             mark(tally.in_hand, max(offered, accepted), ended)
 
+    capacity = capacity_at(facts.capacity, ends)
+    unknown: list[int | None] = [None] * count
     result = []
     for partner in sorted(tallies):
         tally = tallies[partner]
+        in_force = capacity.get(partner, unknown)
         open_ = in_hand = 0
         for i, week_starting in enumerate(week_starts):
             open_ += tally.open_[i]
             in_hand += tally.in_hand[i]
             made, accepted_ = tally.made[i], tally.accepted[i]
             if made or accepted_ or open_ or in_hand:
-                result.append(PartnerWeek(week_starting, partner, made, accepted_, open_, in_hand))
+                result.append(
+                    PartnerWeek(
+                        week_starting, partner, made, accepted_, open_, in_hand, in_force[i]
+                    )
+                )
     result.sort(key=lambda w: (w.week_starting, w.partner_id))
     return result
 

@@ -378,6 +378,33 @@ async def dry_run_completed(uow: ReferralsUnitOfWork, run: DryRun) -> None:
         )
 
 
+@dataclass(frozen=True)
+class CapacityChange:
+    service_id: str
+    partner_id: str
+    needs: Sequence[str]
+    capacity: int
+    paused: bool
+    at: datetime
+
+
+async def capacity_changed(uow: ReferralsUnitOfWork, change: CapacityChange) -> None:
+    """A partner service's capacity from a time on, for the partner load (every council's:
+    a service is a partner's, whichever councils its offers come from)."""
+    async with uow.transaction() as session:
+        await reporting_db.insert_capacity(
+            session,
+            {
+                "service_id": change.service_id,
+                "partner_id": change.partner_id,
+                "needs": sorted(set(change.needs)),
+                "capacity": change.capacity,
+                "paused": change.paused,
+                "at": change.at,
+            },
+        )
+
+
 async def forget(
     uow: ReferralsUnitOfWork, *, case_ids: Iterable[str], resident_keys: Iterable[str]
 ) -> None:

@@ -323,6 +323,15 @@ def outcome_tables(report: OutcomesReport, filters: FilterForm) -> list[TableVie
         )
         for partner in partners
     ]
+    # Beside each partner's load, its capacity, for the partners whose capacity is known.
+    load_series += [
+        charts.Series(
+            f"{partner} capacity",
+            [(w.capacity or 0) if (w := load.get((week, partner))) else 0 for week in weeks],
+        )
+        for partner in partners
+        if any(w.capacity is not None for w in report.partner_load if w.partner_id == partner)
+    ]
     repeats = report.repeat_referrals[0] if report.repeat_referrals else None
     return [
         view(
@@ -448,18 +457,25 @@ def outcome_tables(report: OutcomesReport, filters: FilterForm) -> list[TableVie
         view(
             "partner_load",
             "Partner load by week",
-            "Per partner and week (Monday to Sunday): offers made and accepted, and those "
-            "open or in hand at the week's end.",
+            "Per partner and week (Monday to Sunday): offers made and accepted, those "
+            "open or in hand at the week's end, and the partner's capacity then (the "
+            "open offers and active referrals its services take at once, a paused "
+            "service's none; none when not known).",
             d.PartnerWeek,
             report.partner_load,
             charts.line_chart(
                 "chart-load",
                 "Partner load by week",
-                "Lines: offers open or in hand at each week's end, one line per partner.",
+                "Lines: offers open or in hand at each week's end, one line per partner, and "
+                "each partner's capacity at the week's end (0 where not known).",
                 [w.isoformat() for w in weeks],
                 load_series,
             ),
-            {"partner_id": "Partner", "open_at_week_end": "Open at week end"},
+            {
+                "partner_id": "Partner",
+                "open_at_week_end": "Open at week end",
+                "capacity": "Capacity at week end",
+            },
         ),
     ]
 
