@@ -70,14 +70,15 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _query(
-    period_from: date | None, period_to: date | None, area: str | None, need: Need | None
+    period_from: From = None, to: To = None, area: Area = None, need: NeedFilter = None
 ) -> reporting.ReportQuery:
+    """The period and filters every report takes, from the query string."""
     return reporting.ReportQuery(
-        period_from=period_from,
-        period_to=period_to,
-        area=area,
-        need=need.value if need else None,
+        period_from=period_from, period_to=to, area=area, need=need.value if need else None
     )
+
+
+Filters = Annotated[reporting.ReportQuery, Depends(_query)]
 
 
 def _tables(report: Any) -> dict[str, Sequence[Any]]:
@@ -137,14 +138,11 @@ async def outcomes(
     council: Council,
     principal: ReportReader,
     uow: ReferralsWork,
-    period_from: From = None,
-    to: To = None,
-    area: Area = None,
-    need: NeedFilter = None,
+    query: Filters,
     output: Format = "json",
     table: TableName = None,
 ) -> Any:
-    report = await reporting.outcomes(uow, principal, council, _query(period_from, to, area, need))
+    report = await reporting.outcomes(uow, principal, council, query)
     return respond(report, output, table, "outcomes")
 
 
@@ -159,14 +157,11 @@ async def rules(
     council: Council,
     principal: ReportReader,
     uow: ReferralsWork,
-    period_from: From = None,
-    to: To = None,
-    area: Area = None,
-    need: NeedFilter = None,
+    query: Filters,
     output: Format = "json",
     table: TableName = None,
 ) -> Any:
-    report = await reporting.rules(uow, principal, council, _query(period_from, to, area, need))
+    report = await reporting.rules(uow, principal, council, query)
     return respond(report, output, table, "rules")
 
 
@@ -181,14 +176,11 @@ async def reach(
     council: Council,
     principal: ReportReader,
     uow: ReferralsWork,
-    period_from: From = None,
-    to: To = None,
-    area: Area = None,
-    need: NeedFilter = None,
+    query: Filters,
     output: Format = "json",
     table: TableName = None,
 ) -> Any:
-    report = await reporting.reach(uow, principal, council, _query(period_from, to, area, need))
+    report = await reporting.reach(uow, principal, council, query)
     return respond(report, output, table, "reach")
 
 
