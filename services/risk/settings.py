@@ -27,6 +27,12 @@ class RiskSettings(ServiceSettings):
     import_batch_size: int = Field(
         default=10_000, ge=1, le=50_000, description="rows a transaction of an import stores"
     )
+    import_reader_process_from_bytes: int = Field(
+        default=4 << 20,
+        ge=0,
+        description="a file larger than this is read (parsed, checked, keyed) in a process "
+        "of its own while the API's process stores it",
+    )
     # Retention (docs/information-governance.md, Retention): swept hourly, in batches.
     retention_expired_signal_days: int = Field(
         default=90,

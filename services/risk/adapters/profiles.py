@@ -21,11 +21,12 @@ async def resolve_profiles(
     key_sets: Sequence[Sequence[str]],
     *,
     new_id: Callable[[], str],
+    created: set[str] | None = None,
 ) -> list[str]:
     """The profile of each key set (strongest key first), created when none is known.
     Call it holding ``lock_council``. A set with no key is refused: its profile could never
     be found again. One query for the known keys and one ``COPY`` each for the new profiles
-    and the new keys, whatever the number of sets."""
+    and the new keys, whatever the number of sets. ``created`` collects the new profiles."""
     if not all(key_sets):
         raise ValueError("a resident with no key has no profile")
     if not key_sets:
@@ -51,6 +52,8 @@ async def resolve_profiles(
                 known[key] = profile
                 new_keys.append((key, profile))
         found.append(profile)
+    if created is not None:
+        created.update(new_profiles)
     if new_profiles:
         await db.copy_records_to_table(
             "profiles", columns=("id", "council"), records=[(p, council) for p in new_profiles]

@@ -65,7 +65,7 @@ _CREATE_INCOMING = f"""
         source text NOT NULL,
         observed_on date NOT NULL,
         expires_on date NOT NULL,
-        fingerprint text NOT NULL
+        fingerprint text COLLATE "C" NOT NULL
     ) ON COMMIT DELETE ROWS
 """
 _STORE_INCOMING = f"""

@@ -42,26 +42,25 @@ profiles = Table(
 profile_keys = Table(
     "profile_keys",
     metadata,
-    Column("key", Text, primary_key=True),  # HMAC-SHA256 of normalised identifiers
-    Column(
-        "profile_id", Uuid(as_uuid=False), ForeignKey("profiles.id"), nullable=False, index=True
-    ),
+    # HMAC-SHA256 of normalised identifiers, compared byte by byte (migration 0010)
+    Column("key", Text(collation="C"), primary_key=True),
+    # No foreign key (migration 0010): a feed's keys and signals are written with their
+    # profile by this service alone, and deleted before it; a check a row costs too much.
+    Column("profile_id", Uuid(as_uuid=False), nullable=False, index=True),
 )
 
 signals = Table(
     "signals",
     metadata,
     Column("id", Uuid(as_uuid=False), primary_key=True),
-    Column(
-        "profile_id", Uuid(as_uuid=False), ForeignKey("profiles.id"), nullable=False, index=True
-    ),
+    Column("profile_id", Uuid(as_uuid=False), nullable=False, index=True),  # as keys' (0010)
     Column("type", Text, nullable=False),
     Column("attributes", JSONB, nullable=False),
     Column("source", Text, nullable=False),
     Column("observed_on", Date, nullable=False),
     Column("expires_on", Date, nullable=False),
     # The same fact sent twice (a re-sent file) is stored once.
-    Column("fingerprint", Text, nullable=False, unique=True),
+    Column("fingerprint", Text(collation="C"), nullable=False, unique=True),
     _at("received_at"),
 )
 

@@ -9,7 +9,6 @@ from pydantic import Field
 
 from services.risk.api.deps import DataFeed, RiskWork
 from services.risk.api.schemas import ImportReport
-from services.risk.domain.feeds import lines_of, parse_csv, parse_ndjson
 from services.risk.service_layer import signals
 from shared.audit import personal_data
 from shared.auth import OrganisationKind, Principal
@@ -78,7 +77,5 @@ async def import_file(
     )
     if fmt is None:
         raise invalid("format", "send text/csv or application/x-ndjson, or say ?format=")
-    lines = lines_of(request.stream())
-    records = parse_csv(lines) if fmt == "csv" else parse_ndjson(lines)
-    outcome = await signals.import_signals(uow, submitter(principal), records, fmt)
+    outcome = await signals.import_file(uow, submitter(principal), request.stream(), fmt)
     return ImportReport.of(outcome)

@@ -11,20 +11,21 @@ assessed on what the referral says, and its reasons say that no signal could be 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from services.risk.adapters import assessments as stored_assessments
+from services.risk.adapters import bulk
 from services.risk.adapters import cases as stored_cases
 from services.risk.adapters import outcomes as stored_outcomes
 from services.risk.adapters import signals as stored_signals
 from services.risk.adapters.assessments import NewAssessment, StoredAssessment
 from services.risk.adapters.profiles import lock_council, resolve_profiles
-from services.risk.domain.feeds import ResidentIdentifiers
-from services.risk.domain.flags import should_flag
+from services.risk.domain.flags import LastFlag, should_flag
 from services.risk.domain.outcomes import (
     COUNTS,
+    Help,
     SignalStanding,
     after_help,
     describe,
@@ -35,6 +36,7 @@ from services.risk.domain.rules import (
     ReferralFacts,
     Result,
     Ruleset,
+    SignalFact,
     assess_case,
     build_profile,
 )
@@ -148,7 +150,7 @@ class ResidentSeen(NamedTuple):
     only, to seal into a flag."""
 
     resident_key: str  # the strongest
-    identifiers: ResidentIdentifiers
+    identity: dict[str, Any]  # the identifiers, as JSON (``ResidentIdentifiers``)
 
 
 @dataclass
@@ -164,21 +166,31 @@ async def assess_residents(
     *,
     ruleset: Ruleset,
     now: datetime,
+    first_seen: Mapping[str, list[SignalFact]] | None = None,
 ) -> Reassessed:
     """Residents (profiles) of one council got new signals: re-assess each open case they
     have, or else flag them at or above the flag level, outside the cooling-off period, by
     ``ruleset``: the one in force for that council.
     A step of the caller's transaction (storing the signals). What the rules need about
     everyone affected is read at once, and the flags are written at once (their assessments
-    in one statement, their events in one more)."""
+    in one statement, their events in one more). ``first_seen``: profiles the caller made in
+    this transaction, with every signal they hold (nothing else can be held about them: no
+    case, flag or help), so nothing about them is read back."""
     outcome = Reassessed()
     affected = list(seen)
     if not affected:
         return outcome
-    open_cases = await stored_cases.open_cases_of(uow.session, affected)
-    facts = await stored_signals.facts_of(uow.session, affected)
-    last_flags = await stored_assessments.last_flags(uow.session, affected)
-    helped = await stored_outcomes.help_of(uow.session, affected)  # rarely anyone
+    first_seen = first_seen or {}
+    known = [profile for profile in affected if profile not in first_seen]
+    open_cases: dict[str, list[str]] = {}
+    facts: dict[str, list[SignalFact]] = dict(first_seen)
+    last_flags: dict[str, LastFlag] = {}
+    helped: dict[str, Help] = {}
+    if known:
+        open_cases = await stored_cases.open_cases_of(uow.session, known)
+        facts.update(await stored_signals.facts_of(uow.session, known))
+        last_flags = await stored_assessments.last_flags(uow.session, known)
+        helped = await stored_outcomes.help_of(uow.session, known)  # rarely anyone
     cooling_off = timedelta(days=uow.settings.flag_cooling_off_days)
     returning_window = timedelta(days=uow.settings.returning_window_days)
     today = now.date()
@@ -242,20 +254,28 @@ async def _flag_all(
     secret = uow.resident_key_secret
     assessed: list[NewAssessment] = []
     events: list[tuple[ResidentFlagged, str]] = []
+    # Time-ordered ids: a feed's flags sit together at the end of the index on them.
+    ids = iter(bulk.time_ordered_ids(len(flags)))
     for flag in flags:
         resident, result = flag.resident, flag.result
         reasons = _reasons(result)
         assessed.append(
-            replace(
-                _assessment(
-                    uow, flag.profile, None, result, ruleset, flagged=True, now=now, why=reasons
-                ),
+            NewAssessment(
+                id=next(ids),
+                profile_id=flag.profile,
+                case_id=None,
+                level=result.level.value,
+                score=result.score,
+                reasons=[r.model_dump() for r in reasons],
+                suggested_needs=[n.value for n in result.suggested_needs],
+                ruleset_version=ruleset.version,
+                flagged=True,
+                created_at=now,
                 signals=flag.signals,
                 returning_resident=flag.returning,
                 helped_at=flag.helped_at,
             )
         )
-        identity = resident.identifiers.model_dump(mode="json", exclude_none=True)
         flagged = ResidentFlagged(
             resident_key=resident.resident_key,
             council=council,
@@ -264,7 +284,7 @@ async def _flag_all(
             reasons=reasons,
             suggested_needs=list(result.suggested_needs),
             ruleset_version=ruleset.version,
-            sealed_identity=seal_identity(secret, identity),
+            sealed_identity=seal_identity(secret, resident.identity),
             flagged_at=now,
             returning=flag.returning,
             helped_at=flag.helped_at if flag.returning else None,

@@ -20,41 +20,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
-import hashlib
+import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from services.risk.adapters import bulk
 from services.risk.adapters import signals as stored_signals
 from services.risk.adapters.profiles import lock_council, resolve_profiles
 from services.risk.adapters.signals import ImportRecord, NewSignal
-from services.risk.domain.feeds import BatchFeed, Feed, Row, RowError, check_parsed
-from services.risk.domain.rules import jsonable_attributes
-from services.risk.domain.signals import attributes_json, fingerprint
+from services.risk.domain.feeds import BatchFeed, Feed, RowError, lines_of, parse_csv, parse_ndjson
+from services.risk.domain.rules import SignalFact
+from services.risk.domain.signals import SignalType
+from services.risk.service_layer import reader_process
 from services.risk.service_layer.assessments import ResidentSeen, assess_residents
+from services.risk.service_layer.reading import MAX_REPORTED_ERRORS, ReadTotals, Ready, read_feed
+
+# What callers (routes, tests) have always found here, now read in ``reading.py``.
+from services.risk.service_layer.reading import Submitter as Submitter
+from services.risk.service_layer.reading import ready_row as _ready  # noqa: F401
+from services.risk.service_layer.reading import tombstone_hasher as tombstone_hasher
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
 from shared.errors import Invalid
-from shared.identity import resident_keys
 
 MAX_SIGNALS_A_REQUEST = 1000
-MAX_REPORTED_ERRORS = 1000
 # Says why, and nothing the sender does not already hold: not when, not by whose request.
 ERASED_REASON = (
     "refused: this resident's data was erased after the signal's date (UK GDPR Article 17)"
 )
-
-
-@dataclass(frozen=True)
-class Submitter:
-    """Who sends the signals: a council's data team may send its own residents' only."""
-
-    organisation: str
-    subject: str
-    own_council_only: bool
 
 
 @dataclass
@@ -102,6 +97,9 @@ async def record_signals(
     return await import_signals(uow, submitter, BatchFeed(values), "json")
 
 
+_Reader = Coroutine[Any, Any, ReadTotals]  # reads a feed into a queue of batches
+
+
 async def import_signals(
     uow: RiskUnitOfWork,
     submitter: Submitter,
@@ -113,9 +111,66 @@ async def import_signals(
 
     Reading and storing overlap: while one batch is being stored (the database working),
     the next is read, checked and keyed; at most two batches wait in memory."""
-    reading = _Reading(uow.resident_key_secret, uow.settings.import_batch_size, submitter)
+    secret, batch_size = uow.resident_key_secret, uow.settings.import_batch_size
+
+    def read_here(batches: asyncio.Queue[list[Ready] | None]) -> _Reader:
+        return read_feed(records, secret, batch_size, submitter, batches)
+
+    return await _import(uow, submitter, fmt, read_here)
+
+
+async def import_file(
+    uow: RiskUnitOfWork,
+    submitter: Submitter,
+    chunks: AsyncIterator[bytes],
+    fmt: str,
+) -> ImportOutcome:
+    """A CSV or NDJSON file streamed in, as ``import_signals``. A file larger than
+    ``import_reader_process_from_bytes`` is read in a process of its own
+    (``reader_process.py``) while this one stores: parsing, checking and keying cost about
+    what storing and assessing cost here, so the two then use a core each. A smaller one is
+    read here (a process costs a second to start). Either way the same rows, the same report."""
+    head: list[bytes] = []
+    received = 0
+    threshold = uow.settings.import_reader_process_from_bytes
+    async for chunk in chunks:
+        head.append(chunk)
+        received += len(chunk)
+        if received > threshold:
+            break
+    else:
+        lines = lines_of(_replayed(head))
+        records = parse_csv(lines) if fmt == "csv" else parse_ndjson(lines)
+        return await import_signals(uow, submitter, records, fmt)
+    secret, batch_size = uow.resident_key_secret, uow.settings.import_batch_size
+
+    def read_elsewhere(batches: asyncio.Queue[list[Ready] | None]) -> _Reader:
+        return reader_process.read_elsewhere(
+            head,
+            chunks,
+            fmt=fmt,
+            secret=secret,
+            batch_size=batch_size,
+            submitter=submitter,
+            batches=batches,
+        )
+
+    return await _import(uow, submitter, fmt, read_elsewhere)
+
+
+async def _replayed(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def _import(
+    uow: RiskUnitOfWork,
+    submitter: Submitter,
+    fmt: str,
+    read: Callable[[asyncio.Queue[list[Ready] | None]], _Reader],
+) -> ImportOutcome:
     total = BatchOutcome()
-    batches: asyncio.Queue[list[_Ready] | None] = asyncio.Queue(maxsize=1)
+    batches: asyncio.Queue[list[Ready] | None] = asyncio.Queue(maxsize=1)
 
     async def store() -> None:
         nonlocal total
@@ -125,14 +180,15 @@ async def import_signals(
     try:
         with _fewer_collections():
             async with asyncio.TaskGroup() as group:
-                group.create_task(reading.read(records, batches))
+                reading = group.create_task(read(batches))
                 group.create_task(store())
     except BaseExceptionGroup as failed:
         raise _first(failed) from None
-    rejected = reading.rejected + total.erased
+    found = reading.result()
+    rejected = found.rejected + total.erased
     # Both lists are each the first of their kind by line: merged, the first of all.
-    errors = sorted([*reading.errors, *total.erased_errors], key=lambda e: e.line)
-    errors_found = reading.errors_found + total.erased
+    errors = sorted([*found.errors, *total.erased_errors], key=lambda e: e.line)
+    errors_found = found.errors_found + total.erased
     import_id = uow.new_id()
     async with uow.transaction():
         await stored_signals.record_import(
@@ -142,7 +198,7 @@ async def import_signals(
                 council=submitter.organisation,
                 submitted_by=submitter.subject,
                 format=fmt,
-                rows_read=reading.read_count,
+                rows_read=found.read_count,
                 rows_stored=total.stored,
                 rows_duplicate=total.duplicate,
                 rows_rejected=rejected,
@@ -152,7 +208,7 @@ async def import_signals(
         )
     return ImportOutcome(
         import_id=import_id,
-        rows_read=reading.read_count,
+        rows_read=found.read_count,
         rows_stored=total.stored,
         rows_duplicate=total.duplicate,
         rows_rejected=rejected,
@@ -160,9 +216,9 @@ async def import_signals(
         cases_assessed=total.cases_assessed,
         errors=errors[:MAX_REPORTED_ERRORS],
         errors_truncated=errors_found > min(len(errors), MAX_REPORTED_ERRORS),
-        lines_read=records.lines_read,
-        lines_skipped=records.lines_skipped,
-        lines_joined=records.lines_joined,
+        lines_read=found.lines_read,
+        lines_skipped=found.lines_skipped,
+        lines_joined=found.lines_joined,
     )
 
 
@@ -199,113 +255,14 @@ def _first(failed: BaseExceptionGroup) -> BaseException:
     return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-class _Ready(NamedTuple):
-    """A valid row and what storing it needs, worked out as it is read: its resident's keys
-    (strongest first), their tombstone hashes, its attributes as stored (JSON) and its
-    fingerprint."""
-
-    row: Row
-    keys: list[str]
-    tombstones: list[str]
-    attributes: str
-    fingerprint: str
-
-
-_ROWS_BETWEEN_TURNS = 200
-
-
-class _Reading:
-    """Reads a feed into batches of ready rows, counting and keeping its refusals."""
-
-    def __init__(self, secret: str, batch_size: int, submitter: Submitter) -> None:
-        self.secret = secret
-        self.batch_size = batch_size
-        self.submitter = submitter
-        self.read_count = 0
-        self.rejected = 0
-        self.errors_found = 0
-        self.errors: list[RowError] = []
-
-    async def read(self, records: Feed, batches: asyncio.Queue[list[_Ready] | None]) -> None:
-        batch: list[_Ready] = []
-        own_council_only, organisation = (
-            self.submitter.own_council_only,
-            self.submitter.organisation,
-        )
-        tombstone_of = tombstone_hasher(self.secret)
-        async for line, raw in records:
-            self.read_count += 1
-            if not self.read_count % _ROWS_BETWEEN_TURNS:
-                # A file's next lines are usually in hand already, so reading would not stop
-                # until a batch is full: it lets the storing go on now and then, so that the
-                # database works on one batch while the next is read.
-                await asyncio.sleep(0)
-            checked = check_parsed(line, raw)
-            if (
-                isinstance(checked, Row)
-                and own_council_only
-                and checked.signal.council != organisation
-            ):
-                checked = [
-                    RowError(line, "council", f"{checked.signal.council} is not your council")
-                ]
-            if isinstance(checked, list):
-                self.rejected += 1
-                self.errors_found += len(checked)
-                self.errors.extend(checked[: max(0, MAX_REPORTED_ERRORS - len(self.errors))])
-                continue
-            batch.append(_ready(self.secret, checked, tombstone_of))
-            if len(batch) >= self.batch_size:
-                await batches.put(batch)
-                batch = []
-        if batch:
-            await batches.put(batch)
-        await batches.put(None)
-
-
-def _ready(secret: str, row: Row, tombstone_of: Callable[[str], str] | None = None) -> _Ready:
-    keys = _keys_of(secret, row)
-    tombstone_of = tombstone_of or tombstone_hasher(secret)
-    attributes = attributes_json(jsonable_attributes(row.attributes))
-    signal = row.signal
-    found = fingerprint(keys[0], signal.type.value, signal.source, signal.observed_on, attributes)
-    return _Ready(row, keys, [tombstone_of(k) for k in keys], attributes, found)
-
-
-@functools.lru_cache(maxsize=8)
-def tombstone_hasher(secret: str) -> Callable[[str], str]:
-    """``shared.erasure.tombstone(secret, key)`` as a function of the key, from HMAC-SHA256
-    pads hashed once (RFC 2104), as ``shared.identity`` derives the keys: a million-row feed
-    checks two million keys against the tombstones, at a third of ``hmac.new``'s cost."""
-    key = secret.encode()
-    if len(key) > _SHA256_BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(_SHA256_BLOCK, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-    inner.update(b"erased|")  # every tombstone's message starts so
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-
-    def hashed(identifier: str) -> str:
-        digest = inner.copy()
-        digest.update(identifier.encode())
-        keyed = outer.copy()
-        keyed.update(digest.digest())
-        return keyed.hexdigest()
-
-    return hashed
-
-
-_SHA256_BLOCK = 64
-
-
-async def store_batch(uow: RiskUnitOfWork, batch: Sequence[_Ready]) -> BatchOutcome:
+async def store_batch(uow: RiskUnitOfWork, batch: Sequence[Ready]) -> BatchOutcome:
     """Store a batch of valid rows in one transaction; assess whoever got a new signal."""
     outcome = BatchOutcome()
     if not batch:
         return outcome
-    by_council: dict[str, list[_Ready]] = defaultdict(list)
+    by_council: dict[str, list[Ready]] = defaultdict(list)
     for ready in batch:
-        by_council[ready.row.signal.council].append(ready)
+        by_council[ready.council].append(ready)
     async with uow.transaction():
         now = uow.now()
         # Each council's residents are assessed together, by the ruleset in force for it.
@@ -316,22 +273,24 @@ async def store_batch(uow: RiskUnitOfWork, batch: Sequence[_Ready]) -> BatchOutc
             council_rows = await _not_erased(uow, rows, outcome)
             if not council_rows:
                 continue
+            created: set[str] = set()
             profile_ids = await resolve_profiles(
                 uow.session,
                 council,
                 [ready.keys for ready in council_rows],
                 # A feed's new profiles sit together in the indexes on them.
                 new_id=iter(bulk.time_ordered_ids(len(council_rows))).__next__,
+                created=created,
             )
             new = [
                 NewSignal(
-                    profile_id=profile,
-                    type=ready.row.signal.type.value,
-                    attributes=ready.attributes,
-                    source=ready.row.signal.source,
-                    observed_on=ready.row.signal.observed_on,
-                    expires_on=ready.row.expires_on,
-                    fingerprint=ready.fingerprint,
+                    profile,
+                    ready.type,
+                    ready.attributes,
+                    ready.source,
+                    ready.observed_on,
+                    ready.expires_on,
+                    ready.fingerprint,
                 )
                 for ready, profile in zip(council_rows, profile_ids, strict=True)
             ]
@@ -341,42 +300,58 @@ async def store_batch(uow: RiskUnitOfWork, batch: Sequence[_Ready]) -> BatchOutc
             # Who to flag is decided with the identity of their latest row in this batch.
             latest = dict(zip(profile_ids, council_rows, strict=True))
             with_new_signals = {
-                profile: ResidentSeen(latest[profile].keys[0], latest[profile].row.signal.resident)
+                profile: ResidentSeen(latest[profile].keys[0], latest[profile].identity)
                 for profile in dict.fromkeys(inserted)
             }
             reassessed = await assess_residents(
-                uow, council, with_new_signals, ruleset=in_force[council], now=now
+                uow,
+                council,
+                with_new_signals,
+                ruleset=in_force[council],
+                now=now,
+                first_seen=_signals_of_new(created, profile_ids, council_rows)
+                if len(inserted) == len(new)
+                else None,
             )
             outcome.flagged += reassessed.flagged
             outcome.cases_assessed += reassessed.cases_assessed
     return outcome
 
 
-async def _not_erased(
-    uow: RiskUnitOfWork, rows: list[_Ready], outcome: BatchOutcome
-) -> list[_Ready]:
+def _signals_of_new(
+    created: set[str], profile_ids: list[str], rows: list[Ready]
+) -> dict[str, list[SignalFact]]:
+    """The signals of the profiles made for this batch, as ``facts_of`` would read them back
+    (in the order stored), when every row of the batch was stored: they hold no other."""
+    facts: dict[str, list[SignalFact]] = defaultdict(list)
+    types, decoded = _SIGNAL_TYPES, json.loads
+    for profile, ready in zip(profile_ids, rows, strict=True):
+        if profile in created:
+            facts[profile].append(
+                SignalFact(
+                    types[ready.type],
+                    decoded(ready.attributes),
+                    ready.observed_on,
+                    ready.expires_on,
+                )
+            )
+    return facts
+
+
+_SIGNAL_TYPES = {kind.value: kind for kind in SignalType}
+
+
+async def _not_erased(uow: RiskUnitOfWork, rows: list[Ready], outcome: BatchOutcome) -> list[Ready]:
     """The rows to store: those about an erased resident observed on or before the day of
     the erasure are counted in ``outcome`` as refused instead."""
     erased = await stored_signals.erased_rows(
-        uow.session, [(ready.tombstones, ready.row.signal.observed_on) for ready in rows]
+        uow.session, [(ready.tombstones, ready.observed_on) for ready in rows]
     )
     if not erased:
         return rows
     outcome.erased += len(erased)
     outcome.erased_errors.extend(
-        RowError(rows[at].row.line, "resident", ERASED_REASON)
+        RowError(rows[at].line, "resident", ERASED_REASON)
         for at in sorted(erased)[:MAX_REPORTED_ERRORS]
     )
     return [ready for at, ready in enumerate(rows) if at not in erased]
-
-
-def _keys_of(secret: str, row: Row) -> list[str]:
-    person = row.signal.resident
-    return resident_keys(
-        secret,
-        given_name=person.given_name,
-        family_name=person.family_name,
-        date_of_birth=person.date_of_birth,
-        postcode=person.postcode,
-        uprn=person.uprn,
-    )
