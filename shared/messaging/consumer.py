@@ -1,14 +1,17 @@
 """Consumer runner: at-least-once delivery from Kafka, applied once through the inbox.
 
-For each record, in one database transaction: insert (consumer, event id) into the inbox;
+A sealed record (``shared/messaging/sealing.py``) is first opened with its data key from the
+keystore; one whose key was forgotten (an erasure) is skipped, counted ``erased``, and one
+sealed under a key the keystore never held is dead-lettered. Then, for each record, in one
+database transaction: insert (consumer, event id) into the inbox;
 if it was there already the event is a duplicate and is skipped, otherwise the handler runs.
 A failure rolls both back. Offsets are committed explicitly, only after the transaction.
 
 What cannot be applied goes to the group's dead-letter topic with the error in its headers:
 a record that is not a CloudEvent, an unknown major version of a handled type, a payload
 that does not validate, or a handler that keeps failing after retries with backoff. The
-consumer then carries on. Database and broker outages are not the event's fault: they are
-retried until they pass, and nothing is dead-lettered for them.
+consumer then carries on. Database, keystore and broker outages are not the event's fault:
+they are retried until they pass, and nothing is dead-lettered for them.
 
 Interactive before bulk: a consumer reads each of its topics' bulk lanes too
 (``EventRegistry.bulk_lane``), and serves the interactive partitions first: of each batch
