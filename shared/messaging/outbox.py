@@ -12,6 +12,11 @@ each pass of the relay takes interactive rows first and fills what is left of it
 bulk rows, so an interactive event never waits behind a bulk backlog. Whether a key is bulk
 is decided once, where its aggregate is made, and never changes (an outreach case is bulk for
 its whole life), so a key's rows share one lane and one topic and keep their order.
+
+With a keystore (every worker's), the relay seals each event as it sends it, under its
+message key's data key (``shared/messaging/sealing.py``). ``Outbox.forget`` writes a row
+that is no event: the digests of subjects whose keys the relay forgets once it commits (an
+erasure); from then on the relay never sends an event of those subjects written before it.
 """
 
 from __future__ import annotations
