@@ -41,6 +41,7 @@ from shared.settings import ServiceSettings
 from shared.worker import run_worker
 from tests.e2e.browser import Checked, launched_browser, new_page
 from tests.support.infrastructure import Broker
+from tests.support.scanning import mentions
 from tests.support.services import serve
 
 pytestmark = pytest.mark.e2e
@@ -296,7 +297,7 @@ def no_personal_data(message: EmailMessage) -> None:
     headers = "\n".join(f"{k}: {v}" for k, v in message.items())
     for where in (message.as_string(), body.get_content(), headers):  # encoded and decoded
         for word in PERSONAL:
-            assert word.lower() not in where.lower(), f"{word!r} is in an email"
+            assert not mentions(where, word), f"{word!r} is in an email"
 
 
 async def test_a_referral_reaches_the_web_inbox_and_its_outcome_the_caseworker(
