@@ -246,6 +246,55 @@ async def trail(
     return await fetch_all(session, statement)
 
 
+INFORMATION_GOVERNANCE = "information governance"  # the purpose of reading the trail itself
+
+
+async def record_read(
+    session: AsyncSession,
+    table: Table,
+    principal: Principal,
+    operation: str,
+    categories: Iterable[Category | str],
+    seen: Iterable[Seen],
+    *,
+    purpose: str,
+    at: datetime,
+) -> None:
+    """Record a read in the caller's transaction: a row per council whose residents it
+    showed (each council's IG team sees its own), one when it showed none."""
+    batch = reads(
+        operation, categories, seen, purpose=purpose, own_council=reader_council(principal)
+    )
+    await record_reads(session, table, principal, batch, at=at)
+
+
+async def read_trail(
+    session: AsyncSession,
+    table: Table,
+    principal: Principal,
+    query: TrailQuery,
+    operation: str,
+    *,
+    at: datetime,
+) -> list[AuditEntry]:
+    """The trail as ``query`` says, within the caller's councils; the reading of it is
+    itself a read, recorded against the resident or case it names."""
+    rows = await trail(session, table, councils=councils_of(principal), query=query)
+    named = query.resident_id or query.case_id
+    seen = [Seen(reader_council(principal), query.resident_id, query.case_id)] if named else []
+    await record_read(
+        session,
+        table,
+        principal,
+        operation,
+        [Category.ACCESS_LOG],
+        seen,
+        purpose=INFORMATION_GOVERNANCE,
+        at=at,
+    )
+    return [AuditEntry.of(row) for row in rows]
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     """One row of the trail, as the IG team reads it."""

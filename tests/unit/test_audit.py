@@ -81,10 +81,13 @@ def test_the_csv_export_has_a_header_lists_joined_and_no_formulas() -> None:
 @pytest.mark.parametrize("service", ["referrals", "partners", "risk"])
 def test_every_service_records_reads_with_the_shared_mechanism(service: str) -> None:
     # one ``Seen`` and one per-council grouping (``reads``), not a copy in each service
+    # (the grouping is shared.audit.record_read's, which each service's adapter calls)
     module = importlib.import_module(f"services.{service}.service_layer.audit")
     assert getattr(module, "Seen", Seen) is Seen
     source = inspect.getsource(module)
-    assert "audit.reads(" in source and "class Seen" not in source
+    assert "class Seen" not in source and "reads(" not in source
+    adapter = inspect.getsource(importlib.import_module(f"services.{service}.adapters.audit"))
+    assert "audit.record_read(" in adapter and "audit.read_trail(" in adapter
 
 
 def test_the_trail_is_searched_one_way_only() -> None:

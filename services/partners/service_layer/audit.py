@@ -14,7 +14,6 @@ from typing import Protocol, runtime_checkable
 
 from services.partners.adapters import audit as audit_db
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
-from shared import audit
 from shared.audit import AuditEntry, Category, Seen, TrailQuery
 from shared.auth import OrganisationKind, Principal, Role
 
@@ -36,7 +35,6 @@ Reader = Principal | SignedInAddress | str
 UNNAMED = "unnamed"
 
 PARTNER_WORK = "partner work with the resident"
-INFORMATION_GOVERNANCE = "information governance"
 
 # An offer whose packet is shown: the resident's first name and age, how to contact them
 # (and their language and access needs), their needs, the referral's summary, and progress.
@@ -73,14 +71,9 @@ async def audited(
 ) -> None:
     """Record a read inside the caller's transaction: a row per council whose cases it
     showed, one when it showed none."""
-    reads = audit.reads(
-        operation,
-        categories,
-        seen,
-        purpose=purpose,
-        own_council=audit.reader_council(principal),
+    await audit_db.record(
+        uow.session, principal, operation, categories, seen, purpose=purpose, at=uow.now()
     )
-    await audit_db.record(uow.session, principal, reads, uow.now())
 
 
 async def audit_trail(
@@ -102,16 +95,4 @@ async def _read_trail(
     uow: PartnersUnitOfWork, principal: Principal, query: TrailQuery, operation: str
 ) -> list[AuditEntry]:
     async with uow.transaction() as session:
-        rows = await audit_db.trail(session, councils=audit.councils_of(principal), query=query)
-        entries = [AuditEntry.of(row) for row in rows]
-        named = query.resident_id or query.case_id
-        seen = [Seen(audit.reader_council(principal), query.resident_id, query.case_id)]
-        await audited(
-            uow,
-            principal,
-            operation,
-            [Category.ACCESS_LOG],
-            seen if named else [],
-            purpose=INFORMATION_GOVERNANCE,
-        )
-    return entries
+        return await audit_db.read_trail(session, principal, query, operation, at=uow.now())

@@ -10,8 +10,7 @@ from collections.abc import Iterable
 
 from services.referrals.adapters import audit as audit_db
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
-from shared import audit
-from shared.audit import AuditEntry, Category, Seen, TrailQuery, councils_of
+from shared.audit import AuditEntry, Category, Seen, TrailQuery
 from shared.auth import Principal
 
 __all__ = ["Seen"]  # what a read showed (``shared.audit.Seen``), as the use cases name it
@@ -41,10 +40,9 @@ async def audited(
 ) -> None:
     """Record a read inside the caller's transaction: one row per council whose residents
     it showed (so each council's IG team sees its own), one row when it showed none."""
-    reads = audit.reads(
-        operation, categories, seen, purpose=purpose, own_council=audit.reader_council(principal)
+    await audit_db.record(
+        uow.session, principal, operation, categories, seen, purpose=purpose, at=uow.now()
     )
-    await audit_db.record(uow.session, principal, reads, uow.now())
 
 
 async def audit_trail(
@@ -66,12 +64,4 @@ async def _read_trail(
     uow: ReferralsUnitOfWork, principal: Principal, query: TrailQuery, operation: str
 ) -> list[AuditEntry]:
     async with uow.transaction() as session:
-        rows = await audit_db.trail(session, councils=councils_of(principal), query=query)
-        entries = [AuditEntry.of(row) for row in rows]
-        seen = []
-        if query.resident_id or query.case_id:
-            seen = [Seen(principal.organisation, query.resident_id, query.case_id)]
-        await audited(
-            uow, principal, operation, [ACCESS_LOG], seen, purpose="information governance"
-        )
-    return entries
+        return await audit_db.read_trail(session, principal, query, operation, at=uow.now())

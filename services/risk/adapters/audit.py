@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -16,15 +16,29 @@ from shared.db import fetch_one
 
 
 async def record(
-    session: AsyncSession, principal: Principal, reads: Iterable[audit.Read], at: datetime
+    session: AsyncSession,
+    principal: Principal,
+    operation: str,
+    categories: Iterable[audit.Category | str],
+    seen: Iterable[audit.Seen],
+    *,
+    purpose: str,
+    at: datetime,
 ) -> None:
-    await audit.record_reads(session, audit_log, principal, reads, at=at)
+    await audit.record_read(
+        session, audit_log, principal, operation, categories, seen, purpose=purpose, at=at
+    )
 
 
-async def trail(
-    session: AsyncSession, *, councils: Iterable[str] | None, query: audit.TrailQuery
-) -> Sequence[RowMapping]:
-    return await audit.trail(session, audit_log, councils=councils, query=query)
+async def read_trail(
+    session: AsyncSession,
+    principal: Principal,
+    query: audit.TrailQuery,
+    operation: str,
+    *,
+    at: datetime,
+) -> list[audit.AuditEntry]:
+    return await audit.read_trail(session, audit_log, principal, query, operation, at=at)
 
 
 # -- whose data a read showed: the risk service's tables know the council and the profile --

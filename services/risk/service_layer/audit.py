@@ -15,12 +15,10 @@ from dataclasses import replace
 
 from services.risk.adapters import audit as audit_db
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
-from shared import audit
 from shared.audit import AuditEntry, Category, Seen, TrailQuery
 from shared.auth import OrganisationKind, Principal, Role
 
 CASE_WORK = "case work"
-INFORMATION_GOVERNANCE = "information governance"
 
 # Why a case or a resident has its level: the level, score and reasons (the signals and
 # circumstances behind them), and the needs suggested.
@@ -59,10 +57,9 @@ async def audited(
 ) -> None:
     """Record a read inside the caller's transaction: a row per council whose residents it
     showed, one when it showed none."""
-    reads = audit.reads(
-        operation, categories, seen, purpose=purpose, own_council=audit.reader_council(principal)
+    await audit_db.record(
+        uow.session, principal, operation, categories, seen, purpose=purpose, at=uow.now()
     )
-    await audit_db.record(uow.session, principal, reads, uow.now())
 
 
 async def seen_case(uow: RiskUnitOfWork, case_id: str) -> Seen:
@@ -104,16 +101,4 @@ async def _read_trail(
             owner = await audit_db.owner_of_key(session, query.resident_id)
             if owner is not None:
                 query = replace(query, resident_id=str(owner["profile_id"]))
-        rows = await audit_db.trail(session, councils=audit.councils_of(principal), query=query)
-        entries = [AuditEntry.of(row) for row in rows]
-        named = query.resident_id or query.case_id
-        seen = [Seen(audit.reader_council(principal), query.resident_id, query.case_id)]
-        await audited(
-            uow,
-            principal,
-            operation,
-            [Category.ACCESS_LOG],
-            seen if named else [],
-            purpose=INFORMATION_GOVERNANCE,
-        )
-    return entries
+        return await audit_db.read_trail(session, principal, query, operation, at=uow.now())
