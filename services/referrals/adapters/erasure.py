@@ -186,12 +186,14 @@ async def insert_request(session: AsyncSession, **values: Any) -> None:
 
 
 async def request(
-    session: AsyncSession, request_id: str, councils: Iterable[str] | None
+    session: AsyncSession, request_id: str, councils: Iterable[str] | None, *, lock: bool = False
 ) -> Row | None:
+    """The request, if of one of ``councils`` (None: any); ``lock``: its row locked, so
+    confirmations arriving together are counted one after another and the last completes it."""
     statement = select(erasure_requests).where(erasure_requests.c.id == request_id)
     if councils is not None:
         statement = statement.where(erasure_requests.c.council.in_(list(councils)))
-    return await fetch_one(session, statement)
+    return await fetch_one(session, statement.with_for_update() if lock else statement)
 
 
 async def add_confirmation(

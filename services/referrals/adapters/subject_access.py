@@ -245,10 +245,14 @@ async def contributions(session: AsyncSession, request_id: str) -> Sequence[Row]
     )
 
 
-async def exists(session: AsyncSession, request_id: str) -> bool:
+async def lock(session: AsyncSession, request_id: str) -> bool:
+    """Lock the request's row (False: no such request), so answers from services arriving
+    together are counted one after another: each sees the others' and the last completes it."""
     found = await fetch_one(
         session,
-        select(subject_access_requests.c.id).where(subject_access_requests.c.id == request_id),
+        select(subject_access_requests.c.id)
+        .where(subject_access_requests.c.id == request_id)
+        .with_for_update(),
     )
     return found is not None
 

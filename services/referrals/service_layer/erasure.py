@@ -210,7 +210,7 @@ async def record_confirmation(
 ) -> bool:
     """A service's confirmation, stored once (False: a replay, or no such request)."""
     async with uow.transaction() as session:
-        if await db.request(session, confirmation.request_id, None) is None:
+        if await db.request(session, confirmation.request_id, None, lock=True) is None:
             return False
         added = await db.add_confirmation(
             session,

@@ -244,7 +244,7 @@ async def record_contribution(
     """A service's answer (or a part of it) to a request, stored once (False: a replay, or
     no such request); the request is complete once every service has answered whole."""
     async with uow.transaction() as session:
-        if not await db.exists(session, contribution.request_id):
+        if not await db.lock(session, contribution.request_id):
             # No such request (erased with its resident, or long swept): an answer sent
             # anyway, after the erasure reached this service but not yet the one answering,
             # is shredded where it lies.

@@ -7,6 +7,7 @@ still refuses every other change."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -300,3 +301,29 @@ async def test_the_refusals_facts_are_read_under_lock(
                 await other.execute(
                     text("SELECT 1 FROM cases WHERE id = :c FOR UPDATE NOWAIT"), {"c": case_id}
                 )
+
+
+async def test_confirmations_arriving_together_complete_the_request(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    """Partners' and risk's confirmations committed at once (two consumers, two
+    transactions): the second to take the request's lock sees the first, and completes it."""
+    db = referrals_database
+    for n, given_name in enumerate(("Amina", "Zainab", "Hafsa")):
+        case_id = await _refer(db, given_name=given_name, phone=f"07700 90055{n}")
+        async with db.unit_of_work() as uow:
+            request = await erasure.request_erasure(
+                uow, ig(db.council), await _resident_of(db, case_id), ErasureGround.OBJECTION
+            )
+
+        async def confirm(cls: type, service: str, request_id: str = request.id) -> bool:
+            confirmed = cls(request_id=request_id, council=db.council, confirmed_at=utc_now())
+            async with db.unit_of_work() as uow:
+                return await erasure.record_confirmation(uow, service, confirmed)
+
+        assert await asyncio.gather(
+            confirm(PartnersErasureConfirmed, "partners"), confirm(RiskErasureConfirmed, "risk")
+        ) == [True, True]
+        async with db.unit_of_work() as uow:
+            done = await erasure.erasure_status(uow, ig(db.council), request.id)
+        assert done.pending == () and done.completed_at is not None, given_name

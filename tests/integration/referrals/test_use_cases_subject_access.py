@@ -6,6 +6,7 @@ audited."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -229,3 +230,30 @@ async def test_an_answer_to_a_request_no_longer_held_is_shredded_where_it_lies(
     )
     assert [row["envelope"]["digests"] for row in forgettings] == [[digest_of(request_id)]]
     assert await db.count("subject_access_contributions", "request_id = :r", r=request_id) == 0
+
+
+async def test_answers_arriving_together_complete_the_request(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    """Partners' and risk's answers committed at once (two consumers, two transactions):
+    the second to take the request's lock sees the first, and completes it."""
+    db = referrals_database
+    resident = await _resident_of(db, await _refer(db))
+    for _ in range(3):
+        async with db.unit_of_work() as uow:
+            request = await subject_access.request_subject_access(uow, ig(db.council), resident)
+
+        async def answer(
+            cls: type[SubjectAccessContributed], service: str, request_id: str = request.id
+        ) -> bool:
+            contribution = _answer(cls, request_id, db.council)
+            async with db.applying(contribution, subject=request_id) as uow:
+                return await subject_access.record_contribution(uow, service, contribution)
+
+        assert await asyncio.gather(
+            answer(PartnersSubjectAccessContributed, "partners"),
+            answer(RiskSubjectAccessContributed, "risk"),
+        ) == [True, True]
+        async with db.unit_of_work() as uow:
+            status = await subject_access.request_status(uow, ig(db.council), request.id)
+        assert status.status is RequestStatus.COMPLETE and status.completed_at is not None
