@@ -11,7 +11,8 @@ from services.risk.adapters import bulk
 
 
 async def lock_council(session: AsyncSession, council: str) -> None:
-    """One writer of profiles per council at a time, so a new resident gets one profile."""
+    """One writer of profiles per council at a time, so a new resident gets one profile (and
+    what decides a flag, signals and help, is written by one at a time)."""
     await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"risk|{council}"))))
 
 

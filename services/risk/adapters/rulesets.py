@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Text, cast, delete, null, select, union_all, update
+from sqlalchemy import Text, cast, delete, func, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,7 +65,10 @@ async def active_version(session: AsyncSession) -> str | None:
 
 
 async def activate(session: AsyncSession, version: str, *, at: datetime) -> bool:
-    """Put a stored version in force, and no other; False if there is no such version."""
+    """Put a stored version in force, and no other; False if there is no such version.
+    Activations one at a time: two at once would each switch off the one active before
+    them, not each other, and leave two in force."""
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext("risk|rulesets"))))
     if await get(session, version) is None:
         return False
     await session.execute(update(rulesets).where(rulesets.c.active).values(active=False))

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from services.risk.adapters import cases as stored_cases
 from services.risk.adapters import outcomes as stored_outcomes
+from services.risk.adapters.profiles import lock_council
 from services.risk.domain.outcomes import helped, types_addressed
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
 from shared.vocabulary import Need, Outcome
@@ -37,6 +38,9 @@ async def record_outcome(uow: RiskUnitOfWork, command: OutcomeToRecord) -> Outco
         case = await stored_cases.get(uow.session, command.case_id)
         if case is None or case.profile_id is None:
             return OutcomeRecorded(recorded=False)
+        # Help and an import's signals of the same resident, one after the other: else the
+        # import flags her not seeing the help, and the help marks handled not seeing them.
+        await lock_council(uow.session, case.council)
         outcome_id = uow.new_id()
         did_help = helped(command.outcome)
         if not await stored_outcomes.record(

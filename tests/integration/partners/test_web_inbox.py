@@ -5,6 +5,7 @@ API, another partner's offer not found, and no personal data in any email."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -311,3 +312,19 @@ async def test_offer_emails_hold_no_personal_data(
         for word in words:
             for where in (raw, mail_body.get_content(), headers):  # encoded and decoded
                 assert not mentions(where, str(word)), f"{word!r} in {mail['Subject']}"
+
+
+async def test_requests_for_links_sent_all_at_once_are_limited_too(
+    world: tuple[WebWorld, httpx.AsyncClient],
+) -> None:
+    """A burst of requests for one address, each in its own transaction at the same time:
+    counted one after another, so no more links go out than the limit."""
+    web, client = world
+    await web.add_partner("Marsh Pantry", "pantry@marsh.example", need="food")
+    limit = web.settings.sign_in_requests_per_window
+    answers = await asyncio.gather(
+        *(ask_for_link(client, "pantry@marsh.example") for _ in range(limit * 3))
+    )
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.text for a in answers}) == 1
+    assert len(await web.rows("SELECT * FROM sign_in_links")) == limit

@@ -5,6 +5,7 @@ returning resident, within the window)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
@@ -12,11 +13,13 @@ from typing import Any
 
 import pytest
 
+from services.risk.adapters.profiles import lock_council
 from services.risk.domain.feeds import parse_csv
 from services.risk.service_layer import assessments, outcomes, signals
 from shared.events.envelope import utc_now
 from shared.identity import resident_keys
 from shared.vocabulary import Need, Outcome, RiskLevel
+from tests.integration.messaging_helpers import wait_for
 from tests.integration.risk.conftest import RiskDatabase
 from tests.integration.risk.test_use_cases_signals import data_team
 
@@ -180,3 +183,39 @@ async def test_a_feed_import_respects_handled_signals(risk_database: RiskDatabas
     assert (imported.rows_stored, imported.flagged) == (4, 3)  # all but Amina
     flagged_now = {e["resident_key"] for e in (await db.events("risk.resident.flagged"))[2:]}
     assert keys_of(db, "Amina")[0] not in flagged_now and len(flagged_now) == 3
+
+
+async def test_an_outcome_waits_for_an_import_of_the_same_council(
+    risk_database: RiskDatabase,
+) -> None:
+    """An import's batch holds the council (``lock_council``) while it decides flags from
+    the signals it stores: an outcome arriving meanwhile waits for it, so each sees the
+    other's work (help marks the new signals handled, or the import sees the help)."""
+    db = risk_database
+    first = [notice(db, "Amina", "section_8", LONG_AGO)]
+    assert await send(db, first, THEN) == 1
+    case_id = str(uuid.uuid4())
+    async with db.unit_of_work() as uow:
+        await assessments.record_case_opened(
+            uow, case_id=case_id, council=db.council, resident_keys=keys_of(db, "Amina")
+        )
+
+    async def record() -> outcomes.OutcomeRecorded:
+        async with db.unit_of_work() as uow:
+            return await outcomes.record_outcome(
+                uow, outcomes.OutcomeToRecord(case_id, Need.HOUSING, Outcome.SUPPORT_PROVIDED, NOW)
+            )
+
+    async def lock_waiters() -> bool:
+        (row,) = await db.rows(
+            "SELECT count(*) AS n FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return int(row["n"]) >= 1
+
+    async with db.unit_of_work() as importing, importing.transaction():
+        await lock_council(importing.session, db.council)
+        outcome = asyncio.create_task(record())
+        await wait_for(lock_waiters, timeout=20, what="the outcome to wait for the import")
+        assert not outcome.done()
+    assert (await outcome).recorded

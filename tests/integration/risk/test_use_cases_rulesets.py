@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
 
+from services.risk.adapters import rulesets as stored_rulesets
 from services.risk.bootstrap import SERVICE
 from services.risk.domain.rules import load_ruleset
 from services.risk.service_layer import rulesets, signals
 from shared.errors import Invalid, NotFound
 from shared.migrations import upgrade
+from tests.integration.messaging_helpers import wait_for
 from tests.integration.risk.conftest import RiskDatabase
 from tests.integration.risk.test_signals_and_rules import CANDIDATE
 from tests.integration.risk.test_use_cases_signals import data_team, signal
@@ -117,3 +121,37 @@ async def test_a_process_keeps_its_last_good_ruleset_if_the_active_one_cannot_lo
     await db.sql("UPDATE rulesets SET active = (version = 'broken@000000000000')")
     async with db.unit_of_work() as uow:
         assert (await uow.ruleset_in_force()).version == DEFAULT.version
+
+
+async def test_two_activations_at_once_leave_one_ruleset_in_force(
+    risk_database: RiskDatabase,
+) -> None:
+    """One operator's activation is not yet committed as another's starts: the second waits
+    for the first, then switches it off. (Each switching off only the one in force before
+    them would leave both in force.)"""
+    db = risk_database
+    async with db.unit_of_work() as uow:
+        first = await rulesets.propose_ruleset(uow, CANDIDATE, created_by="an-operator")
+        second = await rulesets.propose_ruleset(
+            uow, CANDIDATE.replace("label: earlier-help", "label: later-help"), created_by="b"
+        )
+
+    async def lock_waiters() -> bool:
+        (row,) = await db.rows(
+            "SELECT count(*) AS n FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return int(row["n"]) >= 1
+
+    async def activate_second() -> None:
+        async with db.unit_of_work() as uow:
+            await rulesets.activate_ruleset(uow, second.version)
+
+    async with db.unit_of_work() as uow, uow.transaction():
+        assert await stored_rulesets.activate(uow.session, first.version, at=uow.now())
+        racing = asyncio.create_task(activate_second())
+        await wait_for(lock_waiters, timeout=20, what="the second activation to wait")
+    await racing
+    assert await db.rows("SELECT version FROM rulesets WHERE active") == [
+        {"version": second.version}
+    ]
