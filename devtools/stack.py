@@ -233,6 +233,9 @@ class Stack:
     def _metrics_port(self, name: str) -> int:
         return self.settings.api_port(name) + self.settings.worker_metrics_port_offset
 
+    def worker_metrics_url(self, name: str) -> str:
+        return f"http://{self.settings.host}:{self._metrics_port(name)}/metrics"
+
     async def _prepare(self, admin_url: str) -> int:
         assert self.broker is not None
         for name in SERVICE_NAMES:
@@ -344,7 +347,7 @@ class Stack:
             "services": {
                 name: {
                     "api": f"http://{self.settings.host}:{self.settings.api_port(name)}",
-                    "worker_metrics": f"http://{self.settings.host}:{self._metrics_port(name)}/metrics",
+                    "worker_metrics": self.worker_metrics_url(name),
                     "database_url": self.database_urls[name],
                 }
                 for name in SERVICE_NAMES

@@ -41,6 +41,27 @@ EVENTS_FAILED = Counter(
 EVENTS_DEAD_LETTERED = Counter(
     "upstream_events_dead_lettered_total", "Events sent to a dead-letter topic", ["consumer"]
 )
+# An event's journey, hop by hop: written → published (the relay), published → in a
+# consumer's hands (the broker and the fetch), in hand → applied and committed (the handler).
+HOP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+EVENT_PUBLISH_DELAY = Histogram(
+    "upstream_event_publish_delay_seconds",
+    "From the start of the transaction that wrote an event to the broker acknowledging it",
+    ["topic"],
+    buckets=HOP_BUCKETS,
+)
+EVENT_FETCH_DELAY = Histogram(
+    "upstream_event_fetch_delay_seconds",
+    "From an event's publication (its record's timestamp) to a consumer starting on it",
+    ["consumer"],
+    buckets=HOP_BUCKETS,
+)
+EVENT_HANDLING = Histogram(
+    "upstream_event_handling_seconds",
+    "From a consumer starting on an event to its transaction committed (or it skipped, parked)",
+    ["consumer"],
+    buckets=HOP_BUCKETS,
+)
 CONSUMER_LAG = Gauge(
     "upstream_consumer_lag", "Records behind the partition end", ["consumer", "topic", "partition"]
 )

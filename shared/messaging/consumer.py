@@ -50,6 +50,8 @@ from shared.messaging.sealing import Keystore, KeystoreUnavailable, UnknownKey, 
 from shared.messaging.tables import inbox
 from shared.observability import (
     CONSUMER_LAG,
+    EVENT_FETCH_DELAY,
+    EVENT_HANDLING,
     EVENTS_CONSUMED,
     EVENTS_DEAD_LETTERED,
     EVENTS_FAILED,
@@ -272,9 +274,11 @@ class EventConsumer:
                 async with self._lock:
                     if tp not in self._consumer.assignment():
                         break  # revoked meanwhile: the new owner reads it again
+                    started = time.time()
                     if not await self._handle_record(record, stop, keys):
                         break  # shutting down: left uncommitted, delivered again later
                     self._pending[tp] = record.offset + 1
+                    self._observe_hop(record, started)
                 if bulk:
                     await self._serve_interactive(stop)
             highwater = self._consumer.highwater(tp)
@@ -512,6 +516,13 @@ class EventConsumer:
                 "error": error[:500],
             },
         )
+
+    def _observe_hop(self, record: ConsumerRecord, started: float) -> None:
+        EVENT_HANDLING.labels(self.spec.group_id).observe(time.time() - started)
+        if record.timestamp and record.timestamp > 0:  # the producer's clock, at sending
+            EVENT_FETCH_DELAY.labels(self.spec.group_id).observe(
+                max(0.0, started - record.timestamp / 1000)
+            )
 
     def _count(self, outcome: str) -> None:
         EVENTS_CONSUMED.labels(self.spec.group_id, outcome).inc()

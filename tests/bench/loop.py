@@ -17,6 +17,7 @@ from datetime import date, timedelta
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.auth import OrganisationKind, Role, mint_token
 from shared.db import plain_postgres_url
@@ -201,3 +202,45 @@ class Loop:
             done.set()
             watcher.join()
         return [offered_at[c] - sent_at[c] for c in sent_at if c in offered_at]
+
+
+HOPS = {
+    "upstream_event_publish_delay_seconds": "written -> published (relays)",
+    "upstream_event_fetch_delay_seconds": "published -> in a consumer's hands",
+    "upstream_event_handling_seconds": "in hand -> applied and committed",
+}
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One of an event's hops, over every event of a run in every worker scraped."""
+
+    name: str
+    count: int
+    mean: float
+    p50: float  # upper bound of the bucket holding the median
+    p99: float
+
+
+def hops(metrics_urls: list[str]) -> list[Hop]:
+    """Each hop's histogram from the workers' ``/metrics``, summed over every label."""
+    buckets: dict[str, dict[float, float]] = {name: {} for name in HOPS}
+    sums = dict.fromkeys(HOPS, 0.0)
+    with httpx.Client(timeout=10) as http:
+        for url in metrics_urls:
+            for family in text_string_to_metric_families(http.get(url).text):
+                if (name := family.name) in HOPS:
+                    for sample in family.samples:
+                        if sample.name.endswith("_bucket"):
+                            bound = float(sample.labels["le"])
+                            buckets[name][bound] = buckets[name].get(bound, 0) + sample.value
+                        elif sample.name.endswith("_sum"):
+                            sums[name] += sample.value
+    found = []
+    for name, cumulative in buckets.items():
+        ordered = sorted(cumulative.items())
+        total = cumulative.get(float("inf"), 0)
+        if total:
+            p50, p99 = (next(b for b, seen in ordered if seen >= q * total) for q in (0.5, 0.99))
+            found.append(Hop(HOPS[name], int(total), sums[name] / total, p50, p99))
+    return found

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from devtools.embedded import free_port
-from devtools.stack import Stack, StackSettings
+from devtools.stack import SERVICE_NAMES, Stack, StackSettings
 from tests.bench.goals import Measured, show
-from tests.bench.loop import Loop, percentile
+from tests.bench.loop import Loop, hops, percentile
 
 REFERRALS = int(os.environ.get("UPSTREAM_BENCH_LOOP_REFERRALS", "200"))
 RATE = float(os.environ.get("UPSTREAM_BENCH_LOOP_RATE", "20"))  # referrals a second
@@ -47,6 +47,7 @@ def test_referral_to_offer_in_the_inbox(request: pytest.FixtureRequest) -> None:
             )
             floor = loop.healthz_floor()
             latencies = loop.measure(REFERRALS, rate=RATE, label="loop")
+            journey = hops([stack.worker_metrics_url(name) for name in SERVICE_NAMES])
         finally:
             stack.stop()
 
@@ -82,6 +83,19 @@ def test_referral_to_offer_in_the_inbox(request: pytest.FixtureRequest) -> None:
                 f"{percentile(latencies, 0.95) / percentile(floor, 0.95):.0f}x",
                 "",
                 None,
+            ),
+            # Where the time goes: each hop of every event the workers handled, from their
+            # /metrics (bucket bounds: the median's and the 99th percentile's bucket).
+            *(
+                Measured(
+                    f"hop: {hop.name}, mean (p50 / p99 bucket), {hop.count} events",
+                    f"{hop.mean * 1000:.1f} ms (<= {hop.p50 * 1000:g} / {hop.p99 * 1000:g})",
+                    "",
+                    "",
+                    "",
+                    None,
+                )
+                for hop in journey
             ),
         ],
     )

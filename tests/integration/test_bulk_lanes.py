@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -64,6 +65,28 @@ async def write(engine, registry: EventRegistry, events: list[tuple[str, int]], 
 async def rows(engine, sql: str) -> list[tuple]:
     async with engine.connect() as connection:
         return [tuple(r) for r in (await connection.execute(text(sql)))]
+
+
+async def test_events_added_together_are_recorded_as_one_at_a_time(databases) -> None:
+    """``add_all`` (one ``COPY``) and ``add`` write the same row for the same event."""
+    producer_db, _, _ = databases
+    written = datetime(2026, 12, 1, 9, 30, 15, 123456, tzinfo=UTC)
+    outbox = Outbox(registry_with_bulk_lane(), source="/upstream/probe", clock=lambda: written)
+    async with session_factory(producer_db)() as session, session.begin():
+        await outbox.add(session, ProbeRecorded(key="one-é", seq=1), subject="one-é")
+        await outbox.add_all(session, [(ProbeRecorded(key="one-é", seq=1), "one-é")])
+        await outbox.add(session, ProbeRecorded(key="two", seq=2), subject="two", bulk=True)
+        await outbox.add_all(session, [(ProbeRecorded(key="two", seq=2), "two")], bulk=True)
+    recorded = await rows(
+        producer_db,
+        "SELECT topic, message_key, lane, event_type, "
+        "envelope - 'id' - 'correlationid', envelope->>'id' = event_id, "
+        "envelope->>'correlationid' = event_id FROM outbox ORDER BY id",
+    )
+    assert len(recorded) == 4 and recorded[0] == recorded[1] and recorded[2] == recorded[3]
+    assert recorded[0][4]["time"] == "2026-12-01T09:30:15.123456Z"
+    assert recorded[0][4]["data"] == {"key": "one-é", "seq": 1}
+    assert all(same_id and same_correlation for *_, same_id, same_correlation in recorded)
 
 
 async def test_bulk_events_go_to_the_bulk_lane_and_topic(databases) -> None:
