@@ -136,6 +136,13 @@ class ServiceSettings(AuthSettings):
     # for about 150 ms, not seconds) and then dead-lettered, to be replayed after the fix.
     consumer_max_attempts: int = Field(default=3, ge=1, le=20)
     consumer_retry_backoff_ms: int = Field(default=50, ge=0, le=10_000)
+    # On Tansu, a consumer with nothing for this long rests, fetching once every
+    # consumer_rest_ms rather than ten times a second (shared/messaging/consumer.py,
+    # Resting): the first event after a quiet spell waits up to that much more. 0: never.
+    # On Apache Kafka consumers never rest: it answers a fetch as a record arrives, so their
+    # fetches wait long and are few anyway.
+    consumer_rest_after_s: float = Field(default=10.0, ge=0)
+    consumer_rest_ms: int = Field(default=1000, ge=10, le=5_000)
 
     clock_file: Path | None = Field(
         default=None,

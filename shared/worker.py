@@ -22,7 +22,7 @@ from shared.db import SessionFactory, create_engine, session_factory
 from shared.events.envelope import CloudEvent
 from shared.events.registry import Topic
 from shared.messaging.backoff import sleep_unless_stopped
-from shared.messaging.consumer import EventConsumer
+from shared.messaging.consumer import EventConsumer, Resting
 from shared.messaging.kafka import TopicSpec, new_producer, spec_of
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.sealing import Keystore
@@ -75,6 +75,12 @@ async def run_worker(
         retention=timedelta(days=settings.outbox_retention_days),
         keystore=keystore,
     )
+    profile = settings.kafka_broker_profile
+    resting = (
+        Resting(settings.consumer_rest_after_s, settings.consumer_rest_ms / 1000)
+        if profile.rests_when_quiet and settings.consumer_rest_after_s > 0
+        else None
+    )
     consumers = [
         EventConsumer(
             spec,
@@ -88,6 +94,8 @@ async def run_worker(
             max_attempts=settings.consumer_max_attempts,
             retry_backoff=settings.consumer_retry_backoff_ms / 1000,
             keystore=keystore,
+            fetch_max_wait_ms=settings.kafka_broker_profile.fetch_max_wait_ms,
+            resting=resting,
         )
         for spec in definition.consumers
         if spec.handlers  # a service that consumes nothing yet runs no consumer

@@ -44,8 +44,9 @@ async def say_gaps(uow: PartnersUnitOfWork) -> int:
 
 TIMERS = [
     Timer("offer deadlines", expire_offers, every_seconds=5.0),
-    Timer("webhook deliveries", deliver_webhooks, every_seconds=1.0),
-    Timer("email deliveries", deliver_emails, every_seconds=1.0),
+    # every 2 s: a partner's email or webhook a second later, for half the idle queries
+    Timer("webhook deliveries", deliver_webhooks, every_seconds=2.0),
+    Timer("email deliveries", deliver_emails, every_seconds=2.0),
     Timer("offer reminders", remind_partners, every_seconds=30.0),
     Timer("overdue offers", mark_overdue, every_seconds=60.0),
     # a safety net: places are offered when they free, this catches any need left waiting

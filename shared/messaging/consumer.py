@@ -18,6 +18,12 @@ Interactive before bulk: a consumer reads each of its topics' bulk lanes too
 fetched, the interactive records go first, and after every bulk record it handles whatever
 interactive records have arrived meanwhile. A bulk backlog never sits in front of an
 interactive event; each partition is still handled in order (a key is on one topic only).
+
+Resting (``Resting``): a consumer with nothing to do for a while fetches only every so
+often, not continuously. Tansu, the embedded broker, holds every fetch for its whole wait
+even when a record arrives meanwhile, so its consumers keep their wait short and, idle,
+fetch ten times a second; Apache Kafka answers a fetch as soon as a record arrives, so
+there the wait is long and a consumer need not rest.
 """
 
 from __future__ import annotations
@@ -79,6 +85,15 @@ class ConsumerSpec:
 
 
 FETCH_MAX_WAIT_MS = 100
+
+
+@dataclass(frozen=True)
+class Resting:
+    """After ``after_s`` with nothing fetched, fetch only once every ``pause_s``: the first
+    event after a quiet spell waits up to that much longer; the next ones do not."""
+
+    after_s: float = 10.0
+    pause_s: float = 0.5
 
 
 class DeadLetter(Exception):
@@ -146,8 +161,12 @@ class EventConsumer:
         retry_backoff: float = 0.05,
         batch_size: int = 200,
         keystore: Keystore | None = None,
+        fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
+        resting: Resting | None = None,
     ) -> None:
         self.spec = spec
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._resting = resting
         self._keystore = keystore  # opens sealed events (shared/messaging/sealing.py)
         self._registry = registry
         self._sessions = sessions
@@ -202,6 +221,11 @@ class EventConsumer:
     def assigned_partitions(self) -> set[TopicPartition]:
         return set(self._consumer.assignment()) if self._consumer is not None else set()
 
+    @property
+    def resting(self) -> bool:
+        """Whether it is resting now (its partitions paused: ``Resting``)."""
+        return self._consumer is not None and bool(self._consumer.paused())
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; reconnect through broker outages."""
         failures = 0
@@ -236,7 +260,7 @@ class EventConsumer:
             # out most of it even when a record arrives meanwhile (measured here: ~215 ms a
             # hop at 500 ms, the default; ~15 ms at 100 ms), so keep it short: an event's
             # journey crosses three consumers. Idle, it costs a fetch every 100 ms.
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
         self._consumer.subscribe(self._topics, listener=_Rebalance(self))
         await self._consumer.start()
@@ -254,10 +278,32 @@ class EventConsumer:
 
     async def _consume(self, stop: asyncio.Event) -> None:
         assert self._consumer is not None
+        busy_at = time.monotonic()
         while not stop.is_set():
-            batches = await self._consumer.getmany(timeout_ms=500, max_records=self._batch_size)
+            resting = self._resting is not None and (
+                time.monotonic() - busy_at >= self._resting.after_s
+            )
+            if resting:
+                await self._rest(stop)
+            batches = await self._consumer.getmany(
+                # Resting: back to rest after one fetch's wait, not after several.
+                timeout_ms=self._fetch_max_wait_ms * 3 // 2 if resting else 500,
+                max_records=self._batch_size,
+            )
+            if any(batches.values()):
+                busy_at = time.monotonic()
             await self._handle_batches(batches, stop)
             await self._commit()
+
+    async def _rest(self, stop: asyncio.Event) -> None:
+        """No fetching for a moment: every partition paused, then resumed."""
+        assert self._consumer is not None and self._resting is not None
+        self._consumer.pause(*self._consumer.assignment())
+        try:
+            await sleep_unless_stopped(stop, self._resting.pause_s)
+        finally:
+            # Only what is still ours: a rebalance meanwhile assigns afresh, unpaused.
+            self._consumer.resume(*self._consumer.paused())
 
     async def _handle_batches(
         self, batches: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event

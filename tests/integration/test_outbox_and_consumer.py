@@ -20,7 +20,7 @@ from devtools.embedded import TansuBroker, free_port
 from shared.db import create_engine, session_factory
 from shared.events import CloudEvent, EventRegistry
 from shared.events.envelope import DataClassification, utc_now
-from shared.messaging.consumer import EventConsumer
+from shared.messaging.consumer import EventConsumer, Resting
 from shared.messaging.deadletters import pending_dead_letters, replay_dead_letters
 from shared.messaging.kafka import TopicSpec, new_producer, spec_of
 from shared.messaging.outbox import Outbox, OutboxRelay, replay
@@ -279,6 +279,38 @@ async def test_two_consumers_in_one_group_split_the_partitions(
     applied = [c.stats["applied"] for c in consumers]
     assert sum(applied) == 200
     assert all(n > 0 for n in applied), f"one member did all the work: {applied}"
+
+
+async def test_a_resting_consumer_still_applies_every_event_once(
+    probe_databases, kafka: Broker
+) -> None:
+    """Quiet for a moment, a consumer rests (its partitions paused between fetches); events
+    published meanwhile are all applied, once each, and with nothing more it rests again."""
+    producer_db, consumer_db, consumer_url = probe_databases
+    registry = probe_registry()
+    consumer = make_consumer(
+        registry,
+        f"probe-{uuid.uuid4().hex[:8]}",
+        consumer_url,
+        kafka.bootstrap_servers,
+        resting=Resting(after_s=0.3, pause_s=0.5),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await wait_for(lambda: _true(consumer.resting), what="the quiet consumer to rest")
+        await write_events(producer_db, registry, [(f"case-{i % 5}", i) for i in range(40)])
+        await run_relay_until_drained(
+            make_relay(producer_db, registry, kafka.bootstrap_servers, partitions=4), producer_db
+        )
+        await wait_for(lambda: _true(consumer.stats["applied"] == 40), what="40 applied")
+        await wait_for(lambda: _true(consumer.resting), what="the consumer to rest again")
+    finally:
+        stop.set()
+        await task
+    assert await scalar(consumer_db, "SELECT count(DISTINCT event_id) FROM probe_effects") == 40
+    assert await scalar(consumer_db, "SELECT count(*) FROM probe_effects") == 40
+    assert consumer.stats["duplicate"] == consumer.stats["dead_lettered"] == 0
 
 
 async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
