@@ -168,6 +168,8 @@ class Keystore:
     def __init__(self, url: str) -> None:
         self._url = url
         self._engine = create_engine(url, pool_size=2)
+        # Plain reads in autocommit: one round trip each, no BEGIN and ROLLBACK around it.
+        self._reads = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._ready = False
 
     async def close(self) -> None:
@@ -221,7 +223,13 @@ class Keystore:
         made again on the next round."""
         await self._schema()
         wanted = {digest_of(subject): subject for subject in subjects}
-        found: dict[str, SubjectKey] = {}
+        if not wanted:
+            return {}
+        # Keys made already are read without the subjects' locks: the lock orders making a
+        # key against forgetting it, and these are made. (One forgotten just after this read
+        # seals events that then open nowhere, as if sealed just before the forgetting.)
+        async with self._reads.connect() as connection:
+            found = await _current_keys(connection, wanted)
         for _ in range(3):
             digests = sorted(digest for digest in wanted if wanted[digest] not in found)
             if not digests:
@@ -241,18 +249,7 @@ class Keystore:
                         "keys": [AESGCM.generate_key(bit_length=256) for _ in digests],
                     },
                 )
-                rows = await connection.execute(
-                    text(
-                        f"SELECT k.digest, k.key_id, k.data_key, f.forgotten_at "
-                        f"FROM {KEYSTORE_TABLE} k LEFT JOIN {FORGOTTEN_TABLE} f "
-                        "ON f.digest = k.digest WHERE k.digest = ANY(CAST(:digests AS text[]))"
-                    ),
-                    {"digests": digests},
-                )
-                for row in rows:
-                    found[wanted[row.digest]] = SubjectKey(
-                        str(row.key_id), bytes(row.data_key), row.forgotten_at
-                    )
+                found |= await _current_keys(connection, {d: wanted[d] for d in digests})
         missing = [s for s in wanted.values() if s not in found]
         raise KeystoreUnavailable(f"no key made for {len(missing)} subjects: forgotten meanwhile")
 
@@ -272,7 +269,7 @@ class Keystore:
         wanted = sorted({key_id for key_id in key_ids if _is_uuid(key_id)})
         if not wanted:
             return {}
-        async with self._engine.connect() as connection:
+        async with self._reads.connect() as connection:
             rows = await connection.execute(
                 text(
                     f"SELECT key_id, data_key FROM {KEYSTORE_TABLE} "
@@ -328,6 +325,22 @@ class Keystore:
                 {"digests": ordered, "done": done_at},
             )
             return len(forgotten.all())
+
+
+async def _current_keys(connection: Any, subjects: dict[str, str]) -> dict[str, SubjectKey]:
+    """The current key of each subject that has one (``subjects``: by digest)."""
+    rows = await connection.execute(
+        text(
+            f"SELECT k.digest, k.key_id, k.data_key, f.forgotten_at "
+            f"FROM {KEYSTORE_TABLE} k LEFT JOIN {FORGOTTEN_TABLE} f "
+            "ON f.digest = k.digest WHERE k.digest = ANY(CAST(:digests AS text[]))"
+        ),
+        {"digests": sorted(subjects)},
+    )
+    return {
+        subjects[row.digest]: SubjectKey(str(row.key_id), bytes(row.data_key), row.forgotten_at)
+        for row in rows
+    }
 
 
 async def _lock_subjects(connection: Any, digests: Sequence[str]) -> None:

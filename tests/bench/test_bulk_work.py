@@ -42,6 +42,7 @@ import pytest
 from devtools.embedded import free_port
 from devtools.stack import SERVICE_NAMES, Stack
 from shared.db import plain_postgres_url
+from shared.settings import ServiceSettings
 from tests.bench.goals import Measured, show
 from tests.bench.loop import NEWHAM, Loop, percentile
 from tests.bench.test_loop_latency import stack_settings
@@ -195,10 +196,12 @@ def start_workers(stack: Stack, replicas: int, phase: str) -> None:
 
 
 def idle_cost(stack: Stack) -> tuple[dict[str, float], float]:
-    """Each process's share of a core over ``IDLE_SECONDS``, and a bare sleeping Python's."""
+    """Each process's share of a core over ``IDLE_SECONDS``, and a bare sleeping Python's:
+    idle as a quiet worker is, once its consumers rest (``consumer_rest_after_s`` after
+    their last event: shared/messaging/consumer.py, Resting)."""
     bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
-        time.sleep(2)  # past its start
+        time.sleep(ServiceSettings.model_fields["consumer_rest_after_s"].default + 2)
         pids = {key: p.pid for key, p in stack.processes.items()} | {"bare": bare.pid}
         before = cpu_seconds(pids.values())
         time.sleep(IDLE_SECONDS)
