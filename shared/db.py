@@ -31,9 +31,13 @@ def plain_postgres_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+    """``pre_ping``: test each connection as it leaves the pool (a round trip each time), so
+    a request after a database restart finds a live one; off where every user of the engine
+    retries a lost connection itself (a worker's consumers, relay and timers), since a
+    restart invalidates the whole pool at its first failure."""
     return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
     )
 
 

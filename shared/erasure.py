@@ -33,10 +33,25 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, delete, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    MetaData,
+    Table,
+    Text,
+    and_,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from shared.db import rows_affected
 from shared.events.catalogue import CATALOGUE
@@ -100,17 +115,25 @@ async def any_erased(
     secret: str,
     identifiers: Iterable[str],
     *,
+    keys: Iterable[str] = (),
     written_at: datetime | None = None,
 ) -> bool:
-    """Whether any of ``identifiers`` was erased (``written_at`` given: erased at or after
-    that time, so what was written later, about a person referred again, is not)."""
-    hashes = [tombstone(secret, i) for i in dict.fromkeys(identifiers)]
-    if not hashes:
+    """Whether any of ``identifiers`` was erased, whenever (case ids are never reused), or
+    any of the resident ``keys`` was erased at or after ``written_at`` (if given: what was
+    written later is about a person referred again). One round trip."""
+    ids = [tombstone(secret, i) for i in dict.fromkeys(identifiers)]
+    key_hashes = [tombstone(secret, k) for k in dict.fromkeys(keys)]
+    if not ids and not key_hashes:
         return False
-    query = select(literal(1)).select_from(_tombstones).where(_tombstones.c.hash.in_(hashes))
+    erased_keys: ColumnElement[bool] = _tombstones.c.hash.in_(key_hashes)
     if written_at is not None:
-        query = query.where(_tombstones.c.erased_at >= written_at)
-    found = await session.scalar(query.limit(1))
+        erased_keys = and_(erased_keys, _tombstones.c.erased_at >= written_at)
+    found = await session.scalar(
+        select(literal(1))
+        .select_from(_tombstones)
+        .where(or_(_tombstones.c.hash.in_(ids), erased_keys))
+        .limit(1)
+    )
     return found is not None
 
 
@@ -124,8 +147,11 @@ async def lock_identifiers(session: AsyncSession, secret: str, identifiers: Iter
     order (so two transactions locking overlapping sets queue rather than deadlock); held
     until the transaction ends. The guard takes them before it reads the tombstones, an
     erasure before it reads what it will delete."""
-    for key in sorted({lock_key(tombstone(secret, i)) for i in identifiers}):
-        await session.execute(select(func.pg_advisory_xact_lock(key)))
+    keys = sorted({lock_key(tombstone(secret, i)) for i in identifiers})
+    if keys:  # one statement, taking them in that order
+        locks = func.unnest(cast(keys, ARRAY(BigInteger))).table_valued("key")
+        locks = locks.render_derived(name="locks")
+        await session.execute(select(func.pg_advisory_xact_lock(locks.c.key)).select_from(locks))
 
 
 def identifiers_in(payload: BaseModel) -> list[str]:
@@ -196,12 +222,15 @@ async def _about_erased(event: BaseModel, ids: list[str], uow: Any, secret: str)
     before the erasure: a later event is about the same person referred again."""
     await lock_identifiers(uow.session, secret, ids)
     keys = set(resident_keys_in(event))
-    cases = [i for i in ids if i not in keys]
-    if cases and await any_erased(uow.session, secret, cases):
-        return True
     envelope = getattr(uow, "event", None)
-    written_at = envelope.time if envelope is not None else None
-    return bool(keys) and await any_erased(uow.session, secret, keys, written_at=written_at)
+    # After the locks, so it sees an erasure they waited for.
+    return await any_erased(
+        uow.session,
+        secret,
+        [i for i in ids if i not in keys],
+        keys=keys,
+        written_at=envelope.time if envelope is not None else None,
+    )
 
 
 async def delete_outbox_rows_naming(session: AsyncSession, identifiers: Iterable[str]) -> int:

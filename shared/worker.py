@@ -54,7 +54,7 @@ def topic_specs(
 async def run_worker(
     definition: ServiceDefinition, settings: ServiceSettings, stop: asyncio.Event
 ) -> None:
-    engine = create_engine(settings.database_url.get_secret_value())
+    engine = create_engine(settings.database_url.get_secret_value(), pre_ping=False)
     sessions = session_factory(engine)
     producer_factory = partial(
         new_producer, settings.kafka_bootstrap_servers, settings.kafka_broker_profile

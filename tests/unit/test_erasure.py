@@ -89,9 +89,11 @@ async def test_the_guard_skips_an_event_about_an_erased_case_and_applies_the_res
 ) -> None:
     erased = {"gone"}
 
-    async def any_erased(session: Any, secret: str, ids: Any, written_at: Any = None) -> bool:
+    async def any_erased(
+        session: Any, secret: str, ids: Any, keys: Any = (), written_at: Any = None
+    ) -> bool:
         assert secret == "s"
-        return bool(erased & set(ids))
+        return bool(erased & (set(ids) | set(keys)))
 
     monkeypatch.setattr(erasure, "any_erased", any_erased)
     monkeypatch.setattr(erasure, "lock_identifiers", _no_lock)
@@ -125,8 +127,12 @@ async def test_an_erased_key_refuses_only_what_was_written_before_its_erasure(
     erased_at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
     stones = {"k1": erased_at, "gone": erased_at}
 
-    async def any_erased(session: Any, secret: str, ids: Any, written_at: Any = None) -> bool:
-        return any(i in stones and (written_at is None or stones[i] >= written_at) for i in ids)
+    async def any_erased(
+        session: Any, secret: str, ids: Any, keys: Any = (), written_at: Any = None
+    ) -> bool:
+        return any(i in stones for i in ids) or any(
+            k in stones and (written_at is None or stones[k] >= written_at) for k in keys
+        )
 
     async def lock(session: Any, secret: str, ids: Any) -> None:
         session.extend(ids)
