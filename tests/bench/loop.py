@@ -17,8 +17,10 @@ from datetime import date, timedelta
 
 import asyncpg
 import httpx
+import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.stack import Stack
 from shared.auth import OrganisationKind, Role, mint_token
 from shared.db import plain_postgres_url
 from shared.settings import AuthSettings
@@ -244,3 +246,29 @@ def hops(metrics_urls: list[str]) -> list[Hop]:
             p50, p99 = (next(b for b, seen in ordered if seen >= q * total) for q in (0.5, 0.99))
             found.append(Hop(HOPS[name], int(total), sums[name] / total, p50, p99))
     return found
+
+
+def stack_cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds each of the stack's processes has used so far: its services, the broker,
+    and PostgreSQL (the server, its live backends and the ones that have ended)."""
+    used: dict[str, float] = {}
+    for name, process in stack.processes.items():
+        times = psutil.Process(process.pid).cpu_times()
+        used[name] = times.user + times.system
+    broker = getattr(stack.broker, "_process", None)
+    if broker is not None:
+        times = psutil.Process(broker.pid).cpu_times()
+        used["broker"] = times.user + times.system
+    pid_file = stack.state / "postgres" / "postmaster.pid"
+    if pid_file.exists():
+        server = psutil.Process(int(pid_file.read_text().split()[0]))
+        times = server.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in server.children(recursive=True):
+            try:
+                child_times = child.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += child_times.user + child_times.system
+        used["postgres"] = total
+    return used

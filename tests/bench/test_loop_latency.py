@@ -15,7 +15,7 @@ import pytest
 from devtools.embedded import free_port
 from devtools.stack import SERVICE_NAMES, Stack, StackSettings
 from tests.bench.goals import Measured, show
-from tests.bench.loop import Loop, hops, percentile
+from tests.bench.loop import Loop, hops, percentile, stack_cpu
 
 REFERRALS = int(os.environ.get("UPSTREAM_BENCH_LOOP_REFERRALS", "200"))
 RATE = float(os.environ.get("UPSTREAM_BENCH_LOOP_RATE", "20"))  # referrals a second
@@ -46,12 +46,18 @@ def test_referral_to_offer_in_the_inbox(request: pytest.FixtureRequest) -> None:
                 stack.database_urls["partners"],
             )
             floor = loop.healthz_floor()
+            before = stack_cpu(stack)
             latencies = loop.measure(REFERRALS, rate=RATE, label="loop")
+            after = stack_cpu(stack)
             journey = hops([stack.worker_metrics_url(name) for name in SERVICE_NAMES])
         finally:
             stack.stop()
 
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    per_referral = [
+        (name.replace("-", " "), (after[name] - before[name]) * 1000 / REFERRALS)
+        for name in sorted(after)
+    ]
     floor50, floor99 = percentile(floor, 0.5), percentile(floor, 0.99)
     show(
         request,
@@ -81,6 +87,16 @@ def test_referral_to_offer_in_the_inbox(request: pytest.FixtureRequest) -> None:
                 f"{percentile(latencies, 0.95) * 1000:.0f}",
                 f"{percentile(floor, 0.95) * 1000:.1f}",
                 f"{percentile(latencies, 0.95) / percentile(floor, 0.95):.0f}x",
+                "",
+                None,
+            ),
+            # What a referral costs, whatever else the machine is doing: CPU, process by
+            # process (its whole journey: intake, assessment, routing, reporting).
+            Measured(
+                "CPU a referral (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in per_referral),
+                f"{sum(v for _, v in per_referral):.1f}",
+                "",
+                "",
                 "",
                 None,
             ),
