@@ -35,7 +35,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -98,6 +98,19 @@ class Resting:
 
 class DeadLetter(Exception):
     """This record can never be applied as it is."""
+
+    event: CloudEvent | None = None  # its envelope, if it read: the parked record says so
+
+
+class Ready(NamedTuple):
+    """A record opened and checked, to apply."""
+
+    event: CloudEvent
+    payload: BaseModel
+    handler: Handler[Any, Any]
+
+
+RUN_SIZE = 50  # interactive records applied in one transaction at most
 
 
 _ABANDONED = object()  # stopped before the event could be opened
@@ -163,8 +176,10 @@ class EventConsumer:
         keystore: Keystore | None = None,
         fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
         resting: Resting | None = None,
+        run_size: int = RUN_SIZE,
     ) -> None:
         self.spec = spec
+        self._run_size = run_size
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._resting = resting
         self._keystore = keystore  # opens sealed events (shared/messaging/sealing.py)
@@ -314,17 +329,17 @@ class EventConsumer:
         for tp, records in sorted(batches.items(), key=lambda b: b[0].topic in self._bulk_topics):
             bulk = tp.topic in self._bulk_topics
             keys = await self._prefetch_keys(records)
-            for record in records:
+            # Interactive records in runs of one transaction; bulk ones one at a time, so
+            # that an interactive record waits for one bulk record at most.
+            size = 1 if bulk else self._run_size
+            for start in range(0, len(records), size):
                 if stop.is_set():
                     break
                 async with self._lock:
                     if tp not in self._consumer.assignment():
                         break  # revoked meanwhile: the new owner reads it again
-                    started = time.time()
-                    if not await self._handle_record(record, stop, keys):
+                    if not await self._handle_run(tp, records[start : start + size], stop, keys):
                         break  # shutting down: left uncommitted, delivered again later
-                    self._pending[tp] = record.offset + 1
-                    self._observe_hop(record, started)
                 if bulk:
                     await self._serve_interactive(stop)
             highwater = self._consumer.highwater(tp)
@@ -332,6 +347,29 @@ class EventConsumer:
                 CONSUMER_LAG.labels(self.spec.group_id, tp.topic, tp.partition).set(
                     max(0, highwater - self._pending[tp])
                 )
+
+    async def _handle_run(
+        self,
+        tp: TopicPartition,
+        run: list[ConsumerRecord],
+        stop: asyncio.Event,
+        keys: Prefetched,
+    ) -> bool:
+        """A partition's next records, in one transaction if they can go so, else one at a
+        time; their offsets then pending. False: abandoned at shutdown, not all done."""
+        started = time.time()
+        if len(run) > 1 and await self._apply_run(run, stop, keys):
+            self._pending[tp] = run[-1].offset + 1
+            for record in run:
+                self._observe_hop(record, started)
+            return True
+        for record in run:  # one at a time: each retried, or parked, on its own
+            started = time.time()
+            if not await self._handle_record(record, stop, keys):
+                return False
+            self._pending[tp] = record.offset + 1
+            self._observe_hop(record, started)
+        return True
 
     async def _serve_interactive(self, stop: asyncio.Event) -> None:
         """Handle the interactive records already fetched, before the next bulk one."""
@@ -381,29 +419,18 @@ class EventConsumer:
     ) -> bool:
         """Apply, skip or dead-letter one record (``keys``: data keys fetched for its batch).
         False: abandoned at shutdown, not done."""
-        known: CloudEvent | None = None  # once the envelope reads, its id and type are told
         try:
-            event, event_type, handler = self._decode(record)
-            known = event
-            if event_type is None or handler is None:
-                self._count("ignored")
-                return True
-            if event.sealedwith is not None:
-                opened = await self._open(event, record, stop, keys or Prefetched())
-                if opened is _ABANDONED:
-                    return False
-                if opened is None:
-                    self._count("erased")  # its keys were forgotten: nothing left to apply
-                    return True
-                assert isinstance(opened, CloudEvent)
-                event = opened
-            try:
-                payload = event_type.payload.model_validate(event.data)
-            except ValidationError as exc:
-                raise DeadLetter(f"payload of {event.type} is invalid: {safe_reason(exc)}") from exc
+            prepared = await self._prepare(record, stop, keys or Prefetched())
         except DeadLetter as reason:
-            await self._dead_letter(record, str(reason), known)
+            await self._dead_letter(record, str(reason), reason.event)
             return True
+        if prepared is _ABANDONED:
+            return False
+        if isinstance(prepared, str):
+            self._count(prepared)
+            return True
+        assert isinstance(prepared, Ready)
+        event, payload, handler = prepared
         failures = 0
         while not stop.is_set():
             try:
@@ -438,6 +465,71 @@ class EventConsumer:
             self._count("applied" if applied else "duplicate")
             return True
         return False
+
+    async def _prepare(
+        self, record: ConsumerRecord, stop: asyncio.Event, keys: Prefetched
+    ) -> Ready | str | object:
+        """The record read, opened and its payload checked, ready to apply; or what became
+        of it (``ignored``: no handler here, ``erased``: its keys were forgotten), or
+        ``_ABANDONED`` (stopped while the keystore was out of reach). ``DeadLetter`` if it
+        can never be applied."""
+        known: CloudEvent | None = None  # once the envelope reads, its id and type are told
+        try:
+            event, event_type, handler = self._decode(record)
+            known = event
+            if event_type is None or handler is None:
+                return "ignored"
+            if event.sealedwith is not None:
+                opened = await self._open(event, record, stop, keys)
+                if opened is _ABANDONED:
+                    return _ABANDONED
+                if opened is None:
+                    return "erased"
+                assert isinstance(opened, CloudEvent)
+                event = opened
+            try:
+                payload = event_type.payload.model_validate(event.data)
+            except ValidationError as exc:
+                raise DeadLetter(f"payload of {event.type} is invalid: {safe_reason(exc)}") from exc
+        except DeadLetter as reason:
+            reason.event = reason.event or known
+            raise
+        return Ready(event, payload, handler)
+
+    async def _apply_run(
+        self, run: list[ConsumerRecord], stop: asyncio.Event, keys: Prefetched
+    ) -> bool:
+        """A run of records applied in one transaction, each through the inbox as alone: one
+        commit for them all. False, with nothing done, if any of them cannot go so (one to
+        park, a keystore outage, a handler that raises, the database out of reach): then
+        each is handled on its own, as ever."""
+        outcomes: list[str] = []
+        ready: list[Ready] = []
+        for record in run:
+            try:
+                prepared = await self._prepare(record, stop, keys)
+            except DeadLetter:
+                return False
+            if isinstance(prepared, Ready):
+                ready.append(prepared)
+            elif isinstance(prepared, str):
+                outcomes.append(prepared)
+            else:
+                return False
+        try:
+            async with self._sessions() as session, session.begin():
+                for event, payload, handler in ready:
+                    applied = await self._apply_in(session, event, payload, handler)
+                    outcomes.append("applied" if applied else "duplicate")
+        except Exception as exc:
+            log.debug(
+                "a run of records rolled back; applying them one at a time",
+                extra={"consumer": self.spec.group_id, "error": safe_reason(exc)},
+            )
+            return False
+        for outcome in outcomes:
+            self._count(outcome)
+        return True
 
     def _decode(
         self, record: ConsumerRecord
@@ -514,18 +606,29 @@ class EventConsumer:
     async def _apply(
         self, event: CloudEvent, payload: BaseModel, handler: Handler[Any, Any]
     ) -> bool:
+        async with self._sessions() as session, session.begin():
+            return await self._apply_in(session, event, payload, handler)
+
+    async def _apply_in(
+        self,
+        session: AsyncSession,
+        event: CloudEvent,
+        payload: BaseModel,
+        handler: Handler[Any, Any],
+    ) -> bool:
+        """The inbox row and the handler's work, in the session's transaction (False: a
+        duplicate, applied before)."""
         with traced(event.correlationid or event.id, event.id):
-            async with self._sessions() as session, session.begin():
-                first_time = await session.scalar(
-                    insert(inbox)
-                    .values(consumer=self.spec.group_id, event_id=event.id, event_type=event.type)
-                    .on_conflict_do_nothing()
-                    .returning(inbox.c.event_id)
-                )
-                if first_time is None:
-                    return False
-                await handler(payload, self._unit_of_work(session, event))
-                return True
+            first_time = await session.scalar(
+                insert(inbox)
+                .values(consumer=self.spec.group_id, event_id=event.id, event_type=event.type)
+                .on_conflict_do_nothing()
+                .returning(inbox.c.event_id)
+            )
+            if first_time is None:
+                return False
+            await handler(payload, self._unit_of_work(session, event))
+            return True
 
     async def _dead_letter(
         self, record: ConsumerRecord, error: str, event: CloudEvent | None = None

@@ -37,6 +37,7 @@ async def main() -> None:
         record_handler=record,
         partitions=1,
         batch_size=50,
+        run_size=int(os.environ.get("PROBE_RUN_SIZE", "10")),  # runs of one transaction
     )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
