@@ -6,6 +6,10 @@ sealed under a key the keystore never held is dead-lettered. Then, for each reco
 database transaction: insert (consumer, event id) into the inbox;
 if it was there already the event is a duplicate and is skipped, otherwise the handler runs.
 A failure rolls both back. Offsets are committed explicitly, only after the transaction.
+Records of an interactive partition fetched together are applied in runs of up to
+``RUN_SIZE`` in one transaction (each still through the inbox, in order): one commit for
+the run; if any of them cannot go so, the run is rolled back whole and each is handled on
+its own, as above.
 
 What cannot be applied goes to the group's dead-letter topic with the error in its headers:
 a record that is not a CloudEvent, an unknown major version of a handled type, a payload
