@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, true, update
+from sqlalchemy import and_, bindparam, false, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,27 @@ from shared.db import fetch_all, fetch_one
 
 # -- cases -------------------------------------------------------------------------------
 
+# The statements every referral runs, built once: building and keying a statement for each
+# referral cost more CPU than the database's work on it. Each value is bound.
+_LOCK_OPEN_CASE_OF = (
+    select(cases)
+    .where(
+        cases.c.resident_id == bindparam("resident_id"),
+        cases.c.council == bindparam("council"),
+        cases.c.status.in_([s.value for s in OPEN_STATUSES]),
+    )
+    .with_for_update()
+)
+_INSERT_CASE = cases.insert().returning(cases)
+_ADD_TIMELINE = timeline.insert()
+_CURRENT_CONSENT = (
+    select(consents)
+    .where(consents.c.case_id == bindparam("case_id"))
+    .order_by(consents.c.created_at.desc(), consents.c.given_at.desc())
+    .limit(1)
+)
+_INSERT_CONSENT = consents.insert()
+
 
 async def lock_case(session: AsyncSession, case_id: str) -> Row | None:
     return await fetch_one(session, select(cases).where(cases.c.id == case_id).with_for_update())
@@ -57,16 +78,12 @@ async def visible_case(
 
 
 async def lock_open_case_of(session: AsyncSession, resident_id: str, council: str) -> Row | None:
-    """The resident's one open case in the council, locked; None if there is none."""
-    found = await fetch_one(
-        session,
-        select(cases.c.id).where(
-            cases.c.resident_id == resident_id,
-            cases.c.council == council,
-            cases.c.status.in_([s.value for s in OPEN_STATUSES]),
-        ),
+    """The resident's one open case in the council, locked; None if there is none. One
+    statement: a case closed while we waited for its lock is no longer open when PostgreSQL
+    checks the condition again on the row as it now stands (a new case is opened instead)."""
+    return await fetch_one(
+        session, _LOCK_OPEN_CASE_OF, {"resident_id": resident_id, "council": council}
     )
-    return await lock_case(session, found["id"]) if found else None
 
 
 async def open_case_of(session: AsyncSession, resident_id: str, council: str) -> Row | None:
@@ -82,7 +99,7 @@ async def open_case_of(session: AsyncSession, resident_id: str, council: str) ->
 
 
 async def insert_case(session: AsyncSession, **values: Any) -> Row:
-    inserted = await fetch_one(session, cases.insert().values(**values).returning(cases))
+    inserted = await fetch_one(session, _INSERT_CASE, values)
     assert inserted is not None  # INSERT … RETURNING returns the row
     return inserted
 
@@ -211,17 +228,18 @@ async def add_timeline(
     referrer_visible: bool = False,
 ) -> None:
     await session.execute(
-        timeline.insert().values(
-            case_id=case_id,
-            at=now,
-            actor=actor.subject,
-            actor_org=actor.organisation,
-            action=action,
-            detail=detail,
-            status_from=status_from,
-            status_to=status_to,
-            referrer_visible=referrer_visible,
-        )
+        _ADD_TIMELINE,
+        {
+            "case_id": case_id,
+            "at": now,
+            "actor": actor.subject,
+            "actor_org": actor.organisation,
+            "action": action,
+            "detail": detail,
+            "status_from": status_from,
+            "status_to": status_to,
+            "referrer_visible": referrer_visible,
+        },
     )
 
 
@@ -284,17 +302,11 @@ async def referrals_of(session: AsyncSession, case_id: str) -> Sequence[Row]:
 
 async def current_consent(session: AsyncSession, case_id: str) -> Row | None:
     """The consent recorded last: it governs the case (withdrawn or not)."""
-    return await fetch_one(
-        session,
-        select(consents)
-        .where(consents.c.case_id == case_id)
-        .order_by(consents.c.created_at.desc(), consents.c.given_at.desc())
-        .limit(1),
-    )
+    return await fetch_one(session, _CURRENT_CONSENT, {"case_id": case_id})
 
 
 async def insert_consent(session: AsyncSession, **values: Any) -> None:
-    await session.execute(consents.insert().values(**values))
+    await session.execute(_INSERT_CONSENT, values)
 
 
 async def mark_consent_withdrawn(

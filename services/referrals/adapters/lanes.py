@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.adapters.tables import cases
@@ -22,12 +22,16 @@ def _is_uuid(key: str) -> bool:
     return True
 
 
+# Built once: asked for every event written.
+_OUTREACH = select(cases.c.id).where(
+    cases.c.id.in_(bindparam("ids", expanding=True)), cases.c.origin == "flag"
+)
+
+
 async def outreach_cases(session: AsyncSession, keys: Sequence[str]) -> set[str]:
     """Of these event keys, the ids of outreach cases (one primary-key probe each)."""
     ids = sorted({key for key in keys if _is_uuid(key)})
     if not ids:
         return set()
-    rows = await fetch_all(
-        session, select(cases.c.id).where(cases.c.id.in_(ids), cases.c.origin == "flag")
-    )
+    rows = await fetch_all(session, _OUTREACH, {"ids": ids})
     return {str(row["id"]) for row in rows}

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, cast, func, literal, select, update
+from sqlalchemy import and_, bindparam, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,13 +17,18 @@ from services.referrals.adapters.tables import case_needs, cases, offers
 from services.referrals.domain.offers import FOLLOWED_UP
 from shared.db import fetch_all, fetch_one
 
+# Built once (each referral runs them): each value is bound.
+_NEEDS_OF = (
+    select(case_needs)
+    .where(case_needs.c.case_id == bindparam("case_id"))
+    .order_by(case_needs.c.created_at)
+)
+_ADD_NEED = pg_insert(case_needs).on_conflict_do_nothing()
+
 
 async def needs_of(session: AsyncSession, case_id: str) -> Sequence[Row]:
     """Every need row of the case (the case row is locked by the caller when it writes)."""
-    return await fetch_all(
-        session,
-        select(case_needs).where(case_needs.c.case_id == case_id).order_by(case_needs.c.created_at),
-    )
+    return await fetch_all(session, _NEEDS_OF, {"case_id": case_id})
 
 
 async def add_needs(
@@ -45,7 +50,7 @@ async def add_needs(
         for need, status in statuses.items()
     ]
     for row in rows:  # one row per statement: each names only its own milestone
-        await session.execute(pg_insert(case_needs).values(**row).on_conflict_do_nothing())
+        await session.execute(_ADD_NEED, row)
 
 
 async def update_need(session: AsyncSession, case_id: str, need: str, **values: Any) -> None:

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true, union, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    true,
+    union,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.adapters import Row
@@ -33,9 +46,10 @@ def council_scope(principal: Principal, column: ColumnElement[str]) -> ColumnEle
 async def lock_family(session: AsyncSession, council: str, norm_family: str) -> None:
     """Until the transaction ends: two referrals for the same new person at once must not
     create two residents."""
-    await session.execute(
-        select(func.pg_advisory_xact_lock(func.hashtext(f"resident|{council}|{norm_family}")))
-    )
+    await session.execute(_LOCK_FAMILY, {"lock": f"resident|{council}|{norm_family}"})
+
+
+_LOCK_FAMILY = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock", type_=String))))
 
 
 # No person is compared with more residents than this (the strongest keys come first).
@@ -45,59 +59,107 @@ CANDIDATE_LIMIT = 200
 ARM_LIMIT = 50
 
 
-def candidate_ids(council: str, keys: BlockingKeys) -> Any:
+class _Shape(NamedTuple):
+    """Which blocking keys a person has: the arms of the candidate query."""
+
+    dates: bool
+    birth_year: bool
+    names_differ: bool
+    district: bool
+    postcode: bool
+    uprn: bool
+    phone: bool
+    email: bool
+
+
+def _shape_of(keys: BlockingKeys) -> _Shape:
+    return _Shape(
+        bool(keys.dates_of_birth),
+        bool(keys.birth_year),
+        keys.family_key != keys.given_key,
+        bool(keys.district),
+        bool(keys.postcode),
+        bool(keys.uprn),
+        bool(keys.phone),
+        bool(keys.email),
+    )
+
+
+def _bound(council: str, keys: BlockingKeys) -> dict[str, Any]:
+    """The values of the candidate query's parameters (those of arms it has go unused)."""
+    year = keys.birth_year
+    return {
+        "council": council,
+        "dates": list(keys.dates_of_birth),
+        "born_from": date(year, 1, 1) if year else None,
+        "born_to": date(year, 12, 31) if year else None,
+        "family_key": keys.family_key,
+        "given_key": keys.given_key,
+        "district": keys.district,
+        "postcode": keys.postcode,
+        "uprn": keys.uprn,
+        "phone": keys.phone,
+        "email": keys.email,
+    }
+
+
+# Built once for each shape (at most 2**8): building and keying a union of eight arms
+# for every referral cost more CPU than running it.
+@functools.cache
+def _candidate_ids(shape: _Shape) -> Any:
     """Ids of the council's residents sharing any blocking key, each key through its own
     index (one arm per key, so each arm leads with the council). The name arms, when the
     date of birth is known, take only residents born the same year or with no date (so
     does the postcode's): a common name is shared by hundreds in a borough, a postcode by
-    dozens."""
+    dozens. The keys are bound (``_bound``), not written into the query."""
 
     def arm(*conditions: ColumnElement[bool]) -> Any:
         return (
             select(residents.c.id)
-            .where(residents.c.council == council, residents.c.merged_into.is_(None), *conditions)
+            .where(
+                residents.c.council == bindparam("council"),
+                residents.c.merged_into.is_(None),
+                *conditions,
+            )
             .limit(ARM_LIMIT)
         )
 
     born = (
         or_(
             residents.c.date_of_birth.is_(None),
-            residents.c.date_of_birth.between(
-                date(keys.birth_year, 1, 1), date(keys.birth_year, 12, 31)
-            ),
+            residents.c.date_of_birth.between(bindparam("born_from"), bindparam("born_to")),
         )
-        if keys.birth_year
+        if shape.birth_year
         else true()
     )
-    arms = []
-    if keys.dates_of_birth:
-        arms.append(arm(residents.c.date_of_birth.in_(keys.dates_of_birth)))
     family, given = residents.c.family_key, residents.c.given_key
-    arms.append(arm(family == keys.family_key, given == keys.given_key, born))
-    if keys.family_key != keys.given_key:
-        arms.append(arm(family == keys.given_key, given == keys.family_key, born))
-    if keys.district:
+    family_key: BindParameter[Any] = bindparam("family_key")
+    given_key: BindParameter[Any] = bindparam("given_key")
+    arms = []
+    if shape.dates:
+        arms.append(arm(residents.c.date_of_birth.in_(bindparam("dates", expanding=True))))
+    arms.append(arm(family == family_key, given == given_key, born))
+    if shape.names_differ:
+        arms.append(arm(family == given_key, given == family_key, born))
+    if shape.district:
         arms.append(
-            arm(residents.c.postcode_district == keys.district, family == keys.family_key, born)
+            arm(residents.c.postcode_district == bindparam("district"), family == family_key, born)
         )
-    if keys.postcode:
-        arms.append(arm(residents.c.postcode == keys.postcode, born))
-    if keys.uprn:
-        arms.append(arm(residents.c.uprn == keys.uprn))
-    if keys.phone:
-        arms.append(arm(residents.c.phone_key == keys.phone))
-    if keys.email:
-        arms.append(arm(residents.c.email_key == keys.email))
+    if shape.postcode:
+        arms.append(arm(residents.c.postcode == bindparam("postcode"), born))
+    if shape.uprn:
+        arms.append(arm(residents.c.uprn == bindparam("uprn")))
+    if shape.phone:
+        arms.append(arm(residents.c.phone_key == bindparam("phone")))
+    if shape.email:
+        arms.append(arm(residents.c.email_key == bindparam("email")))
     return union(*(a.subquery().select() for a in arms)).subquery()
 
 
-async def match_candidates(
-    session: AsyncSession, council: str, keys: BlockingKeys
-) -> Sequence[Row]:
-    """Residents of the council who might be this person: any blocking key in common."""
-    ids = candidate_ids(council, keys)
-    return await fetch_all(
-        session,
+@functools.cache
+def _match_candidates(shape: _Shape) -> Any:
+    ids = _candidate_ids(shape)
+    return (
         select(
             residents.c.id,
             residents.c.given_name,
@@ -109,8 +171,15 @@ async def match_candidates(
             residents.c.email,
         )
         .where(residents.c.id.in_(select(ids.c.id)))
-        .limit(CANDIDATE_LIMIT),
+        .limit(CANDIDATE_LIMIT)
     )
+
+
+async def match_candidates(
+    session: AsyncSession, council: str, keys: BlockingKeys
+) -> Sequence[Row]:
+    """Residents of the council who might be this person: any blocking key in common."""
+    return await fetch_all(session, _match_candidates(_shape_of(keys)), _bound(council, keys))
 
 
 def key_columns(values: dict[str, Any]) -> dict[str, Any]:
@@ -137,8 +206,12 @@ async def lock_residents(session: AsyncSession, resident_ids: Sequence[str]) -> 
     return await lock_by_id(session, residents, resident_ids)
 
 
+_RESIDENT = select(residents).where(residents.c.id == bindparam("id"))
+_INSERT_RESIDENT = residents.insert()
+
+
 async def resident(session: AsyncSession, resident_id: str) -> Row:
-    found = await fetch_one(session, select(residents).where(residents.c.id == resident_id))
+    found = await fetch_one(session, _RESIDENT, {"id": resident_id})
     if found is None:
         raise LookupError(f"resident {resident_id} is missing")
     return found
@@ -155,7 +228,7 @@ async def update_contact(
 
 
 async def insert_resident(session: AsyncSession, **values: Any) -> None:
-    await session.execute(residents.insert().values(**values, **key_columns(values)))
+    await session.execute(_INSERT_RESIDENT, {**values, **key_columns(values)})
 
 
 async def insert_possible_duplicate(

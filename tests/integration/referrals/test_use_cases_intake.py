@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import text
 
 from services.referrals.service_layer import cases, intake
 from shared.errors import Invalid, NotFound
 from shared.events.envelope import utc_now
 from shared.events.payloads import RiskAssessed
 from shared.vocabulary import LawfulBasis, Need, RiskLevel
+from tests.integration.messaging_helpers import wait_for
 from tests.integration.referrals.conftest import FOOD_BANK, ReferralsDatabase
 from tests.integration.referrals.usecase_helpers import AMINA, JUSTIFIED, finding, new_referral
 
@@ -232,3 +235,40 @@ async def test_a_name_without_a_letter_is_refused_by_the_use_case(
         "must contain a letter",
     )
     assert await db.count("residents") == 0
+
+
+async def test_a_referral_arriving_as_her_case_closes_opens_a_new_one(
+    referrals_database: ReferralsDatabase,
+) -> None:
+    """Her case is being withdrawn (its row locked, the transaction not yet committed) as a
+    second referral of her arrives: the referral waits for the case, sees it closed, and
+    opens a new case (attached to the closed one, its needs would never be routed)."""
+    db = referrals_database
+    async with db.unit_of_work() as uow:
+        first = await intake.receive_referral(uow, db.caller(), new_referral())
+
+    async def lock_waiters() -> bool:
+        (row,) = await db.rows(
+            "SELECT count(*) AS n FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return int(row["n"]) >= 1
+
+    async def refer_again() -> intake.ReferralReceipt:
+        async with db.unit_of_work() as uow:
+            return await intake.receive_referral(uow, db.caller(), new_referral())
+
+    async with db.engine.connect() as closing:
+        await closing.execute(
+            text("SELECT 1 FROM cases WHERE id = :c FOR UPDATE"), {"c": first.case_id}
+        )
+        second = asyncio.create_task(refer_again())
+        await wait_for(lock_waiters, timeout=20, what="the referral to wait for the case")
+        await closing.execute(
+            text("UPDATE cases SET status = 'withdrawn' WHERE id = :c"), {"c": first.case_id}
+        )
+        await closing.commit()
+    receipt = await second
+    assert receipt.attached_to_open_case is False and receipt.case_id != first.case_id
+    assert await db.count("cases", "status = 'withdrawn'") == 1
+    assert await db.count("cases", "status <> 'withdrawn'") == 1
