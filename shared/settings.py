@@ -130,7 +130,7 @@ class ServiceSettings(AuthSettings):
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     # The relay wakes when a transaction adds to the outbox (LISTEN/NOTIFY); this poll is
     # only the fallback (a lost notification connection, rows written before it listened).
-    outbox_poll_interval_ms: int = Field(default=2000, ge=10)
+    outbox_poll_interval_ms: int = Field(default=5000, ge=10)
     # A handler failure that is not the infrastructure's is the event's or a bug's: it fails
     # the same way again, so it is tried briefly (holding its partition's other cases back
     # for about 150 ms, not seconds) and then dead-lettered, to be replayed after the fix.
