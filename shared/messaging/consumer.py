@@ -46,6 +46,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -115,6 +116,7 @@ class Ready(NamedTuple):
 
 
 RUN_SIZE = 50  # interactive records applied in one transaction at most
+RUN_LOCK_WAIT_MS = 500  # under PostgreSQL's deadlock_timeout (1 s): a run yields first
 
 
 _ABANDONED = object()  # stopped before the event could be opened
@@ -405,6 +407,12 @@ class EventConsumer:
             return
         for tp in offsets:
             self._pending.pop(tp, None)
+        # A partition revoked while its records were being handled is another's now: its
+        # offset would fail the whole commit, the others' too (its new owner redelivers).
+        assigned = consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if not offsets:
+            return
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
@@ -522,6 +530,10 @@ class EventConsumer:
                 return False
         try:
             async with self._sessions() as session, session.begin():
+                # A run holds its records' locks together, not in the one order each
+                # handler keeps: give up (and go one at a time) before waiting long on one,
+                # so that it never deadlocks with an API request, whose caller would see it.
+                await session.execute(text(f"SET LOCAL lock_timeout = '{RUN_LOCK_WAIT_MS}ms'"))
                 for event, payload, handler in ready:
                     applied = await self._apply_in(session, event, payload, handler)
                     outcomes.append("applied" if applied else "duplicate")

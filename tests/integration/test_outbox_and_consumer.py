@@ -20,7 +20,7 @@ from devtools.embedded import TansuBroker, free_port
 from shared.db import create_engine, session_factory
 from shared.events import CloudEvent, EventRegistry
 from shared.events.envelope import DataClassification, utc_now
-from shared.messaging.consumer import EventConsumer, Resting
+from shared.messaging.consumer import RUN_LOCK_WAIT_MS, EventConsumer, Resting
 from shared.messaging.deadletters import pending_dead_letters, replay_dead_letters
 from shared.messaging.kafka import TopicSpec, new_producer, spec_of
 from shared.messaging.outbox import Outbox, OutboxRelay, replay
@@ -312,6 +312,50 @@ async def test_a_resting_consumer_still_applies_every_event_once(
         await task
     assert await scalar(consumer_db, "SELECT count(DISTINCT event_id) FROM probe_effects") == 40
     assert await scalar(consumer_db, "SELECT count(*) FROM probe_effects") == 40
+    assert consumer.stats["duplicate"] == consumer.stats["dead_lettered"] == 0
+
+
+async def test_a_run_waiting_long_on_a_lock_goes_one_at_a_time_and_applies_everything(
+    probe_databases, kafka: Broker
+) -> None:
+    """Another transaction holds a row the run's records need for longer than a run waits on
+    a lock: the run gives up, its records go one at a time (waiting as long as it takes),
+    and each is applied once; nothing is retried as a failure or parked."""
+    producer_db, consumer_db, consumer_url = probe_databases
+    registry = probe_registry()
+    async with consumer_db.begin() as connection:
+        await connection.execute(text("INSERT INTO probe_totals VALUES ('held', 0)"))
+    consumer = probe_consumer(
+        registry,
+        f"probe-{uuid.uuid4().hex[:8]}",
+        consumer_url,
+        kafka.bootstrap_servers,
+        partitions=1,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await wait_for(lambda: _true(bool(consumer.assigned_partitions)), what="assignment")
+        async with consumer_db.connect() as holder:
+            await holder.execute(text("SELECT 1 FROM probe_totals WHERE key = 'held' FOR UPDATE"))
+            await write_events(
+                producer_db, registry, [("held" if i % 3 else "free", i) for i in range(12)]
+            )
+            await run_relay_until_drained(
+                make_relay(producer_db, registry, kafka.bootstrap_servers, partitions=1),
+                producer_db,
+            )
+            await asyncio.sleep(2 * RUN_LOCK_WAIT_MS / 1000)  # longer than a run waits
+            # The run gave up; one at a time, the first (free) is in, the next waits.
+            assert consumer.stats["applied"] == 1
+            assert await scalar(consumer_db, "SELECT count(*) FROM probe_effects") == 1
+            await holder.commit()
+        await wait_for(lambda: _true(consumer.stats["applied"] == 12), what="12 applied")
+    finally:
+        stop.set()
+        await task
+    assert await scalar(consumer_db, "SELECT count(DISTINCT event_id) FROM probe_effects") == 12
+    assert await scalar(consumer_db, "SELECT total FROM probe_totals WHERE key = 'held'") == 8
     assert consumer.stats["duplicate"] == consumer.stats["dead_lettered"] == 0
 
 

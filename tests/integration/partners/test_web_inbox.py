@@ -327,4 +327,5 @@ async def test_requests_for_links_sent_all_at_once_are_limited_too(
     )
     assert {a.status_code for a in answers} == {200}
     assert len({a.text for a in answers}) == 1
-    assert len(await web.rows("SELECT * FROM sign_in_links")) == limit
+    links = await web.rows("SELECT * FROM sign_in_links WHERE email = 'pantry@marsh.example'")
+    assert len(links) == limit
