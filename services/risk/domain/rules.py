@@ -118,6 +118,22 @@ class Rule:
 
         return _PLACEHOLDER.sub(fill, self.spec.explanation)
 
+    def explain_signals(
+        self, latest: Mapping[SignalType, SignalFact], today: date
+    ) -> tuple[Rule, str]:
+        """The rule and :meth:`explain` of the profile of a resident known from signals alone
+        (their latest current signals): each placeholder filled as the profile shows it."""
+        if "{" not in self.spec.explanation:
+            return self, self.spec.explanation
+
+        def fill(match: re.Match[str]) -> str:
+            section, field = match.groups()
+            fact = latest.get(section)  # type: ignore[arg-type]  # a StrEnum key, by value
+            value = None if fact is None else _seen(fact, field, today)
+            return str(value) if value is not None and value is not _MISSING else match.group(0)
+
+        return self, _PLACEHOLDER.sub(fill, self.spec.explanation)
+
 
 class Ruleset:
     """A loaded ruleset. Its conditions run as compiled CEL: one program returning every
@@ -141,21 +157,10 @@ class Ruleset:
         return f"{self.spec.label}@{digest}"
 
     def evaluate(self, profile: Mapping[str, Any]) -> Result:
-        fired = [
-            Fired(
-                rule.spec.id,
-                rule.explain(profile),
-                rule.spec.level,
-                rule.spec.score,
-                tuple(rule.spec.suggest),
-            )
+        return self._result(
+            (rule, rule.explain(profile))
             for rule in (self.rules[index] for index in self.firing(profile))
-        ]
-        if not fired:
-            return Result(RiskLevel.NONE, 0, (), ())
-        level = max((f.level for f in fired), key=lambda lvl: lvl.rank)
-        needs = tuple(dict.fromkeys(n for f in fired for n in f.suggest))
-        return Result(level, min(100, sum(f.score for f in fired)), tuple(fired), needs)
+        )
 
     def level_of(self, profile: Mapping[str, Any]) -> RiskLevel:
         """The level :meth:`evaluate` would give, without its explanations."""
@@ -167,16 +172,49 @@ class Ruleset:
         is built only if the rules have not yet decided a resident alike."""
         key = self.reads.key_of_signals(latest_current(signals, today=today), today=today)
         decision = None if key is None else self._decided.get(key)
-        if decision is None:
-            return self.level_of(build_profile(signals, None, today=today))
+        if decision is None:  # decided now, remembered by the key in hand
+            return self._decision(build_profile(signals, None, today=today), key)[1]
         return decision[1]
+
+    def evaluate_signals(self, signals: Sequence[SignalFact], *, today: date) -> Result:
+        """``evaluate(build_profile(signals, None, today=today))`` for a resident known from
+        signals alone: once the rules have decided a resident alike, the explanations are
+        filled from the latest signals themselves, without building the profile."""
+        latest = latest_current(signals, today=today)
+        key = self.reads.key_of_signals(latest, today=today)
+        decision = None if key is None else self._decided.get(key)
+        if decision is None:
+            return self.evaluate(build_profile(signals, None, today=today))
+        return self._result(
+            self.rules[index].explain_signals(latest, today) for index in decision[0]
+        )
+
+    def _result(self, explained: Iterable[tuple[Rule, str]]) -> Result:
+        fired = [
+            Fired(
+                rule.spec.id,
+                explanation,
+                rule.spec.level,
+                rule.spec.score,
+                tuple(rule.spec.suggest),
+            )
+            for rule, explanation in explained
+        ]
+        if not fired:
+            return Result(RiskLevel.NONE, 0, (), ())
+        level = max((f.level for f in fired), key=lambda lvl: lvl.rank)
+        needs = tuple(dict.fromkeys(n for f in fired for n in f.suggest))
+        return Result(level, min(100, sum(f.score for f in fired)), tuple(fired), needs)
 
     def firing(self, profile: Mapping[str, Any]) -> tuple[int, ...]:
         """The positions of the rules that fire on this profile, in order."""
         return self._decision(profile)[0]
 
-    def _decision(self, profile: Mapping[str, Any]) -> tuple[tuple[int, ...], RiskLevel]:
-        key = self.reads.key(profile)
+    def _decision(
+        self, profile: Mapping[str, Any], key: Hashable | None = None
+    ) -> tuple[tuple[int, ...], RiskLevel]:
+        """The rules firing on ``profile``, and its level; ``key``: its ``reads.key``."""
+        key = self.reads.key(profile) if key is None else key
         decision = self._decided.get(key)
         if decision is None:
             firing = tuple(
@@ -342,8 +380,13 @@ class Reads:
             parts.append(
                 None if fact is None else tuple(_frozen(_seen(fact, n, today)) for n in names)
             )
-        parts.extend(self._referral_parts(_NO_REFERRAL))
+        parts.extend(self._no_referral_parts)
         return tuple(parts)
+
+    @functools.cached_property
+    def _no_referral_parts(self) -> tuple[Hashable, ...]:
+        """``_referral_parts`` of a resident with no case: the same for every one of them."""
+        return tuple(self._referral_parts(_NO_REFERRAL))
 
     def _referral_parts(self, referral: Mapping[str, Any]) -> list[Hashable]:
         if self.all_referral:
@@ -358,11 +401,13 @@ def _seen(fact: SignalFact, name: str, today: date) -> Any:
     if name == "observed_on":
         return fact.observed_on.isoformat()
     value = fact.attributes.get(name, _MISSING)
-    return jsonable_attributes({name: value})[name] if value is not _MISSING else _MISSING
+    return _jsonable(value) if value is not _MISSING else _MISSING
 
 
 def _frozen(value: Any) -> Hashable:
     """A value as a hashable key that keeps its type: equal keys, identical values."""
+    if type(value) in _SCALARS:  # the common case, without the checks below (``Mapping``'s)
+        return (type(value), value)
     if isinstance(value, Mapping):
         return (dict, tuple(sorted((k, _frozen(v)) for k, v in value.items())))
     if isinstance(value, list | tuple):
@@ -370,6 +415,9 @@ def _frozen(value: Any) -> Hashable:
     if value is _MISSING:
         return _MISSING
     return (type(value), value)
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _probe_profile() -> dict[str, Any]:
@@ -586,11 +634,13 @@ def assess_case(
 
 def jsonable_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """Money is a double in CEL (compare with 500.0), counts are ints, dates ISO strings."""
-    return {
-        key: float(value)
-        if isinstance(value, Decimal)
-        else value.isoformat()
-        if isinstance(value, date)
-        else value
-        for key, value in attributes.items()
-    }
+    return {key: _jsonable(value) for key, value in attributes.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    """An attribute's value as :func:`jsonable_attributes` gives it."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

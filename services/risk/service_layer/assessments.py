@@ -38,7 +38,6 @@ from services.risk.domain.rules import (
     Ruleset,
     SignalFact,
     assess_case,
-    build_profile,
 )
 from services.risk.domain.transparency import explain
 from services.risk.service_layer import audit
@@ -214,7 +213,7 @@ async def assess_residents(
             cooling_off=cooling_off,
             now=now,
         ):
-            result = ruleset.evaluate(build_profile(held, None, today=today))
+            result = ruleset.evaluate_signals(held, today=today)
             flags.append(
                 _Flag(
                     profile,
@@ -266,7 +265,8 @@ async def _flag_all(
                 case_id=None,
                 level=result.level.value,
                 score=result.score,
-                reasons=[r.model_dump() for r in reasons],
+                # ``Reason.model_dump()``, built directly (a feed flags thousands).
+                reasons=[{"rule_id": r.rule_id, "explanation": r.explanation} for r in reasons],
                 suggested_needs=[n.value for n in result.suggested_needs],
                 ruleset_version=ruleset.version,
                 flagged=True,

@@ -7,8 +7,10 @@ its standard input one frame (what to read: format, secret, batch size, submitte
 file's bytes as they arrive, then closes it. The reader answers on its standard output with
 frames: each batch of ready rows, then the totals, or the error that stopped it. A frame is
 its length (8 bytes, big-endian) and a pickle; both ends are this module, of the same
-checkout. Nothing of the feed is written anywhere else; the secret travels through the pipe,
-never the command line or the environment.
+checkout. A batch crosses as columns (``_columns``), its dates as day numbers: a list of
+named tuples pickles at about 12 µs a row, its columns at 3.5 (unpickled and made rows again
+at the cost of the tuples'). Nothing of the feed is written anywhere else; the secret
+travels through the pipe, never the command line or the environment.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import pickle
 import sys
 from collections.abc import AsyncIterator, Iterable
+from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
@@ -75,7 +78,7 @@ async def read_elsewhere(
             except asyncio.IncompleteReadError:
                 raise RuntimeError("the feed's reader process stopped unexpectedly") from None
             if kind == "batch":
-                await batches.put(payload)
+                await batches.put(_rows(payload))
             elif kind == "done":
                 await batches.put(None)
                 return payload
@@ -107,6 +110,36 @@ def _frame(value: Any) -> bytes:
     return len(payload).to_bytes(_FRAME_HEADER, "big") + payload
 
 
+_OBSERVED_ON, _EXPIRES_ON = Ready._fields.index("observed_on"), Ready._fields.index("expires_on")
+
+
+def _columns(batch: list[Ready]) -> list[list[Any]]:
+    """A batch as one list a field (``Ready``'s order), its dates as their ordinals."""
+    if not batch:
+        return []
+    columns = [list(column) for column in zip(*batch, strict=True)]
+    for at in (_OBSERVED_ON, _EXPIRES_ON):
+        columns[at] = [day.toordinal() for day in columns[at]]
+    return columns
+
+
+def _rows(columns: list[list[Any]]) -> list[Ready]:
+    """The batch ``_columns`` made, as it was: each day made once (a feed holds few)."""
+    if not columns:
+        return []
+    days: dict[int, date] = {}
+
+    def day(ordinal: int) -> date:
+        found = days.get(ordinal)
+        if found is None:
+            found = days[ordinal] = date.fromordinal(ordinal)
+        return found
+
+    for at in (_OBSERVED_ON, _EXPIRES_ON):
+        columns[at] = list(map(day, columns[at]))
+    return list(map(Ready._make, zip(*columns, strict=True)))
+
+
 def _rebuilt(failure: tuple[type[BaseException], tuple[Any, ...], dict[str, Any]]) -> BaseException:
     """The reader's error as raised there (``Invalid`` for a bad header answers 422 the
     same way), rebuilt from its class, arguments and attributes: not every exception's
@@ -126,7 +159,7 @@ class _Answers:
 
     async def put(self, batch: list[Ready] | None) -> None:
         if batch is not None:
-            self.send("batch", batch)
+            self.send("batch", _columns(batch))
 
     def send(self, kind: str, payload: Any) -> None:
         self.out.write(_frame((kind, payload)))

@@ -199,6 +199,8 @@ def test_compiled_rules_decide_as_cel_python_decided(
     assert ruleset.level_of(profile) is result.level
     if referral is None:
         assert ruleset.level_of_signals(signals, today=TODAY) is result.level
+        # Decided already: the explanations filled from the signals, not a profile.
+        assert ruleset.evaluate_signals(signals, today=TODAY) == result
 
 
 @settings(max_examples=400, deadline=None)

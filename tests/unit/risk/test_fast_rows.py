@@ -21,6 +21,7 @@ from services.risk.domain.feeds import (
     check_with_models,
 )
 from services.risk.domain.signals import SignalType
+from services.risk.service_layer.reading import identity_json
 
 TODAY = date.today()
 RECENT = (TODAY - timedelta(days=3)).isoformat()
@@ -239,6 +240,10 @@ def test_it_returns_the_full_checks_row_or_stands_aside(raw: dict[str, Any]) -> 
     if quick is not None:
         assert same(quick, full), (raw, quick, full)
     assert check(3, raw) == full  # what the import sees, with the quick check in front
+    for row in (quick, full):  # the identifiers sealed into a flag, as pydantic writes them
+        if isinstance(row, Row):
+            person = row.signal.resident
+            assert identity_json(person) == person.model_dump(mode="json", exclude_none=True)
 
 
 def test_it_never_refuses_it_stands_aside() -> None:
