@@ -119,3 +119,16 @@ async def every_record(bootstrap: str) -> list[ConsumerRecord]:
         return records
     finally:
         await consumer.stop()
+
+
+async def waiting_on_a_lock(engine: AsyncEngine) -> bool:
+    """Whether a session of the engine's database is waiting for a lock (a row's, an
+    advisory one): the moment a test of a race lets the first transaction go on."""
+    async with engine.connect() as connection:
+        waiting = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)

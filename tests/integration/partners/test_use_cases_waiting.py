@@ -15,7 +15,7 @@ from services.partners.service_layer import directory, offers, placement
 from services.partners.service_layer.offers import Decline, RecordOutcome
 from shared.events.envelope import utc_now
 from shared.vocabulary import DeclineReason, Outcome
-from tests.integration.messaging_helpers import wait_for
+from tests.integration.messaging_helpers import wait_for, waiting_on_a_lock
 from tests.integration.partners.test_use_cases import OPERATOR, Directory, home, types
 
 __all__ = ["home"]  # the fixture, shared with the other use-case tests
@@ -194,19 +194,14 @@ async def test_two_placements_racing_for_the_last_place_have_one_winner(home: Di
     cases = [home.case(), home.case()]
     first_id, second_id = [await open_request(home, case) for case in cases]
 
-    async def blocked_on_a_lock() -> bool:
-        rows = await home.rows(
-            "SELECT count(*) AS n FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return rows[0]["n"] >= 1
-
     # The first placement takes the last place and holds its transaction open; the second,
     # on its own connection, starts meanwhile: it waits for the first, then sees it full.
     async with home.work() as first, first.transaction():
         assert await placement.place(first, first_id, now=utc_now()) is not None
         second = asyncio.create_task(place_alone(home, second_id))
-        await wait_for(blocked_on_a_lock, timeout=20, what="the second placement to wait")
+        await wait_for(
+            lambda: waiting_on_a_lock(home.engine), timeout=20, what="the second placement to wait"
+        )
         assert not second.done()
     assert await second is None
     offered, statuses = await outcome_of_race(home, cases)

@@ -13,7 +13,7 @@ from shared.errors import Invalid, NotFound
 from shared.events.envelope import utc_now
 from shared.events.payloads import RiskAssessed
 from shared.vocabulary import LawfulBasis, Need, RiskLevel
-from tests.integration.messaging_helpers import wait_for
+from tests.integration.messaging_helpers import wait_for, waiting_on_a_lock
 from tests.integration.referrals.conftest import FOOD_BANK, ReferralsDatabase
 from tests.integration.referrals.usecase_helpers import AMINA, JUSTIFIED, finding, new_referral
 
@@ -247,13 +247,6 @@ async def test_a_referral_arriving_as_her_case_closes_opens_a_new_one(
     async with db.unit_of_work() as uow:
         first = await intake.receive_referral(uow, db.caller(), new_referral())
 
-    async def lock_waiters() -> bool:
-        (row,) = await db.rows(
-            "SELECT count(*) AS n FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return int(row["n"]) >= 1
-
     async def refer_again() -> intake.ReferralReceipt:
         async with db.unit_of_work() as uow:
             return await intake.receive_referral(uow, db.caller(), new_referral())
@@ -263,7 +256,11 @@ async def test_a_referral_arriving_as_her_case_closes_opens_a_new_one(
             text("SELECT 1 FROM cases WHERE id = :c FOR UPDATE"), {"c": first.case_id}
         )
         second = asyncio.create_task(refer_again())
-        await wait_for(lock_waiters, timeout=20, what="the referral to wait for the case")
+        await wait_for(
+            lambda: waiting_on_a_lock(db.engine),
+            timeout=20,
+            what="the referral to wait for the case",
+        )
         await closing.execute(
             text("UPDATE cases SET status = 'withdrawn' WHERE id = :c"), {"c": first.case_id}
         )

@@ -18,6 +18,7 @@ from shared.errors import Conflict, NotFound
 from shared.events.envelope import utc_now
 from shared.events.payloads import OfferWithdrawn, RiskAssessed
 from shared.vocabulary import LawfulBasis, Need, OfferStatus
+from tests.integration.messaging_helpers import waiting_on_a_lock
 from tests.integration.referrals.conftest import ReferralsDatabase
 from tests.integration.referrals.usecase_helpers import (
     AMINA,
@@ -437,14 +438,6 @@ async def test_an_undo_is_refused_once_a_possible_duplicate_it_moved_was_decided
     assert await db.count("residents", "merged_into IS NOT NULL") == 1
 
 
-async def _lock_waiters(db: ReferralsDatabase) -> int:
-    (row,) = await db.rows(
-        "SELECT count(*) AS n FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    return int(row["n"])
-
-
 async def test_a_merge_of_the_survivor_while_an_undo_runs_waits_for_it(
     referrals_database: ReferralsDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -488,7 +481,7 @@ async def test_a_merge_of_the_survivor_while_an_undo_runs_waits_for_it(
     await paused.wait()
     merging = asyncio.create_task(merge())
     # Until the merge waits on a lock (or, were there none, has finished): no timing.
-    while await _lock_waiters(db) == 0:
+    while not await waiting_on_a_lock(db.engine):
         finished, _ = await asyncio.wait({merging}, timeout=0.02)
         if finished:
             break

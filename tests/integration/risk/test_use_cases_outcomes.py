@@ -19,7 +19,7 @@ from services.risk.service_layer import assessments, outcomes, signals
 from shared.events.envelope import utc_now
 from shared.identity import resident_keys
 from shared.vocabulary import Need, Outcome, RiskLevel
-from tests.integration.messaging_helpers import wait_for
+from tests.integration.messaging_helpers import wait_for, waiting_on_a_lock
 from tests.integration.risk.conftest import RiskDatabase
 from tests.integration.risk.test_use_cases_signals import data_team
 
@@ -206,16 +206,13 @@ async def test_an_outcome_waits_for_an_import_of_the_same_council(
                 uow, outcomes.OutcomeToRecord(case_id, Need.HOUSING, Outcome.SUPPORT_PROVIDED, NOW)
             )
 
-    async def lock_waiters() -> bool:
-        (row,) = await db.rows(
-            "SELECT count(*) AS n FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return int(row["n"]) >= 1
-
     async with db.unit_of_work() as importing, importing.transaction():
         await lock_council(importing.session, db.council)
         outcome = asyncio.create_task(record())
-        await wait_for(lock_waiters, timeout=20, what="the outcome to wait for the import")
+        await wait_for(
+            lambda: waiting_on_a_lock(db.engine),
+            timeout=20,
+            what="the outcome to wait for the import",
+        )
         assert not outcome.done()
     assert (await outcome).recorded

@@ -13,7 +13,7 @@ from services.risk.domain.rules import load_ruleset
 from services.risk.service_layer import rulesets, signals
 from shared.errors import Invalid, NotFound
 from shared.migrations import upgrade
-from tests.integration.messaging_helpers import wait_for
+from tests.integration.messaging_helpers import wait_for, waiting_on_a_lock
 from tests.integration.risk.conftest import RiskDatabase
 from tests.integration.risk.test_signals_and_rules import CANDIDATE
 from tests.integration.risk.test_use_cases_signals import data_team, signal
@@ -136,13 +136,6 @@ async def test_two_activations_at_once_leave_one_ruleset_in_force(
             uow, CANDIDATE.replace("label: earlier-help", "label: later-help"), created_by="b"
         )
 
-    async def lock_waiters() -> bool:
-        (row,) = await db.rows(
-            "SELECT count(*) AS n FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return int(row["n"]) >= 1
-
     async def activate_second() -> None:
         async with db.unit_of_work() as uow:
             await rulesets.activate_ruleset(uow, second.version)
@@ -150,7 +143,9 @@ async def test_two_activations_at_once_leave_one_ruleset_in_force(
     async with db.unit_of_work() as uow, uow.transaction():
         assert await stored_rulesets.activate(uow.session, first.version, at=uow.now())
         racing = asyncio.create_task(activate_second())
-        await wait_for(lock_waiters, timeout=20, what="the second activation to wait")
+        await wait_for(
+            lambda: waiting_on_a_lock(db.engine), timeout=20, what="the second activation to wait"
+        )
     await racing
     assert await db.rows("SELECT version FROM rulesets WHERE active") == [
         {"version": second.version}
