@@ -141,7 +141,7 @@ class ServiceSettings(AuthSettings):
     # Resting): the first event after a quiet spell waits up to that much more. 0: never.
     # On Apache Kafka consumers never rest: it answers a fetch as a record arrives, so their
     # fetches wait long and are few anyway.
-    consumer_rest_after_s: float = Field(default=10.0, ge=0)
+    consumer_rest_after_s: float = Field(default=60.0, ge=0)
     consumer_rest_ms: int = Field(default=1000, ge=10, le=5_000)
 
     clock_file: Path | None = Field(

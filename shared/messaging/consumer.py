@@ -97,7 +97,7 @@ class Resting:
     """After ``after_s`` with nothing fetched, fetch only once every ``pause_s``: the first
     event after a quiet spell waits up to that much longer; the next ones do not."""
 
-    after_s: float = 10.0
+    after_s: float = 60.0
     pause_s: float = 0.5
 
 
@@ -529,14 +529,8 @@ class EventConsumer:
             else:
                 return False
         try:
-            async with self._sessions() as session, session.begin():
-                # A run holds its records' locks together, not in the one order each
-                # handler keeps: give up (and go one at a time) before waiting long on one,
-                # so that it never deadlocks with an API request, whose caller would see it.
-                await session.execute(text(f"SET LOCAL lock_timeout = '{RUN_LOCK_WAIT_MS}ms'"))
-                for event, payload, handler in ready:
-                    applied = await self._apply_in(session, event, payload, handler)
-                    outcomes.append("applied" if applied else "duplicate")
+            if ready:  # (a run of records ignored here, or erased, needs no transaction)
+                await self._apply_ready(ready, outcomes)
         except Exception as exc:
             log.debug(
                 "a run of records rolled back; applying them one at a time",
@@ -546,6 +540,17 @@ class EventConsumer:
         for outcome in outcomes:
             self._count(outcome)
         return True
+
+    async def _apply_ready(self, ready: list[Ready], outcomes: list[str]) -> None:
+        """The records of a run, in one transaction; each one's outcome added."""
+        async with self._sessions() as session, session.begin():
+            # A run holds its records' locks together, not in the one order each handler
+            # keeps: give up (and go one at a time) before waiting long on one, so that it
+            # never deadlocks with an API request, whose caller would see it.
+            await session.execute(text(f"SET LOCAL lock_timeout = '{RUN_LOCK_WAIT_MS}ms'"))
+            for event, payload, handler in ready:
+                applied = await self._apply_in(session, event, payload, handler)
+                outcomes.append("applied" if applied else "duplicate")
 
     def _decode(
         self, record: ConsumerRecord

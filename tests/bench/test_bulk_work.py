@@ -118,8 +118,11 @@ class Watch:
             flags_written=await risk.fetchval(
                 "SELECT count(*) FROM outbox WHERE event_type = $1", FLAGGED
             ),
+            # The referrals service's own group: its reporting model's group handles flags
+            # too (cheaply), and counting both would call the backlog through too soon.
             flags_handled=await referrals.fetchval(
-                "SELECT count(*) FROM inbox WHERE event_type = $1", FLAGGED
+                "SELECT count(*) FROM inbox WHERE consumer = 'referrals' AND event_type = $1",
+                FLAGGED,
             ),
             outreach_cases=await referrals.fetchval(
                 "SELECT count(*) FROM cases WHERE origin = 'flag'"
