@@ -314,7 +314,7 @@ class OutboxRelay:
                 await connection.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
                 self._wake.set()  # whatever committed before we listened
                 while not stop.is_set() and not connection.is_closed():
-                    await sleep_unless_stopped(stop, 5.0)  # a lost one: polling meanwhile
+                    await sleep_unless_stopped(stop, 5.0)  # (a lost connection: the poll covers)
             finally:
                 with contextlib.suppress(Exception):
                     await connection.close()
