@@ -54,6 +54,7 @@ from services.referrals.domain.reporting import (
     OfferFact,
     ReferralFact,
 )
+from shared.db import fetch_all
 
 
 def _ref(name: str, *, primary_key: bool = False, nullable: bool = True) -> Column[Any]:
@@ -461,13 +462,12 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
     the period and served by an index."""
     start, end = _start(period_from), _start(period_to + timedelta(days=1))
     c = reporting_cases.c
-    case_rows = (
-        await session.execute(
-            select(reporting_cases).where(
-                c.council == council, c.opened_at >= start, c.opened_at < end
-            )
-        )
-    ).mappings()
+    case_rows = await fetch_all(
+        session,
+        select(reporting_cases).where(
+            c.council == council, c.opened_at >= start, c.opened_at < end
+        ),
+    )
     cases = [
         CaseFact(
             ref=r["case_ref"],
@@ -492,25 +492,23 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
     o = reporting_offers.c
     offers = [
         _offer(r)
-        for r in (
-            await session.execute(select(reporting_offers).where(o.case_ref.in_(cohort)))
-        ).mappings()
+        for r in await fetch_all(session, select(reporting_offers).where(o.case_ref.in_(cohort)))
     ]
     n = reporting_case_needs.c
     needs = [
         NeedFact(r["case_ref"], r["need"], r["unroutable_at"], r["waiting_since"])
-        for r in (
-            await session.execute(select(reporting_case_needs).where(n.case_ref.in_(cohort)))
-        ).mappings()
+        for r in await fetch_all(
+            session, select(reporting_case_needs).where(n.case_ref.in_(cohort))
+        )
     ]
     a = reporting_assessments.c
     assessments = [
         AssessmentFact(
             r["case_ref"], r["assessed_at"], r["level"], r["ruleset_version"], tuple(r["rule_ids"])
         )
-        for r in (
-            await session.execute(select(reporting_assessments).where(a.case_ref.in_(cohort)))
-        ).mappings()
+        for r in await fetch_all(
+            session, select(reporting_assessments).where(a.case_ref.in_(cohort))
+        )
     ]
     f = reporting_referrals.c
     g = reporting_flags.c
@@ -527,18 +525,17 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
             needs=tuple(r["needs"]),
             area=r["case_area"],
         )
-        for r in (
-            await session.execute(
-                select(reporting_referrals, referral_area)
-                .outerjoin(reporting_cases, c.case_ref == f.case_ref)
-                .outerjoin(case_flag, case_flag.c.flag_ref == c.flag_ref)
-                .where(
-                    f.council == council,
-                    f.received_at >= start - REPEAT_WINDOW,
-                    f.received_at < end,
-                )
-            )
-        ).mappings()
+        for r in await fetch_all(
+            session,
+            select(reporting_referrals, referral_area)
+            .outerjoin(reporting_cases, c.case_ref == f.case_ref)
+            .outerjoin(case_flag, case_flag.c.flag_ref == c.flag_ref)
+            .where(
+                f.council == council,
+                f.received_at >= start - REPEAT_WINDOW,
+                f.received_at < end,
+            ),
+        )
     ]
     flags = [
         FlagFact(
@@ -553,29 +550,27 @@ async def facts(session: AsyncSession, council: str, period_from: date, period_t
             age_band=r["age_band"],
             area=r["area"],
         )
-        for r in (
-            await session.execute(
-                select(reporting_flags).where(
-                    g.council == council,
-                    g.flagged_at >= start,
-                    g.flagged_at < end + REFLAG_FOLLOW_UP,
-                )
-            )
-        ).mappings()
+        for r in await fetch_all(
+            session,
+            select(reporting_flags).where(
+                g.council == council,
+                g.flagged_at >= start,
+                g.flagged_at < end + REFLAG_FOLLOW_UP,
+            ),
+        )
     ]
     ended = func.least(o.declined_at, o.expired_at, o.withdrawn_at, o.outcome_at)
-    load_rows = (
-        await session.execute(
-            select(reporting_offers, c.area)
-            .join(reporting_cases, c.case_ref == o.case_ref)
-            .where(
-                c.council == council,
-                o.offered_at >= start - LOAD_LOOKBACK,
-                o.offered_at < end,
-                or_(ended.is_(None), ended >= start),
-            )
-        )
-    ).mappings()
+    load_rows = await fetch_all(
+        session,
+        select(reporting_offers, c.area)
+        .join(reporting_cases, c.case_ref == o.case_ref)
+        .where(
+            c.council == council,
+            o.offered_at >= start - LOAD_LOOKBACK,
+            o.offered_at < end,
+            or_(ended.is_(None), ended >= start),
+        ),
+    )
     load = [_offer(r, area=r["area"]) for r in load_rows]
     capacity = await capacity_history(session, {o.partner_id for o in load}, until=end)
     dry_runs = await recent_dry_runs(session, council, until=end)
@@ -602,13 +597,12 @@ async def capacity_history(
     if not partner_ids:
         return []
     k = reporting_service_capacity.c
-    rows = (
-        await session.execute(
-            select(reporting_service_capacity).where(
-                k.partner_id.in_(sorted(partner_ids)), k.at < until
-            )
-        )
-    ).mappings()
+    rows = await fetch_all(
+        session,
+        select(reporting_service_capacity).where(
+            k.partner_id.in_(sorted(partner_ids)), k.at < until
+        ),
+    )
     return [
         CapacityFact(
             service_id=r["service_id"],
@@ -633,14 +627,13 @@ async def recent_dry_runs(
     ``until`` (a report's period's end: a past period's report shows what was known by
     then), newest first."""
     d = reporting_dry_runs.c
-    rows = (
-        await session.execute(
-            select(reporting_dry_runs)
-            .where(d.council == council, d.ran_at < until)
-            .order_by(d.ran_at.desc(), d.candidate_version)
-            .limit(limit)
-        )
-    ).mappings()
+    rows = await fetch_all(
+        session,
+        select(reporting_dry_runs)
+        .where(d.council == council, d.ran_at < until)
+        .order_by(d.ran_at.desc(), d.candidate_version)
+        .limit(limit),
+    )
     return [
         DryRunFact(
             candidate_version=r["candidate_version"],
