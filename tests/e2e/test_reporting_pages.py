@@ -45,7 +45,7 @@ from shared.vocabulary import RiskLevel
 from tests.e2e.browser import Checked, launched_browser, new_page
 from tests.integration.messaging_helpers import wait_for
 from tests.integration.referrals.conftest import module_database, unique_council
-from tests.integration.referrals.test_reporting import (
+from tests.integration.referrals.reporting_world import (
     RULESET,
     Day,
     a_day,

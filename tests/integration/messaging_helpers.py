@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from functools import partial
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -13,8 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import session_factory
 from shared.events import EventRegistry
-from shared.messaging.kafka import BrokerProfile, TopicSpec, new_producer
+from shared.events.catalogue import CATALOGUE
+from shared.messaging.kafka import BrokerProfile, TopicSpec, new_producer, spec_of
 from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.sealing import Keystore
+from tests.support.infrastructure import Broker
 from tests.support.probe import ProbeRecorded, scalar
 
 
@@ -132,3 +136,28 @@ async def waiting_on_a_lock(engine: AsyncEngine) -> bool:
             )
         )
     return bool(waiting)
+
+
+@asynccontextmanager
+async def relaying(engine: AsyncEngine, broker: Broker, keystore_url: str) -> AsyncIterator[None]:
+    """The service's outbox relay, publishing what it commits to the broker, sealed as the
+    worker's relay seals it."""
+    keystore = Keystore(keystore_url)
+    relay = OutboxRelay(
+        session_factory(engine),
+        bootstrap_servers=broker.bootstrap_servers,
+        # as the worker declares them: each topic's own retention, if any
+        topics=[spec_of(t, partitions=6, replication_factor=1) for t in CATALOGUE.topics],
+        producer_factory=partial(new_producer, broker.bootstrap_servers, broker.profile),
+        verify_topics=True,
+        poll_interval=0.05,
+        keystore=keystore,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        await keystore.close()

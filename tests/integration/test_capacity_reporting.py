@@ -32,10 +32,9 @@ from shared.events.envelope import utc_now
 from shared.events.payloads import CaseOpened, ReferralOffered, ServiceCapacityChanged
 from shared.vocabulary import Need, PartnerKind
 from tests.conftest import MakeDatabase
-from tests.integration.messaging_helpers import wait_for
+from tests.integration.messaging_helpers import relaying, wait_for
 from tests.integration.partners.conftest import work_on
 from tests.integration.referrals.conftest import unique_council
-from tests.integration.test_subject_access import _relaying
 from tests.support.infrastructure import Broker
 from tests.support.services import ServiceUnderTest, publisher, running_consumer, serve
 
@@ -91,7 +90,7 @@ async def stack(service_database: MakeDatabase, kafka: Broker) -> AsyncIterator[
             serve(PARTNERS, partners_settings)
         )
         await exits.enter_async_context(
-            _relaying(partners_engine, kafka, partners_settings.keystore_database_url())
+            relaying(partners_engine, kafka, partners_settings.keystore_database_url())
         )
         referrals_client, referrals_engine = await exits.enter_async_context(
             serve(REFERRALS, referrals_settings)

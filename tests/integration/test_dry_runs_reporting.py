@@ -38,9 +38,8 @@ from shared.events.catalogue import CATALOGUE
 from shared.events.payloads import RulesetDryRunCompleted
 from shared.messaging.outbox import Outbox
 from tests.conftest import MakeDatabase
-from tests.integration.messaging_helpers import wait_for
+from tests.integration.messaging_helpers import relaying, wait_for
 from tests.integration.referrals.conftest import unique_council
-from tests.integration.test_subject_access import _relaying
 from tests.support.infrastructure import Broker
 from tests.support.services import ServiceUnderTest, publisher, running_consumer, serve
 
@@ -151,7 +150,7 @@ async def stack(service_database: MakeDatabase, kafka: Broker) -> AsyncIterator[
     async with AsyncExitStack() as exits:
         risk_client, risk_engine = await exits.enter_async_context(serve(RISK, risk_settings))
         await exits.enter_async_context(
-            _relaying(risk_engine, kafka, risk_settings.keystore_database_url())
+            relaying(risk_engine, kafka, risk_settings.keystore_database_url())
         )
         referrals_client, referrals_engine = await exits.enter_async_context(
             serve(REFERRALS, referrals_settings)

@@ -7,13 +7,11 @@ the other, and a replayed request changes nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import date, timedelta
-from functools import partial
 from typing import Any
 
 import httpx
@@ -38,11 +36,9 @@ from shared.db import session_factory
 from shared.events.catalogue import CATALOGUE, GOVERNANCE_SUBJECT_ACCESS
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import SubjectAccessRequested
-from shared.messaging.kafka import new_producer, spec_of
-from shared.messaging.outbox import Outbox, OutboxRelay
-from shared.messaging.sealing import Keystore
+from shared.messaging.outbox import Outbox
 from shared.migrations import upgrade
-from tests.integration.messaging_helpers import wait_for
+from tests.integration.messaging_helpers import relaying, wait_for
 from tests.integration.partners.conftest import PartnersApi, settings_for
 from tests.integration.referrals.conftest import ReferralsApi, referral, unique_council
 from tests.support.infrastructure import Broker
@@ -90,31 +86,6 @@ async def _database(admin_url: str, service: str) -> AsyncIterator[str]:
         yield url
     finally:
         await drop_database(admin_url, name)
-
-
-@asynccontextmanager
-async def _relaying(engine: AsyncEngine, broker: Broker, keystore_url: str) -> AsyncIterator[None]:
-    """The service's outbox relay, publishing what it commits to the broker, sealed as the
-    worker's relay seals it."""
-    keystore = Keystore(keystore_url)
-    relay = OutboxRelay(
-        session_factory(engine),
-        bootstrap_servers=broker.bootstrap_servers,
-        # as the worker declares them: each topic's own retention, if any
-        topics=[spec_of(t, partitions=6, replication_factor=1) for t in CATALOGUE.topics],
-        producer_factory=partial(new_producer, broker.bootstrap_servers, broker.profile),
-        verify_topics=True,
-        poll_interval=0.05,
-        keystore=keystore,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
-        await keystore.close()
 
 
 async def _scalar(engine: AsyncEngine, query: str, **params: object) -> Any:
@@ -271,7 +242,7 @@ async def world(postgres_admin_url: str, kafka: Broker) -> AsyncIterator[World]:
             engines[name] = (client, engine)
             await stack.enter_async_context(running_consumer(definition, engine, settings, kafka))
             await stack.enter_async_context(
-                _relaying(engine, kafka, settings.keystore_database_url())
+                relaying(engine, kafka, settings.keystore_database_url())
             )
         referrals = ReferralsApi(*engines["referrals"], referrals_settings, council, other)
         partners = PartnersApi(*engines["partners"], partners_settings, council)

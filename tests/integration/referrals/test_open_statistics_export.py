@@ -41,7 +41,7 @@ from shared.auth import Role
 from shared.events.envelope import utc_now
 from tests.integration.messaging_helpers import wait_for
 from tests.integration.referrals.conftest import module_database, unique_council
-from tests.integration.referrals.test_reporting import Case, Day, Reporting, a_day, new_group, send
+from tests.integration.referrals.reporting_world import Case, Day, Reporting, a_day, new_group, send
 from tests.support.infrastructure import Broker
 from tests.support.services import Publisher, serve
 from tests.support.services import publisher as start_publisher
