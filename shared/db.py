@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import CursorResult, Executable, Table, select
 from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.ext.asyncio import (
@@ -44,6 +45,23 @@ def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> As
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     # No lazy loads in async code: objects stay usable after commit, loads are explicit.
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def driver(session: AsyncSession) -> asyncpg.Connection:
+    """The session's asyncpg connection, inside the session's transaction: for the statements
+    run for every event or request (the inbox, the erasure guard, the outbox), where
+    SQLAlchemy's work a statement (about 0.15 ms) costs more than asyncpg's and
+    PostgreSQL's together, and for whole batches at once (``COPY``, arrays). The dialect's
+    codecs apply: a ``jsonb`` parameter is JSON text, a ``jsonb`` result is decoded. What it
+    runs commits or rolls back with the rest of the session's work."""
+    raw = await (await session.connection()).get_raw_connection()
+    adapted, connection = raw.dbapi_connection, raw.driver_connection
+    assert adapted is not None and connection is not None, "the session's connection is open"
+    # The dialect begins its transaction on its first statement; begun here instead when
+    # asyncpg's is first (one BEGIN either way, and no statement only to start it).
+    if getattr(adapted, "_transaction", True) is None:
+        await adapted._start_transaction()
+    return connection
 
 
 async def fetch_one(

@@ -34,26 +34,20 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy import (
-    BigInteger,
     Column,
     DateTime,
     MetaData,
     Table,
     Text,
-    and_,
-    cast,
     delete,
     func,
-    literal,
-    or_,
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
-from shared.db import rows_affected
+from shared.db import driver, rows_affected
 from shared.events.catalogue import CATALOGUE
 from shared.messaging.handlers import EventHandlers
 from shared.messaging.tables import outbox
@@ -125,16 +119,19 @@ async def any_erased(
     key_hashes = [tombstone(secret, k) for k in dict.fromkeys(keys)]
     if not ids and not key_hashes:
         return False
-    erased_keys: ColumnElement[bool] = _tombstones.c.hash.in_(key_hashes)
-    if written_at is not None:
-        erased_keys = and_(erased_keys, _tombstones.c.erased_at >= written_at)
-    found = await session.scalar(
-        select(literal(1))
-        .select_from(_tombstones)
-        .where(or_(_tombstones.c.hash.in_(ids), erased_keys))
-        .limit(1)
+    connection = await driver(session)
+    return bool(await connection.fetchval(_ANY_ERASED, ids, key_hashes, written_at))
+
+
+# Asked for every event a consumer applies: asyncpg's own, its statement prepared once.
+_ANY_ERASED = f"""
+    SELECT EXISTS (
+        SELECT FROM {TOMBSTONE_TABLE}
+        WHERE hash = ANY($1::text[])
+           OR (hash = ANY($2::text[]) AND ($3::timestamptz IS NULL OR erased_at >= $3))
     )
-    return found is not None
+"""
+_LOCK_IDENTIFIERS = "SELECT pg_advisory_xact_lock(key) FROM unnest($1::bigint[]) AS locks(key)"
 
 
 def lock_key(hash_: str) -> int:
@@ -149,9 +146,7 @@ async def lock_identifiers(session: AsyncSession, secret: str, identifiers: Iter
     erasure before it reads what it will delete."""
     keys = sorted({lock_key(tombstone(secret, i)) for i in identifiers})
     if keys:  # one statement, taking them in that order
-        locks = func.unnest(cast(keys, ARRAY(BigInteger))).table_valued("key")
-        locks = locks.render_derived(name="locks")
-        await session.execute(select(func.pg_advisory_xact_lock(locks.c.key)).select_from(locks))
+        await (await driver(session)).execute(_LOCK_IDENTIFIERS, keys)
 
 
 def identifiers_in(payload: BaseModel) -> list[str]:

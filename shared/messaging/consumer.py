@@ -41,17 +41,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.context import traced
-from shared.db import SessionFactory
+from shared.db import SessionFactory, driver
 from shared.events.envelope import CloudEvent, EnvelopeError, utc_now
 from shared.events.registry import EventRegistry, EventType, Topic, split_type
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
@@ -117,6 +116,10 @@ class Ready(NamedTuple):
 
 RUN_SIZE = 50  # interactive records applied in one transaction at most
 RUN_LOCK_WAIT_MS = 500  # under PostgreSQL's deadlock_timeout (1 s): a run yields first
+_INBOX_INSERT = (
+    f"INSERT INTO {inbox.name} (consumer, event_id, event_type) VALUES ($1, $2, $3) "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+)
 
 
 _ABANDONED = object()  # stopped before the event could be opened
@@ -150,7 +153,19 @@ def is_transient(exc: BaseException) -> bool:
         driver_error = exc.orig.__cause__ if exc.orig is not None else None
         if getattr(driver_error, "sqlstate", None) in _RETRY_SQLSTATES:
             return True
-    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | OSError | TimeoutError)
+    # The same answers from asyncpg itself, for the statements run on its connection
+    # (``shared.db.driver``): the inbox, the erasure guard, the outbox.
+    if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _RETRY_SQLSTATES:
+        return True
+    return isinstance(
+        exc,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | OSError
+        | TimeoutError,
+    )
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -547,7 +562,9 @@ class EventConsumer:
             # A run holds its records' locks together, not in the one order each handler
             # keeps: give up (and go one at a time) before waiting long on one, so that it
             # never deadlocks with an API request, whose caller would see it.
-            await session.execute(text(f"SET LOCAL lock_timeout = '{RUN_LOCK_WAIT_MS}ms'"))
+            await (await driver(session)).execute(
+                f"SET LOCAL lock_timeout = '{RUN_LOCK_WAIT_MS}ms'"
+            )
             for event, payload, handler in ready:
                 applied = await self._apply_in(session, event, payload, handler)
                 outcomes.append("applied" if applied else "duplicate")
@@ -640,11 +657,9 @@ class EventConsumer:
         """The inbox row and the handler's work, in the session's transaction (False: a
         duplicate, applied before)."""
         with traced(event.correlationid or event.id, event.id):
-            first_time = await session.scalar(
-                insert(inbox)
-                .values(consumer=self.spec.group_id, event_id=event.id, event_type=event.type)
-                .on_conflict_do_nothing()
-                .returning(inbox.c.event_id)
+            connection = await driver(session)
+            first_time = await connection.fetchval(
+                _INBOX_INSERT, self.spec.group_id, event.id, event.type
             )
             if first_time is None:
                 return False

@@ -30,18 +30,17 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
-from sqlalchemy import SmallInteger, cast, delete, func, insert, literal_column, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import SessionFactory, plain_postgres_url, rows_affected
+from shared.db import SessionFactory, driver, plain_postgres_url, rows_affected
 from shared.events.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, encode, utc_now
 from shared.events.registry import EventRegistry
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
@@ -160,7 +159,12 @@ class Outbox:
     ) -> None:
         if not bulk and self._bulk_keys is not None:
             bulk = _key_of(event) in await self._bulk_keys(session, [_key_of(event)])
-        await session.execute(_INSERT, self._row(event, bulk=bulk))
+        connection = await driver(session)
+        await connection.execute(
+            _INSERT,
+            *self._placement(event, bulk=bulk),
+            event.model_dump_json(exclude_none=True),  # as ``add_all`` writes it
+        )
 
     async def add_all(
         self,
@@ -181,7 +185,7 @@ class Outbox:
             bulk_keys: Collection[str] = ()
             if not bulk and self._bulk_keys is not None:
                 bulk_keys = await self._bulk_keys(session, [_key_of(e) for e in events])
-            connection = await _in_transaction(session)
+            connection = await driver(session)
             await connection.copy_records_to_table(
                 outbox.name,
                 columns=_ADDED,
@@ -196,9 +200,6 @@ class Outbox:
                 ],
             )
         return events
-
-    def _row(self, event: CloudEvent, *, bulk: bool) -> dict[str, object]:
-        return dict(zip(_ADDED, (*self._placement(event, bulk=bulk), event.to_json()), strict=True))
 
     def _placement(self, event: CloudEvent, *, bulk: bool) -> tuple[str, str, str, int, str]:
         """Where the event goes: its id, topic (or the topic's bulk lane), key, lane, type."""
@@ -217,19 +218,39 @@ def _key_of(event: CloudEvent) -> str:
 
 
 _ADDED = ("event_id", "topic", "message_key", "lane", "event_type", "envelope")
-_INSERT = insert(outbox)  # built once, its values bound: building it an event cost more
 
 
-async def _in_transaction(session: AsyncSession) -> asyncpg.Connection:
-    """The session's asyncpg connection, inside the session's transaction (the dialect
-    begins it with the first statement the session runs; its codecs apply: a ``jsonb``
-    value is JSON text)."""
-    raw = await (await session.connection()).get_raw_connection()
-    connection = raw.driver_connection
-    assert connection is not None, "the session's connection is open"
-    if not connection.is_in_transaction():
-        await session.execute(select(1))
-    return connection
+class _Pending(NamedTuple):
+    """An unpublished row, as a relay's pass reads it."""
+
+    id: int
+    topic: str
+    message_key: str
+    envelope: dict[str, Any]
+    created_at: datetime
+    event_id: str
+
+
+# The lanes with unpublished rows, each locked unless another relay holds it (CASE: the
+# lock is tried only on a lane with work); one probe of the unpublished index a lane, not
+# a scan of a bulk backlog.
+_LOCK_LANES_WITH_WORK = f"""
+    SELECT lane FROM generate_series(0, {2 * LANES - 1}) AS every_lane(lane)
+    WHERE CASE
+        WHEN EXISTS (
+            SELECT FROM outbox WHERE outbox.lane = every_lane.lane AND published_at IS NULL
+        ) THEN pg_try_advisory_xact_lock({_ADVISORY_NAMESPACE}, lane)
+        ELSE false
+    END
+    ORDER BY lane
+"""
+_PENDING = """
+    SELECT id, topic, message_key, envelope, created_at, event_id FROM outbox
+    WHERE lane = ANY($1::smallint[]) AND published_at IS NULL
+    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+"""
+_PUBLISHED = "UPDATE outbox SET published_at = $1 WHERE id = ANY($2::bigint[])"
+_INSERT = f"INSERT INTO outbox ({', '.join(_ADDED)}) VALUES ($1, $2, $3, $4, $5, $6)"
 
 
 async def backlog(session: AsyncSession) -> int:
@@ -336,7 +357,10 @@ class OutboxRelay:
                 published = await self.publish_pending()
                 failures = 0
                 await self._prune_if_due()
-                if published == 0:
+                if published < self._batch_size:
+                    # Every row its lanes held went: the next pass waits for a commit
+                    # (its notification may have come during this pass) or the poll,
+                    # rather than asking again at once only to find nothing.
                     await self._wait_for_work(stop)
             except (KafkaError, OSError, TimeoutError) as exc:
                 # (the keystore's own trouble comes as KeystoreUnavailable, below)
@@ -414,114 +438,72 @@ class OutboxRelay:
                 log.debug("producer stop failed", exc_info=True)
 
     async def publish_pending(self) -> int:
-        """One pass over every lane with work; returns how many rows it finished (events
-        published, forgettings carried out, events of forgotten subjects withheld)."""
-        async with self._sessions() as session:
-            # One probe of the unpublished index a lane, not a scan of a bulk backlog.
-            every_lane = (
-                func.generate_series(0, 2 * LANES - 1)
-                .table_valued("lane")
-                .render_derived(name="every_lane")
-            )
-            lanes = (
-                await session.scalars(
-                    select(every_lane.c.lane).where(
-                        select(literal_column("1"))
-                        .select_from(outbox)
-                        .where(outbox.c.lane == every_lane.c.lane, outbox.c.published_at.is_(None))
-                        .exists()
-                    )
-                )
-            ).all()
+        """One pass over every lane with work that no other relay holds, in one transaction:
+        the lanes found and locked in one statement (their advisory locks), their rows in id
+        order (so each key's events keep their order), one batch of sends, one update.
+        Returns how many rows it finished (events published, forgettings carried out,
+        events of forgotten subjects withheld). The batch takes the interactive lanes' rows
+        first and fills up with the bulk lanes' (a key's rows are all in one kind of lane,
+        so each key keeps its order). Its statements are asyncpg's own, run on the
+        session's connection: a pass follows every commit that wrote an event."""
+        async with self._sessions() as session, session.begin():
+            connection = await driver(session)
             if self._backlog_due():
                 OUTBOX_BACKLOG.set(await backlog(session))
-        if not lanes:
-            return 0
-        if self._verify_topics_each_pass and self._topics_due():
-            await self._verify_topics()
-        return await self._publish_lanes(sorted(lanes))
-
-    async def _publish_lanes(self, lanes: list[int]) -> int:
-        """Every lane with work that no other relay holds, in one transaction: the lanes'
-        advisory locks, their rows in id order (so each key's events keep their order),
-        one batch of sends, one update. One transaction a pass, not one a lane. The batch
-        takes the interactive lanes' rows first and fills up with the bulk lanes' (a key's
-        rows are all in one kind of lane, so each key keeps its order)."""
-        assert self._producer is not None
-        async with self._sessions() as session, session.begin():
-            candidates = (
-                func.unnest(cast(lanes, ARRAY(SmallInteger)))
-                .table_valued("lane")
-                .render_derived(name="candidate")
-            )
-            locked = (
-                await session.scalars(
-                    select(candidates.c.lane).where(
-                        func.pg_try_advisory_xact_lock(_ADVISORY_NAMESPACE, candidates.c.lane)
-                    )
-                )
-            ).all()
+            locked = [row[0] for row in await connection.fetch(_LOCK_LANES_WITH_WORK)]
             if not locked:
-                return 0  # other relays have these lanes now
-            rows: list[Any] = []
+                return 0  # no work, or other relays have these lanes now
+            if self._verify_topics_each_pass and self._topics_due():
+                await self._verify_topics()
+            rows: list[_Pending] = []
             for kind in (
                 [lane for lane in locked if lane < LANES],
                 [lane for lane in locked if lane >= LANES],
             ):
                 if kind and len(rows) < self._batch_size:
-                    rows += (
-                        await session.execute(
-                            select(
-                                outbox.c.id,
-                                outbox.c.topic,
-                                outbox.c.message_key,
-                                outbox.c.envelope,
-                                outbox.c.created_at,
-                                outbox.c.event_id,
-                            )
-                            .where(outbox.c.lane.in_(kind), outbox.c.published_at.is_(None))
-                            .order_by(outbox.c.id)
-                            .limit(self._batch_size - len(rows))
-                            .with_for_update(skip_locked=True)
-                        )
-                    ).all()
+                    found = await connection.fetch(_PENDING, kind, self._batch_size - len(rows))
+                    rows += [_Pending(*row) for row in found]
             if not rows:
                 return 0
-            await self._forget_keys([row for row in rows if row.topic == FORGET_KEYS])
-            records = await self._records(rows)
-            headers = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
-            sends = [
-                await self._producer.send(row.topic, value=value, key=key, headers=headers)
-                for row, (key, value) in zip(rows, records, strict=True)
-                if value
-            ]
-            sent = iter(await asyncio.gather(*sends, return_exceptions=True))
-            # A row with nothing to send (a forgetting, an event of a forgotten subject) is
-            # done as it stands.
-            results = [next(sent) if value else None for _, value in records]
-            # Only the unbroken prefix counts as published: whatever follows a failure is
-            # sent again (the consumers' inbox absorbs any duplicate), never skipped.
-            published: list[int] = []
-            failure: BaseException | None = None
-            for row, result in zip(rows, results, strict=True):
-                if isinstance(result, BaseException):
-                    failure = result
-                    break
-                published.append(row.id)
+            published, failure = await self._send(rows)
             if published:
-                await session.execute(
-                    update(outbox).where(outbox.c.id.in_(published)).values(published_at=utc_now())
-                )
-                acknowledged = time.time()
-                for row, (_, value) in zip(rows[: len(published)], records, strict=False):
-                    if value:
-                        EVENTS_PUBLISHED.labels(topic=row.topic).inc()
-                        EVENT_PUBLISH_DELAY.labels(topic=row.topic).observe(
-                            max(0.0, acknowledged - row.created_at.timestamp())
-                        )
+                await connection.execute(_PUBLISHED, utc_now(), published)
         if failure is not None:
             raise failure
         return len(published)
+
+    async def _send(self, rows: list[_Pending]) -> tuple[list[int], BaseException | None]:
+        """Send the rows as one batch: the ids of the unbroken prefix sent (only those count
+        as published: whatever follows a failure is sent again, the consumers' inbox
+        absorbing any duplicate, never skipped), and the failure that broke it."""
+        assert self._producer is not None
+        await self._forget_keys([row for row in rows if row.topic == FORGET_KEYS])
+        records = await self._records(rows)
+        headers = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
+        sends = [
+            await self._producer.send(row.topic, value=value, key=key, headers=headers)
+            for row, (key, value) in zip(rows, records, strict=True)
+            if value
+        ]
+        sent = iter(await asyncio.gather(*sends, return_exceptions=True))
+        # A row with nothing to send (a forgetting, an event of a forgotten subject) is
+        # done as it stands.
+        results = [next(sent) if value else None for _, value in records]
+        published: list[int] = []
+        failure: BaseException | None = None
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = result
+                break
+            published.append(row.id)
+        acknowledged = time.time()
+        for row, (_, value) in zip(rows[: len(published)], records, strict=False):
+            if value:
+                EVENTS_PUBLISHED.labels(topic=row.topic).inc()
+                EVENT_PUBLISH_DELAY.labels(topic=row.topic).observe(
+                    max(0.0, acknowledged - row.created_at.timestamp())
+                )
+        return published, failure
 
     async def _records(self, rows: Sequence[Any]) -> list[tuple[bytes, bytes]]:
         """Each row's Kafka key and value: as stored (validated when it was written), or

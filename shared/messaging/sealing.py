@@ -167,7 +167,10 @@ class Keystore:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._engine = create_engine(url, pool_size=2)
+        # Not pinged as they leave the pool (a BEGIN, a ping and a ROLLBACK: three round
+        # trips before each read): a connection lost to a restart fails its statement once,
+        # which every caller meets as ``KeystoreUnavailable`` and retries.
+        self._engine = create_engine(url, pool_size=2, pre_ping=False)
         # Plain reads in autocommit: one round trip each, no BEGIN and ROLLBACK around it.
         self._reads = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._ready = False

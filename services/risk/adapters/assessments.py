@@ -12,10 +12,9 @@ from sqlalchemy import ColumnElement, null, select, true
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.risk.adapters import bulk
 from services.risk.adapters.tables import assessments, cases, profile_keys, profiles
 from services.risk.domain.flags import LastFlag
-from shared.db import fetch_one
+from shared.db import driver, fetch_one
 from shared.vocabulary import RiskLevel
 
 
@@ -64,7 +63,7 @@ async def record_all(session: AsyncSession, batch: Sequence[NewAssessment]) -> N
     """Many assessments (a feed's flags) in one ``COPY``."""
     if not batch:
         return
-    db = await bulk.connection(session)
+    db = await driver(session)
     await db.copy_records_to_table(
         "assessments",
         columns=_COLUMNS,
@@ -92,7 +91,7 @@ async def record_all(session: AsyncSession, batch: Sequence[NewAssessment]) -> N
 async def last_flags(session: AsyncSession, profile_ids: Sequence[str]) -> dict[str, LastFlag]:
     """The latest flag of each of these profiles that was ever flagged (in one query, the
     profiles as one array)."""
-    db = await bulk.connection(session)
+    db = await driver(session)
     rows = await db.fetch(
         "SELECT DISTINCT ON (profile_id) profile_id::text, level, created_at FROM assessments "
         "WHERE profile_id = ANY($1::uuid[]) AND flagged "

@@ -1,11 +1,6 @@
-"""The asyncpg connection under a session, inside the session's transaction: for statements
-over a whole batch at once (``COPY``, arrays) that SQLAlchemy would build row by row.
-
-SQLAlchemy's asyncpg dialect begins its transaction on the first statement it runs, so the
-connection is handed out only once the session has run one in this transaction; the bulk
-statements then commit or roll back with everything else the use case does. The dialect's
-codecs apply: a ``jsonb`` parameter is JSON text, a ``jsonb`` result is decoded.
-"""
+"""Statements over a whole batch at once (``COPY``, arrays) that SQLAlchemy would build row
+by row, on the session's asyncpg connection (``shared.db.driver``), in its transaction, and
+the ids of the rows they add."""
 
 from __future__ import annotations
 
@@ -15,18 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-
-async def connection(session: AsyncSession) -> Any:
-    """The session's asyncpg connection, its transaction begun (``asyncpg.Connection``)."""
-    raw = await (await session.connection()).get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None, "the session's connection is open"
-    if not driver.is_in_transaction():
-        await session.execute(select(1))  # the dialect begins the session's transaction
-    return driver
 
 
 async def copy_unless_held(

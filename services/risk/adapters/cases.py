@@ -13,10 +13,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.risk.adapters import bulk
 from services.risk.adapters.tables import cases
 from services.risk.domain.rules import ReferralFacts
-from shared.db import fetch_all, fetch_one
+from shared.db import driver, fetch_all, fetch_one
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ async def get(session: AsyncSession, case_id: str) -> Case | None:
 async def open_cases_of(session: AsyncSession, profile_ids: Sequence[str]) -> dict[str, list[str]]:
     """The open cases of each of these profiles (in one query, the profiles as one array)."""
     found: dict[str, list[str]] = defaultdict(list)
-    db = await bulk.connection(session)
+    db = await driver(session)
     for profile_id, case_id in await db.fetch(
         "SELECT profile_id::text, case_id::text FROM cases "
         "WHERE profile_id = ANY($1::uuid[]) AND open",

@@ -10,11 +10,11 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.risk.adapters import bulk
 from services.risk.adapters.tables import outcomes
 from services.risk.domain.outcomes import Help
 from services.risk.domain.rules import SignalFact
 from services.risk.domain.signals import SignalType
+from shared.db import driver
 
 
 async def record(
@@ -80,7 +80,7 @@ async def help_of(session: AsyncSession, profile_ids: Sequence[str]) -> dict[str
     """What help did for each of these profiles that was ever helped: its handled signals
     and the last time help arrived. One query over the profiles as one array, and a second
     only when one of them was ever helped (rare in a feed)."""
-    db = await bulk.connection(session)
+    db = await driver(session)
     helped = await db.fetch(
         "SELECT profile_id::text, max(recorded_at) FROM outcomes "
         "WHERE profile_id = ANY($1::uuid[]) AND helped GROUP BY profile_id",

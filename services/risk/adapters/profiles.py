@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.risk.adapters import bulk
+from shared.db import driver
 
 
 async def lock_council(session: AsyncSession, council: str) -> None:
@@ -32,7 +33,7 @@ async def resolve_profiles(
         raise ValueError("a resident with no key has no profile")
     if not key_sets:
         return []
-    db = await bulk.connection(session)
+    db = await driver(session)
     known: dict[str, str] = {
         key: profile_id
         for key, profile_id in await db.fetch(

@@ -16,6 +16,7 @@ from services.risk.adapters import bulk
 from services.risk.adapters.tables import imports, profiles, signals
 from services.risk.domain.rules import SignalFact
 from services.risk.domain.signals import SignalType
+from shared.db import driver
 
 
 class NewSignal(NamedTuple):
@@ -82,7 +83,7 @@ async def insert_new(session: AsyncSession, batch: Sequence[NewSignal]) -> list[
     transaction's own and one ``INSERT … SELECT`` that skips those held."""
     if not batch:
         return []
-    db = await bulk.connection(session)
+    db = await driver(session)
     records = [(id_, *s) for id_, s in zip(bulk.time_ordered_ids(len(batch)), batch, strict=True)]
     if await bulk.copy_unless_held(db, "signals", _COLUMNS, records):
         return [s.profile_id for s in batch]
@@ -117,7 +118,7 @@ async def erased_rows(
     hashes = list({hash_ for tombstones, _ in rows for hash_ in tombstones})
     if not hashes:
         return set()
-    db = await bulk.connection(session)
+    db = await driver(session)
     erased_on: dict[str, date] = dict(await db.fetch(_TOMBSTONED, hashes))
     if not erased_on:
         return set()
@@ -147,7 +148,7 @@ async def facts_of(
     session: AsyncSession, profile_ids: Sequence[str]
 ) -> dict[str, list[SignalFact]]:
     """Every stored signal of these profiles, in one query (the profiles as one array)."""
-    db = await bulk.connection(session)
+    db = await driver(session)
     rows = await db.fetch(
         "SELECT profile_id::text, type, attributes, observed_on, expires_on FROM signals "
         "WHERE profile_id = ANY($1::uuid[])",

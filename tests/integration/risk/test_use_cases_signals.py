@@ -12,6 +12,7 @@ from services.risk.adapters import bulk
 from services.risk.domain.feeds import parse_csv
 from services.risk.service_layer import signals
 from services.risk.service_layer.active_ruleset import NoActiveRuleset
+from shared.db import driver
 from shared.errors import Invalid
 from shared.events.payloads import ResidentFlagged
 from shared.identity import resident_keys, unseal_identity
@@ -239,7 +240,7 @@ async def test_a_copy_that_would_repeat_a_key_copies_nothing(risk_database: Risk
     )
     rows = [("key-a", "00000000-0000-7000-8000-000000000001")]
     async with db.unit_of_work() as uow, uow.transaction():
-        connection = await bulk.connection(uow.session)
+        connection = await driver(uow.session)
         assert await bulk.copy_unless_held(connection, "profile_keys", ("key", "profile_id"), rows)
         held = [("key-b", rows[0][1]), ("key-a", rows[0][1])]
         assert not await bulk.copy_unless_held(
