@@ -347,9 +347,9 @@ class EventConsumer:
         """Each partition's records in order, the interactive partitions' first; after each
         bulk record, any interactive records fetched meanwhile."""
         assert self._consumer is not None
+        keys = await self._prefetch_keys([r for records in batches.values() for r in records])
         for tp, records in sorted(batches.items(), key=lambda b: b[0].topic in self._bulk_topics):
             bulk = tp.topic in self._bulk_topics
-            keys = await self._prefetch_keys(records)
             # Interactive records in runs of one transaction; bulk ones one at a time, so
             # that an interactive record waits for one bulk record at most.
             size = 1 if bulk else self._run_size
@@ -589,14 +589,19 @@ class EventConsumer:
         return event, event_type, handler
 
     async def _prefetch_keys(self, records: list[ConsumerRecord]) -> Prefetched:
-        """The data keys a batch's sealed records need, in one keystore round trip rather
-        than one a record. Only a shortcut: whatever it misses is asked record by record."""
-        if self._keystore is None or len(records) < 2:
+        """The data keys a fetch's sealed records need (every partition's, those of a type
+        handled here: the others are ignored unopened), in one keystore round trip rather
+        than one a record or a partition. Only a shortcut: whatever it misses is asked
+        record by record."""
+        if self._keystore is None or not records:
             return Prefetched()
         wanted = set()
+        handled = self._handled
         for record in records:
             with contextlib.suppress(ValueError, TypeError, AttributeError):
-                if key_id := json.loads(record.value or b"{}").get("sealedwith"):
+                envelope = json.loads(record.value or b"{}")
+                key_id, kind = envelope.get("sealedwith"), envelope.get("type")
+                if key_id and (split_type(kind) or (kind, 0))[0] in handled:
                     wanted.add(str(key_id))
         if wanted:
             with contextlib.suppress(Exception):  # the record-by-record path retries outages

@@ -1,8 +1,10 @@
-"""Sealing an event for the wire (shared/messaging/sealing.py), without a keystore."""
+"""Sealing an event for the wire (shared/messaging/sealing.py), without a keystore; and what a
+consumer asks a keystore for the records of one fetch."""
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import uuid
 
@@ -68,3 +70,57 @@ def test_another_key_a_changed_ciphertext_or_a_moved_ciphertext_does_not_open() 
             unseal({**sealed, **change}, KEY.data_key)
     with pytest.raises(Unsealable):
         unseal({**sealed, "data": {}}, KEY.data_key)
+
+
+class _CountingKeystore:
+    """Answers data keys from a dict and remembers each question (one a round trip)."""
+
+    def __init__(self, keys: dict[str, bytes]) -> None:
+        self.keys = keys
+        self.asked: list[set[str]] = []
+
+    async def data_keys(self, key_ids: set[str]) -> dict[str, bytes | None]:
+        self.asked.append(set(key_ids))
+        return {k: self.keys[k] for k in key_ids if k in self.keys}
+
+
+def _record(partition: int, envelope: dict) -> object:
+    from aiokafka import ConsumerRecord
+
+    value = json.dumps(envelope).encode()
+    return ConsumerRecord("probe", partition, 0, 0, 0, b"k", value, None, 1, len(value), [])
+
+
+async def test_a_fetch_asks_the_keystore_once_for_every_partition_and_not_for_ignored_types() -> (
+    None
+):
+    from shared.messaging.consumer import ConsumerSpec, EventConsumer
+    from shared.messaging.handlers import EventHandlers
+    from tests.support.probe import ProbeRecorded, probe_registry
+
+    registry = probe_registry()
+    handlers = EventHandlers()
+    handlers.on(ProbeRecorded)(lambda payload, uow: None)  # only the probe's "recorded"
+    handled, other, ignored = (str(uuid.uuid4()) for _ in range(3))
+    keystore = _CountingKeystore({k: os.urandom(32) for k in (handled, other, ignored)})
+    consumer = EventConsumer(
+        ConsumerSpec("prefetch", handlers),
+        registry=registry,
+        sessions=None,  # type: ignore[arg-type]  # no database: only the prefetch is asked
+        unit_of_work=None,  # type: ignore[arg-type]
+        bootstrap_servers="",
+        producer_factory=None,  # type: ignore[arg-type]
+        keystore=keystore,  # type: ignore[arg-type]
+    )
+    recorded, flaky = "uk.upstream.probe.recorded.v1", "uk.upstream.probe.flaky.v1"
+    records = [
+        _record(0, {"type": recorded, "sealedwith": handled}),
+        _record(3, {"type": recorded, "sealedwith": other}),
+        _record(5, {"type": flaky, "sealedwith": ignored}),  # handled? no: not on this group
+        _record(5, {"type": recorded}),  # not sealed
+    ]
+
+    prefetched = await consumer._prefetch_keys(records)  # type: ignore[arg-type]
+
+    assert keystore.asked == [{handled, other}]  # one question, for two partitions
+    assert prefetched.fresh() and set(prefetched.keys) == {handled, other}
