@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     Table,
     Text,
+    bindparam,
     case,
     delete,
     exists,
@@ -205,10 +206,27 @@ EARLIEST, LATEST, FIRST, UNION = "earliest", "latest", "first", "union"
 async def _upsert(
     session: AsyncSession, table: Table, values: Mapping[str, Any], merge: Mapping[str, str]
 ) -> None:
+    """Insert the row, or merge it into the one held (each column as ``merge`` says): one
+    statement built once for each table, set of columns and merge, its values bound."""
+    names = tuple(values)
+    shape = (table.name, names, tuple(sorted(merge.items())))
+    statement = _UPSERTS.get(shape)
+    if statement is None:
+        statement = _UPSERTS[shape] = _upsert_statement(table, names, merge)
+    await session.execute(statement, {f"v_{name}": value for name, value in values.items()})
+
+
+_UPSERTS: dict[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]], Any] = {}
+
+
+def _upsert_statement(table: Table, names: tuple[str, ...], merge: Mapping[str, str]) -> Any:
     keys = [c.name for c in table.primary_key.columns]
-    statement = pg_insert(table).values(**values)
+    # (A bound value may not share its column's name in VALUES: hence the prefix.)
+    statement = pg_insert(table).values(
+        {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
+    )
     changes: dict[str, Any] = {}
-    for name in values:
+    for name in names:
         if name in keys:
             continue
         held, new = table.c[name], statement.excluded[name]
@@ -225,9 +243,8 @@ async def _upsert(
         else:
             changes[name] = func.coalesce(held, new)
     if changes:
-        await session.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
-    else:
-        await session.execute(statement.on_conflict_do_nothing(index_elements=keys))
+        return statement.on_conflict_do_update(index_elements=keys, set_=changes)
+    return statement.on_conflict_do_nothing(index_elements=keys)
 
 
 async def upsert_case(session: AsyncSession, values: Mapping[str, Any]) -> None:
