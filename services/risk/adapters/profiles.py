@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.risk.adapters import bulk
 from shared.db import driver
 
+# Fewer rows than this go in with one INSERT: a COPY costs more round trips (asyncpg first
+# reads the table's columns; a savepoint around it), paid back only over a batch.
+_COPY_FROM = 100
+
 
 async def lock_council(session: AsyncSession, council: str) -> None:
     """One writer of profiles per council at a time, so a new resident gets one profile (and
     what decides a flag, signals and help, is written by one at a time)."""
-    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"risk|{council}"))))
+    await (await driver(session)).execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))", f"risk|{council}"
+    )
 
 
 async def resolve_profiles(
@@ -27,8 +32,9 @@ async def resolve_profiles(
 ) -> list[str]:
     """The profile of each key set (strongest key first), created when none is known.
     Call it holding ``lock_council``. A set with no key is refused: its profile could never
-    be found again. One query for the known keys and one ``COPY`` each for the new profiles
-    and the new keys, whatever the number of sets. ``created`` collects the new profiles."""
+    be found again. One query for the known keys and one statement each for the new profiles
+    and the new keys, whatever the number of sets (a ``COPY`` for a batch). ``created``
+    collects the new profiles."""
     if not all(key_sets):
         raise ValueError("a resident with no key has no profile")
     if not key_sets:
@@ -56,14 +62,22 @@ async def resolve_profiles(
         found.append(profile)
     if created is not None:
         created.update(new_profiles)
-    if new_profiles:
+    if new_profiles and len(new_profiles) < _COPY_FROM:
+        await db.execute(
+            "INSERT INTO profiles (id, council) SELECT unnest($1::uuid[]), $2",
+            new_profiles,
+            council,
+        )
+    elif new_profiles:
         await db.copy_records_to_table(
             "profiles", columns=("id", "council"), records=[(p, council) for p in new_profiles]
         )
-    if new_keys and not await bulk.copy_unless_held(
-        db, "profile_keys", ("key", "profile_id"), new_keys
+    if new_keys and (
+        len(new_keys) < _COPY_FROM
+        or not await bulk.copy_unless_held(db, "profile_keys", ("key", "profile_id"), new_keys)
     ):
-        # Another council's import added one of these keys meanwhile: theirs stands.
+        # (Skipping a key held already: another council's import added it meanwhile, and
+        # theirs stands.)
         await db.execute(
             "INSERT INTO profile_keys (key, profile_id) "
             "SELECT * FROM unnest($1::text[], $2::uuid[]) ON CONFLICT DO NOTHING",
