@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import CursorResult, Executable, Table, select
+from sqlalchemy import CursorResult, Executable, Table, bindparam, select, update
 from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -84,6 +84,51 @@ async def rows_affected(
     """Run an INSERT, UPDATE or DELETE; how many rows it touched."""
     result = cast(CursorResult[Any], await session.execute(statement, params))
     return result.rowcount or 0
+
+
+async def update_returning(
+    session: AsyncSession, table: Table, where: Mapping[str, Any], values: Mapping[str, Any]
+) -> RowMapping | None:
+    """``UPDATE table SET values WHERE`` each of ``where`` equals its value, ``RETURNING`` the
+    row (None: no such row). For the updates of every event or request: the statement is
+    built once for each table and set of columns, its values bound (built anew for each
+    call, it cost more than PostgreSQL's work on it)."""
+    statement = _updating(table, tuple(where), tuple(values), returning=True)
+    return await fetch_one(session, statement, _bound(where, values))
+
+
+async def update_where(
+    session: AsyncSession, table: Table, where: Mapping[str, Any], values: Mapping[str, Any]
+) -> int:
+    """As ``update_returning``, without the row: how many rows it touched."""
+    statement = _updating(table, tuple(where), tuple(values), returning=False)
+    return await rows_affected(session, statement, _bound(where, values))
+
+
+def _updating(
+    table: Table, keys: tuple[str, ...], names: tuple[str, ...], *, returning: bool
+) -> Executable:
+    shape = (table, keys, names, returning)
+    statement = _UPDATES.get(shape)
+    if statement is None:
+        # (A bound value may not share its column's name in SET: hence the prefixes.)
+        built = (
+            update(table)
+            .where(*(table.c[key] == bindparam(f"k_{key}") for key in keys))
+            .values({name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names})
+        )
+        statement = _UPDATES[shape] = built.returning(table) if returning else built
+    return statement
+
+
+_UPDATES: dict[tuple[Table, tuple[str, ...], tuple[str, ...], bool], Executable] = {}
+
+
+def _bound(where: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        **{f"k_{key}": value for key, value in where.items()},
+        **{f"v_{name}": value for name, value in values.items()},
+    }
 
 
 async def lock_by_id(

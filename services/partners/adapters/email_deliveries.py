@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.partners.adapters.tables import email_deliveries, offers, requests
 from services.partners.domain.notifications import EmailKind
 from services.partners.domain.webhooks import AttemptResult, DeliveryStatus
-from shared.db import fetch_all
+from shared.db import fetch_all, update_where
 
 
 async def add(session: AsyncSession, **values: Any) -> None:
@@ -63,9 +63,7 @@ async def record_attempt(
         values["delivered_at"] = now
     if erase_body and result.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
         values["body"] = "(erased: it held a sign-in link)"
-    await session.execute(
-        update(email_deliveries).where(email_deliveries.c.id == delivery_id).values(**values)
-    )
+    await update_where(session, email_deliveries, {"id": delivery_id}, values)
 
 
 async def log_of(session: AsyncSession, organization_id: str) -> Sequence[RowMapping]:

@@ -16,7 +16,7 @@ from services.partners.adapters.tables import offers, organizations, requests, s
 from services.partners.domain.offers import ACTIVE_STATUSES, ON_RECORD_STATUSES, TAKEN_STATUSES
 from services.partners.domain.placement import RouteRequest, RouteRequestStatus
 from services.partners.domain.routing import Candidate
-from shared.db import fetch_all, fetch_one
+from shared.db import fetch_all, fetch_one, update_where
 from shared.vocabulary import LawfulBasis, Need, OfferStatus, PartnerKind
 
 
@@ -63,7 +63,7 @@ async def add_request(session: AsyncSession, request_id: str, **values: Any) -> 
 
 
 async def update_request(session: AsyncSession, request_id: str, **values: Any) -> None:
-    await session.execute(update(requests).where(requests.c.id == request_id).values(**values))
+    await update_where(session, requests, {"id": request_id}, values)
 
 
 async def close_requests(session: AsyncSession, case_id: str, now: datetime) -> None:

@@ -31,7 +31,7 @@ from services.referrals.adapters.tables import (
 from services.referrals.domain.actors import Actor
 from services.referrals.domain.lifecycle import OPEN_STATUSES
 from shared.auth import Principal
-from shared.db import fetch_all, fetch_one
+from shared.db import fetch_all, fetch_one, update_returning
 
 # -- cases -------------------------------------------------------------------------------
 
@@ -105,9 +105,7 @@ async def insert_case(session: AsyncSession, **values: Any) -> Row:
 
 
 async def update_case(session: AsyncSession, case_id: str, **values: Any) -> Row:
-    updated = await fetch_one(
-        session, update(cases).where(cases.c.id == case_id).values(**values).returning(cases)
-    )
+    updated = await update_returning(session, cases, {"id": case_id}, values)
     if updated is None:
         raise LookupError(f"case {case_id} is missing")
     return updated

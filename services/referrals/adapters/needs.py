@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from services.referrals.adapters import Row
 from services.referrals.adapters.tables import case_needs, cases, offers
 from services.referrals.domain.offers import FOLLOWED_UP
-from shared.db import fetch_all, fetch_one
+from shared.db import fetch_all, fetch_one, update_where
 
 # Built once (each referral runs them): each value is bound.
 _NEEDS_OF = (
@@ -54,11 +54,7 @@ async def add_needs(
 
 
 async def update_need(session: AsyncSession, case_id: str, need: str, **values: Any) -> None:
-    await session.execute(
-        update(case_needs)
-        .where(case_needs.c.case_id == case_id, case_needs.c.need == need)
-        .values(**values)
-    )
+    await update_where(session, case_needs, {"case_id": case_id, "need": need}, values)
 
 
 async def fill_milestone(

@@ -209,14 +209,14 @@ async def _upsert(
     """Insert the row, or merge it into the one held (each column as ``merge`` says): one
     statement built once for each table, set of columns and merge, its values bound."""
     names = tuple(values)
-    shape = (table.name, names, tuple(sorted(merge.items())))
+    shape = (table, names, tuple(sorted(merge.items())))
     statement = _UPSERTS.get(shape)
     if statement is None:
         statement = _UPSERTS[shape] = _upsert_statement(table, names, merge)
     await session.execute(statement, {f"v_{name}": value for name, value in values.items()})
 
 
-_UPSERTS: dict[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]], Any] = {}
+_UPSERTS: dict[tuple[Table, tuple[str, ...], tuple[tuple[str, str], ...]], Any] = {}
 
 
 def _upsert_statement(table: Table, names: tuple[str, ...], merge: Mapping[str, str]) -> Any:
