@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, null, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, insert, null, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -109,23 +109,31 @@ async def queued(
     return [row["id"] for row in await fetch_all(session, query)]
 
 
+def _status_in(statuses: frozenset[OfferStatus]) -> ColumnElement[bool]:
+    return offers.c.status.in_(sorted(statuses))
+
+
+# Built once (every placement asks): the service bound.
+_CAPACITY = (
+    select(services.c.capacity, services.c.paused)
+    .where(services.c.id == bindparam("service_id"))
+    .with_for_update()
+)
+_LOAD = (
+    select(func.count())
+    .select_from(offers)
+    .where(offers.c.service_id == bindparam("service_id"), _status_in(ACTIVE_STATUSES))
+)
+
+
 async def has_room(session: AsyncSession, service_id: str) -> bool:
     """Whether the service can take one more offer now, with its row locked until the
     transaction ends: a second placement on the same service waits here, then counts the
     first one's offer (the race for the last place has one winner)."""
-    row = await fetch_one(
-        session,
-        select(services.c.capacity, services.c.paused)
-        .where(services.c.id == service_id)
-        .with_for_update(),
-    )
+    row = await fetch_one(session, _CAPACITY, {"service_id": service_id})
     if row is None or row["paused"]:
         return False
-    load = await session.scalar(
-        select(func.count())
-        .select_from(offers)
-        .where(offers.c.service_id == service_id, _status_in(ACTIVE_STATUSES))
-    )
+    load = await session.scalar(_LOAD, {"service_id": service_id})
     return (load or 0) < row["capacity"]
 
 
@@ -162,15 +170,8 @@ async def gaps(session: AsyncSession, council: str | None) -> Sequence[RowMappin
     return await fetch_all(session, query)
 
 
-def _status_in(statuses: frozenset[OfferStatus]) -> ColumnElement[bool]:
-    return offers.c.status.in_(sorted(statuses))
-
-
-async def candidates(session: AsyncSession, need: str) -> list[Candidate]:
-    """The services meeting ``need``, with their load, record and their organisations'
-    agreements (the routing function does the rest). Only their offers are counted, in one
-    pass."""
-    meets_need = services.c.needs.contains([need])
+def _candidates() -> Select[Any]:
+    meets_need = services.c.needs.contains(bindparam("needs", type_=services.c.needs.type))
     counts = (
         select(
             offers.c.service_id,
@@ -182,8 +183,7 @@ async def candidates(session: AsyncSession, need: str) -> list[Candidate]:
         .group_by(offers.c.service_id)
         .subquery()
     )
-    rows = await fetch_all(
-        session,
+    return (
         select(
             services,
             organizations.c.name.label("organization_name"),
@@ -194,8 +194,19 @@ async def candidates(session: AsyncSession, need: str) -> list[Candidate]:
         )
         .join(organizations, organizations.c.id == services.c.organization_id)
         .outerjoin(counts, counts.c.service_id == services.c.id)
-        .where(meets_need),
+        .where(meets_need)
     )
+
+
+# Built once (every need routed asks): the need bound, as an array of one.
+_CANDIDATES = _candidates()
+
+
+async def candidates(session: AsyncSession, need: str) -> list[Candidate]:
+    """The services meeting ``need``, with their load, record and their organisations'
+    agreements (the routing function does the rest). Only their offers are counted, in one
+    pass."""
+    rows = await fetch_all(session, _CANDIDATES, {"needs": [need]})
     agreements = await of_organizations(session, {r["organization_id"] for r in rows})
     return [
         Candidate(

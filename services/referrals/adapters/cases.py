@@ -333,13 +333,22 @@ async def lock_expired_consents(session: AsyncSession, now: datetime, limit: int
 
 async def upsert_offer(session: AsyncSession, offer_id: str, values: dict[str, Any]) -> None:
     """Insert the offer or bring it up to date; its case and need never change."""
-    statement = pg_insert(offers).values(id=offer_id, **values)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[offers.c.id],
-            set_={k: statement.excluded[k] for k in values if k not in ("case_id", "need")},
+    names = tuple(values)
+    statement = _UPSERT_OFFER.get(names)
+    if statement is None:
+        # Built once for each set of columns, its values bound (each event built it anew).
+        inserted = pg_insert(offers).values(
+            {name: bindparam(f"v_{name}", type_=offers.c[name].type) for name in ("id", *names)}
         )
-    )
+        statement = _UPSERT_OFFER[names] = inserted.on_conflict_do_update(
+            index_elements=[offers.c.id],
+            set_={k: inserted.excluded[k] for k in names if k not in ("case_id", "need")},
+        )
+    bound = {f"v_{name}": value for name, value in values.items()}
+    await session.execute(statement, {"v_id": offer_id, **bound})
+
+
+_UPSERT_OFFER: dict[tuple[str, ...], Any] = {}
 
 
 async def offers_of(session: AsyncSession, case_id: str) -> Sequence[Row]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals.adapters import Row
@@ -36,13 +36,14 @@ async def insert_hold(
     )
 
 
+# Built once (every case routed asks): the case bound.
+_HELD_NEEDS = select(routing_holds.c.need).where(
+    routing_holds.c.case_id == bindparam("case_id"), routing_holds.c.status == HELD
+)
+
+
 async def held_needs(session: AsyncSession, case_id: str) -> set[str]:
-    rows = await fetch_all(
-        session,
-        select(routing_holds.c.need).where(
-            routing_holds.c.case_id == case_id, routing_holds.c.status == HELD
-        ),
-    )
+    rows = await fetch_all(session, _HELD_NEEDS, {"case_id": case_id})
     return {row["need"] for row in rows}
 
 

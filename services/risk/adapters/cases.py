@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,18 +36,34 @@ async def upsert_open(
 ) -> None:
     """Record the case as open; a referral's facts replace any held, none keeps them. A case
     keeps its profile; one without (its resident had no key) takes the profile given."""
+    values = {
+        "case_id": case_id,
+        "profile_id": profile_id,
+        "council": council,
+        "referral": referral,
+    }
+    await session.execute(_UPSERT_OPEN[referral is not None], values)
+
+
+def _upsert_open(*, referral_given: bool) -> Any:
     statement = pg_insert(cases).values(
-        case_id=case_id, profile_id=profile_id, council=council, open=True, referral=referral
+        case_id=bindparam("case_id"),
+        profile_id=bindparam("profile_id"),
+        council=bindparam("council"),
+        open=True,
+        referral=bindparam("referral", type_=cases.c.referral.type),
     )
     update_set: dict[str, Any] = {
         "open": True,
         "profile_id": func.coalesce(cases.c.profile_id, statement.excluded.profile_id),
     }
-    if referral is not None:
-        update_set["referral"] = referral
-    await session.execute(
-        statement.on_conflict_do_update(index_elements=[cases.c.case_id], set_=update_set)
-    )
+    if referral_given:
+        update_set["referral"] = statement.excluded.referral
+    return statement.on_conflict_do_update(index_elements=[cases.c.case_id], set_=update_set)
+
+
+# Built once (each referral runs one): with a referral's facts, or keeping those held.
+_UPSERT_OPEN = {given: _upsert_open(referral_given=given) for given in (False, True)}
 
 
 async def close(session: AsyncSession, case_id: str) -> None:

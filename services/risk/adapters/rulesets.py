@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Text, cast, delete, func, null, select, union_all, update
+from sqlalchemy import Text, bindparam, cast, delete, func, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -94,17 +94,20 @@ class CouncilChoice:
     activated_at: datetime
 
 
+# Built once (every assessment asks): the councils' own, then the default (no council).
+_VERSIONS_IN_FORCE = union_all(
+    select(council_rulesets.c.council, council_rulesets.c.version).where(
+        council_rulesets.c.council.in_(bindparam("councils", expanding=True))
+    ),
+    select(cast(null(), Text).label("council"), rulesets.c.version).where(rulesets.c.active),
+)
+
+
 async def versions_in_force(session: AsyncSession, councils: Sequence[str]) -> dict[str, str]:
     """The version in force for each council, its own else the default, in one statement;
     councils missing from the answer: none of their own and no default (the database was not
     migrated)."""
-    own = select(council_rulesets.c.council, council_rulesets.c.version).where(
-        council_rulesets.c.council.in_(list(councils))
-    )
-    default = select(cast(null(), Text).label("council"), rulesets.c.version).where(
-        rulesets.c.active
-    )
-    rows = await fetch_all(session, union_all(own, default))
+    rows = await fetch_all(session, _VERSIONS_IN_FORCE, {"councils": list(councils)})
     found = {row["council"]: row["version"] for row in rows}
     fallback = found.pop(None, None)
     return {
