@@ -93,11 +93,14 @@ FETCH_MAX_WAIT_MS = 100
 
 @dataclass(frozen=True)
 class Resting:
-    """After ``after_s`` with nothing fetched, fetch only once every ``pause_s``: the first
-    event after a quiet spell waits up to that much longer; the next ones do not."""
+    """After ``after_s`` with nothing fetched, fetch only once every ``pause_s``, and the bulk
+    lanes' partitions only every ``bulk_every``-th time: the first event after a quiet spell
+    waits up to ``pause_s`` longer (a bulk one, such as a feed's flag, up to ``bulk_every``
+    times that); the next ones do not."""
 
     after_s: float = 60.0
     pause_s: float = 0.5
+    bulk_every: int = 5
 
 
 class DeadLetter(Exception):
@@ -203,6 +206,7 @@ class EventConsumer:
         self._run_size = run_size
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._resting = resting
+        self._rests = 0  # rests taken (the bulk lanes are fetched every ``bulk_every``-th)
         self._keystore = keystore  # opens sealed events (shared/messaging/sealing.py)
         self._registry = registry
         self._sessions = sessions
@@ -321,6 +325,8 @@ class EventConsumer:
             )
             if resting:
                 await self._rest(stop)
+            elif self._consumer.paused():  # awake again: the bulk lanes too
+                self._consumer.resume(*self._consumer.paused())
             batches = await self._consumer.getmany(
                 # Resting: back to rest after one fetch's wait, not after several.
                 timeout_ms=self._fetch_max_wait_ms * 3 // 2 if resting else 500,
@@ -332,14 +338,21 @@ class EventConsumer:
             await self._commit()
 
     async def _rest(self, stop: asyncio.Event) -> None:
-        """No fetching for a moment: every partition paused, then resumed."""
+        """No fetching for a moment: every partition paused, then the interactive ones
+        resumed (the bulk lanes' too, every ``bulk_every``-th time)."""
         assert self._consumer is not None and self._resting is not None
         self._consumer.pause(*self._consumer.assignment())
         try:
             await sleep_unless_stopped(stop, self._resting.pause_s)
         finally:
-            # Only what is still ours: a rebalance meanwhile assigns afresh, unpaused.
-            self._consumer.resume(*self._consumer.paused())
+            # Only what is still ours: a rebalance meanwhile assigns afresh, unpaused. The
+            # bulk lanes' partitions wait for every ``bulk_every``-th fetch: half of what a
+            # quiet worker's fetches decode, for work no one waits on by the second.
+            self._rests += 1
+            paused = self._consumer.paused()
+            if self._rests % max(1, self._resting.bulk_every):
+                paused = {tp for tp in paused if tp.topic not in self._bulk_topics}
+            self._consumer.resume(*paused)
 
     async def _handle_batches(
         self, batches: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event

@@ -231,17 +231,15 @@ class _Pending(NamedTuple):
     event_id: str
 
 
-# The lanes with unpublished rows, each locked unless another relay holds it (CASE: the
-# lock is tried only on a lane with work); one probe of the unpublished index a lane, not
-# a scan of a bulk backlog.
-_LOCK_LANES_WITH_WORK = f"""
-    SELECT lane FROM generate_series(0, {2 * LANES - 1}) AS every_lane(lane)
-    WHERE CASE
-        WHEN EXISTS (
-            SELECT FROM outbox WHERE outbox.lane = every_lane.lane AND published_at IS NULL
-        ) THEN pg_try_advisory_xact_lock({_ADVISORY_NAMESPACE}, lane)
-        ELSE false
-    END
+# The lanes with unpublished rows (one probe of the unpublished index a lane, not a scan of
+# a bulk backlog), and whether this pass holds each one now: the lock is tried only for a
+# lane with work (the select list is computed for the rows the WHERE keeps).
+_LANES_WITH_WORK = f"""
+    SELECT lane, pg_try_advisory_xact_lock({_ADVISORY_NAMESPACE}, lane)
+    FROM generate_series(0, {2 * LANES - 1}) AS every_lane(lane)
+    WHERE EXISTS (
+        SELECT FROM outbox WHERE outbox.lane = every_lane.lane AND published_at IS NULL
+    )
     ORDER BY lane
 """
 _PENDING = """
@@ -448,9 +446,12 @@ class OutboxRelay:
         session's connection: a pass follows every commit that wrote an event."""
         async with self._sessions() as session, session.begin():
             connection = await driver(session)
-            if self._backlog_due():
+            with_work = await connection.fetch(_LANES_WITH_WORK)
+            if not with_work:
+                OUTBOX_BACKLOG.set(0)  # nothing unpublished: no need to count it
+            elif self._backlog_due():
                 OUTBOX_BACKLOG.set(await backlog(session))
-            locked = [row[0] for row in await connection.fetch(_LOCK_LANES_WITH_WORK)]
+            locked = [lane for lane, ours in with_work if ours]
             if not locked:
                 return 0  # no work, or other relays have these lanes now
             if self._verify_topics_each_pass and self._topics_due():

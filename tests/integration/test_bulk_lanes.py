@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from shared.db import create_engine, session_factory
 from shared.events import EventRegistry
+from shared.messaging.consumer import Resting
 from shared.messaging.outbox import LANES, Outbox, lane_of
 from shared.unit_of_work import UnitOfWork
 from tests.conftest import MakeDatabase
@@ -200,3 +201,63 @@ async def test_a_consumer_handles_an_interactive_event_before_the_bulk_backlog_d
     for key, seq in effects:
         by_key.setdefault(key, []).append(seq)
     assert all(seqs == sorted(seqs) for seqs in by_key.values())
+
+
+async def test_a_resting_consumer_looks_at_its_bulk_lanes_less_often_and_misses_nothing(
+    databases, kafka: Broker
+) -> None:
+    """Resting, a consumer fetches its interactive partitions after every pause and its bulk
+    lanes' only every ``bulk_every``-th time; what either kind brought meanwhile is applied,
+    once each, and awake again it fetches everything."""
+    producer_db, consumer_db, consumer_url = databases
+    registry = registry_with_bulk_lane()
+    bulk_topic = next(t.name for t in registry.topics if t.bulk)
+    consumer = probe_consumer(
+        registry,
+        f"probe-{uuid.uuid4().hex[:8]}",
+        consumer_url,
+        kafka.bootstrap_servers,
+        partitions=2,
+        resting=Resting(after_s=0.3, pause_s=0.2, bulk_every=4),
+    )
+    relay = make_relay(producer_db, registry, kafka.bootstrap_servers, partitions=2)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(consumer.run(stop)), asyncio.create_task(relay.run(stop))]
+    fetching: list[tuple[bool, bool]] = []  # between pauses: (interactive, bulk) unpaused
+
+    async def watch() -> None:
+        while not stop.is_set():
+            assigned = consumer.assigned_partitions
+            if assigned and consumer._consumer is not None:
+                paused = consumer._consumer.paused()
+                awake = assigned - paused
+                if paused and awake:  # a rest's fetch, of only some partitions
+                    fetching.append(
+                        (
+                            any(tp.topic != bulk_topic for tp in awake),
+                            any(tp.topic == bulk_topic for tp in awake),
+                        )
+                    )
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await wait_for(lambda: _true(bool(fetching)), what="the quiet consumer to rest")
+        await write(producer_db, registry, [(f"flagged-{i}", i) for i in range(10)], bulk=True)
+        await write(producer_db, registry, [("case-1", 100)], bulk=False)
+        await wait_for(
+            lambda: scalar(consumer_db, "SELECT count(*) FROM probe_effects HAVING count(*) = 11"),
+            timeout=30,
+            what="every event to be applied",
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, watcher)
+    # Between pauses only the interactive partitions were fetched (the bulk lanes waited).
+    assert (True, False) in fetching
+    assert await scalar(consumer_db, "SELECT count(DISTINCT event_id) FROM probe_effects") == 11
+    assert consumer.stats["duplicate"] == consumer.stats["dead_lettered"] == 0
+
+
+async def _true(value: bool) -> bool:
+    return value
