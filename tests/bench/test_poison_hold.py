@@ -49,7 +49,7 @@ async def seconds_until_applied(
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
     await producer.start()
     try:
-        await wait_for(lambda: _true(bool(consumer.assigned_partitions)), what="assignment")
+        await wait_for(lambda: bool(consumer.assigned_partitions), what="assignment")
         before = await scalar(engine, "SELECT count(*) FROM probe_effects")
         records = [ProbeRecorded(key="case-a", seq=n) for n in range(GOOD)]
         payloads = [ProbeFlaky(note="always fails"), *records] if poison_first else records
@@ -69,10 +69,6 @@ async def seconds_until_applied(
         stop.set()
         await task
         await engine.dispose()
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_a_poison_event_holds_its_partition_back_briefly(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -51,10 +52,12 @@ def make_relay(
 
 
 async def wait_for(condition, *, timeout: float = 60.0, interval: float = 0.1, what: str = ""):
-    """Poll an async condition until it is truthy; returns its value."""
+    """Poll a condition (a function, plain or async) until it is truthy; returns its value."""
     deadline = time.monotonic() + timeout
     while True:
-        value = await condition()
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:

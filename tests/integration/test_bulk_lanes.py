@@ -242,7 +242,7 @@ async def test_a_resting_consumer_looks_at_its_bulk_lanes_less_often_and_misses_
 
     watcher = asyncio.create_task(watch())
     try:
-        await wait_for(lambda: _true(bool(fetching)), what="the quiet consumer to rest")
+        await wait_for(lambda: bool(fetching), what="the quiet consumer to rest")
         await write(producer_db, registry, [(f"flagged-{i}", i) for i in range(10)], bulk=True)
         await write(producer_db, registry, [("case-1", 100)], bulk=False)
         await wait_for(
@@ -257,7 +257,3 @@ async def test_a_resting_consumer_looks_at_its_bulk_lanes_less_often_and_misses_
     assert (True, False) in fetching
     assert await scalar(consumer_db, "SELECT count(DISTINCT event_id) FROM probe_effects") == 11
     assert consumer.stats["duplicate"] == consumer.stats["dead_lettered"] == 0
-
-
-async def _true(value: bool) -> bool:
-    return value

@@ -300,13 +300,13 @@ async def test_a_resting_consumer_still_applies_every_event_once(
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
-        await wait_for(lambda: _true(consumer.resting), what="the quiet consumer to rest")
+        await wait_for(lambda: consumer.resting, what="the quiet consumer to rest")
         await write_events(producer_db, registry, [(f"case-{i % 5}", i) for i in range(40)])
         await run_relay_until_drained(
             make_relay(producer_db, registry, kafka.bootstrap_servers, partitions=4), producer_db
         )
-        await wait_for(lambda: _true(consumer.stats["applied"] == 40), what="40 applied")
-        await wait_for(lambda: _true(consumer.resting), what="the consumer to rest again")
+        await wait_for(lambda: consumer.stats["applied"] == 40, what="40 applied")
+        await wait_for(lambda: consumer.resting, what="the consumer to rest again")
     finally:
         stop.set()
         await task
@@ -335,7 +335,7 @@ async def test_a_run_waiting_long_on_a_lock_goes_one_at_a_time_and_applies_every
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
-        await wait_for(lambda: _true(bool(consumer.assigned_partitions)), what="assignment")
+        await wait_for(lambda: bool(consumer.assigned_partitions), what="assignment")
         async with consumer_db.connect() as holder:
             await holder.execute(text("SELECT 1 FROM probe_totals WHERE key = 'held' FOR UPDATE"))
             await write_events(
@@ -350,7 +350,7 @@ async def test_a_run_waiting_long_on_a_lock_goes_one_at_a_time_and_applies_every
             assert consumer.stats["applied"] == 1
             assert await scalar(consumer_db, "SELECT count(*) FROM probe_effects") == 1
             await holder.commit()
-        await wait_for(lambda: _true(consumer.stats["applied"] == 12), what="12 applied")
+        await wait_for(lambda: consumer.stats["applied"] == 12, what="12 applied")
     finally:
         stop.set()
         await task
@@ -403,7 +403,7 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
-        await wait_for(lambda: _true(bool(consumer.assigned_partitions)), what="assignment")
+        await wait_for(lambda: bool(consumer.assigned_partitions), what="assignment")
         producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
         await producer.start()
         try:
@@ -446,7 +446,7 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
             lambda: scalar(consumer_db, "SELECT count(*) FROM probe_effects WHERE key = 'flaky'"),
             what="the mended event",
         )
-        await wait_for(lambda: _true(consumer.stats["dead_lettered"] == 7), what="3 re-dead")
+        await wait_for(lambda: consumer.stats["dead_lettered"] == 7, what="3 re-dead")
         # The three still-poison events wait in the dead-letter topic for the next replay.
         assert await pending_dead_letters(kafka.bootstrap_servers, group) == 3
     finally:
@@ -458,10 +458,6 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
     lines = [formatter.format(record) for record in caplog.records]
     assert any("dead-lettered" in line for line in lines)
     assert not [line for line in lines if "Okafor" in line]
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_outbox_replay_republishes_and_consumers_apply_nothing_twice(
@@ -482,7 +478,7 @@ async def test_outbox_replay_republishes_and_consumers_apply_nothing_twice(
         )
         async with session_factory(producer_db)() as session, session.begin():
             assert await replay(session) == 30
-        await wait_for(lambda: _true(consumer.stats["duplicate"] == 30), what="30 duplicates")
+        await wait_for(lambda: consumer.stats["duplicate"] == 30, what="30 duplicates")
     finally:
         stop.set()
         await asyncio.gather(*tasks)

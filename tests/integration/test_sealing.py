@@ -182,7 +182,7 @@ async def test_through_the_broker_sealed_events_apply_once_and_forgotten_ones_no
         consumer = probe_consumer(registry, group, consumer_url, bootstrap, keystore=keystore)
         tasks.append(asyncio.create_task(consumer.run(stop)))
         await wait_for(
-            lambda: _true(consumer.stats["applied"] + consumer.stats["erased"] >= 3),
+            lambda: consumer.stats["applied"] + consumer.stats["erased"] >= 3,
             what="every record handled",
         )
         assert consumer.stats["applied"] == 2 and consumer.stats["erased"] == 1
@@ -195,12 +195,10 @@ async def test_through_the_broker_sealed_events_apply_once_and_forgotten_ones_no
         stranger = seal(json.loads(records[0].value) | {"data": {"seq": 1}}, _unknown_key())
         async with publisher(bootstrap) as sender:
             await sender.producer.send_and_wait(topic, value=json.dumps(stranger).encode())
-        await wait_for(
-            lambda: _true(consumer.stats["dead_lettered"] == 1), what="the stranger parked"
-        )
+        await wait_for(lambda: consumer.stats["dead_lettered"] == 1, what="the stranger parked")
         blind = probe_consumer(registry, f"blind-{uuid.uuid4().hex[:6]}", consumer_url, bootstrap)
         tasks.append(asyncio.create_task(blind.run(stop)))
-        await wait_for(lambda: _true(blind.stats["dead_lettered"] == 4), what="all four parked")
+        await wait_for(lambda: blind.stats["dead_lettered"] == 4, what="all four parked")
         assert blind.stats["applied"] == 0
     finally:
         stop.set()
@@ -220,10 +218,6 @@ async def _relay_until_drained(engine, registry, bootstrap: str, keystore: Keyst
 
 def _unknown_key() -> SubjectKey:
     return SubjectKey(str(uuid.uuid4()), os.urandom(32))
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def _none_left(engine) -> bool:  # type: ignore[no-untyped-def]
