@@ -229,62 +229,7 @@ class Day:
         for case in self.cases:
             at = self.start + timedelta(hours=case.opened_after)
             for offer in case.offers:
-                common = {
-                    "offer_id": offer.id,
-                    "case_id": case.id,
-                    "need": offer.need,
-                    "partner_id": offer.partner,
-                }
-                sent.append(
-                    (
-                        ReferralOffered(
-                            **common,
-                            at=at + timedelta(hours=offer.offered_after),
-                            partner_name=offer.partner,
-                            service_id=offer.partner,
-                            service_name=offer.partner,
-                            respond_by=at + timedelta(days=2),
-                        ),
-                        case.id,
-                    )
-                )
-                if offer.response == "accepted":
-                    sent.append(
-                        (
-                            OfferAccepted(**common, at=at + timedelta(hours=offer.accepted_after)),
-                            case.id,
-                        )
-                    )
-                    if offer.outcome:
-                        sent.append(
-                            (
-                                OutcomeRecorded(
-                                    **common,
-                                    at=at + timedelta(hours=offer.outcome_after),
-                                    outcome=offer.outcome,
-                                    note="Mrs Example was helped",  # free text: never kept
-                                ),
-                                case.id,
-                            )
-                        )
-                elif offer.response == "declined":
-                    sent.append(
-                        (
-                            OfferDeclined(
-                                **common,
-                                at=at + timedelta(hours=offer.accepted_after),
-                                reason=offer.reason or "other",
-                            ),
-                            case.id,
-                        )
-                    )
-                elif offer.response == "expired":
-                    sent.append(
-                        (
-                            OfferExpired(**common, at=at + timedelta(hours=offer.accepted_after)),
-                            case.id,
-                        )
-                    )
+                sent.extend((event, case.id) for event in _offer_events(case, offer, at))
             if case.unroutable:
                 sent.append(
                     (
@@ -534,3 +479,41 @@ async def until_outcomes(reporting: Reporting, day: Day) -> dict[str, Any]:
 
 def new_group() -> str:
     return f"{REPORTING_GROUP}-test-{uuid.uuid4().hex[:8]}"
+
+
+def _offer_events(case: Case, offer: Offer, at: datetime) -> list[BaseModel]:
+    """What partners say of one offer: made, then accepted (and its outcome), declined or
+    expired."""
+    common = {
+        "offer_id": offer.id,
+        "case_id": case.id,
+        "need": offer.need,
+        "partner_id": offer.partner,
+    }
+    events: list[BaseModel] = [
+        ReferralOffered(
+            **common,
+            at=at + timedelta(hours=offer.offered_after),
+            partner_name=offer.partner,
+            service_id=offer.partner,
+            service_name=offer.partner,
+            respond_by=at + timedelta(days=2),
+        )
+    ]
+    answered = at + timedelta(hours=offer.accepted_after)
+    if offer.response == "accepted":
+        events.append(OfferAccepted(**common, at=answered))
+        if offer.outcome:
+            events.append(
+                OutcomeRecorded(
+                    **common,
+                    at=at + timedelta(hours=offer.outcome_after),
+                    outcome=offer.outcome,
+                    note="Mrs Example was helped",  # free text: never kept
+                )
+            )
+    elif offer.response == "declined":
+        events.append(OfferDeclined(**common, at=answered, reason=offer.reason or "other"))
+    elif offer.response == "expired":
+        events.append(OfferExpired(**common, at=answered))
+    return events
