@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import CursorResult, Executable, Table, bindparam, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -55,14 +56,35 @@ async def driver(session: AsyncSession) -> asyncpg.Connection:
     (``COPY``, arrays). The dialect's
     codecs apply: a ``jsonb`` parameter is JSON text, a ``jsonb`` result is decoded. What it
     runs commits or rolls back with the rest of the session's work."""
-    raw = await (await session.connection()).get_raw_connection()
+    held = await session.connection()
+    raw = await held.get_raw_connection()
     adapted, connection = raw.dbapi_connection, raw.driver_connection
     assert adapted is not None and connection is not None, "the session's connection is open"
-    # The dialect begins its transaction on its first statement; begun here instead when
-    # asyncpg's is first (one BEGIN either way, and no statement only to start it).
-    if getattr(adapted, "_transaction", True) is None:
-        await adapted._start_transaction()
+    if not connection.is_in_transaction():
+        # The dialect begins its transaction on its first statement; begun here instead
+        # when asyncpg's is first (one BEGIN either way, and no statement only to start it),
+        # through the dialect's own adapter, so that its COMMIT or ROLLBACK ends it.
+        try:
+            await adapted._start_transaction()
+        except Exception as exc:
+            # As SQLAlchemy reports a statement's failure: this connection is done with.
+            await held.invalidate()
+            raise sa_exc.OperationalError("BEGIN", None, exc, connection_invalidated=True) from exc
     return connection
+
+
+# The database (or the connection to it) out of reach: the statement may be retried once it
+# is back. SQLAlchemy's wrapped errors and asyncpg's own, for the statements run on its
+# connection (``driver``).
+DATABASE_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.CannotConnectNowError,
+)
 
 
 async def fetch_one(

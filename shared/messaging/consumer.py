@@ -50,7 +50,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.context import traced
-from shared.db import SessionFactory, driver
+from shared.db import DATABASE_UNREACHABLE, SessionFactory, driver
 from shared.events.envelope import CloudEvent, EnvelopeError, utc_now
 from shared.events.registry import EventRegistry, EventType, Topic, split_type
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
@@ -160,15 +160,7 @@ def is_transient(exc: BaseException) -> bool:
     # (``shared.db.driver``): the inbox, the erasure guard, the outbox.
     if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _RETRY_SQLSTATES:
         return True
-    return isinstance(
-        exc,
-        sa_exc.OperationalError
-        | sa_exc.InterfaceError
-        | asyncpg.PostgresConnectionError
-        | asyncpg.InterfaceError
-        | OSError
-        | TimeoutError,
-    )
+    return isinstance(exc, (*DATABASE_UNREACHABLE, TimeoutError))
 
 
 class _Rebalance(ConsumerRebalanceListener):

@@ -37,10 +37,15 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import SessionFactory, driver, plain_postgres_url, rows_affected
+from shared.db import (
+    DATABASE_UNREACHABLE,
+    SessionFactory,
+    driver,
+    plain_postgres_url,
+    rows_affected,
+)
 from shared.events.envelope import STRUCTURED_CONTENT_TYPE, CloudEvent, encode, utc_now
 from shared.events.registry import EventRegistry
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
@@ -66,13 +71,9 @@ VERIFY_TOPICS_EVERY_S = 1.0
 _ADVISORY_NAMESPACE = 0x0B0C
 
 
-_DATABASE_UNREACHABLE = (
+_DATABASE_UNREACHABLE: tuple[type[BaseException], ...] = (
     KeystoreUnavailable,
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InvalidCatalogNameError,
-    asyncpg.CannotConnectNowError,
+    *DATABASE_UNREACHABLE,
 )
 
 

@@ -40,11 +40,10 @@ from typing import Any, ParamSpec, TypeVar
 import asyncpg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from shared.db import create_engine, plain_postgres_url
+from shared.db import DATABASE_UNREACHABLE, create_engine, plain_postgres_url
 
 KEYSTORE_TABLE = "subject_keys"
 FORGOTTEN_TABLE = "forgotten_subjects"
@@ -69,15 +68,11 @@ class KeystoreUnavailable(Exception):
 
 
 _OUT_OF_REACH = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
+    *DATABASE_UNREACHABLE,
+    # and a keystore the deployment has not (yet) given this service the right to reach
     asyncpg.InvalidAuthorizationSpecificationError,
     asyncpg.InvalidPasswordError,
     asyncpg.InsufficientPrivilegeError,
-    asyncpg.InvalidCatalogNameError,
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
 )
 
 

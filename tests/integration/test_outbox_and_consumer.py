@@ -14,13 +14,14 @@ from functools import partial
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from devtools.embedded import TansuBroker, free_port
-from shared.db import create_engine, session_factory
+from shared.db import create_engine, driver, session_factory
 from shared.events import CloudEvent, EventRegistry
 from shared.events.envelope import DataClassification, utc_now
-from shared.messaging.consumer import RUN_LOCK_WAIT_MS, EventConsumer, Resting
+from shared.messaging.consumer import RUN_LOCK_WAIT_MS, EventConsumer, Resting, is_transient
 from shared.messaging.deadletters import pending_dead_letters, replay_dead_letters
 from shared.messaging.kafka import TopicSpec, new_producer, spec_of
 from shared.messaging.outbox import Outbox, OutboxRelay, replay
@@ -559,3 +560,30 @@ async def test_the_relay_keeps_a_topic_s_rows_no_longer_than_the_broker_keeps_th
     async with producer_db.connect() as connection:
         left = sorted((await connection.scalars(text("SELECT message_key FROM outbox"))).all())
     assert left == ["b3", "l10", "l3"]
+
+
+async def test_a_connection_lost_before_its_first_statement_is_a_transient_failure(
+    service_database,
+) -> None:
+    """A pooled connection whose server side ended (a restart) fails at the BEGIN that
+    ``driver`` sends for the inbox's first statement: reported as SQLAlchemy reports a lost
+    connection, so the consumer retries the event rather than parking it, and the pool
+    hands out a live one next."""
+    url = await service_database("referrals")
+    engine = create_engine(url, pre_ping=False)  # as a worker's
+    sessions = session_factory(engine)
+    async with sessions() as session:  # a connection into the pool, its backend noted
+        pid = await session.scalar(text("SELECT pg_backend_pid()"))
+    admin = create_engine(url)  # its own pool: not the connection it ends
+    async with admin.connect() as other:
+        await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await other.commit()
+    await admin.dispose()
+    with pytest.raises(sa_exc.OperationalError) as lost:
+        async with sessions() as session, session.begin():
+            await driver(session)
+    assert lost.value.connection_invalidated and is_transient(lost.value)
+    async with sessions() as session, session.begin():
+        connection = await driver(session)
+        assert await connection.fetchval("SELECT 1") == 1
+    await engine.dispose()
