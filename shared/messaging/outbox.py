@@ -160,12 +160,7 @@ class Outbox:
     ) -> None:
         if not bulk and self._bulk_keys is not None:
             bulk = _key_of(event) in await self._bulk_keys(session, [_key_of(event)])
-        connection = await driver(session)
-        await connection.execute(
-            _INSERT,
-            *self._placement(event, bulk=bulk),
-            event.model_dump_json(exclude_none=True),  # as ``add_all`` writes it
-        )
+        await (await driver(session)).execute(_INSERT, *self._record(event, bulk=bulk))
 
     async def add_all(
         self,
@@ -190,17 +185,15 @@ class Outbox:
             await connection.copy_records_to_table(
                 outbox.name,
                 columns=_ADDED,
-                records=[
-                    # The envelope serialised once, by pydantic's own encoder (what
-                    # ``to_json`` gives, as text: a ``jsonb`` reads the two alike).
-                    (
-                        *self._placement(e, bulk=bulk or _key_of(e) in bulk_keys),
-                        e.model_dump_json(exclude_none=True),
-                    )
-                    for e in events
-                ],
+                records=[self._record(e, bulk=bulk or _key_of(e) in bulk_keys) for e in events],
             )
         return events
+
+    def _record(self, event: CloudEvent, *, bulk: bool) -> tuple[str, str, str, int, str, str]:
+        """The event's outbox row (``_ADDED``): its placement, and its envelope serialised
+        once, by pydantic's own encoder (what ``to_json`` gives, as text: a ``jsonb`` reads
+        the two alike)."""
+        return (*self._placement(event, bulk=bulk), event.model_dump_json(exclude_none=True))
 
     def _placement(self, event: CloudEvent, *, bulk: bool) -> tuple[str, str, str, int, str]:
         """Where the event goes: its id, topic (or the topic's bulk lane), key, lane, type."""

@@ -103,9 +103,6 @@ def _bound(council: str, keys: BlockingKeys) -> dict[str, Any]:
     }
 
 
-# Built once for each shape (at most 2**8): building and keying a union of eight arms
-# for every referral cost more CPU than running it.
-@functools.cache
 def _candidate_ids(shape: _Shape) -> Any:
     """Ids of the council's residents sharing any blocking key, each key through its own
     index (one arm per key, so each arm leads with the council). The name arms, when the
@@ -156,6 +153,8 @@ def _candidate_ids(shape: _Shape) -> Any:
     return union(*(a.subquery().select() for a in arms)).subquery()
 
 
+# Built once for each shape (at most 2**8): building and keying a union of eight arms
+# for every referral cost more CPU than running it.
 @functools.cache
 def _match_candidates(shape: _Shape) -> Any:
     ids = _candidate_ids(shape)
