@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,7 @@ from services.referrals.adapters.tables import (
 from services.referrals.domain.actors import Actor
 from services.referrals.domain.lifecycle import OPEN_STATUSES
 from shared.auth import Principal
-from shared.db import fetch_all, fetch_one, update_returning
+from shared.db import bound, bound_columns, fetch_all, fetch_one, update_returning
 
 # -- cases -------------------------------------------------------------------------------
 
@@ -333,22 +334,17 @@ async def lock_expired_consents(session: AsyncSession, now: datetime, limit: int
 
 async def upsert_offer(session: AsyncSession, offer_id: str, values: dict[str, Any]) -> None:
     """Insert the offer or bring it up to date; its case and need never change."""
-    names = tuple(values)
-    statement = _UPSERT_OFFER.get(names)
-    if statement is None:
-        # Built once for each set of columns, its values bound (each event built it anew).
-        inserted = pg_insert(offers).values(
-            {name: bindparam(f"v_{name}", type_=offers.c[name].type) for name in ("id", *names)}
-        )
-        statement = _UPSERT_OFFER[names] = inserted.on_conflict_do_update(
-            index_elements=[offers.c.id],
-            set_={k: inserted.excluded[k] for k in names if k not in ("case_id", "need")},
-        )
-    bound = {f"v_{name}": value for name, value in values.items()}
-    await session.execute(statement, {"v_id": offer_id, **bound})
+    await session.execute(_upsert_offer(tuple(values)), bound({"id": offer_id, **values}))
 
 
-_UPSERT_OFFER: dict[tuple[str, ...], Any] = {}
+@functools.cache
+def _upsert_offer(names: tuple[str, ...]) -> Any:
+    """Built once for each set of columns, its values bound (each event built it anew)."""
+    inserted = pg_insert(offers).values(bound_columns(offers, ("id", *names)))
+    return inserted.on_conflict_do_update(
+        index_elements=[offers.c.id],
+        set_={k: inserted.excluded[k] for k in names if k not in ("case_id", "need")},
+    )
 
 
 async def offers_of(session: AsyncSession, case_id: str) -> Sequence[Row]:

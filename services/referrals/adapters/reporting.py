@@ -11,6 +11,7 @@ covers them) but live here, beside the only code that uses them."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -23,7 +24,6 @@ from sqlalchemy import (
     Integer,
     Table,
     Text,
-    bindparam,
     case,
     delete,
     exists,
@@ -55,7 +55,7 @@ from services.referrals.domain.reporting import (
     OfferFact,
     ReferralFact,
 )
-from shared.db import fetch_all
+from shared.db import bound, bound_columns, fetch_all
 
 
 def _ref(name: str, *, primary_key: bool = False, nullable: bool = True) -> Column[Any]:
@@ -204,33 +204,27 @@ EARLIEST, LATEST, FIRST, UNION = "earliest", "latest", "first", "union"
 
 
 async def _upsert(
-    session: AsyncSession, table: Table, values: Mapping[str, Any], merge: Mapping[str, str]
+    session: AsyncSession, table: Table, values: Mapping[str, Any], merge: _Merge
 ) -> None:
     """Insert the row, or merge it into the one held (each column as ``merge`` says): one
     statement built once for each table, set of columns and merge, its values bound."""
-    names = tuple(values)
-    shape = (table, names, tuple(sorted(merge.items())))
-    statement = _UPSERTS.get(shape)
-    if statement is None:
-        statement = _UPSERTS[shape] = _upsert_statement(table, names, merge)
-    await session.execute(statement, {f"v_{name}": value for name, value in values.items()})
+    await session.execute(_upsert_statement(table, tuple(values), merge), bound(values))
 
 
-_UPSERTS: dict[tuple[Table, tuple[str, ...], tuple[tuple[str, str], ...]], Any] = {}
+_Merge = tuple[tuple[str, str], ...]  # (column, how) for the columns not merged FIRST
 
 
-def _upsert_statement(table: Table, names: tuple[str, ...], merge: Mapping[str, str]) -> Any:
+@functools.cache
+def _upsert_statement(table: Table, names: tuple[str, ...], merge: _Merge) -> Any:
     keys = [c.name for c in table.primary_key.columns]
-    # (A bound value may not share its column's name in VALUES: hence the prefix.)
-    statement = pg_insert(table).values(
-        {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
-    )
+    statement = pg_insert(table).values(bound_columns(table, names))
     changes: dict[str, Any] = {}
+    hows = dict(merge)
     for name in names:
         if name in keys:
             continue
         held, new = table.c[name], statement.excluded[name]
-        how = merge.get(name, FIRST)
+        how = hows.get(name, FIRST)
         if how == EARLIEST:
             changes[name] = func.least(held, new)  # LEAST and GREATEST skip NULLs
         elif how == LATEST:
@@ -247,27 +241,31 @@ def _upsert_statement(table: Table, names: tuple[str, ...], merge: Mapping[str, 
     return statement.on_conflict_do_nothing(index_elements=keys)
 
 
+_CASE_MERGE: _Merge = (
+    ("opened_at", EARLIEST),
+    ("ready_at", EARLIEST),
+    ("closed_at", EARLIEST),
+    ("consent_withdrawn_at", LATEST),  # the latest withdrawal is where the case stands
+    ("needs", UNION),
+)
+_REFERRAL_MERGE: _Merge = (("received_at", EARLIEST),)
+_OFFER_MERGE: _Merge = tuple(
+    (name, EARLIEST)
+    for name in ("offered_at", "accepted_at", "declined_at", "expired_at", "withdrawn_at")
+)
+_CASE_NEED_MERGE: _Merge = (("unroutable_at", LATEST), ("waiting_since", LATEST))
+
+
 async def upsert_case(session: AsyncSession, values: Mapping[str, Any]) -> None:
-    merge = {
-        "opened_at": EARLIEST,
-        "ready_at": EARLIEST,
-        "closed_at": EARLIEST,
-        "consent_withdrawn_at": LATEST,  # the latest withdrawal is where the case stands
-        "needs": UNION,
-    }
-    await _upsert(session, reporting_cases, values, merge)
+    await _upsert(session, reporting_cases, values, _CASE_MERGE)
 
 
 async def upsert_referral(session: AsyncSession, values: Mapping[str, Any]) -> None:
-    await _upsert(session, reporting_referrals, values, {"received_at": EARLIEST})
+    await _upsert(session, reporting_referrals, values, _REFERRAL_MERGE)
 
 
 async def upsert_offer(session: AsyncSession, values: Mapping[str, Any]) -> None:
     """An offer's milestone; an outcome keeps the first recorded (with its time)."""
-    merge = {
-        name: EARLIEST
-        for name in ("offered_at", "accepted_at", "declined_at", "expired_at", "withdrawn_at")
-    }
     if "outcome_at" in values:
         statement = pg_insert(reporting_offers).values(**values)
         held, new = reporting_offers.c, statement.excluded
@@ -280,24 +278,30 @@ async def upsert_offer(session: AsyncSession, values: Mapping[str, Any]) -> None
             statement.on_conflict_do_update(index_elements=["offer_ref"], set_=changes)
         )
         return
-    await _upsert(session, reporting_offers, values, merge)
+    await _upsert(session, reporting_offers, values, _OFFER_MERGE)
 
 
 async def upsert_case_need(session: AsyncSession, values: Mapping[str, Any]) -> None:
-    merge = {"unroutable_at": LATEST, "waiting_since": LATEST}
-    await _upsert(session, reporting_case_needs, values, merge)
+    await _upsert(session, reporting_case_needs, values, _CASE_NEED_MERGE)
 
 
 async def insert_flag(session: AsyncSession, values: Mapping[str, Any]) -> None:
-    statement = pg_insert(reporting_flags).values(**values)
-    await session.execute(statement.on_conflict_do_nothing(index_elements=["flag_ref"]))
+    statement = _insert_unless_held(reporting_flags, tuple(values), ("flag_ref",))
+    await session.execute(statement, bound(values))
 
 
 async def insert_assessment(session: AsyncSession, values: Mapping[str, Any]) -> None:
-    statement = pg_insert(reporting_assessments).values(**values)
-    await session.execute(
-        statement.on_conflict_do_nothing(index_elements=["case_ref", "assessed_at"])
+    statement = _insert_unless_held(
+        reporting_assessments, tuple(values), ("case_ref", "assessed_at")
     )
+    await session.execute(statement, bound(values))
+
+
+@functools.cache
+def _insert_unless_held(table: Table, names: tuple[str, ...], index: tuple[str, ...]) -> Any:
+    """Built once for each table and set of columns, its values bound."""
+    statement = pg_insert(table).values(bound_columns(table, names))
+    return statement.on_conflict_do_nothing(index_elements=list(index))
 
 
 async def upsert_dry_run(session: AsyncSession, values: Mapping[str, Any]) -> None:
