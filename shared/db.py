@@ -157,6 +157,14 @@ def bound(values: Mapping[str, Any]) -> dict[str, Any]:
     return {f"v_{name}": value for name, value in values.items()}
 
 
+async def advisory_lock(session: AsyncSession, name: str) -> None:
+    """Hold the lock called ``name`` until the transaction ends: one holder at a time of
+    whatever it names (a new resident's family, a council's profiles, an address's sign-in
+    requests), queued behind a holder's commit. Names are hashed to PostgreSQL's lock keys:
+    two names sharing a hash only wait for each other needlessly."""
+    await (await driver(session)).execute("SELECT pg_advisory_xact_lock(hashtext($1))", name)
+
+
 async def lock_by_id(
     session: AsyncSession, table: Table, ids: Iterable[Any]
 ) -> dict[Any, RowMapping]:

@@ -17,7 +17,7 @@ from services.partners.adapters.tables import (
     sign_in_requests,
     web_sessions,
 )
-from shared.db import fetch_all, fetch_one, rows_affected
+from shared.db import advisory_lock, fetch_all, fetch_one, rows_affected
 
 
 async def addresses_of(session: AsyncSession, organization_id: str) -> list[str]:
@@ -85,9 +85,7 @@ async def organization_of_address(session: AsyncSession, email: str) -> str | No
 async def count_requests(session: AsyncSession, address_key: str, since: datetime) -> int:
     """The address's requests since then, the address locked till the transaction ends: two
     requests at once are counted one after the other, so neither slips past the limit."""
-    await session.execute(
-        select(func.pg_advisory_xact_lock(func.hashtext(f"sign-in|{address_key}")))
-    )
+    await advisory_lock(session, f"sign-in|{address_key}")
     count = await session.scalar(
         select(func.count())
         .select_from(sign_in_requests)

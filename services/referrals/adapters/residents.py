@@ -10,10 +10,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
-    String,
     and_,
     bindparam,
-    func,
     or_,
     select,
     true,
@@ -33,7 +31,7 @@ from services.referrals.domain.matching import (
     phonetic_key,
 )
 from shared.auth import OrganisationKind, Principal
-from shared.db import fetch_all, fetch_one, lock_by_id, rows_affected
+from shared.db import advisory_lock, fetch_all, fetch_one, lock_by_id, rows_affected
 
 
 def council_scope(principal: Principal, column: ColumnElement[str]) -> ColumnElement[bool]:
@@ -46,10 +44,7 @@ def council_scope(principal: Principal, column: ColumnElement[str]) -> ColumnEle
 async def lock_family(session: AsyncSession, council: str, norm_family: str) -> None:
     """Until the transaction ends: two referrals for the same new person at once must not
     create two residents."""
-    await session.execute(_LOCK_FAMILY, {"lock": f"resident|{council}|{norm_family}"})
-
-
-_LOCK_FAMILY = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock", type_=String))))
+    await advisory_lock(session, f"resident|{council}|{norm_family}")
 
 
 # No person is compared with more residents than this (the strongest keys come first).

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.risk.adapters import bulk
-from shared.db import driver
+from shared.db import advisory_lock, driver
 
 # Fewer rows than this go in with one INSERT: a COPY costs more round trips (asyncpg first
 # reads the table's columns; a savepoint around it), paid back only over a batch.
@@ -17,9 +17,7 @@ _COPY_FROM = 100
 async def lock_council(session: AsyncSession, council: str) -> None:
     """One writer of profiles per council at a time, so a new resident gets one profile (and
     what decides a flag, signals and help, is written by one at a time)."""
-    await (await driver(session)).execute(
-        "SELECT pg_advisory_xact_lock(hashtext($1))", f"risk|{council}"
-    )
+    await advisory_lock(session, f"risk|{council}")
 
 
 async def resolve_profiles(

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Text, bindparam, cast, delete, func, null, select, union_all, update
+from sqlalchemy import Text, bindparam, cast, delete, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.risk.adapters.tables import council_rulesets, rulesets
-from shared.db import fetch_all, fetch_one, rows_affected
+from shared.db import advisory_lock, fetch_all, fetch_one, rows_affected
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ async def activate(session: AsyncSession, version: str, *, at: datetime) -> bool
     """Put a stored version in force, and no other; False if there is no such version.
     Activations one at a time: two at once would each switch off the one active before
     them, not each other, and leave two in force."""
-    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext("risk|rulesets"))))
+    await advisory_lock(session, "risk|rulesets")
     if await get(session, version) is None:
         return False
     await session.execute(update(rulesets).where(rulesets.c.active).values(active=False))
