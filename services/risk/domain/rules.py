@@ -135,6 +135,10 @@ class Rule:
         return self, _PLACEHOLDER.sub(fill, self.spec.explanation)
 
 
+# What a ruleset decided of a resident: the positions of the rules firing, and the level.
+_Decided = tuple[tuple[int, ...], RiskLevel]
+
+
 class Ruleset:
     """A loaded ruleset. Its conditions run as compiled CEL: one program returning every
     rule's outcome at once (a rule whose condition cannot decide does not fire: when the
@@ -148,7 +152,7 @@ class Ruleset:
         self.source = source
         self.reads = Reads.of(rule.spec.when for rule in rules)
         self._together = _compile_together([rule.spec.when for rule in rules])
-        self._decided: dict[Hashable, tuple[tuple[int, ...], RiskLevel]] = {}
+        self._decided: dict[Hashable, _Decided] = {}
 
     @functools.cached_property
     def version(self) -> str:
@@ -170,8 +174,7 @@ class Ruleset:
         """``level_of(build_profile(signals, None, today=today))`` for a resident known from
         signals alone, worked out from what the rules read of the latest ones: the profile
         is built only if the rules have not yet decided a resident alike."""
-        key = self.reads.key_of_signals(latest_current(signals, today=today), today=today)
-        decision = None if key is None else self._decided.get(key)
+        _, key, decision = self._decided_on_signals(signals, today)
         if decision is None:  # decided now, remembered by the key in hand
             return self._decision(build_profile(signals, None, today=today), key)[1]
         return decision[1]
@@ -180,14 +183,21 @@ class Ruleset:
         """``evaluate(build_profile(signals, None, today=today))`` for a resident known from
         signals alone: once the rules have decided a resident alike, the explanations are
         filled from the latest signals themselves, without building the profile."""
-        latest = latest_current(signals, today=today)
-        key = self.reads.key_of_signals(latest, today=today)
-        decision = None if key is None else self._decided.get(key)
+        latest, _, decision = self._decided_on_signals(signals, today)
         if decision is None:
             return self.evaluate(build_profile(signals, None, today=today))
         return self._result(
             self.rules[index].explain_signals(latest, today) for index in decision[0]
         )
+
+    def _decided_on_signals(
+        self, signals: Sequence[SignalFact], today: date
+    ) -> tuple[Mapping[SignalType, SignalFact], Hashable | None, _Decided | None]:
+        """The latest current signals, what the rules read of them (None: not from signals
+        alone), and the decision on a resident alike if one was made already."""
+        latest = latest_current(signals, today=today)
+        key = self.reads.key_of_signals(latest, today=today)
+        return latest, key, None if key is None else self._decided.get(key)
 
     def _result(self, explained: Iterable[tuple[Rule, str]]) -> Result:
         fired = [
@@ -210,9 +220,7 @@ class Ruleset:
         """The positions of the rules that fire on this profile, in order."""
         return self._decision(profile)[0]
 
-    def _decision(
-        self, profile: Mapping[str, Any], key: Hashable | None = None
-    ) -> tuple[tuple[int, ...], RiskLevel]:
+    def _decision(self, profile: Mapping[str, Any], key: Hashable | None = None) -> _Decided:
         """The rules firing on ``profile``, and its level; ``key``: its ``reads.key``."""
         key = self.reads.key(profile) if key is None else key
         decision = self._decided.get(key)
