@@ -98,8 +98,8 @@ class Resting:
     waits up to ``pause_s`` longer (a bulk one, such as a feed's flag, up to ``bulk_every``
     times that); the next ones do not."""
 
-    after_s: float = 60.0
-    pause_s: float = 0.5
+    after_s: float  # (a worker's from its settings: consumer_rest_after_s, consumer_rest_ms)
+    pause_s: float
     bulk_every: int = 5
 
 
