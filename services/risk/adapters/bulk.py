@@ -11,6 +11,11 @@ from typing import Any
 
 import asyncpg
 
+# A batch of fewer rows than this goes in with one INSERT of arrays: a COPY costs more round
+# trips (asyncpg first reads the table's columns; a savepoint around it), paid back only over
+# a batch.
+COPY_FROM = 100
+
 
 async def copy_unless_held(
     db: Any, table: str, columns: Sequence[str], records: Sequence[tuple[Any, ...]]

@@ -9,10 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.risk.adapters import bulk
 from shared.db import advisory_lock, driver
 
-# Fewer rows than this go in with one INSERT: a COPY costs more round trips (asyncpg first
-# reads the table's columns; a savepoint around it), paid back only over a batch.
-_COPY_FROM = 100
-
 
 async def lock_council(session: AsyncSession, council: str) -> None:
     """One writer of profiles per council at a time, so a new resident gets one profile (and
@@ -60,7 +56,7 @@ async def resolve_profiles(
         found.append(profile)
     if created is not None:
         created.update(new_profiles)
-    if new_profiles and len(new_profiles) < _COPY_FROM:
+    if new_profiles and len(new_profiles) < bulk.COPY_FROM:
         await db.execute(
             "INSERT INTO profiles (id, council) SELECT unnest($1::uuid[]), $2",
             new_profiles,
@@ -71,7 +67,7 @@ async def resolve_profiles(
             "profiles", columns=("id", "council"), records=[(p, council) for p in new_profiles]
         )
     if new_keys and (
-        len(new_keys) < _COPY_FROM
+        len(new_keys) < bulk.COPY_FROM
         or not await bulk.copy_unless_held(db, "profile_keys", ("key", "profile_id"), new_keys)
     ):
         # (Skipping a key held already: another council's import added it meanwhile, and

@@ -76,15 +76,30 @@ _STORE_INCOMING = f"""
     RETURNING profile_id::text
 """
 
+_STORE_FEW = f"""
+    INSERT INTO signals ({", ".join(_COLUMNS)})
+    SELECT {", ".join(_COLUMNS)} FROM unnest(
+        $1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::date[], $7::date[],
+        $8::text[]
+    ) WITH ORDINALITY AS few({", ".join(_COLUMNS)}, position)
+    ORDER BY position
+    ON CONFLICT DO NOTHING
+    RETURNING profile_id::text
+"""
+
 
 async def insert_new(session: AsyncSession, batch: Sequence[NewSignal]) -> list[str]:
     """Store the signals not held already (in the order given); the profile of each one
-    stored. One ``COPY`` when none is held already; else one ``COPY`` into a table of the
+    stored. A few (``bulk.COPY_FROM``) in one ``INSERT`` that skips those held; a batch in
+    one ``COPY`` when none is held already, else one ``COPY`` into a table of the
     transaction's own and one ``INSERT … SELECT`` that skips those held."""
     if not batch:
         return []
     db = await driver(session)
     records = [(id_, *s) for id_, s in zip(bulk.time_ordered_ids(len(batch)), batch, strict=True)]
+    if len(records) < bulk.COPY_FROM:
+        columns = (list(column) for column in zip(*records, strict=True))
+        return [row[0] for row in await db.fetch(_STORE_FEW, *columns)]
     if await bulk.copy_unless_held(db, "signals", _COLUMNS, records):
         return [s.profile_id for s in batch]
     await db.execute(_CREATE_INCOMING)
