@@ -4,6 +4,7 @@ identifiers)."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,10 +43,12 @@ async def upsert_open(
         "council": council,
         "referral": referral,
     }
-    await session.execute(_UPSERT_OPEN[referral is not None], values)
+    await session.execute(_upsert_open(referral_given=referral is not None), values)
 
 
+@functools.cache
 def _upsert_open(*, referral_given: bool) -> Any:
+    """Built once (each referral runs one): with a referral's facts, or keeping those held."""
     statement = pg_insert(cases).values(
         case_id=bindparam("case_id"),
         profile_id=bindparam("profile_id"),
@@ -60,10 +63,6 @@ def _upsert_open(*, referral_given: bool) -> Any:
     if referral_given:
         update_set["referral"] = statement.excluded.referral
     return statement.on_conflict_do_update(index_elements=[cases.c.case_id], set_=update_set)
-
-
-# Built once (each referral runs one): with a referral's facts, or keeping those held.
-_UPSERT_OPEN = {given: _upsert_open(referral_given=given) for given in (False, True)}
 
 
 async def close(session: AsyncSession, case_id: str) -> None:
