@@ -190,13 +190,9 @@ class Outbox:
         return events
 
     def _record(self, event: CloudEvent, *, bulk: bool) -> tuple[str, str, str, int, str, str]:
-        """The event's outbox row (``_ADDED``): its placement, and its envelope serialised
-        once, by pydantic's own encoder (what ``to_json`` gives, as text: a ``jsonb`` reads
-        the two alike)."""
-        return (*self._placement(event, bulk=bulk), event.model_dump_json(exclude_none=True))
-
-    def _placement(self, event: CloudEvent, *, bulk: bool) -> tuple[str, str, str, int, str]:
-        """Where the event goes: its id, topic (or the topic's bulk lane), key, lane, type."""
+        """The event's outbox row (``_ADDED``): its id, topic (or the topic's bulk lane), key,
+        lane and type, and its envelope serialised once, by pydantic's own encoder (what
+        ``to_json`` gives, as text: a ``jsonb`` reads the two alike)."""
         event_type = self.registry.by_name(event.type)
         if event_type is None:
             raise KeyError(f"{event.type} is not a registered event type")
@@ -204,7 +200,8 @@ class Outbox:
         topic = event_type.topic
         if bulk and (bulk_lane := self.registry.bulk_lane_of(topic)) is not None:
             topic = bulk_lane
-        return event.id, topic.name, key, lane_of(key, bulk=topic.bulk), event.type
+        envelope = event.model_dump_json(exclude_none=True)
+        return event.id, topic.name, key, lane_of(key, bulk=topic.bulk), event.type, envelope
 
 
 def _key_of(event: CloudEvent) -> str:
