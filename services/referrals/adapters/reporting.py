@@ -286,22 +286,22 @@ async def upsert_case_need(session: AsyncSession, values: Mapping[str, Any]) -> 
 
 
 async def insert_flag(session: AsyncSession, values: Mapping[str, Any]) -> None:
-    statement = _insert_unless_held(reporting_flags, tuple(values), ("flag_ref",))
-    await session.execute(statement, bound(values))
+    await session.execute(_insert_unless_held(reporting_flags, tuple(values)), bound(values))
 
 
 async def insert_assessment(session: AsyncSession, values: Mapping[str, Any]) -> None:
-    statement = _insert_unless_held(
-        reporting_assessments, tuple(values), ("case_ref", "assessed_at")
-    )
+    statement = _insert_unless_held(reporting_assessments, tuple(values))
     await session.execute(statement, bound(values))
 
 
 @functools.cache
-def _insert_unless_held(table: Table, names: tuple[str, ...], index: tuple[str, ...]) -> Any:
-    """Built once for each table and set of columns, its values bound."""
+def _insert_unless_held(table: Table, names: tuple[str, ...]) -> Any:
+    """Built once for each table and set of columns, its values bound; a row held under
+    its primary key stays as it is."""
     statement = pg_insert(table).values(bound_columns(table, names))
-    return statement.on_conflict_do_nothing(index_elements=list(index))
+    return statement.on_conflict_do_nothing(
+        index_elements=[c.name for c in table.primary_key.columns]
+    )
 
 
 async def upsert_dry_run(session: AsyncSession, values: Mapping[str, Any]) -> None:
