@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.risk.adapters.tables import cases
 from services.risk.domain.rules import ReferralFacts
-from shared.db import driver, fetch_all, fetch_one
+from shared.db import bound, bound_columns, driver, fetch_all, fetch_one
 
 
 @dataclass(frozen=True)
@@ -43,19 +43,14 @@ async def upsert_open(
         "council": council,
         "referral": referral,
     }
-    await session.execute(_upsert_open(referral_given=referral is not None), values)
+    await session.execute(_upsert_open(referral_given=referral is not None), bound(values))
 
 
 @functools.cache
 def _upsert_open(*, referral_given: bool) -> Any:
     """Built once (each referral runs one): with a referral's facts, or keeping those held."""
-    statement = pg_insert(cases).values(
-        case_id=bindparam("case_id"),
-        profile_id=bindparam("profile_id"),
-        council=bindparam("council"),
-        open=True,
-        referral=bindparam("referral", type_=cases.c.referral.type),
-    )
+    columns = bound_columns(cases, ("case_id", "profile_id", "council", "referral"))
+    statement = pg_insert(cases).values(**columns, open=True)
     update_set: dict[str, Any] = {
         "open": True,
         "profile_id": func.coalesce(cases.c.profile_id, statement.excluded.profile_id),
