@@ -102,6 +102,10 @@ class Resting:
     pause_s: float
     bulk_every: int = 5
 
+    def __post_init__(self) -> None:
+        if self.bulk_every < 1:
+            raise ValueError("bulk_every must be 1 or more (1: the bulk lanes after every rest)")
+
 
 class DeadLetter(Exception):
     """This record can never be applied as it is."""
@@ -160,7 +164,7 @@ def is_transient(exc: BaseException) -> bool:
     # (``shared.db.driver``): the inbox, the erasure guard, the outbox.
     if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _RETRY_SQLSTATES:
         return True
-    return isinstance(exc, (*DATABASE_UNREACHABLE, TimeoutError))
+    return isinstance(exc, DATABASE_UNREACHABLE)  # (a TimeoutError is an OSError)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -342,7 +346,7 @@ class EventConsumer:
             # quiet worker's fetches decode, for work no one waits on by the second.
             self._rests += 1
             paused = self._consumer.paused()
-            if self._rests % max(1, self._resting.bulk_every):
+            if self._rests % self._resting.bulk_every:
                 paused = {tp for tp in paused if tp.topic not in self._bulk_topics}
             self._consumer.resume(*paused)
 
