@@ -1,8 +1,8 @@
 """Resident identity: normalising what people type, and the pseudonymous resident key.
 
-The referrals and risk services derive the same keys from the same identifiers with a
-secret per deployment (``UPSTREAM_RESIDENT_KEY_SECRET``), so the risk service can hold
-signals about a resident without holding who they are.
+The referrals and risk services derive the same keys from the same identifiers and council
+with a secret per deployment (``UPSTREAM_RESIDENT_KEY_SECRET``), so the risk service can
+hold signals about a council's resident without holding who they are.
 """
 
 # ruff: noqa: RUF001, RUF002, RUF003 -- names in other scripts are the point here
@@ -155,14 +155,21 @@ def name_with_letters(raw: str) -> str:
 def resident_keys(
     secret: str,
     *,
+    council: str,
     given_name: str,
     family_name: str,
     date_of_birth: date | None = None,
     postcode: str | None = None,
     uprn: str | None = None,
 ) -> list[str]:
-    """Every key these identifiers give, strongest first: name and date of birth; name and
-    postcode; family name and UPRN. Keyed hashes, so a key reveals nothing by itself."""
+    """Every key these identifiers give a resident of ``council`` (its GSS code), strongest
+    first: name and date of birth; name and postcode; family name and UPRN. Keyed hashes, so
+    a key reveals nothing by itself.
+
+    Each council is the controller of what it holds about its residents, so the council is
+    part of every key: the same person known to two councils is two residents to the risk
+    service (two profiles, each council's signals deciding only its own flags, its erasure
+    and subject access reaching only its own), never one linked across them."""
     given, family = normalise_name(given_name), normalise_name(family_name)
     if not (given and family):
         # Keys of letterless names would make every such person one resident.
@@ -174,15 +181,24 @@ def resident_keys(
         parts.append(f"postcode|{given}|{family}|{normalise_postcode(postcode)}")
     if uprn:
         parts.append(f"uprn|{family}|{uprn}")
+    return [council_key(secret, council, _keyed(secret, part)) for part in parts]
+
+
+def council_key(secret: str, council: str, identifiers_key: str) -> str:
+    """The key of a council's resident, from the key of their identifiers alone (what keys
+    were before they named the council). A key of its own, not the part string with the
+    council in it, so that keys stored before can be given their council's key (the risk
+    service's migration 0011) without the identifiers, which it never held."""
+    return _keyed(secret, f"{council}|{identifiers_key}")
+
+
+def _keyed(secret: str, message: str) -> str:
     inner, outer = _hmac_pads(secret)
-    keys = []
-    for part in parts:
-        digest = inner.copy()
-        digest.update(part.encode())
-        keyed = outer.copy()
-        keyed.update(digest.digest())
-        keys.append(keyed.hexdigest())
-    return keys
+    digest = inner.copy()
+    digest.update(message.encode())
+    keyed = outer.copy()
+    keyed.update(digest.digest())
+    return keyed.hexdigest()
 
 
 @functools.lru_cache(maxsize=8)

@@ -260,6 +260,7 @@ async def _seed_risk(s: Stack) -> None:
     settings = s.risk_settings
     keys = resident_keys(
         settings.resident_key_secret.get_secret_value(),
+        council=s.council,
         given_name="Amina",
         family_name="Okafor",
         date_of_birth=date(1984, 3, 2),

@@ -74,6 +74,7 @@ def _identifiers(world: World, who: str) -> list[str]:
     seeded = world.seeded[who]
     keys = resident_keys(
         world.referrals.settings.resident_key_secret.get_secret_value(),
+        council=world.council,
         given_name=person["given_name"],
         family_name=person["family_name"],
         date_of_birth=date.fromisoformat(person["date_of_birth"]),

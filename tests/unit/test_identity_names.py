@@ -7,6 +7,8 @@ different people are never one key, and ASCII and Latin names keep the keys they
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import sys
 import unicodedata
@@ -18,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.identity import (
+    council_key,
     has_letters,
     is_name_letter,
     name_with_letters,
@@ -27,6 +30,7 @@ from shared.identity import (
 
 SECRET = "secret"
 BORN = date(1984, 3, 2)
+NEWHAM, HACKNEY = "E09000025", "E09000012"
 
 
 def _before_issue_11(raw: str) -> str:
@@ -68,27 +72,51 @@ def test_ascii_and_latin_names_normalise_as_they_always_did(raw: str, key: str) 
     assert normalise_name(raw) == key == _before_issue_11(raw)
 
 
-def test_resident_keys_of_latin_names_are_the_keys_already_stored() -> None:
-    """Digests made with the previous normalisation: the risk service's stored signals and
-    the referrals service's residents still match."""
-    assert resident_keys(
-        SECRET,
-        given_name=" Zoë",
-        family_name="O'Brien-Smith",
-        date_of_birth=BORN,
-        postcode="e15 4ht",
-        uprn="100023336956",
-    ) == [
+def test_resident_keys_of_latin_names_are_the_keys_already_stored_keyed_to_the_council() -> None:
+    """The identifiers' keys are the digests made with the previous normalisation (so a
+    stored key can be given its council's, migration 0011 of the risk service), each then
+    keyed to the council: HMAC-SHA256 of ``council|identifiers' key``."""
+    latin = [
         "a0b0620801489b4c1ad5cac25190af22f9df592e504947a57a6357f7cf7dfcad",
         "9d602c8342f9cea28164b6a9ef71a6863b44ae53b7629a206499ef9e14d188d8",
         "48f9bc3c410df61e6618cd3ddea325591a96d98e226be3f55b79161ecd508dcb",
     ]
     assert resident_keys(
-        SECRET, given_name="José", family_name="Núñez", date_of_birth=BORN, postcode="E15 4HT"
-    ) == [
+        SECRET,
+        council=NEWHAM,
+        given_name=" Zoë",
+        family_name="O'Brien-Smith",
+        date_of_birth=BORN,
+        postcode="e15 4ht",
+        uprn="100023336956",
+    ) == [_hmac(f"{NEWHAM}|{key}") for key in latin]
+    accented = [
         "fe865448a452cf288972f32087832b4a11db045637c1eff5f0db1260e8763249",
         "b70c6d03e2859e91bc6944f2001c06e9d89c3397a1928748c604f9edf7bd6f5a",
     ]
+    assert resident_keys(
+        SECRET,
+        council=NEWHAM,
+        given_name="José",
+        family_name="Núñez",
+        date_of_birth=BORN,
+        postcode="E15 4HT",
+    ) == [council_key(SECRET, NEWHAM, key) for key in accented]
+    assert council_key(SECRET, NEWHAM, accented[0]) == _hmac(f"{NEWHAM}|{accented[0]}")
+
+
+def test_the_same_person_in_two_councils_has_no_key_in_common() -> None:
+    """Each council's residents are its own: one council's signals never reach the profile
+    another council's feed made of the same person."""
+    person = {"given_name": "Amina", "family_name": "Okafor", "date_of_birth": BORN}
+    newham = resident_keys(SECRET, council=NEWHAM, postcode="E15 4HT", uprn="1", **person)
+    hackney = resident_keys(SECRET, council=HACKNEY, postcode="E15 4HT", uprn="1", **person)
+    assert len(newham) == len(hackney) == 3 and not set(newham) & set(hackney)
+    assert newham == resident_keys(SECRET, council=NEWHAM, postcode="E15 4HT", uprn="1", **person)
+
+
+def _hmac(message: str) -> str:
+    return hmac.new(SECRET.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
 def test_every_character_the_old_form_kept_whole_normalises_as_before() -> None:
@@ -137,10 +165,20 @@ def test_different_names_in_any_script_are_different_residents(
     for given_name, family_name in (one, other):
         assert has_letters(given_name) and has_letters(family_name)
     first = resident_keys(
-        SECRET, given_name=one[0], family_name=one[1], date_of_birth=BORN, postcode="E15 4HT"
+        SECRET,
+        council=NEWHAM,
+        given_name=one[0],
+        family_name=one[1],
+        date_of_birth=BORN,
+        postcode="E15 4HT",
     )
     second = resident_keys(
-        SECRET, given_name=other[0], family_name=other[1], date_of_birth=BORN, postcode="E15 4HT"
+        SECRET,
+        council=NEWHAM,
+        given_name=other[0],
+        family_name=other[1],
+        date_of_birth=BORN,
+        postcode="E15 4HT",
     )
     assert not set(first) & set(second)
 
@@ -184,7 +222,9 @@ def test_a_name_without_a_letter_is_refused(raw: str) -> None:
 
 def test_letterless_names_give_no_resident_keys() -> None:
     with pytest.raises(ValueError, match="must each contain a letter"):
-        resident_keys(SECRET, given_name="--", family_name="Okafor", date_of_birth=BORN)
+        resident_keys(
+            SECRET, council=NEWHAM, given_name="--", family_name="Okafor", date_of_birth=BORN
+        )
 
 
 def test_every_letter_of_every_script_counts() -> None:
@@ -298,8 +338,12 @@ def test_two_different_names_never_share_a_key(one: str, data: st.DataObject) ->
     written_one, written_other = data.draw(decorated(one)), data.draw(decorated(other))
     assert (normalise_name(written_one) == normalise_name(written_other)) is same
     assert (
-        resident_keys(SECRET, given_name=written_one, family_name="x", date_of_birth=BORN)
-        == resident_keys(SECRET, given_name=written_other, family_name="x", date_of_birth=BORN)
+        resident_keys(
+            SECRET, council=NEWHAM, given_name=written_one, family_name="x", date_of_birth=BORN
+        )
+        == resident_keys(
+            SECRET, council=NEWHAM, given_name=written_other, family_name="x", date_of_birth=BORN
+        )
     ) is same
 
 

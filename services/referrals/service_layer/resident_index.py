@@ -134,6 +134,7 @@ async def keys_of(uow: ReferralsUnitOfWork, resident_id: str) -> list[str]:
     row = await residents_db.resident(uow.session, resident_id)
     return resident_keys(
         uow.settings.resident_key_secret.get_secret_value(),
+        council=row["council"],
         given_name=row["given_name"],
         family_name=row["family_name"],
         date_of_birth=row["date_of_birth"],

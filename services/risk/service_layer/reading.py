@@ -117,6 +117,7 @@ def ready_row(secret: str, row: Row, tombstone_of: Callable[[str], str] | None =
     signal, person = row.signal, row.signal.resident
     keys = resident_keys(
         secret,
+        council=signal.council,
         given_name=person.given_name,
         family_name=person.family_name,
         date_of_birth=person.date_of_birth,

@@ -34,8 +34,8 @@ LATER = (date.today() - timedelta(days=2)).isoformat()
 async def test_an_outcome_event_closes_the_loop_on_the_flagged_profile(
     risk: RiskApi, risk_consumer: EventConsumer, publisher: Publisher
 ) -> None:
-    # A person of this test only: events other tests leave on the shared topics carry the
-    # default person's keys, and resident keys are not scoped to a council.
+    # A person of this test only, whatever events other tests leave on the shared topics
+    # (theirs are other councils' residents, whose keys differ, unless a code repeats).
     family = one_off_family_name()
     flagged = await risk.upload(
         HEADER
@@ -49,6 +49,7 @@ async def test_an_outcome_event_closes_the_loop_on_the_flagged_profile(
     case_id = str(uuid.uuid4())
     keys = resident_keys(
         risk.settings.resident_key_secret.get_secret_value(),
+        council=risk.council,
         given_name="Amina",
         family_name=family,
         date_of_birth=date(1984, 3, 2),

@@ -187,7 +187,11 @@ async def test_crossing_the_threshold_flags_a_resident_exactly_once(risk: RiskAp
     assert (
         flag["resident_key"]
         == resident_keys(
-            secret, given_name="Amina", family_name="Okafor", date_of_birth=date(1984, 3, 2)
+            secret,
+            council=risk.council,
+            given_name="Amina",
+            family_name="Okafor",
+            date_of_birth=date(1984, 3, 2),
         )[0]
     )
 
@@ -209,6 +213,7 @@ async def test_a_referral_is_assessed_with_the_signals_held_for_the_resident(
     secret = risk.settings.resident_key_secret.get_secret_value()
     keys = resident_keys(
         secret,
+        council=risk.council,
         given_name="AMINA",
         family_name="okafor",
         date_of_birth=date(1984, 3, 2),

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 def keys_of_amina(db: RiskDatabase) -> list[str]:
     return resident_keys(
         db.settings.resident_key_secret.get_secret_value(),
+        council=db.council,
         given_name="Amina",
         family_name="Okafor",
         date_of_birth=date(1984, 3, 2),

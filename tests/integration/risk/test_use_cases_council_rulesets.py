@@ -41,9 +41,10 @@ rules:
 """
 
 
-def _keys(db: RiskDatabase, given: str) -> list[str]:
+def _keys(db: RiskDatabase, given: str, council: str | None = None) -> list[str]:
     return resident_keys(
         db.settings.resident_key_secret.get_secret_value(),
+        council=council or db.council,
         given_name=given,
         family_name="Okafor",
         date_of_birth=date(1984, 3, 2),
@@ -80,7 +81,7 @@ async def test_a_councils_ruleset_assesses_its_referrals_and_no_other_councils(
                 assessments.ReferralToAssess(
                     case_id=str(uuid.uuid4()),
                     council=council,
-                    resident_keys=_keys(db, "Amina"),
+                    resident_keys=_keys(db, "Amina", council),
                     referral=ReferralFacts(needs=("housing",), urgency="low"),
                     received_at=utc_now(),
                 ),

@@ -63,7 +63,9 @@ async def test_a_feed_resent_after_an_erasure_does_not_bring_her_back(
 ) -> None:
     db = risk_database  # import_batch_size=3: the feed below is stored in two batches
     secret = db.settings.resident_key_secret.get_secret_value()
-    amina = resident_keys(secret, given_name="Amina", family_name="Okafor", postcode="E15 4HT")
+    amina = resident_keys(
+        secret, council=db.council, given_name="Amina", family_name="Okafor", postcode="E15 4HT"
+    )
     first = await _import(
         db, [f"job_loss,{db.council},Amina,Okafor,E15 4HT,dwp-feed,{_days_ago(30)}"]
     )

@@ -51,6 +51,7 @@ def notice(db: RiskDatabase, given: str, notice_type: str, observed_on: str) -> 
 def keys_of(db: RiskDatabase, given: str) -> list[str]:
     return resident_keys(
         db.settings.resident_key_secret.get_secret_value(),
+        council=db.council,
         given_name=given,
         family_name="Okafor",
         date_of_birth=date(1984, 3, 2),

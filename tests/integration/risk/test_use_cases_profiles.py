@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 def _keys(db: RiskDatabase, given: str) -> list[str]:
     return resident_keys(
         db.settings.resident_key_secret.get_secret_value(),
+        council=db.council,
         given_name=given,
         family_name="Okafor",
         date_of_birth=date(1984, 3, 2),

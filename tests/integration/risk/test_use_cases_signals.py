@@ -99,7 +99,11 @@ async def test_crossing_the_flag_level_writes_one_sealed_flag_to_the_outbox(
     assert (
         flag["resident_key"]
         == resident_keys(
-            secret, given_name="Amina", family_name="Okafor", date_of_birth=date(1984, 3, 2)
+            secret,
+            council=db.council,
+            given_name="Amina",
+            family_name="Okafor",
+            date_of_birth=date(1984, 3, 2),
         )[0]
     )
     flagged = await db.rows("SELECT level, flagged, case_id FROM assessments WHERE flagged")

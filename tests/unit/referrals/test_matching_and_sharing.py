@@ -110,6 +110,7 @@ def test_names_districts_ages() -> None:
 def test_resident_keys_are_stable_keyed_and_strongest_first() -> None:
     keys = resident_keys(
         "secret",
+        council="E09000025",
         given_name="Amina",
         family_name="Okafor",
         date_of_birth=date(1984, 3, 2),
@@ -118,6 +119,7 @@ def test_resident_keys_are_stable_keyed_and_strongest_first() -> None:
     )
     same = resident_keys(
         "secret",
+        council="E09000025",
         given_name=" AMINA",
         family_name="okafor",
         date_of_birth=date(1984, 3, 2),
@@ -127,7 +129,11 @@ def test_resident_keys_are_stable_keyed_and_strongest_first() -> None:
     assert keys == same and len(keys) == 3
     assert (
         resident_keys(
-            "other", given_name="Amina", family_name="Okafor", date_of_birth=date(1984, 3, 2)
+            "other",
+            council="E09000025",
+            given_name="Amina",
+            family_name="Okafor",
+            date_of_birth=date(1984, 3, 2),
         )[0]
         != keys[0]
     )
