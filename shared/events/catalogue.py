@@ -45,6 +45,13 @@ from shared.events.registry import EventRegistry, Topic
 
 CATALOGUE = EventRegistry()
 
+# Topics of rare events (a dry run, a capacity change, a gap, a subject access or erasure
+# request and its answers: a few a day) get one partition, whatever the deployment's count.
+# Every consumer group reading a topic fetches each of its partitions, busy or idle, and the
+# broker answers for each: these topics were 60 of the 138 partitions the four groups read.
+# One partition is one worker at a time reading them, plenty for a few a day.
+RARE_EVENTS_PARTITIONS = 1
+
 REFERRALS_CASES = CATALOGUE.topic(
     "referrals.cases.v1",
     "Referrals and cases: received, opened, status changed, ready for routing, closed, "
@@ -58,6 +65,7 @@ RISK_RULESETS = CATALOGUE.topic(
     "risk.rulesets.v1",
     "Rulesets: the figures of a council's dry runs of a candidate ruleset (aggregates "
     "only). Keyed by council (GSS code).",
+    partitions=RARE_EVENTS_PARTITIONS,
 )
 PARTNERS_OFFERS = CATALOGUE.topic(
     "partners.offers.v1",
@@ -68,11 +76,13 @@ PARTNERS_GAPS = CATALOGUE.topic(
     "partners.gaps.v1",
     "Gaps in service: a need of a council's residents that no partner can meet, or that "
     "has waited too long for a place. Keyed by gap episode id.",
+    partitions=RARE_EVENTS_PARTITIONS,
 )
 PARTNERS_SERVICES = CATALOGUE.topic(
     "partners.services.v1",
     "Partner services in the directory: their capacity set or changed (operational "
     "figures only). Keyed by service id.",
+    partitions=RARE_EVENTS_PARTITIONS,
 )
 
 # Bulk lanes: the same event types, for bulk work, read by every consumer after the
@@ -101,6 +111,7 @@ GOVERNANCE_SUBJECT_ACCESS = CATALOGUE.topic(
     "governance.subject_access.v1",
     "Subject access: a request (case ids and pseudonymous keys only) and each service's "
     "answer with what it holds. Keyed by request id. Kept 7 days.",
+    partitions=RARE_EVENTS_PARTITIONS,
     retention_ms=SUBJECT_ACCESS_RETENTION_MS,
 )
 
@@ -112,6 +123,7 @@ GOVERNANCE_ERASURE = CATALOGUE.topic(
     "governance.erasure.v1",
     "Erasure: a request (case ids and pseudonymous keys only) and each service's "
     "confirmation (counts only). Keyed by request id. Kept 7 days.",
+    partitions=RARE_EVENTS_PARTITIONS,
     retention_ms=SUBJECT_ACCESS_RETENTION_MS,
 )
 
