@@ -170,6 +170,31 @@ def resident_keys(
     part of every key: the same person known to two councils is two residents to the risk
     service (two profiles, each council's signals deciding only its own flags, its erasure
     and subject access reaching only its own), never one linked across them."""
+    return [
+        council_key(secret, council, key)
+        for key in identifiers_keys(
+            secret,
+            given_name=given_name,
+            family_name=family_name,
+            date_of_birth=date_of_birth,
+            postcode=postcode,
+            uprn=uprn,
+        )
+    ]
+
+
+def identifiers_keys(
+    secret: str,
+    *,
+    given_name: str,
+    family_name: str,
+    date_of_birth: date | None = None,
+    postcode: str | None = None,
+    uprn: str | None = None,
+) -> list[str]:
+    """The keys of the identifiers alone, whatever the council: what resident keys were
+    before they named it (``resident_keys`` keys each again with the council). Only what
+    was stored then needs them (an erasure recorded before, risk migration 0011)."""
     given, family = normalise_name(given_name), normalise_name(family_name)
     if not (given and family):
         # Keys of letterless names would make every such person one resident.
@@ -181,7 +206,7 @@ def resident_keys(
         parts.append(f"postcode|{given}|{family}|{normalise_postcode(postcode)}")
     if uprn:
         parts.append(f"uprn|{family}|{uprn}")
-    return [council_key(secret, council, _keyed(secret, part)) for part in parts]
+    return [_keyed(secret, part) for part in parts]
 
 
 def council_key(secret: str, council: str, identifiers_key: str) -> str:

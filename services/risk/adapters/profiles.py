@@ -70,8 +70,8 @@ async def resolve_profiles(
         len(new_keys) < bulk.COPY_FROM
         or not await bulk.copy_unless_held(db, "profile_keys", ("key", "profile_id"), new_keys)
     ):
-        # (Skipping a key held already: another council's import added it meanwhile, and
-        # theirs stands.)
+        # (Skipping a key held already; under the council's lock, which every writer of its
+        # keys holds, none should be.)
         await db.execute(
             "INSERT INTO profile_keys (key, profile_id) "
             "SELECT * FROM unnest($1::text[], $2::uuid[]) ON CONFLICT DO NOTHING",

@@ -119,28 +119,52 @@ async def insert_new(session: AsyncSession, batch: Sequence[NewSignal]) -> list[
 # each batch, a cost that grows with every erasure ever made.)
 _TOMBSTONED = """
     SELECT hash, (erased_at AT TIME ZONE 'Europe/London')::date
-    FROM erased_identifiers WHERE hash = ANY($1::text[])
+    FROM erased_identifiers
+    WHERE hash = ANY($1::text[])
+       OR (hash = ANY($2::text[]) AND erased_at < (SELECT at FROM council_keys_since))
+"""
+
+# Tombstones that may be of keys made before resident keys named the council (migration
+# 0011): erasures recorded before then.
+_TOMBSTONED_BEFORE_COUNCIL_KEYS = """
+    SELECT EXISTS (
+        SELECT FROM erased_identifiers
+        WHERE erased_at < (SELECT at FROM council_keys_since)
+    )
 """
 
 
+async def tombstones_before_council_keys(session: AsyncSession) -> bool:
+    """Whether an erasure recorded before resident keys named the council is held: its
+    tombstones are of the identifiers' keys alone, so a feed's rows must be checked against
+    those too (``Keying``)."""
+    db = await driver(session)
+    return bool(await db.fetchval(_TOMBSTONED_BEFORE_COUNCIL_KEYS))
+
+
 async def erased_rows(
-    session: AsyncSession, rows: Sequence[tuple[Sequence[str], date]]
+    session: AsyncSession, rows: Sequence[tuple[Sequence[str], Sequence[str], date]]
 ) -> set[int]:
-    """The places in ``rows`` (each its keys' tombstone hashes and its observed date) of those
-    about an erased resident observed on or before the day of the erasure (a date says
-    nothing of the hour: the erasure's own day counts as before). One query for the whole
-    batch; the few tombstones it finds are matched to the rows here."""
-    hashes = list({hash_ for tombstones, _ in rows for hash_ in tombstones})
-    if not hashes:
+    """The places in ``rows`` (each its keys' tombstone hashes, its identifiers' own keys'
+    (matched only to erasures recorded before keys named the council), and its observed
+    date) of those about an erased resident observed on or before the day of the erasure (a
+    date says nothing of the hour: the erasure's own day counts as before). One query for
+    the whole batch; the few tombstones it finds are matched to the rows here."""
+    hashes = list({hash_ for tombstones, _, _ in rows for hash_ in tombstones})
+    before = list({hash_ for _, tombstones, _ in rows for hash_ in tombstones})
+    if not hashes and not before:
         return set()
     db = await driver(session)
-    erased_on: dict[str, date] = dict(await db.fetch(_TOMBSTONED, hashes))
+    erased_on: dict[str, date] = dict(await db.fetch(_TOMBSTONED, hashes, before))
     if not erased_on:
         return set()
     return {
         position
-        for position, (tombstones, observed_on) in enumerate(rows)
-        if any(h in erased_on and observed_on <= erased_on[h] for h in tombstones)
+        for position, (tombstones, tombstones_before, observed_on) in enumerate(rows)
+        if any(
+            h in erased_on and observed_on <= erased_on[h]
+            for h in (*tombstones, *tombstones_before)
+        )
     }
 
 

@@ -34,8 +34,13 @@ async def profile_ids(
         .join(profile_keys, profile_keys.c.profile_id == profiles.c.id)
         .where(profile_keys.c.key.in_(keys), profiles.c.council == council)
     )
-    by_case = select(cases.c.profile_id.label("id")).where(
-        cases.c.case_id.in_(case_ids), cases.c.council == council, cases.c.profile_id.is_not(None)
+    # (The profile's council too: a case is only ever on its own council's profile, since
+    # migration 0011, and a subject access is one council's.)
+    by_case = (
+        select(profiles.c.id)
+        .join(cases, cases.c.profile_id == profiles.c.id)
+        .where(cases.c.case_id.in_(case_ids), cases.c.council == council)
+        .where(profiles.c.council == council)
     )
     rows = await fetch_all(session, by_key.union(by_case))
     return sorted({str(row["id"]) for row in rows})

@@ -64,6 +64,14 @@ signals = Table(
     _at("received_at"),
 )
 
+# When resident keys began to name the council (migration 0011, one row): tombstones of
+# erasures recorded before then may be of keys made of the identifiers alone.
+council_keys_since = Table(
+    "council_keys_since",
+    metadata,
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
 cases = Table(
     "cases",
     metadata,

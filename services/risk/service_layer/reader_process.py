@@ -3,7 +3,7 @@
 so that the two halves of an import, about equal in cost, use both cores.
 
 The API's process starts ``python -m services.risk.service_layer.reader_process`` and writes to
-its standard input one frame (what to read: format, secret, batch size, submitter), then the
+its standard input one frame (what to read: format, keying, batch size, submitter), then the
 file's bytes as they arrive, then closes it. The reader answers on its standard output with
 frames: each batch of ready rows, then the totals, or the error that stopped it. A frame is
 its length (8 bytes, big-endian) and a pickle; both ends are this module, of the same
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from services.risk.domain.feeds import Feed, lines_of, parse_csv, parse_ndjson
-from services.risk.service_layer.reading import ReadTotals, Ready, Submitter, read_feed
+from services.risk.service_layer.reading import Keying, ReadTotals, Ready, Submitter, read_feed
 
 _CHUNK = 1 << 20
 _FRAME_HEADER = 8
@@ -38,7 +38,7 @@ async def read_elsewhere(
     rest: AsyncIterator[bytes],
     *,
     fmt: str,
-    secret: str,
+    keying: Keying,
     batch_size: int,
     submitter: Submitter,
     batches: asyncio.Queue[list[Ready] | None],
@@ -59,7 +59,7 @@ async def read_elsewhere(
 
     async def send() -> None:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            stdin.write(_frame((fmt, secret, batch_size, submitter)))
+            stdin.write(_frame((fmt, keying, batch_size, submitter)))
             for chunk in body:
                 stdin.write(chunk)
                 await stdin.drain()
@@ -173,11 +173,11 @@ async def _chunks(source: Any) -> AsyncIterator[bytes]:
 
 async def _serve(source: Any, answers: _Answers) -> None:
     size = int.from_bytes(source.read(_FRAME_HEADER), "big")
-    fmt, secret, batch_size, submitter = pickle.loads(source.read(size))
+    fmt, keying, batch_size, submitter = pickle.loads(source.read(size))
     lines = lines_of(_chunks(source))
     records: Feed = parse_csv(lines) if fmt == "csv" else parse_ndjson(lines)
     try:
-        totals = await read_feed(records, secret, batch_size, submitter, answers)
+        totals = await read_feed(records, keying, batch_size, submitter, answers)
     except Exception as error:
         answers.send("failed", (type(error), error.args, dict(error.__dict__)))
         return

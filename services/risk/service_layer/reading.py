@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Protocol
 from services.risk.domain.feeds import Feed, ResidentIdentifiers, Row, RowError, check_parsed
 from services.risk.domain.rules import jsonable_attributes
 from services.risk.domain.signals import attributes_json, fingerprint
-from shared.identity import resident_keys
+from shared.identity import council_key, identifiers_keys
 
 MAX_REPORTED_ERRORS = 1000
 
@@ -34,10 +34,22 @@ class Submitter:
     own_council_only: bool
 
 
+@dataclass(frozen=True)
+class Keying:
+    """How a feed's rows are keyed: with the deployment's resident key secret; and, when
+    erasures recorded before resident keys named the council are held (risk migration
+    0011), each row's identifiers' own keys' tombstone hashes too, which those erasures'
+    tombstones are of."""
+
+    secret: str
+    tombstones_before_council_keys: bool
+
+
 class Ready(NamedTuple):
     """A valid row and what storing it needs, worked out as it is read: its resident's keys
-    (strongest first), their tombstone hashes, its attributes as stored (JSON), its
-    fingerprint, and the resident's identifiers as JSON (sealed into a flag, never stored)."""
+    (strongest first), their tombstone hashes (and those of its identifiers' own keys, when
+    ``Keying`` asks for them, else none), its attributes as stored (JSON), its fingerprint,
+    and the resident's identifiers as JSON (sealed into a flag, never stored)."""
 
     line: int
     council: str
@@ -47,6 +59,7 @@ class Ready(NamedTuple):
     expires_on: date
     keys: list[str]
     tombstones: list[str]
+    tombstones_before_council_keys: list[str]
     attributes: str
     fingerprint: str
     identity: dict[str, Any]  # as JSON: sealed into a flag, never stored
@@ -76,7 +89,7 @@ _ROWS_BETWEEN_TURNS = 200
 
 
 async def read_feed(
-    records: Feed, secret: str, batch_size: int, submitter: Submitter, batches: BatchSink
+    records: Feed, keying: Keying, batch_size: int, submitter: Submitter, batches: BatchSink
 ) -> ReadTotals:
     """Read the feed to its end into batches of ready rows (then None), counting and keeping
     its refusals."""
@@ -84,7 +97,7 @@ async def read_feed(
     errors = totals.errors
     batch: list[Ready] = []
     own_council_only, organisation = submitter.own_council_only, submitter.organisation
-    tombstone_of = tombstone_hasher(secret)
+    tombstone_of = tombstone_hasher(keying.secret)
     async for line, raw in records:
         totals.read_count += 1
         if not totals.read_count % _ROWS_BETWEEN_TURNS:
@@ -100,7 +113,7 @@ async def read_feed(
             totals.errors_found += len(checked)
             errors.extend(checked[: max(0, MAX_REPORTED_ERRORS - len(errors))])
             continue
-        batch.append(ready_row(secret, checked, tombstone_of))
+        batch.append(ready_row(keying, checked, tombstone_of))
         if len(batch) >= batch_size:
             await batches.put(batch)
             batch = []
@@ -113,17 +126,19 @@ async def read_feed(
     return totals
 
 
-def ready_row(secret: str, row: Row, tombstone_of: Callable[[str], str] | None = None) -> Ready:
+def ready_row(keying: Keying, row: Row, tombstone_of: Callable[[str], str] | None = None) -> Ready:
     signal, person = row.signal, row.signal.resident
-    keys = resident_keys(
+    secret = keying.secret
+    own_keys = identifiers_keys(
         secret,
-        council=signal.council,
         given_name=person.given_name,
         family_name=person.family_name,
         date_of_birth=person.date_of_birth,
         postcode=person.postcode,
         uprn=person.uprn,
     )
+    # (shared.identity.resident_keys, from the identifiers' keys it made on the way)
+    keys = [council_key(secret, signal.council, key) for key in own_keys]
     tombstone_of = tombstone_of or tombstone_hasher(secret)
     attributes = attributes_json(jsonable_attributes(row.attributes))
     kind = signal.type.value
@@ -137,6 +152,7 @@ def ready_row(secret: str, row: Row, tombstone_of: Callable[[str], str] | None =
         row.expires_on,
         keys,
         [tombstone_of(k) for k in keys],
+        [tombstone_of(k) for k in own_keys] if keying.tombstones_before_council_keys else [],
         attributes,
         found,
         identity_json(person),

@@ -36,7 +36,13 @@ from services.risk.domain.rules import SignalFact
 from services.risk.domain.signals import SignalType
 from services.risk.service_layer import reader_process
 from services.risk.service_layer.assessments import ResidentSeen, assess_residents
-from services.risk.service_layer.reading import MAX_REPORTED_ERRORS, ReadTotals, Ready, read_feed
+from services.risk.service_layer.reading import (
+    MAX_REPORTED_ERRORS,
+    Keying,
+    ReadTotals,
+    Ready,
+    read_feed,
+)
 
 # What callers (routes, tests) have always found here, now read in ``reading.py``.
 from services.risk.service_layer.reading import Submitter as Submitter
@@ -111,10 +117,10 @@ async def import_signals(
 
     Reading and storing overlap: while one batch is being stored (the database working),
     the next is read, checked and keyed; at most two batches wait in memory."""
-    secret, batch_size = uow.resident_key_secret, uow.settings.import_batch_size
+    batch_size = uow.settings.import_batch_size
 
-    def read_here(batches: asyncio.Queue[list[Ready] | None]) -> _Reader:
-        return read_feed(records, secret, batch_size, submitter, batches)
+    def read_here(batches: asyncio.Queue[list[Ready] | None], keying: Keying) -> _Reader:
+        return read_feed(records, keying, batch_size, submitter, batches)
 
     return await _import(uow, submitter, fmt, read_here)
 
@@ -142,14 +148,14 @@ async def import_file(
         lines = lines_of(_replayed(head))
         records = parse_csv(lines) if fmt == "csv" else parse_ndjson(lines)
         return await import_signals(uow, submitter, records, fmt)
-    secret, batch_size = uow.resident_key_secret, uow.settings.import_batch_size
+    batch_size = uow.settings.import_batch_size
 
-    def read_elsewhere(batches: asyncio.Queue[list[Ready] | None]) -> _Reader:
+    def read_elsewhere(batches: asyncio.Queue[list[Ready] | None], keying: Keying) -> _Reader:
         return reader_process.read_elsewhere(
             head,
             chunks,
             fmt=fmt,
-            secret=secret,
+            keying=keying,
             batch_size=batch_size,
             submitter=submitter,
             batches=batches,
@@ -167,10 +173,13 @@ async def _import(
     uow: RiskUnitOfWork,
     submitter: Submitter,
     fmt: str,
-    read: Callable[[asyncio.Queue[list[Ready] | None]], _Reader],
+    read: Callable[[asyncio.Queue[list[Ready] | None], Keying], _Reader],
 ) -> ImportOutcome:
     total = BatchOutcome()
     batches: asyncio.Queue[list[Ready] | None] = asyncio.Queue(maxsize=1)
+    async with uow.transaction():
+        before = await stored_signals.tombstones_before_council_keys(uow.session)
+    keying = Keying(uow.resident_key_secret, tombstones_before_council_keys=before)
 
     async def store() -> None:
         nonlocal total
@@ -180,7 +189,7 @@ async def _import(
     try:
         with _fewer_collections():
             async with asyncio.TaskGroup() as group:
-                reading = group.create_task(read(batches))
+                reading = group.create_task(read(batches, keying))
                 group.create_task(store())
     except BaseExceptionGroup as failed:
         raise _first(failed) from None
@@ -345,7 +354,11 @@ async def _not_erased(uow: RiskUnitOfWork, rows: list[Ready], outcome: BatchOutc
     """The rows to store: those about an erased resident observed on or before the day of
     the erasure are counted in ``outcome`` as refused instead."""
     erased = await stored_signals.erased_rows(
-        uow.session, [(ready.tombstones, ready.observed_on) for ready in rows]
+        uow.session,
+        [
+            (ready.tombstones, ready.tombstones_before_council_keys, ready.observed_on)
+            for ready in rows
+        ],
     )
     if not erased:
         return rows

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -21,11 +21,14 @@ from services.risk.domain.feeds import Row, check
 from services.risk.domain.rules import ReferralFacts
 from services.risk.domain.signals import fingerprint
 from services.risk.service_layer import assessments, signals
+from services.risk.service_layer import erasure as risk_erasure
 from services.risk.service_layer.active_ruleset import ActiveRuleset
-from services.risk.service_layer.reading import ready_row
+from services.risk.service_layer.reading import Keying, Ready, ready_row
 from services.risk.settings import RiskSettings
 from shared.db import async_url
+from shared.erasure import tombstone
 from shared.events.envelope import utc_now
+from shared.events.payloads import ErasureRequested
 from shared.identity import resident_keys
 from shared.migrations import upgrade
 from tests.integration.risk.conftest import RiskDatabase
@@ -85,79 +88,177 @@ async def test_one_person_in_two_councils_is_two_residents(risk_database: RiskDa
     assert "eviction-notice" not in [f.rule_id for f in assessed.fired]
     assert "rent-arrears" in [f.rule_id for f in assessed.fired]
 
+    # Newham erases her: Hackney's resident stays, and Hackney's rows about her dated
+    # before the erasure are still Hackney's to store.
+    async with db.unit_of_work() as uow:
+        await risk_erasure.erase(
+            uow,
+            ErasureRequested(
+                request_id=str(uuid.uuid4()),
+                council=newham,
+                case_ids=[],
+                resident_keys=resident_keys(secret, council=newham, postcode="E15 4HT", **AMINA),
+                ground="objection",
+                requested_at=utc_now(),
+            ),
+        )
+    left = await db.rows("SELECT council FROM profiles")
+    assert [row["council"] for row in left] == [HACKNEY]
+    async with db.unit_of_work() as uow:
+        later = await signals.record_signals(
+            uow, _operator(), [signal(HACKNEY, "rent_arrears", weeks=3, amount="420")]
+        )
+    assert (later.rows_stored, later.rows_rejected) == (1, 0)
+
 
 def _identifiers_key(secret: str, part: str) -> str:
     """A key as it was made before keys named the council."""
     return hmac.new(secret.encode(), part.encode(), hashlib.sha256).hexdigest()
 
 
-async def test_migration_0011_gives_stored_keys_and_fingerprints_their_councils(
-    postgres_admin_url: str,
+async def _keyed_as_at_0010(url: str, secret: str, fact: dict[str, Any], ready: Ready) -> str:
+    """A database at revision 0010 holding what its import and consumers stored then: a
+    Newham profile under the identifiers' keys, with a signal fingerprinted from the
+    strongest of them, a Hackney case (and its assessment) that reached the profile through
+    the same keys, and the tombstone of another resident's key erased yesterday."""
+    upgrade(SERVICE, url, "0010")
+    profile, case_id = str(uuid.uuid4()), str(uuid.uuid4())
+    observed = date.fromisoformat(RECENT)
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.begin() as connection:
+
+            async def run(statement: str, **values: object) -> None:
+                await connection.execute(text(statement), values)
+
+            await run("INSERT INTO profiles (id, council) VALUES (:p, 'E09000025')", p=profile)
+            for key in _identifiers_keys_of_amina(secret):
+                await run(
+                    "INSERT INTO profile_keys (key, profile_id) VALUES (:k, :p)", k=key, p=profile
+                )
+            await run(
+                "INSERT INTO signals (id, profile_id, type, attributes, source, observed_on, "
+                "expires_on, fingerprint) VALUES (:id, :p, 'rent_arrears', CAST(:a AS jsonb), "
+                ":s, :o, :e, :f)",
+                id=str(uuid.uuid4()),
+                p=profile,
+                a=ready.attributes,
+                s=fact["source"],
+                o=observed,
+                e=date(2099, 1, 1),
+                f=fingerprint(
+                    _identifiers_keys_of_amina(secret)[0],
+                    "rent_arrears",
+                    fact["source"],
+                    observed,
+                    ready.attributes,
+                ),
+            )
+            await run(
+                "INSERT INTO cases (case_id, profile_id, council, open) "
+                "VALUES (:c, :p, :council, true)",
+                c=case_id,
+                p=profile,
+                council=HACKNEY,
+            )
+            await run(
+                "INSERT INTO assessments (id, profile_id, case_id, level, score, reasons, "
+                "suggested_needs, ruleset_version, flagged) VALUES (:id, :p, :c, 'low', 0, "
+                "'[]', '[]', 'v1', false)",
+                id=str(uuid.uuid4()),
+                p=profile,
+                c=case_id,
+            )
+            await run(
+                "INSERT INTO erased_identifiers (hash, erased_at) VALUES (:h, :at)",
+                h=tombstone(secret, _identifiers_key(secret, "dob|tomasz|okafor|1984-03-02")),
+                at=utc_now() - timedelta(days=1),
+            )
+    finally:
+        await engine.dispose()
+    return profile
+
+
+def _identifiers_keys_of_amina(secret: str) -> list[str]:
+    return [
+        _identifiers_key(secret, "dob|amina|okafor|1984-03-02"),
+        _identifiers_key(secret, "postcode|amina|okafor|E15 4HT"),
+    ]
+
+
+async def test_migration_0011_gives_what_was_stored_its_councils_keys(
+    postgres_admin_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Keys and a signal stored as revision 0010's import stored them: after the migration
-    the profile is reached by the council's keys of the same identifiers, and the same
-    fact sent again is recognised (nothing stored twice, no second profile)."""
+    """After the migration the profile is reached by its council's keys of the same
+    identifiers and the same fact sent again is recognised (nothing stored twice, no
+    second profile); the other council's case is on a profile of that council; and a row
+    about the resident erased before keys named the council is still refused."""
+    monkeypatch.setenv("UPSTREAM_ENVIRONMENT", "development")  # (the development secret)
     name = f"test_risk_0011_{uuid.uuid4().hex[:8]}"
     await ensure_database(postgres_admin_url, name)
     url = with_database(postgres_admin_url, name)
     settings = RiskSettings(database_url=url)
     secret = settings.resident_key_secret.get_secret_value()
-    council = "E09000025"
-    old = [
-        _identifiers_key(secret, "dob|amina|okafor|1984-03-02"),
-        _identifiers_key(secret, "postcode|amina|okafor|E15 4HT"),
-    ]
-    fact = signal(council, "rent_arrears", weeks=3, amount="420")
+    newham = "E09000025"
+    fact = signal(newham, "rent_arrears", weeks=3, amount="420")
     row = check(1, fact)
     assert isinstance(row, Row)
-    ready = ready_row(secret, row)  # the row as an import reads it now: its keys, attributes
-    observed = date.fromisoformat(RECENT)
-    profile = str(uuid.uuid4())
+    # The row as an import reads it now: its keys, attributes and fingerprint.
+    ready = ready_row(Keying(secret, tombstones_before_council_keys=False), row)
     engine = create_async_engine(async_url(url))
     try:
-        upgrade(SERVICE, url, "0010")
-        async with engine.begin() as connection:
-            await connection.execute(
-                text("INSERT INTO profiles (id, council) VALUES (:p, :c)"),
-                {"p": profile, "c": council},
-            )
-            for key in old:
-                await connection.execute(
-                    text("INSERT INTO profile_keys (key, profile_id) VALUES (:k, :p)"),
-                    {"k": key, "p": profile},
-                )
-            await connection.execute(
-                text(
-                    "INSERT INTO signals (id, profile_id, type, attributes, source, "
-                    "observed_on, expires_on, fingerprint) VALUES (:id, :p, 'rent_arrears', "
-                    "CAST(:a AS jsonb), :s, :o, :e, :f)"
-                ),
-                {
-                    "id": str(uuid.uuid4()),
-                    "p": profile,
-                    "a": ready.attributes,
-                    "s": fact["source"],
-                    "o": observed,
-                    "e": date(2099, 1, 1),
-                    "f": fingerprint(
-                        old[0], "rent_arrears", fact["source"], observed, ready.attributes
-                    ),
-                },
-            )
+        profile = await _keyed_as_at_0010(url, secret, fact, ready)
         upgrade(SERVICE, url)
 
-        now = resident_keys(secret, council=council, postcode="E15 4HT", **AMINA)
-        assert now == ready.keys
-        db = RiskDatabase(engine, settings, council, ActiveRuleset())
-        keys = await db.rows("SELECT key, profile_id::text AS p FROM profile_keys ORDER BY key")
-        assert keys == sorted(({"key": k, "p": profile} for k in now), key=lambda r: r["key"])
+        newham_keys = resident_keys(secret, council=newham, postcode="E15 4HT", **AMINA)
+        hackney_keys = resident_keys(secret, council=HACKNEY, postcode="E15 4HT", **AMINA)
+        assert newham_keys == ready.keys
+        db = RiskDatabase(engine, settings, newham, ActiveRuleset())
+        keys = await db.rows(
+            "SELECT k.key, p.council, k.profile_id::text = :p AS first "
+            "FROM profile_keys k JOIN profiles p ON p.id = k.profile_id",
+            p=profile,
+        )
+        assert {(r["key"], r["council"], r["first"]) for r in keys} == {
+            *((k, newham, True) for k in newham_keys),
+            *((k, HACKNEY, False) for k in hackney_keys),
+        }
+        moved = await db.rows(
+            "SELECT p.council, count(*) AS n FROM assessments a JOIN cases c USING (case_id) "
+            "JOIN profiles p ON p.id = c.profile_id AND p.id = a.profile_id GROUP BY p.council"
+        )
+        assert moved == [{"council": HACKNEY, "n": 1}]
         (stored,) = await db.rows("SELECT fingerprint FROM signals")
         assert stored["fingerprint"] == ready.fingerprint
 
+        erased = signal(newham, "job_loss", given="Tomasz")  # observed before the erasure
         async with db.unit_of_work() as uow:
-            again = await signals.record_signals(uow, _operator(), [fact])
-        assert (again.rows_stored, again.rows_duplicate) == (0, 1)
-        assert await db.count("profiles") == 1 and await db.count("signals") == 1
+            again = await signals.record_signals(uow, _operator(), [fact, erased])
+        assert (again.rows_stored, again.rows_duplicate, again.rows_rejected) == (0, 1, 1)
+        assert [(e.line, e.field) for e in again.errors] == [(2, "resident")]
+        assert await db.count("profiles") == 2 and await db.count("signals") == 1
     finally:
         await engine.dispose()
+        await drop_database(postgres_admin_url, name)
+
+
+async def test_migration_0011_refuses_the_development_secret_unless_told_it_is_development(
+    postgres_admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys given the wrong secret's council keys could never be made right: a deployment
+    that forgot its secret is stopped, not silently re-keyed."""
+    monkeypatch.delenv("UPSTREAM_ENVIRONMENT", raising=False)
+    monkeypatch.delenv("UPSTREAM_RESIDENT_KEY_SECRET", raising=False)
+    name = f"test_risk_0011_{uuid.uuid4().hex[:8]}"
+    await ensure_database(postgres_admin_url, name)
+    url = with_database(postgres_admin_url, name)
+    try:
+        secret = RiskSettings(database_url=url).resident_key_secret.get_secret_value()
+        row = check(1, signal("E09000025", "job_loss"))
+        assert isinstance(row, Row)
+        ready = ready_row(Keying(secret, tombstones_before_council_keys=False), row)
+        await _keyed_as_at_0010(url, secret, signal("E09000025", "job_loss"), ready)
+        with pytest.raises(RuntimeError, match="UPSTREAM_RESIDENT_KEY_SECRET"):
+            upgrade(SERVICE, url)
+    finally:
         await drop_database(postgres_admin_url, name)

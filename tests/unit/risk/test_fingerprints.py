@@ -12,6 +12,7 @@ from services.risk.domain.feeds import Row, check_parsed
 from services.risk.domain.rules import jsonable_attributes
 from services.risk.domain.signals import attributes_json, fingerprint, stored_fingerprint
 from services.risk.service_layer import signals
+from services.risk.service_layer.reading import Keying
 
 OBSERVED = date.today() - timedelta(days=3)
 
@@ -46,7 +47,7 @@ def test_the_fingerprint_is_the_hash_of_the_fact_as_json() -> None:
 
 def test_a_stored_signal_is_fingerprinted_as_the_import_fingerprinted_it() -> None:
     row = _row()
-    ready = signals._ready("a-secret", row)
+    ready = signals._ready(Keying("a-secret", tombstones_before_council_keys=False), row)
     assert ready.fingerprint == fingerprint(
         ready.keys[0], "rent_arrears", "newham-rént", OBSERVED, ready.attributes
     )

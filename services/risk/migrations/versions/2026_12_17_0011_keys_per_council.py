@@ -13,20 +13,25 @@ the council and the identifiers' key), so each council's residents are its own.
 This migration gives every stored key its council's key (the council of its profile) and
 every signal the fingerprint it would have now (a fingerprint is made from the resident's
 strongest key, so a file sent again is still recognised), a few thousand profiles at a
-time, in the migration's one transaction. It needs the deployment's
-``UPSTREAM_RESIDENT_KEY_SECRET``, as the service does. Where two councils' feeds had
-already reached one profile, it stays one, its council's (which council sent a stored
-signal was never recorded); from now on each council's rows reach its own.
+time, in the migration's one transaction. A case of another council found on a profile (its
+resident reached it through the other council's keys) moves, with its assessments and
+outcomes, to a profile of its own council. Signals stay on the profile they are on: which
+council sent one was never recorded. It needs the deployment's
+``UPSTREAM_RESIDENT_KEY_SECRET``, as the service does (the built-in development value only
+with ``UPSTREAM_ENVIRONMENT`` set).
 
-What cannot be given its council's key, a keyed hash having no inverse: the tombstones of
-resident keys erased before (an erasure's case ids still refuse what names them), and the
-referrals service's reporting references made from keys (a resident referred both before
-and after counts as two there): docs/operations.md, Upgrade.
+It records when keys began to name the council (``council_keys_since``): the tombstones of
+resident keys erased before then are of the identifiers' keys, which an import then also
+checks its rows against (``reading.Keying``). The referrals service's reporting references
+made from keys before then stay as they were: docs/operations.md, Upgrade.
 
 Not reversible: the identifiers' keys are not kept (a keyed hash cannot be undone).
 """
 
 from __future__ import annotations
+
+import os
+import uuid
 
 import sqlalchemy as sa
 from alembic import op
@@ -34,6 +39,7 @@ from pydantic import SecretStr
 
 from services.risk.domain.signals import stored_fingerprint
 from shared.identity import council_key
+from shared.settings import DEVELOPMENT_RESIDENT_KEY_SECRET
 
 revision = "0011"
 down_revision = "0010"
@@ -42,18 +48,18 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "council_keys_since", sa.Column("at", sa.DateTime(timezone=True), nullable=False)
+    )
+    op.execute("INSERT INTO council_keys_since (at) VALUES (now())")
     bind = op.get_bind()
     if not bind.execute(sa.text("SELECT EXISTS (SELECT FROM profile_keys)")).scalar():
         return  # nothing keyed yet (a new deployment): no secret needed
-    from services.risk.settings import RiskSettings
-
-    # The service's own settings, as its processes read them (the secret from the
-    # environment), for the database being migrated.
-    url = bind.engine.url.render_as_string(hide_password=False)
-    secret = RiskSettings(database_url=SecretStr(url)).resident_key_secret.get_secret_value()
+    secret = _secret(bind)
     op.execute("CREATE TEMPORARY TABLE rekeyed (old text PRIMARY KEY, new text NOT NULL)")
     op.execute("CREATE TEMPORARY TABLE refingerprinted (id uuid PRIMARY KEY, new text NOT NULL)")
     after = "00000000-0000-0000-0000-000000000000"
+    elsewhere: list[tuple[str, str, str, list[str]]] = []
     while profiles := bind.execute(_PROFILES_AFTER, {"after": after}).all():
         council_of: dict[str, str] = {profile_id: council for profile_id, council in profiles}
         ids = list(council_of)
@@ -81,11 +87,78 @@ def upgrade() -> None:
                 sa.text("INSERT INTO refingerprinted VALUES (CAST(:a AS uuid), :b)"),
                 refingerprinted,
             )
+        elsewhere += _cases_of_other_councils(bind, secret, council_of, keys_of)
         after = ids[-1]
+    op.execute("ANALYZE rekeyed")
+    op.execute("ANALYZE refingerprinted")
     op.execute("UPDATE profile_keys k SET key = r.new FROM rekeyed r WHERE k.key = r.old")
     op.execute("UPDATE signals s SET fingerprint = f.new FROM refingerprinted f WHERE s.id = f.id")
     op.execute("DROP TABLE rekeyed")
     op.execute("DROP TABLE refingerprinted")
+    # After the pass over the profiles, which would otherwise meet the new ones.
+    _move_to_their_councils(bind, elsewhere)
+
+
+def _secret(bind: sa.Connection) -> str:
+    """The deployment's secret, as the service reads it (its settings, from the environment).
+    The built-in development value only where development is said explicitly: keys given
+    the wrong council's key cannot be made right again."""
+    from services.risk.settings import RiskSettings
+
+    url = bind.engine.url.render_as_string(hide_password=False)
+    secret = RiskSettings(database_url=SecretStr(url)).resident_key_secret.get_secret_value()
+    if secret == DEVELOPMENT_RESIDENT_KEY_SECRET and "UPSTREAM_ENVIRONMENT" not in os.environ:
+        raise RuntimeError(
+            "migration 0011 gives the stored resident keys their council's: set "
+            "UPSTREAM_RESIDENT_KEY_SECRET to the deployment's secret (or, for a development "
+            "database, UPSTREAM_ENVIRONMENT=development)"
+        )
+    return secret
+
+
+def _cases_of_other_councils(
+    bind: sa.Connection,
+    secret: str,
+    council_of: dict[str, str],
+    keys_of: dict[str, list[str]],
+) -> list[tuple[str, str, str, list[str]]]:
+    """The cases of another council on these profiles (their resident reached the profile by
+    the keys another council's feed or referral had made): each with its profile, its
+    council, and that council's keys of the same identifiers."""
+    return [
+        (
+            case_id,
+            profile_id,
+            council,
+            [council_key(secret, council, k) for k in keys_of.get(profile_id, ())],
+        )
+        for case_id, profile_id, council in bind.execute(_CASES_OF, {"ids": list(council_of)})
+        if council != council_of[profile_id]
+    ]
+
+
+def _move_to_their_councils(
+    bind: sa.Connection, cases: list[tuple[str, str, str, list[str]]]
+) -> None:
+    """Each case of another council moves, with its assessments and outcomes, to a profile of
+    its own council (one for each profile and council), reached by that council's keys.
+    The signals stay where they are: which council sent one was not kept."""
+    made: dict[tuple[str, str], str] = {}
+    for case_id, profile_id, council, keys in cases:
+        target = made.get((profile_id, council))
+        if target is None:
+            target = made[(profile_id, council)] = str(uuid.uuid4())
+            bind.execute(_NEW_PROFILE, {"id": target, "council": council})
+            if keys:
+                bind.execute(_NEW_KEY, [{"key": key, "profile": target} for key in keys])
+        for table in ("cases", "assessments", "outcomes"):
+            bind.execute(
+                sa.text(
+                    f"UPDATE {table} SET profile_id = CAST(:to AS uuid) "
+                    "WHERE case_id = CAST(:case AS uuid)"
+                ),
+                {"to": target, "case": case_id},
+            )
 
 
 # A batch of profiles at a time (their keys and signals in memory, not a million of each).
@@ -95,6 +168,14 @@ _PROFILES_AFTER = sa.text(
 _KEYS_OF = sa.text(
     "SELECT key, profile_id::text FROM profile_keys WHERE profile_id = ANY(CAST(:ids AS uuid[]))"
 )
+_CASES_OF = sa.text(
+    "SELECT case_id::text, profile_id::text, council FROM cases "
+    "WHERE profile_id = ANY(CAST(:ids AS uuid[]))"
+)
+_NEW_PROFILE = sa.text("INSERT INTO profiles (id, council) VALUES (CAST(:id AS uuid), :council)")
+_NEW_KEY = sa.text(
+    "INSERT INTO profile_keys (key, profile_id) VALUES (:key, CAST(:profile AS uuid))"
+)
 _SIGNALS_OF = sa.text(
     "SELECT id::text, profile_id::text, type, source, observed_on, attributes, fingerprint "
     "FROM signals WHERE profile_id = ANY(CAST(:ids AS uuid[]))"
@@ -102,4 +183,6 @@ _SIGNALS_OF = sa.text(
 
 
 def downgrade() -> None:
-    raise NotImplementedError("resident keys cannot be made without their council again")
+    raise NotImplementedError(
+        "resident keys cannot be made without their council again: restore a backup"
+    )
