@@ -30,6 +30,7 @@ Not reversible: the identifiers' keys are not kept (a keyed hash cannot be undon
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -40,6 +41,8 @@ from pydantic import SecretStr
 from services.risk.domain.signals import stored_fingerprint
 from shared.identity import council_key
 from shared.settings import DEVELOPMENT_RESIDENT_KEY_SECRET
+
+log = logging.getLogger("alembic.runtime.migration")
 
 revision = "0011"
 down_revision = "0010"
@@ -60,6 +63,7 @@ def upgrade() -> None:
     op.execute("CREATE TEMPORARY TABLE refingerprinted (id uuid PRIMARY KEY, new text NOT NULL)")
     after = "00000000-0000-0000-0000-000000000000"
     elsewhere: list[tuple[str, str, str, list[str]]] = []
+    counted = {"keys": 0, "signals": 0, "signals left as they were": 0}
     while profiles := bind.execute(_PROFILES_AFTER, {"after": after}).all():
         council_of: dict[str, str] = {profile_id: council for profile_id, council in profiles}
         ids = list(council_of)
@@ -77,9 +81,13 @@ def upgrade() -> None:
                 for k in keys_of.get(profile_id, ())
                 if stored_fingerprint(k, signal) == signal["fingerprint"]
             ]
-            if made_from:  # (else not made from a key it holds: left as it is)
+            if made_from:
                 key = council_key(secret, council_of[profile_id], made_from[0])
                 refingerprinted.append({"a": signal["id"], "b": stored_fingerprint(key, signal)})
+            else:  # not made from a key it holds: left as it is (sent again, stored again)
+                counted["signals left as they were"] += 1
+        counted["keys"] += len(rekeyed)
+        counted["signals"] += len(refingerprinted)
         if rekeyed:
             bind.execute(sa.text("INSERT INTO rekeyed VALUES (:a, :b)"), rekeyed)
         if refingerprinted:
@@ -97,6 +105,8 @@ def upgrade() -> None:
     op.execute("DROP TABLE refingerprinted")
     # After the pass over the profiles, which would otherwise meet the new ones.
     _move_to_their_councils(bind, elsewhere)
+    counted["cases moved to their council's profile"] = len(elsewhere)
+    log.info("resident keys given their council's: %s", counted)
 
 
 def _secret(bind: sa.Connection) -> str:
