@@ -247,6 +247,8 @@ class Stack:
             self.broker.bootstrap_servers, all_topics(partitions=self.settings.topic_partitions)
         )
         refilled = 0
+        # A development stack: its migrations may use the development secrets (risk 0011).
+        os.environ.setdefault("UPSTREAM_ENVIRONMENT", "development")
         for definition in (load_service(name) for name in SERVICE_NAMES):
             url = self.database_urls[definition.name]
             upgrade(definition, url)

@@ -33,7 +33,7 @@ from services.referrals.adapters import erasure as db
 from services.referrals.adapters import subject_access as sar_db
 from services.referrals.domain.erasure import CaseFacts, refusal
 from services.referrals.service_layer import audit, reporting
-from services.referrals.service_layer.resident_index import earlier_keys_of, keys_of
+from services.referrals.service_layer.resident_index import keys_of
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
 from shared import erasure as shared_erasure
 from shared.audit import Category, councils_of
@@ -150,13 +150,8 @@ async def erase_resident(
     session, secret, now = uow.session, _secret(uow), uow.now()
     resident_hash = shared_erasure.tombstone(secret, resident_id)
     keys: list[str] = []
-    # Her keys from before they named the council: what was written then under them (events
-    # in outboxes and on the broker, reporting rows) is forgotten and unlinked too. They are
-    # not tombstoned or announced: another council's resident has the same ones.
-    earlier: list[str] = []
     for rid in resident_ids:
         keys.extend(k for k in await keys_of(uow, rid) if k not in keys)
-        earlier.extend(k for k in await earlier_keys_of(uow, rid) if k not in earlier)
     offer_ids = await db.offer_ids(session, case_ids)
     referral_ids = await db.referral_ids(session, resident_ids)
     requests = await db.subject_access_request_ids(session, resident_ids)
@@ -164,13 +159,13 @@ async def erase_resident(
     # Once this commits, the relay forgets the data keys of every aggregate her events were
     # keyed by, and sends none of hers written before (this request's own event, below,
     # goes after): every copy on every topic is shred.
-    subjects = [*resident_ids, *case_ids, *keys, *earlier, *requests]
+    subjects = [*resident_ids, *case_ids, *keys, *requests]
     await uow.outbox.forget(session, subjects, before=request_id)
     erased = await db.erase(session, resident_ids, case_ids)
     # Her reporting rows keep their figures, unlinked from her here (the same database),
     # not left to the reporting consumer reading this erasure's event.
-    await reporting.unlink(uow, session, case_ids=case_ids, resident_keys=[*keys, *earlier])
-    named = [*resident_ids, *case_ids, *keys, *earlier, *offer_ids, *referral_ids]
+    await reporting.unlink(uow, session, case_ids=case_ids, resident_keys=keys)
+    named = [*resident_ids, *case_ids, *keys, *offer_ids, *referral_ids]
     erased["outbox_events"] = await shared_erasure.delete_outbox_rows_naming(session, named)
     erased["idempotent_responses"] = await db.delete_idempotent_responses_naming(
         session, [*resident_ids, *case_ids, *referral_ids]

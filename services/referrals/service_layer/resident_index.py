@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from typing import Any
 
 from services.referrals.adapters import Row
 from services.referrals.adapters import residents as residents_db
 from services.referrals.domain.matching import Identity, blocking_keys, find_matches
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
-from shared.identity import identifiers_keys, normalise_name, resident_keys
+from shared.identity import normalise_name, resident_keys
 
 
 @dataclass(frozen=True)
@@ -136,25 +135,9 @@ async def keys_of(uow: ReferralsUnitOfWork, resident_id: str) -> list[str]:
     return resident_keys(
         uow.settings.resident_key_secret.get_secret_value(),
         council=row["council"],
-        **_identifiers(row),
+        given_name=row["given_name"],
+        family_name=row["family_name"],
+        date_of_birth=row["date_of_birth"],
+        postcode=row["postcode"],
+        uprn=row["uprn"],
     )
-
-
-async def earlier_keys_of(uow: ReferralsUnitOfWork, resident_id: str) -> list[str]:
-    """The keys of this resident's identifiers alone: what the risk service knew her by
-    before resident keys named the council (events, reporting rows and tombstones made
-    then are under them; risk migration 0011)."""
-    row = await residents_db.resident(uow.session, resident_id)
-    return identifiers_keys(
-        uow.settings.resident_key_secret.get_secret_value(), **_identifiers(row)
-    )
-
-
-def _identifiers(row: Row) -> dict[str, Any]:
-    return {
-        "given_name": row["given_name"],
-        "family_name": row["family_name"],
-        "date_of_birth": row["date_of_birth"],
-        "postcode": row["postcode"],
-        "uprn": row["uprn"],
-    }

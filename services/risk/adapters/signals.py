@@ -121,7 +121,7 @@ _TOMBSTONED = """
     SELECT hash, (erased_at AT TIME ZONE 'Europe/London')::date
     FROM erased_identifiers
     WHERE hash = ANY($1::text[])
-       OR (hash = ANY($2::text[]) AND erased_at < (SELECT at FROM council_keys_since))
+       OR (hash = ANY($2::text[]) AND erased_at < (SELECT min(at) FROM council_keys_since))
 """
 
 # Tombstones that may be of keys made before resident keys named the council (migration
@@ -129,7 +129,7 @@ _TOMBSTONED = """
 _TOMBSTONED_BEFORE_COUNCIL_KEYS = """
     SELECT EXISTS (
         SELECT FROM erased_identifiers
-        WHERE erased_at < (SELECT at FROM council_keys_since)
+        WHERE erased_at < (SELECT min(at) FROM council_keys_since)
     )
 """
 

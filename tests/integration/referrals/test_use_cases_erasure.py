@@ -26,7 +26,6 @@ from services.referrals.service_layer import (
     retention,
     subject_access,
 )
-from services.referrals.service_layer.reporting import reference
 from shared.auth import OrganisationKind, Principal, Role
 from shared.erasure import ErasureGround, sweep_audit, tombstone
 from shared.errors import Conflict, NotFound
@@ -36,9 +35,7 @@ from shared.events.payloads import (
     ResidentFlagged,
     RiskErasureConfirmed,
 )
-from shared.identity import identifiers_keys, seal_identity
-from shared.messaging.outbox import FORGET_KEYS
-from shared.messaging.sealing import digest_of
+from shared.identity import seal_identity
 from shared.vocabulary import Need, RiskLevel
 from tests.integration.referrals.conftest import ReferralsDatabase
 from tests.integration.referrals.usecase_helpers import AMINA, new_referral
@@ -175,51 +172,6 @@ async def test_erasure_removes_every_record_and_completes_when_the_others_confir
     async with db.applying(flag, subject=key, written_at=utc_now()) as uow:
         await handler(flag, uow)
     assert await db.count("cases", "origin = 'flag'") == 1
-
-
-async def test_an_erasure_reaches_what_was_keyed_before_keys_named_the_council(
-    referrals_database: ReferralsDatabase,
-) -> None:
-    """Her reporting rows made under her identifiers' own keys (before risk migration 0011)
-    are unlinked, and the events keyed by them forgotten; those keys are not tombstoned nor
-    announced, as another council's resident has the same ones."""
-    db = referrals_database
-    case_id = await _refer(db)
-    resident = await _resident_of(db, case_id)
-    secret = db.settings.resident_key_secret.get_secret_value()
-    earlier = identifiers_keys(
-        secret,
-        given_name=AMINA.given_name,
-        family_name=AMINA.family_name,
-        date_of_birth=AMINA.date_of_birth,
-        postcode=AMINA.postcode,
-    )
-    earlier_ref = reference(secret, "resident", earlier[0])
-    async with db.engine.begin() as connection:
-        await connection.execute(
-            text(
-                "INSERT INTO reporting_referrals (referral_ref, case_ref, council, source, "
-                "resident_ref, needs, age_band, received_at) VALUES ('r-earlier', "
-                "'c-earlier', :council, 'council', :ref, '{food}', '35-49', now())"
-            ),
-            {"council": db.council, "ref": earlier_ref},
-        )
-
-    async with db.unit_of_work() as uow:
-        await erasure.request_erasure(
-            uow, ig(db.council), resident, ErasureGround.CONSENT_WITHDRAWN
-        )
-    (row,) = await db.rows(
-        "SELECT resident_ref, referral_ref FROM reporting_referrals WHERE case_ref = 'c-earlier'"
-    )
-    assert row["resident_ref"] != earlier_ref  # the figure kept, the link cut
-    assert row["referral_ref"] != "r-earlier"
-    (forgetting,) = await db.rows("SELECT envelope FROM outbox WHERE topic = :t", t=FORGET_KEYS)
-    assert {digest_of(k) for k in earlier} <= set(forgetting["envelope"]["digests"])
-    (announced,) = await db.events("referrals.erasure.requested")
-    assert not set(earlier) & set(announced["resident_keys"])
-    for key in earlier:
-        assert await db.count("erased_identifiers", "hash = :h", h=tombstone(secret, key)) == 0
 
 
 async def test_the_audit_trail_still_refuses_every_other_change(

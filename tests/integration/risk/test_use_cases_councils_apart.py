@@ -122,7 +122,7 @@ async def _keyed_as_at_0010(url: str, secret: str, fact: dict[str, Any], ready: 
     strongest of them, a Hackney case (and its assessment) that reached the profile through
     the same keys, and the tombstone of another resident's key erased yesterday."""
     upgrade(SERVICE, url, "0010")
-    profile, case_id = str(uuid.uuid4()), str(uuid.uuid4())
+    profile, case_id, signal_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     observed = date.fromisoformat(RECENT)
     engine = create_async_engine(async_url(url))
     try:
@@ -140,7 +140,7 @@ async def _keyed_as_at_0010(url: str, secret: str, fact: dict[str, Any], ready: 
                 "INSERT INTO signals (id, profile_id, type, attributes, source, observed_on, "
                 "expires_on, fingerprint) VALUES (:id, :p, 'rent_arrears', CAST(:a AS jsonb), "
                 ":s, :o, :e, :f)",
-                id=str(uuid.uuid4()),
+                id=signal_id,
                 p=profile,
                 a=ready.attributes,
                 s=fact["source"],
@@ -168,6 +168,29 @@ async def _keyed_as_at_0010(url: str, secret: str, fact: dict[str, Any], ready: 
                 id=str(uuid.uuid4()),
                 p=profile,
                 c=case_id,
+            )
+            # Hackney's partner helped: its outcome marked the (Newham) signal as handled.
+            outcome = str(uuid.uuid4())
+            await run(
+                "INSERT INTO outcomes (id, profile_id, case_id, need, outcome, helped, "
+                "recorded_at) VALUES (:id, :p, :c, 'housing', 'support_provided', true, now())",
+                id=outcome,
+                p=profile,
+                c=case_id,
+            )
+            await run(
+                "INSERT INTO handled_signals (signal_id, profile_id, outcome_id, handled_at) "
+                "VALUES (:s, :p, :o, now())",
+                s=signal_id,
+                p=profile,
+                o=outcome,
+            )
+            # A flag kept in the outbox after it was published, keyed by the old key.
+            await run(
+                "INSERT INTO outbox (event_id, topic, message_key, lane, event_type, "
+                "envelope, published_at) VALUES ('old-flag', 'risk.assessments.bulk.v1', :k, "
+                "70, 'uk.upstream.risk.resident.flagged.v1', '{}', now())",
+                k=_identifiers_keys_of_amina(secret)[0],
             )
             await run(
                 "INSERT INTO erased_identifiers (hash, erased_at) VALUES (:h, :at)",
@@ -228,6 +251,9 @@ async def test_migration_0011_gives_what_was_stored_its_councils_keys(
             "JOIN profiles p ON p.id = c.profile_id AND p.id = a.profile_id GROUP BY p.council"
         )
         assert moved == [{"council": HACKNEY, "n": 1}]
+        # Hackney's help no longer marks Newham's signal; the old key's flag is gone.
+        assert await db.count("handled_signals") == 0
+        assert await db.count("outbox", "event_id = 'old-flag'") == 0
         (stored,) = await db.rows("SELECT fingerprint FROM signals")
         assert stored["fingerprint"] == ready.fingerprint
 
@@ -237,6 +263,23 @@ async def test_migration_0011_gives_what_was_stored_its_councils_keys(
         assert (again.rows_stored, again.rows_duplicate, again.rows_rejected) == (0, 1, 1)
         assert [(e.line, e.field) for e in again.errors] == [(2, "resident")]
         assert await db.count("profiles") == 2 and await db.count("signals") == 1
+
+        # Hackney erases its resident: its profile, case and outcome go; Newham's stays.
+        async with db.unit_of_work() as uow:
+            await risk_erasure.erase(
+                uow,
+                ErasureRequested(
+                    request_id=str(uuid.uuid4()),
+                    council=HACKNEY,
+                    case_ids=[],
+                    resident_keys=hackney_keys,
+                    ground="objection",
+                    requested_at=utc_now(),
+                ),
+            )
+        left = await db.rows("SELECT council FROM profiles")
+        assert [row["council"] for row in left] == [newham]
+        assert await db.count("outcomes") == 0 and await db.count("signals") == 1
     finally:
         await engine.dispose()
         await drop_database(postgres_admin_url, name)

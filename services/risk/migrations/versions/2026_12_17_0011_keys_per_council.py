@@ -22,8 +22,10 @@ with ``UPSTREAM_ENVIRONMENT`` set).
 
 It records when keys began to name the council (``council_keys_since``): the tombstones of
 resident keys erased before then are of the identifiers' keys, which an import then also
-checks its rows against (``reading.Keying``). The referrals service's reporting references
-made from keys before then stay as they were: docs/operations.md, Upgrade.
+checks its rows against (``reading.Keying``). Outbox rows keyed by an old key are deleted,
+and a moved case's outcomes' marks on the other council's signals. The referrals service's
+reporting references made from keys before then stay as they were: docs/operations.md,
+Upgrade.
 
 Not reversible: the identifiers' keys are not kept (a keyed hash cannot be undone).
 """
@@ -99,6 +101,10 @@ def upgrade() -> None:
         after = ids[-1]
     op.execute("ANALYZE rekeyed")
     op.execute("ANALYZE refingerprinted")
+    # Events keyed by the old keys (flags, kept after publishing for a replay) would be sent
+    # again under keys no profile has, and an erasure, knowing only the council's keys,
+    # would not reach them: they go (drain the outbox first: docs/operations.md, Upgrade).
+    op.execute("DELETE FROM outbox WHERE message_key IN (SELECT old FROM rekeyed)")
     op.execute("UPDATE profile_keys k SET key = r.new FROM rekeyed r WHERE k.key = r.old")
     op.execute("UPDATE signals s SET fingerprint = f.new FROM refingerprinted f WHERE s.id = f.id")
     op.execute("DROP TABLE rekeyed")
@@ -152,7 +158,8 @@ def _move_to_their_councils(
 ) -> None:
     """Each case of another council moves, with its assessments and outcomes, to a profile of
     its own council (one for each profile and council), reached by that council's keys.
-    The signals stay where they are: which council sent one was not kept."""
+    The signals stay where they are: which council sent one was not kept; so do the marks
+    its outcomes made on them as handled, which go (another council's help)."""
     made: dict[tuple[str, str], str] = {}
     for case_id, profile_id, council, keys in cases:
         target = made.get((profile_id, council))
@@ -161,6 +168,13 @@ def _move_to_their_councils(
             bind.execute(_NEW_PROFILE, {"id": target, "council": council})
             if keys:
                 bind.execute(_NEW_KEY, [{"key": key, "profile": target} for key in keys])
+        bind.execute(
+            sa.text(
+                "DELETE FROM handled_signals WHERE outcome_id IN "
+                "(SELECT id FROM outcomes WHERE case_id = CAST(:case AS uuid))"
+            ),
+            {"case": case_id},
+        )
         for table in ("cases", "assessments", "outcomes"):
             bind.execute(
                 sa.text(
