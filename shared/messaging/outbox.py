@@ -86,23 +86,32 @@ BulkKeys = Callable[[AsyncSession, Sequence[str]], Awaitable[Collection[str]]]
 aggregates can be bulk (the referrals service's outreach cases) says so by its own data."""
 
 
-def remembered(bulk_keys: BulkKeys, *, size: int = 50_000) -> BulkKeys:
+class Remembered:
     """``bulk_keys`` asked once per key in a process: a key is bulk or interactive for its
     whole life (that is what keeps its events in order), so the answer never changes and a
     key's later events need no query. Forgets the oldest keys past ``size``."""
-    known: OrderedDict[str, bool] = OrderedDict()
 
-    async def ask(session: AsyncSession, keys: Sequence[str]) -> Collection[str]:
+    def __init__(self, bulk_keys: BulkKeys, *, size: int = 50_000) -> None:
+        self._bulk_keys = bulk_keys
+        self._size = size
+        self._known: OrderedDict[str, bool] = OrderedDict()
+
+    async def __call__(self, session: AsyncSession, keys: Sequence[str]) -> Collection[str]:
+        known = self._known
         unknown = [key for key in dict.fromkeys(keys) if key not in known]
         if unknown:
-            bulk = set(await bulk_keys(session, unknown))
+            bulk = set(await self._bulk_keys(session, unknown))
             for key in unknown:
-                known[key] = key in bulk
-            while len(known) > size:
-                known.popitem(last=False)
+                self.learn(key, bulk=key in bulk)
         return {key for key in keys if known.get(key)}
 
-    return ask
+    def learn(self, key: str, *, bulk: bool) -> None:
+        """What the writer knows already (a key it has just made: an aggregate it created),
+        so that no query asks it. Learnt in a transaction that then rolls back, it is only
+        the answer about a key no one uses."""
+        self._known[key] = bulk
+        while len(self._known) > self._size:
+            self._known.popitem(last=False)
 
 
 class Outbox:
@@ -569,8 +578,8 @@ __all__ = [
     "BulkKeys",
     "Outbox",
     "OutboxRelay",
+    "Remembered",
     "backlog",
     "lane_of",
-    "remembered",
     "replay",
 ]

@@ -11,7 +11,7 @@ import pytest
 
 from shared.events.asyncapi import asyncapi_document
 from shared.events.catalogue import CATALOGUE
-from shared.messaging.outbox import LANES, lane_of, remembered
+from shared.messaging.outbox import LANES, Remembered, lane_of
 from tests.support.probe import probe_registry
 
 
@@ -61,10 +61,24 @@ async def test_a_keys_lane_is_asked_once_in_a_process() -> None:
         asked.append(list(keys))
         return {key for key in keys if key.startswith("flag-")}
 
-    ask = remembered(bulk_keys, size=2)
+    ask = Remembered(bulk_keys, size=2)
     assert await ask(None, ["flag-1", "case-1"]) == {"flag-1"}  # type: ignore[arg-type]
     assert await ask(None, ["case-1", "flag-1"]) == {"flag-1"}  # type: ignore[arg-type]
     assert asked == [["flag-1", "case-1"]]
     await ask(None, ["case-2"])  # type: ignore[arg-type]  # past its size: the oldest forgotten
     assert await ask(None, ["flag-1"]) == {"flag-1"}  # type: ignore[arg-type]
     assert asked[-1] == ["flag-1"]
+
+
+async def test_a_key_learnt_by_its_writer_is_never_asked() -> None:
+    asked: list[list[str]] = []
+
+    async def bulk_keys(session: Any, keys: Sequence[str]) -> set[str]:
+        asked.append(list(keys))
+        return set()
+
+    ask = Remembered(bulk_keys)
+    ask.learn("flag-1", bulk=True)
+    ask.learn("case-1", bulk=False)
+    assert await ask(None, ["flag-1", "case-1"]) == {"flag-1"}  # type: ignore[arg-type]
+    assert asked == []

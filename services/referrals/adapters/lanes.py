@@ -22,9 +22,11 @@ def _is_uuid(key: str) -> bool:
     return True
 
 
+OUTREACH_ORIGIN = "flag"  # the origin of an outreach case
+
 # Built once: asked for every event written.
 _OUTREACH = select(cases.c.id).where(
-    cases.c.id.in_(bindparam("ids", expanding=True)), cases.c.origin == "flag"
+    cases.c.id.in_(bindparam("ids", expanding=True)), cases.c.origin == OUTREACH_ORIGIN
 )
 
 

@@ -455,6 +455,7 @@ async def open_case(
     flagged_at: datetime | None = None,
 ) -> Row:
     case_id = uow.new_id()
+    uow.case_opened(case_id, origin=origin)
     case = await cases_db.insert_case(
         uow.session,
         id=case_id,
@@ -465,7 +466,7 @@ async def open_case(
         **{f"{status.value}_at": now},
         **values,
     )
-    await case_needs.current(uow, case, now=now)  # a row per need, starting where the case is
+    await case_needs.start(uow, case, now=now)  # a row per need, starting where the case is
     await cases_db.add_timeline(
         uow.session,
         case_id,

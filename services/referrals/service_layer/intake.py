@@ -217,8 +217,10 @@ async def _receive(
     needs = [n.value for n in referral.needs]
     circumstances = [c.value for c in referral.circumstances]
     basis = referral.lawful_basis
-    keys = await keys_of(uow, resident_id)
-    case = await cases_db.lock_open_case_of(session, resident_id, council)
+    created = match.new_keys is not None
+    keys = match.new_keys if match.new_keys is not None else await keys_of(uow, resident_id)
+    # A resident created just now has no case to find.
+    case = None if created else await cases_db.lock_open_case_of(session, resident_id, council)
     attached = case is not None
     earlier_needs: list[str] = []
     if case is None:
@@ -311,7 +313,10 @@ async def _receive(
         referral_id=referral_id,
         case_id=case["id"],
         case_status=case["status"],
-        sharing=await sharing_decision(uow, case, now=now),
+        # A case opened just now has this referral's basis and consent only.
+        sharing=await sharing_decision(uow, case, now=now)
+        if attached
+        else _own_sharing(referral, now),
         attached_to_open_case=attached,
         possible_duplicates=duplicates,
     )

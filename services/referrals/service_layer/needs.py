@@ -109,6 +109,13 @@ async def current(
     return {need: rows[need] for need in wanted}
 
 
+async def start(uow: ReferralsUnitOfWork, case: Row, *, now: datetime) -> None:
+    """The need rows of a case opened just now, which has none yet: one per need, starting
+    where the case is (``current`` without reading what cannot be there)."""
+    first = initial_status(CaseStatus(case["status"])).value
+    await needs_db.add_needs(uow.session, case["id"], dict.fromkeys(case["needs"], first), now=now)
+
+
 async def _store(
     uow: ReferralsUnitOfWork,
     case_id: str,

@@ -46,6 +46,9 @@ class ResidentMatch:
 
     resident_id: str
     duplicates: list[RecordedDuplicate] = field(default_factory=list)
+    # A resident created just now: its keys, from what was stored (no read back), and no
+    # case of its own yet. None for a resident found.
+    new_keys: list[str] | None = None
 
 
 def identity_of(row: Row) -> Identity:
@@ -126,18 +129,22 @@ async def match_or_create_resident(
             contributions=[asdict(c) for c in match.contributions],
         )
         recorded.append(duplicate)
-    return ResidentMatch(resident_id, recorded)
+    return ResidentMatch(resident_id, recorded, new_keys=_keys(uow, council, new))
 
 
 async def keys_of(uow: ReferralsUnitOfWork, resident_id: str) -> list[str]:
     """The pseudonymous keys the risk service knows this resident by."""
     row = await residents_db.resident(uow.session, resident_id)
+    return _keys(uow, row["council"], identity_of(row))
+
+
+def _keys(uow: ReferralsUnitOfWork, council: str, identity: Identity) -> list[str]:
     return resident_keys(
         uow.settings.resident_key_secret.get_secret_value(),
-        council=row["council"],
-        given_name=row["given_name"],
-        family_name=row["family_name"],
-        date_of_birth=row["date_of_birth"],
-        postcode=row["postcode"],
-        uprn=row["uprn"],
+        council=council,
+        given_name=identity.given_name,
+        family_name=identity.family_name,
+        date_of_birth=identity.date_of_birth,
+        postcode=identity.postcode,
+        uprn=identity.uprn,
     )
