@@ -13,7 +13,7 @@ import binascii
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -280,16 +280,26 @@ async def move(
     now: datetime,
     reason: str | None = None,
     outcome: Outcome | None = None,
+    held: Collection[str] | None = None,
 ) -> Row:
     """A decision about the whole case, if the lifecycle allows it (TransitionRefused
     otherwise): applied to each of its needs, then the case's status derived from them
     (``needs.settle``: its timestamp, a timeline entry everyone with access may see, and the
-    events it means)."""
+    events it means). ``held``: the needs held for a possible duplicate, if the caller has
+    just read them."""
     transition(CaseStatus(case["status"]), target, outcome=outcome)
-    held = await holds_db.held_needs(uow.session, case["id"])
-    await case_needs.decide(uow, case, target, now=now, held=held)
+    if held is None:
+        held = await holds_db.held_needs(uow.session, case["id"])
+    rows = await case_needs.decide(uow, case, target, now=now, held=held)
     return await case_needs.settle(
-        uow, case, actor=actor, now=now, reason=reason, outcome=outcome, without_needs=target
+        uow,
+        case,
+        actor=actor,
+        now=now,
+        reason=reason,
+        outcome=outcome,
+        without_needs=target,
+        rows=rows,
     )
 
 
@@ -367,19 +377,35 @@ async def route_if_allowed(
         if case["status"] == CaseStatus.AWAITING_CONSENT:
             return case
         return await move(
-            uow, case, CaseStatus.AWAITING_CONSENT, actor=actor, now=now, reason=decision.reason
+            uow,
+            case,
+            CaseStatus.AWAITING_CONSENT,
+            actor=actor,
+            now=now,
+            reason=decision.reason,
+            held=held,
         )
     case = await move(
-        uow, case, CaseStatus.READY_FOR_ROUTING, actor=actor, now=now, reason=decision.reason
+        uow,
+        case,
+        CaseStatus.READY_FOR_ROUTING,
+        actor=actor,
+        now=now,
+        reason=decision.reason,
+        held=held,
     )
-    await send_packet(uow, case, now=now)
+    await send_packet(uow, case, now=now, held=held)
     return case
 
 
-async def send_packet(uow: ReferralsUnitOfWork, case: Row, *, now: datetime) -> None:
+async def send_packet(
+    uow: ReferralsUnitOfWork, case: Row, *, now: datetime, held: Collection[str] | None = None
+) -> None:
     """``case ready for routing``: partners route the needs they have not placed yet. A need
-    held for a possible duplicate stays out of the packet until the hold is settled."""
-    held = await holds_db.held_needs(uow.session, case["id"])
+    held for a possible duplicate stays out of the packet until the hold is settled
+    (``held``: as the caller has just read them)."""
+    if held is None:
+        held = await holds_db.held_needs(uow.session, case["id"])
     to_route = [n for n in case["needs"] if n not in held]
     if not to_route:
         return

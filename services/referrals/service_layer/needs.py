@@ -10,9 +10,9 @@ its timestamp, a timeline entry and the events it means, in the same transaction
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from services.referrals.adapters import Row
 from services.referrals.adapters import cases as cases_db
@@ -124,15 +124,17 @@ async def _store(
     *,
     at: datetime,
     **values: Any,
-) -> None:
-    """A need's new status (its milestone at ``at``) and what goes with it."""
+) -> Row:
+    """A need's new status (its milestone at ``at``) and what goes with it: the row after."""
     if status.value != row["status"]:
         values.update({"status": status.value, "status_at": at, f"{status.value}_at": at})
         if status in _WITHOUT_OFFER:
             values.setdefault("offer_id", None)
     if not values:
-        return
-    await needs_db.update_need(uow.session, case_id, row["need"], updated_at=at, **values)
+        return row
+    values["updated_at"] = at
+    await needs_db.update_need(uow.session, case_id, row["need"], **values)
+    return cast(Row, {**row, **values})
 
 
 async def decide(
@@ -142,12 +144,15 @@ async def decide(
     *,
     now: datetime,
     held: Collection[str] = (),
-) -> None:
+) -> dict[str, Row]:
     """A decision about the whole case (assessed, consent sought, routed, closed, withdrawn)
-    applied to each of its needs (``after_case_decision``)."""
-    for need, row in (await current(uow, case, now=now)).items():
+    applied to each of its needs (``after_case_decision``): their rows after, for
+    ``settle``."""
+    rows = await current(uow, case, now=now)
+    for need, row in rows.items():
         status = after_case_decision(NeedStatus(row["status"]), target, held=need in held)
-        await _store(uow, case["id"], row, status, at=now)
+        rows[need] = await _store(uow, case["id"], row, status, at=now)
+    return rows
 
 
 async def stop_with_partners(uow: ReferralsUnitOfWork, case: Row, *, now: datetime) -> None:
@@ -232,13 +237,16 @@ async def settle(
     reason: str | None = None,
     outcome: Outcome | None = None,
     without_needs: CaseStatus | None = None,
+    rows: Mapping[str, Row] | None = None,
 ) -> Row:
-    """The case's status derived from its needs; when it changed: the status and its
-    timestamp, a timeline entry everyone with access may see, ``case status changed`` and,
-    for a closed or withdrawn case, ``case closed`` (with the best of its needs' outcomes
-    when no outcome is given)."""
+    """The case's status derived from its needs (``rows``: their rows as this transaction
+    has just left them, else read); when it changed: the status and its timestamp, a
+    timeline entry everyone with access may see, ``case status changed`` and, for a closed
+    or withdrawn case, ``case closed`` (with the best of its needs' outcomes when no
+    outcome is given)."""
     session = uow.session
-    rows = await current(uow, case, now=now)
+    if rows is None:
+        rows = await current(uow, case, now=now)
     previous = CaseStatus(case["status"])
     derived = case_status(
         [NeedStatus(row["status"]) for row in rows.values()],
