@@ -27,7 +27,7 @@ from shared.audit import personal_data
 from shared.auth import CurrentPrincipal, Principal, TokenVerifier
 from shared.clock import clock_from
 from shared.context import current_trace, new_id, safe_id, traced
-from shared.db import create_engine, session_factory
+from shared.db import DATABASE_UNREACHABLE, create_engine, session_factory
 from shared.errors import Refused
 from shared.input_policy import problems_in, text_problem
 from shared.messaging.outbox import Outbox, backlog
@@ -87,8 +87,10 @@ MAX_JSON_BODY = 8 * 1024 * 1024
 _CHECKED_TEXT_BODIES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
 
 
-async def _send_json(send: Send, status_code: int, content: dict[str, Any]) -> None:
-    response = JSONResponse(status_code=status_code, content=content)
+async def _send_json(
+    send: Send, status_code: int, content: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
+    response = JSONResponse(status_code=status_code, content=content, headers=headers)
     await send(
         {"type": "http.response.start", "status": status_code, "headers": response.raw_headers}
     )
@@ -225,8 +227,25 @@ class ErrorMiddleware:
         except Exception as exc:
             if started:
                 raise  # half a response went out: only closing the connection is honest
+            if _database_lost(exc):
+                # Not the request's fault nor a bug: the same request succeeds once the
+                # database is back (the failure has renewed the connection pool).
+                log.warning("database unreachable", extra={"error": safe_reason(exc)})
+                await _send_json(
+                    send,
+                    503,
+                    {"detail": "the database is unavailable for a moment: try again"},
+                    {"Retry-After": "1"},
+                )
+                return
             log.error("unhandled error", exc_info=exc)
             await _send_json(send, 500, _internal_error_body())
+
+
+def _database_lost(exc: BaseException) -> bool:
+    return isinstance(exc, DATABASE_UNREACHABLE) or (
+        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    )
 
 
 class ApiProblem(Exception):

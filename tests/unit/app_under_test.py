@@ -91,6 +91,13 @@ def database_refusal(sqlstate: str) -> None:
     raise sa_exc.IntegrityError("INSERT INTO parcels", {"name": "Amina Okafor"}, adapter_error)
 
 
+@router.get("/database-lost")
+def database_lost() -> None:
+    raise sa_exc.InterfaceError(
+        "SELECT 1", {}, ConnectionResetError("connection was closed"), connection_invalidated=True
+    )
+
+
 @router.get("/boom")
 def boom() -> None:
     raise RuntimeError("a bug")

@@ -28,6 +28,14 @@ def test_malformed_json_is_422_not_500(api) -> None:
     assert response.status_code == 422
 
 
+def test_a_lost_database_connection_is_503_try_again_not_500(api) -> None:
+    response = api.get("/v1/database-lost")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert "try again" in response.json()["detail"]
+    assert api.get("/v1/boom").status_code == 500  # a bug is still a bug
+
+
 def test_correlation_id_is_taken_from_the_caller_or_made(api) -> None:
     given = api.get("/healthz", headers={"X-Correlation-ID": "case-123.step-4"})
     assert given.headers["x-correlation-id"] == "case-123.step-4"
