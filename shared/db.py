@@ -71,8 +71,9 @@ def _ping_after_idle(engine: AsyncEngine) -> None:
         try:
             dbapi_connection.ping()
         except Exception as exc:
-            # The pool discards it and checks out another (a new one if none is left).
-            raise sa_exc.DisconnectionError("a pooled connection was lost") from exc
+            # As SQLAlchemy's own pre-ping: the server went away, so every connection pooled
+            # before now is stale; the pool reconnects this one and renews the others.
+            raise sa_exc.InvalidatePoolError("a pooled connection was lost") from exc
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

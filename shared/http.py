@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
+import asyncpg
 import swagger_ui_bundle
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +28,7 @@ from shared.audit import personal_data
 from shared.auth import CurrentPrincipal, Principal, TokenVerifier
 from shared.clock import clock_from
 from shared.context import current_trace, new_id, safe_id, traced
-from shared.db import DATABASE_UNREACHABLE, create_engine, session_factory
+from shared.db import create_engine, session_factory
 from shared.errors import Refused
 from shared.input_policy import problems_in, text_problem
 from shared.messaging.outbox import Outbox, backlog
@@ -242,10 +243,19 @@ class ErrorMiddleware:
             await _send_json(send, 500, _internal_error_body())
 
 
-def _database_lost(exc: BaseException) -> bool:
-    return isinstance(exc, DATABASE_UNREACHABLE) or (
-        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
-    )
+# A connection lost or refused, not a bug that SQLAlchemy wraps as an interface error (a
+# bad parameter, a session used twice at once) nor a timeout: those stay a 500.
+_CONNECTION_LOST = (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError)
+
+
+def _database_lost(exc: BaseException | None) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    while exc is not None:
+        if isinstance(exc, _CONNECTION_LOST):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 class ApiProblem(Exception):

@@ -98,6 +98,13 @@ def database_lost() -> None:
     )
 
 
+@router.get("/database-misused")
+def database_misused() -> None:
+    raise sa_exc.InterfaceError(
+        "SELECT 1", {}, Exception("another operation is in progress"), connection_invalidated=False
+    )
+
+
 @router.get("/boom")
 def boom() -> None:
     raise RuntimeError("a bug")

@@ -34,6 +34,7 @@ def test_a_lost_database_connection_is_503_try_again_not_500(api) -> None:
     assert response.headers["retry-after"] == "1"
     assert "try again" in response.json()["detail"]
     assert api.get("/v1/boom").status_code == 500  # a bug is still a bug
+    assert api.get("/v1/database-misused").status_code == 500  # on a live connection too
 
 
 def test_correlation_id_is_taken_from_the_caller_or_made(api) -> None:

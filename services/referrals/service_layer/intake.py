@@ -40,6 +40,7 @@ from services.referrals.service_layer.cases import (
 from services.referrals.service_layer.residents import (
     ResidentFacts,
     hold_for_duplicates,
+    keys_from,
     keys_of,
     match_or_create_resident,
 )
@@ -217,10 +218,12 @@ async def _receive(
     needs = [n.value for n in referral.needs]
     circumstances = [c.value for c in referral.circumstances]
     basis = referral.lawful_basis
-    created = match.new_keys is not None
-    keys = match.new_keys if match.new_keys is not None else await keys_of(uow, resident_id)
-    # A resident created just now has no case to find.
-    case = None if created else await cases_db.lock_open_case_of(session, resident_id, council)
+    if match.created is not None:
+        keys = keys_from(uow, council, match.created)
+        case = None  # a resident created just now has no case to find
+    else:
+        keys = await keys_of(uow, resident_id)
+        case = await cases_db.lock_open_case_of(session, resident_id, council)
     attached = case is not None
     earlier_needs: list[str] = []
     if case is None:

@@ -46,9 +46,9 @@ class ResidentMatch:
 
     resident_id: str
     duplicates: list[RecordedDuplicate] = field(default_factory=list)
-    # A resident created just now: its keys, from what was stored (no read back), and no
-    # case of its own yet. None for a resident found.
-    new_keys: list[str] | None = None
+    # A resident created just now: what was stored (its keys are made from it, not read
+    # back), and no case of its own yet. None for a resident found.
+    created: Identity | None = None
 
 
 def identity_of(row: Row) -> Identity:
@@ -129,16 +129,17 @@ async def match_or_create_resident(
             contributions=[asdict(c) for c in match.contributions],
         )
         recorded.append(duplicate)
-    return ResidentMatch(resident_id, recorded, new_keys=_keys(uow, council, new))
+    return ResidentMatch(resident_id, recorded, created=new)
 
 
 async def keys_of(uow: ReferralsUnitOfWork, resident_id: str) -> list[str]:
     """The pseudonymous keys the risk service knows this resident by."""
     row = await residents_db.resident(uow.session, resident_id)
-    return _keys(uow, row["council"], identity_of(row))
+    return keys_from(uow, row["council"], identity_of(row))
 
 
-def _keys(uow: ReferralsUnitOfWork, council: str, identity: Identity) -> list[str]:
+def keys_from(uow: ReferralsUnitOfWork, council: str, identity: Identity) -> list[str]:
+    """The keys of a resident of ``council`` with this identity."""
     return resident_keys(
         uow.settings.resident_key_secret.get_secret_value(),
         council=council,

@@ -39,6 +39,7 @@ from services.referrals.service_layer.resident_index import (
     RecordedDuplicate,
     ResidentFacts,
     ResidentMatch,
+    keys_from,
     keys_of,
     match_or_create_resident,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "ResidentMatch",
     "decide_duplicate",
     "hold_for_duplicates",
+    "keys_from",
     "keys_of",
     "match_or_create_resident",
     "merge_resident",
