@@ -373,28 +373,12 @@ async def route_if_allowed(
             + "; a caseworker confirms or rejects it",
         )
         return case
-    if not decision.allowed:
-        if case["status"] == CaseStatus.AWAITING_CONSENT:
-            return case
-        return await move(
-            uow,
-            case,
-            CaseStatus.AWAITING_CONSENT,
-            actor=actor,
-            now=now,
-            reason=decision.reason,
-            held=held,
-        )
-    case = await move(
-        uow,
-        case,
-        CaseStatus.READY_FOR_ROUTING,
-        actor=actor,
-        now=now,
-        reason=decision.reason,
-        held=held,
-    )
-    await send_packet(uow, case, now=now, held=held)
+    if not decision.allowed and case["status"] == CaseStatus.AWAITING_CONSENT:
+        return case
+    target = CaseStatus.READY_FOR_ROUTING if decision.allowed else CaseStatus.AWAITING_CONSENT
+    case = await move(uow, case, target, actor=actor, now=now, reason=decision.reason, held=held)
+    if decision.allowed:
+        await send_packet(uow, case, now=now, held=held)
     return case
 
 
