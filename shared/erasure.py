@@ -104,7 +104,7 @@ async def record_tombstones(
     return await rows_affected(session, statement)
 
 
-async def any_erased(
+async def erased_once_locked(
     session: AsyncSession,
     secret: str,
     identifiers: Iterable[str],
@@ -114,23 +114,22 @@ async def any_erased(
 ) -> bool:
     """Whether any of ``identifiers`` was erased, whenever (case ids are never reused), or
     any of the resident ``keys`` was erased at or after ``written_at`` (if given: what was
-    written later is about a person referred again). One round trip."""
-    ids = [tombstone(secret, i) for i in dict.fromkeys(identifiers)]
-    key_hashes = [tombstone(secret, k) for k in dict.fromkeys(keys)]
+    written later is about a person referred again); first taking the advisory locks of
+    them all (``lock_identifiers``: held until the transaction ends), so an erasure on
+    another worker waits for the caller, and the caller sees an erasure it waited for. One
+    round trip: ``erased_once_locked`` (``create_erasure_guard_v1``)."""
+    keys = list(dict.fromkeys(keys))
+    ids = [tombstone(secret, i) for i in dict.fromkeys(identifiers) if i not in keys]
+    key_hashes = [tombstone(secret, k) for k in keys]
     if not ids and not key_hashes:
         return False
+    locks = sorted({lock_key(h) for h in (*ids, *key_hashes)})
     connection = await driver(session)
-    return bool(await connection.fetchval(_ANY_ERASED, ids, key_hashes, written_at))
+    return bool(await connection.fetchval(_ERASED_ONCE_LOCKED, locks, ids, key_hashes, written_at))
 
 
 # Asked for every event a consumer applies: asyncpg's own, its statement prepared once.
-_ANY_ERASED = f"""
-    SELECT EXISTS (
-        SELECT FROM {TOMBSTONE_TABLE}
-        WHERE hash = ANY($1::text[])
-           OR (hash = ANY($2::text[]) AND ($3::timestamptz IS NULL OR erased_at >= $3))
-    )
-"""
+_ERASED_ONCE_LOCKED = "SELECT erased_once_locked($1::bigint[], $2::text[], $3::text[], $4)"
 _LOCK_IDENTIFIERS = "SELECT pg_advisory_xact_lock(key) FROM unnest($1::bigint[]) AS locks(key)"
 
 
@@ -215,15 +214,12 @@ async def _about_erased(event: BaseModel, ids: list[str], uow: Any, secret: str)
     """An erased case id refuses the event whenever it was written (case ids are never
     reused); an erased resident key only if the event was written (its CloudEvent time)
     before the erasure: a later event is about the same person referred again."""
-    await lock_identifiers(uow.session, secret, ids)
-    keys = set(resident_keys_in(event))
     envelope = getattr(uow, "event", None)
-    # After the locks, so it sees an erasure they waited for.
-    return await any_erased(
+    return await erased_once_locked(
         uow.session,
         secret,
-        [i for i in ids if i not in keys],
-        keys=keys,
+        ids,
+        keys=resident_keys_in(event),
         written_at=envelope.time if envelope is not None else None,
     )
 
@@ -398,3 +394,38 @@ def drop_erasure_v1() -> None:
         """
     )
     op.drop_table(TOMBSTONE_TABLE)
+
+
+def create_erasure_guard_v1() -> None:
+    """``erased_once_locked``: the guard's locks and its look at the tombstones in one
+    round trip. PL/pgSQL, VOLATILE: each statement in it takes a fresh snapshot (READ
+    COMMITTED), so the look, made after the locks, sees an erasure committed while they
+    were awaited; one statement doing both would read the tombstones as of before."""
+    from alembic import op
+
+    op.execute(
+        f"""
+        CREATE FUNCTION erased_once_locked(
+            locks bigint[], hashes text[], key_hashes text[], written_at timestamptz
+        ) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+        DECLARE
+            erased boolean;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(key) FROM unnest(locks) AS taken(key);
+            SELECT EXISTS (
+                SELECT FROM {TOMBSTONE_TABLE}
+                WHERE hash = ANY(hashes)
+                   OR (hash = ANY(key_hashes)
+                       AND (written_at IS NULL OR erased_at >= written_at))
+            ) INTO erased;
+            RETURN erased;
+        END
+        $$
+        """
+    )
+
+
+def drop_erasure_guard_v1() -> None:
+    from alembic import op
+
+    op.execute("DROP FUNCTION erased_once_locked(bigint[], text[], text[], timestamptz)")

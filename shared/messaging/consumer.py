@@ -131,20 +131,25 @@ _INBOX_INSERT = (
 
 _ABANDONED = object()  # stopped before the event could be opened
 
-PREFETCHED_FOR_S = 1.0  # a batch's prefetched keys, trusted this long (then asked again)
+PREFETCHED_FOR_S = 1.0  # a data key read from the keystore, trusted this long (then asked again)
 
 
 @dataclass(frozen=True)
 class Prefetched:
-    """The data keys fetched for a batch of records, and when."""
+    """The data keys fetched for a batch of records, each with when it was read from the
+    keystore (for an earlier batch, maybe: a key is used for whichever records need it
+    within ``PREFETCHED_FOR_S`` of its reading, never after)."""
 
-    keys: dict[str, bytes | None] = field(default_factory=dict)
-    at: float = float("-inf")
+    keys: dict[str, tuple[bytes | None, float]] = field(default_factory=dict)
 
-    def fresh(self) -> bool:
+    def fresh(self, key_id: str) -> bool:
         # A batch handled slowly (retries, a long handler) asks again: a key forgotten
         # meanwhile opens nothing more.
-        return time.monotonic() - self.at < PREFETCHED_FOR_S
+        read = self.keys.get(key_id)
+        return read is not None and time.monotonic() - read[1] < PREFETCHED_FOR_S
+
+    def key(self, key_id: str) -> bytes | None:
+        return self.keys[key_id][0]
 
 
 # PostgreSQL's "try again" answers: a serialization failure, a deadlock.
@@ -229,6 +234,7 @@ class EventConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._pending: dict[TopicPartition, int] = {}
+        self._keys_read = Prefetched()  # the keys the last fetches needed, and when read
         self._lock = asyncio.Lock()
         self.stats = {
             "applied": 0,
@@ -599,9 +605,10 @@ class EventConsumer:
 
     async def _prefetch_keys(self, records: list[ConsumerRecord]) -> Prefetched:
         """The data keys a fetch's sealed records need (every partition's, those of a type
-        handled here: the others are ignored unopened), in one keystore round trip rather
-        than one a record or a partition. Only a shortcut: whatever it misses is asked
-        record by record."""
+        handled here: the others are ignored unopened): the ones read for the fetches just
+        before, if read within ``PREFETCHED_FOR_S``, and the others in one keystore round
+        trip rather than one a record or a partition. Only a shortcut: whatever it misses
+        is asked record by record."""
         if self._keystore is None or not records:
             return Prefetched()
         wanted = set()
@@ -612,10 +619,16 @@ class EventConsumer:
                 key_id, kind = envelope.get("sealedwith"), envelope.get("type")
                 if key_id and (split_type(kind) or (kind, 0))[0] in handled:
                     wanted.add(str(key_id))
-        if wanted:
+        known = self._keys_read
+        # The keys still fresh, whichever fetch needed them: the rest are let go.
+        keys = {key_id: read for key_id, read in known.keys.items() if known.fresh(key_id)}
+        if missing := wanted - keys.keys():
             with contextlib.suppress(Exception):  # the record-by-record path retries outages
-                return Prefetched(await self._keystore.data_keys(wanted), time.monotonic())
-        return Prefetched()
+                read_at = time.monotonic()
+                found = await self._keystore.data_keys(missing)
+                keys.update((key_id, (key, read_at)) for key_id, key in found.items())
+        self._keys_read = Prefetched(keys)
+        return self._keys_read
 
     async def _open(
         self,
@@ -631,8 +644,8 @@ class EventConsumer:
         assert event.sealedwith is not None
         data_key: bytes | None = None
         while not stop.is_set():
-            if keys.fresh() and event.sealedwith in keys.keys:
-                data_key = keys.keys[event.sealedwith]
+            if keys.fresh(event.sealedwith):
+                data_key = keys.key(event.sealedwith)
                 break
             try:
                 data_key = await self._keystore.data_key(event.sealedwith)

@@ -80,23 +80,18 @@ class _Work:
     event: Any = None
 
 
-async def _no_lock(session: Any, secret: str, ids: Any) -> None:
-    return None
-
-
 async def test_the_guard_skips_an_event_about_an_erased_case_and_applies_the_rest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     erased = {"gone"}
 
-    async def any_erased(
+    async def erased_once_locked(
         session: Any, secret: str, ids: Any, keys: Any = (), written_at: Any = None
     ) -> bool:
         assert secret == "s"
         return bool(erased & (set(ids) | set(keys)))
 
-    monkeypatch.setattr(erasure, "any_erased", any_erased)
-    monkeypatch.setattr(erasure, "lock_identifiers", _no_lock)
+    monkeypatch.setattr(erasure, "erased_once_locked", erased_once_locked)
     handlers = EventHandlers[Any]()
 
     @handlers.on(CaseReadyForRouting)
@@ -123,22 +118,21 @@ async def test_an_erased_key_refuses_only_what_was_written_before_its_erasure(
 ) -> None:
     """Resident keys come from identity: the same person referred again has them again, so
     an event written after the erasure is applied; case ids are never reused: refused
-    whenever written. The identifiers are locked before the tombstones are read."""
+    whenever written. The lock and the look are one call: ``erased_once_locked``, whose
+    order is tested on PostgreSQL (tests/integration/test_erasure.py)."""
     erased_at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
     stones = {"k1": erased_at, "gone": erased_at}
 
-    async def any_erased(
+    async def erased_once_locked(
         session: Any, secret: str, ids: Any, keys: Any = (), written_at: Any = None
     ) -> bool:
-        return any(i in stones for i in ids) or any(
+        session.extend(ids)
+        keys = set(keys)
+        return any(i in stones for i in ids if i not in keys) or any(
             k in stones and (written_at is None or stones[k] >= written_at) for k in keys
         )
 
-    async def lock(session: Any, secret: str, ids: Any) -> None:
-        session.extend(ids)
-
-    monkeypatch.setattr(erasure, "any_erased", any_erased)
-    monkeypatch.setattr(erasure, "lock_identifiers", lock)
+    monkeypatch.setattr(erasure, "erased_once_locked", erased_once_locked)
     handlers = EventHandlers[Any]()
 
     @handlers.on(ResidentFlagged)

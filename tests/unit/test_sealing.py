@@ -123,4 +123,46 @@ async def test_a_fetch_asks_the_keystore_once_for_every_partition_and_not_for_ig
     prefetched = await consumer._prefetch_keys(records)  # type: ignore[arg-type]
 
     assert keystore.asked == [{handled, other}]  # one question, for two partitions
-    assert prefetched.fresh() and set(prefetched.keys) == {handled, other}
+    assert set(prefetched.keys) == {handled, other}
+    assert prefetched.fresh(handled) and prefetched.key(handled) == keystore.keys[handled]
+
+
+async def test_a_key_read_for_one_fetch_serves_the_next_within_its_second_and_never_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same trust a fetch's own keys get (``PREFETCHED_FOR_S`` after their reading):
+    the next fetch, needing the same case's key, asks only for the keys it lacks; once the
+    second is past it asks again, so a key forgotten meanwhile opens nothing more."""
+    from shared.messaging import consumer as consuming
+    from shared.messaging.consumer import ConsumerSpec, EventConsumer
+    from shared.messaging.handlers import EventHandlers
+    from tests.support.probe import ProbeRecorded, probe_registry
+
+    handlers = EventHandlers()
+    handlers.on(ProbeRecorded)(lambda payload, uow: None)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    keystore = _CountingKeystore({k: os.urandom(32) for k in (first, second)})
+    consumer = EventConsumer(
+        ConsumerSpec("prefetch", handlers),
+        registry=probe_registry(),
+        sessions=None,  # type: ignore[arg-type]  # no database: only the prefetch is asked
+        unit_of_work=None,  # type: ignore[arg-type]
+        bootstrap_servers="",
+        producer_factory=None,  # type: ignore[arg-type]
+        keystore=keystore,  # type: ignore[arg-type]
+    )
+    recorded = "uk.upstream.probe.recorded.v1"
+    now = [1000.0]
+    monkeypatch.setattr(consuming.time, "monotonic", lambda: now[0])
+
+    await consumer._prefetch_keys([_record(0, {"type": recorded, "sealedwith": first})])  # type: ignore[list-item]
+    now[0] += consuming.PREFETCHED_FOR_S / 2
+    both = [_record(0, {"type": recorded, "sealedwith": k}) for k in (first, second)]
+    prefetched = await consumer._prefetch_keys(both)  # type: ignore[arg-type]
+    assert keystore.asked == [{first}, {second}]
+    assert prefetched.fresh(first) and prefetched.fresh(second)
+
+    now[0] += consuming.PREFETCHED_FOR_S / 2  # the first key's second is over
+    assert not prefetched.fresh(first) and prefetched.fresh(second)
+    await consumer._prefetch_keys(both)  # type: ignore[arg-type]
+    assert keystore.asked == [{first}, {second}, {first}]

@@ -1,0 +1,26 @@
+"""the erasure guard's locks and its look at the tombstones in one round trip
+
+Revision ID: 0017
+Revises: 0016
+Create Date: 2026-12-18
+
+Every event a consumer applies is first checked against the tombstones, after taking the
+advisory locks of what it names (shared/erasure.py): two statements, now one call.
+"""
+
+from __future__ import annotations
+
+from shared.erasure import create_erasure_guard_v1, drop_erasure_guard_v1
+
+revision = "0017"
+down_revision = "0016"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_erasure_guard_v1()
+
+
+def downgrade() -> None:
+    drop_erasure_guard_v1()
