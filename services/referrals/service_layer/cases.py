@@ -312,11 +312,14 @@ async def move_if_allowed(
     now: datetime,
     reason: str | None = None,
     outcome: Outcome | None = None,
+    held: Collection[str] | None = None,
 ) -> Row:
     """For events from other services: an impossible move is recorded, not raised (the
     event is still applied once; a caseworker sees what happened)."""
     try:
-        return await move(uow, case, target, actor=actor, now=now, reason=reason, outcome=outcome)
+        return await move(
+            uow, case, target, actor=actor, now=now, reason=reason, outcome=outcome, held=held
+        )
     except TransitionRefused as refused:
         log.warning("transition refused", extra={"case_id": case["id"], "reason": str(refused)})
         await cases_db.add_timeline(
@@ -334,7 +337,10 @@ async def sharing_decision(
     uow: ReferralsUnitOfWork, case: Row, *, now: datetime
 ) -> SharingDecision:
     """May this case go to a voluntary partner now, and why (``domain/sharing.py``)."""
-    consent = await cases_db.current_consent(uow.session, case["id"])
+    return _sharing(case, await cases_db.current_consent(uow.session, case["id"]), now=now)
+
+
+def _sharing(case: Row, consent: Row | None, *, now: datetime) -> SharingDecision:
     record = (
         None
         if consent is None
@@ -354,13 +360,22 @@ async def sharing_decision(
 
 
 async def route_if_allowed(
-    uow: ReferralsUnitOfWork, case: Row, *, actor: Actor, now: datetime
+    uow: ReferralsUnitOfWork,
+    case: Row,
+    *,
+    actor: Actor,
+    now: datetime,
+    held: Collection[str] | None = None,
 ) -> Row:
     """After assessment or new consent: to partners if the lawful basis allows it, else to
-    the council team to seek consent."""
-    decision = await sharing_decision(uow, case, now=now)
-    held = await holds_db.held_needs(uow.session, case["id"])
-    if held and not set(case["needs"]) - held:
+    the council team to seek consent. ``held``: the needs held for a possible duplicate, if
+    the caller has just read them; the consent is read once, for the decision and the
+    packet."""
+    consent = await cases_db.current_consent(uow.session, case["id"])
+    decision = _sharing(case, consent, now=now)
+    if held is None:
+        held = await holds_db.held_needs(uow.session, case["id"])
+    if held and not set(case["needs"]).difference(held):
         # Every need waits for a caseworker to settle a possible duplicate (no double help).
         await cases_db.add_timeline(
             uow.session,
@@ -378,7 +393,7 @@ async def route_if_allowed(
     target = CaseStatus.READY_FOR_ROUTING if decision.allowed else CaseStatus.AWAITING_CONSENT
     case = await move(uow, case, target, actor=actor, now=now, reason=decision.reason, held=held)
     if decision.allowed:
-        await send_packet(uow, case, now=now, held=held)
+        await _send_packet(uow, case, consent, now=now, held=held)
     return case
 
 
@@ -390,11 +405,24 @@ async def send_packet(
     (``held``: as the caller has just read them)."""
     if held is None:
         held = await holds_db.held_needs(uow.session, case["id"])
+    if any(n not in held for n in case["needs"]):
+        consent = await cases_db.current_consent(uow.session, case["id"])
+        await _send_packet(uow, case, consent, now=now, held=held)
+
+
+async def _send_packet(
+    uow: ReferralsUnitOfWork,
+    case: Row,
+    consent: Row | None,
+    *,
+    now: datetime,
+    held: Collection[str],
+) -> None:
+    """``send_packet`` with the case's current consent and holds read already."""
     to_route = [n for n in case["needs"] if n not in held]
     if not to_route:
         return
     resident = await residents_db.resident(uow.session, case["resident_id"])
-    consent = await cases_db.current_consent(uow.session, case["id"])
     await uow.outbox.add(
         uow.session,
         _ready_for_routing(case, resident, consent, needs=to_route, now=now),
@@ -964,6 +992,8 @@ async def record_risk_assessment(
             return
         case = await _record_finding(uow, case, finding)
         if case["status"] == CaseStatus.RECEIVED:
+            # Read once for both moves: nothing between them holds or releases a need.
+            held = await holds_db.held_needs(uow.session, case["id"])
             case = await move_if_allowed(
                 uow,
                 case,
@@ -971,8 +1001,9 @@ async def record_risk_assessment(
                 actor=RISK_SERVICE,
                 now=finding.at,
                 reason=f"risk {finding.level.value}",
+                held=held,
             )
-            await route_if_allowed(uow, case, actor=RISK_SERVICE, now=finding.at)
+            await route_if_allowed(uow, case, actor=RISK_SERVICE, now=finding.at, held=held)
 
 
 async def open_outreach_case(uow: ReferralsUnitOfWork, flag: ResidentFlag) -> None:
