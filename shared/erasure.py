@@ -115,7 +115,7 @@ async def erased_once_locked(
     """Whether any of ``identifiers`` was erased, whenever (case ids are never reused), or
     any of the resident ``keys`` was erased at or after ``written_at`` (if given: what was
     written later is about a person referred again); first taking the advisory locks of
-    them all (``lock_identifiers``: held until the transaction ends), so an erasure on
+    them all (as ``lock_identifiers`` does: held until the transaction ends), so an erasure on
     another worker waits for the caller, and the caller sees an erasure it waited for. One
     round trip: ``erased_once_locked`` (``create_erasure_guard_v1``)."""
     keys = list(dict.fromkeys(keys))
