@@ -118,12 +118,12 @@ async def erased_once_locked(
     them all (as ``lock_identifiers`` does: held until the transaction ends), so an erasure on
     another worker waits for the caller, and the caller sees an erasure it waited for. One
     round trip: ``erased_once_locked`` (``create_erasure_guard_v1``)."""
-    keys = list(dict.fromkeys(keys))
+    keys = dict.fromkeys(keys)
     ids = [tombstone(secret, i) for i in dict.fromkeys(identifiers) if i not in keys]
     key_hashes = [tombstone(secret, k) for k in keys]
     if not ids and not key_hashes:
         return False
-    locks = sorted({lock_key(h) for h in (*ids, *key_hashes)})
+    locks = _lock_order([*ids, *key_hashes])
     connection = await driver(session)
     return bool(await connection.fetchval(_ERASED_ONCE_LOCKED, locks, ids, key_hashes, written_at))
 
@@ -137,13 +137,19 @@ def lock_key(hash_: str) -> int:
     return int.from_bytes(bytes.fromhex(hash_[:16]), "big", signed=True)
 
 
+def _lock_order(hashes: Iterable[str]) -> list[int]:
+    """The advisory locks of these tombstone hashes, in the one order every taker keeps."""
+    return sorted({lock_key(h) for h in hashes})
+
+
 async def lock_identifiers(session: AsyncSession, secret: str, identifiers: Iterable[str]) -> None:
     """Serialise an erasure and any event naming the same identifiers, on whichever worker:
     a transaction-scoped advisory lock on each identifier's tombstone hash, taken in sorted
     order (so two transactions locking overlapping sets queue rather than deadlock); held
-    until the transaction ends. The guard takes them before it reads the tombstones, an
-    erasure before it reads what it will delete."""
-    keys = sorted({lock_key(tombstone(secret, i)) for i in identifiers})
+    until the transaction ends. The guard takes them before it reads the tombstones
+    (``erased_once_locked``, in the same order), an erasure before it reads what it will
+    delete."""
+    keys = _lock_order(tombstone(secret, i) for i in identifiers)
     if keys:  # one statement, taking them in that order
         await (await driver(session)).execute(_LOCK_IDENTIFIERS, keys)
 

@@ -392,8 +392,8 @@ async def route_if_allowed(
         return case
     target = CaseStatus.READY_FOR_ROUTING if decision.allowed else CaseStatus.AWAITING_CONSENT
     case = await move(uow, case, target, actor=actor, now=now, reason=decision.reason, held=held)
-    if decision.allowed:
-        await _send_packet(uow, case, consent, now=now, held=held)
+    if decision.allowed and (to_route := _to_route(case, held)):
+        await _send_packet(uow, case, consent, to_route, now=now)
     return case
 
 
@@ -405,23 +405,20 @@ async def send_packet(
     (``held``: as the caller has just read them)."""
     if held is None:
         held = await holds_db.held_needs(uow.session, case["id"])
-    if any(n not in held for n in case["needs"]):
+    if to_route := _to_route(case, held):
         consent = await cases_db.current_consent(uow.session, case["id"])
-        await _send_packet(uow, case, consent, now=now, held=held)
+        await _send_packet(uow, case, consent, to_route, now=now)
+
+
+def _to_route(case: Row, held: Collection[str]) -> list[str]:
+    """The case's needs not held for a possible duplicate, in the case's order."""
+    return [n for n in case["needs"] if n not in held]
 
 
 async def _send_packet(
-    uow: ReferralsUnitOfWork,
-    case: Row,
-    consent: Row | None,
-    *,
-    now: datetime,
-    held: Collection[str],
+    uow: ReferralsUnitOfWork, case: Row, consent: Row | None, to_route: list[str], *, now: datetime
 ) -> None:
-    """``send_packet`` with the case's current consent and holds read already."""
-    to_route = [n for n in case["needs"] if n not in held]
-    if not to_route:
-        return
+    """``send_packet`` with the case's current consent read already, for the needs given."""
     resident = await residents_db.resident(uow.session, case["resident_id"])
     await uow.outbox.add(
         uow.session,
