@@ -254,7 +254,7 @@ async def test_a_referral_is_assessed_with_the_signals_held_for_the_resident(
         HEADER + csv_row(risk, "eviction_notice", notice_type="warrant", notice_date=RECENT)
     )
     assert (notice["flagged"], notice["cases_assessed"]) == (0, 1)
-    assert [a["level"] for a in await risk.events("risk.case.assessed")] == ["high", "crisis"]
+    assert [a["level"] for a in await assessed()] == ["high", "crisis"]
 
 
 async def test_a_referral_of_a_resident_named_only_by_name_is_assessed_once(
