@@ -3,7 +3,9 @@ a clock and id generation, and (inside an event handler) the event being applied
 
 A use case owns its transaction: ``async with uow.transaction():``. Inside an event handler
 the consumer has already opened the transaction that holds the inbox row, so the use case
-joins it and the consumer commits both together.
+joins it and the consumer commits both together. A use case that shows what it reads
+(a case, an inbox, a report) reads it in ``async with uow.snapshot():``, so that what it
+shows is one moment's state, never half of a change committed between two of its reads.
 """
 
 from __future__ import annotations
@@ -53,6 +55,23 @@ class UnitOfWork(Generic[SettingsT]):
             await self.session.rollback()
             raise
         await self.session.commit()
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """As ``transaction``, but every statement of the block sees the database as it was
+        at the first (PostgreSQL's REPEATABLE READ): under READ COMMITTED each statement
+        sees what committed before it, so a case read, then its needs, could show a need
+        moved on by a change that had not yet moved the case. For reads (what they write,
+        an audit of the read, only inserts: a snapshot's update of a row changed since
+        would fail). Inside a handler, the consumer's transaction as it is."""
+        if self.event is None:
+            if self.session.in_transaction():
+                # A read made before, outside any use case's transaction (a web session
+                # looked up): ended as ``transaction`` would end it, with its commit.
+                await self.session.commit()
+            await self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        async with self.transaction() as session:
+            yield session
 
 
 UnitOfWorkT = TypeVar("UnitOfWorkT", bound=UnitOfWork)

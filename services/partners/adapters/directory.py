@@ -49,10 +49,12 @@ async def save_service(
     )
 
 
-async def service_for_update(session: AsyncSession, service_id: str) -> dict[str, Any] | None:
-    row = await fetch_one(
-        session, select(services).where(services.c.id == service_id).with_for_update()
-    )
+async def service(
+    session: AsyncSession, service_id: str, *, lock: bool = False
+) -> dict[str, Any] | None:
+    """The service; ``lock``: held (``FOR UPDATE``) until the transaction ends, for a change."""
+    query = select(services).where(services.c.id == service_id)
+    row = await fetch_one(session, query.with_for_update() if lock else query)
     return plain(row) if row is not None else None
 
 

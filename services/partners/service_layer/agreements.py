@@ -225,7 +225,7 @@ async def list_agreements(
     one organisation if given, newest first."""
     if council is not None and not manager.may_manage(council):
         raise Forbidden("an information-governance team sees its own council's agreements")
-    async with uow.transaction():
+    async with uow.snapshot():
         rows = await store.listing(
             uow.session, council=council or manager.council, organization_id=organization_id
         )
@@ -243,7 +243,7 @@ async def _visible(
 
 async def agreement(uow: PartnersUnitOfWork, manager: Manager, agreement_id: str) -> AgreementView:
     """One agreement with what happened to it."""
-    async with uow.transaction():
+    async with uow.snapshot():
         row = await _visible(uow, manager, agreement_id)
         history = await store.changes(uow.session, agreement_id)
     return _view(uow, row, history)

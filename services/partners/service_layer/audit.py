@@ -94,5 +94,5 @@ async def audit_export(
 async def _read_trail(
     uow: PartnersUnitOfWork, principal: Principal, query: TrailQuery, operation: str
 ) -> list[AuditEntry]:
-    async with uow.transaction() as session:
+    async with uow.snapshot() as session:
         return await audit_db.read_trail(session, principal, query, operation, at=uow.now())

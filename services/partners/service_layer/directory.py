@@ -193,7 +193,7 @@ async def _say_capacity(
     """Inside the caller's transaction, after a write: ``partners.service.capacity_changed``
     if the service's capacity, pause or needs differ from ``before`` (None: the service is
     new), so the reports' capacity history (docs/partners.md) changes only when it does."""
-    row = await store.service_for_update(uow.session, service_id)
+    row = await store.service(uow.session, service_id, lock=True)
     if row is None or (before is not None and _capacity_of(before) == _capacity_of(row)):
         return
     await uow.outbox.add(
@@ -225,9 +225,12 @@ async def add_service(uow: PartnersUnitOfWork, editor: Editor, details: ServiceD
     return service_id
 
 
-async def _own_service(uow: PartnersUnitOfWork, editor: Editor, service_id: str) -> dict[str, Any]:
-    """The service, locked, if the editor may edit it; otherwise as if it did not exist."""
-    row = await store.service_for_update(uow.session, service_id)
+async def _own_service(
+    uow: PartnersUnitOfWork, editor: Editor, service_id: str, *, lock: bool = True
+) -> dict[str, Any]:
+    """The service, locked unless only read, if the editor may edit it; otherwise as if it
+    did not exist."""
+    row = await store.service(uow.session, service_id, lock=lock)
     if row is None or not editor.owns(row["organization_id"]):
         raise NotFound("service not found")
     return row
@@ -288,9 +291,13 @@ async def resume_service(uow: PartnersUnitOfWork, editor: Editor, service_id: st
 
 async def service_load(uow: PartnersUnitOfWork, editor: Editor, service_id: str) -> ServiceLoad:
     """Capacity and current load, derived from offers."""
-    async with uow.transaction():
-        row = await _own_service(uow, editor, service_id)
-        active = await offer_store.active_count(uow.session, service_id)
+    async with uow.snapshot():
+        return await _load(uow, editor, service_id)
+
+
+async def _load(uow: PartnersUnitOfWork, editor: Editor, service_id: str) -> ServiceLoad:
+    row = await _own_service(uow, editor, service_id, lock=False)  # a snapshot's read
+    active = await offer_store.active_count(uow.session, service_id)
     return ServiceLoad(
         id=row["id"],
         name=row["name"],
@@ -346,7 +353,7 @@ async def import_directory(
                     "capacity": capacity,
                 }
             )
-            before = await store.service_for_update(uow.session, service["id"])
+            before = await store.service(uow.session, service["id"], lock=True)
             await _save_service(uow, service["id"], details)
             await _say_capacity(uow, service["id"], before)
             imported += 1
@@ -382,14 +389,15 @@ async def public_services(
 ) -> dict[str, Any]:
     """A page of services in ORUK list shape, by name, matching the search text and the
     taxonomy term (an unknown term matches nothing)."""
-    rows, total = await store.services_page(
-        uow.session,
-        text=text,
-        need=oruk.NEED_BY_TERM.get(taxonomy_term_id) if taxonomy_term_id else None,
-        by_need=bool(taxonomy_term_id),
-        limit=per_page,
-        offset=(number - 1) * per_page,
-    )
+    async with uow.snapshot():  # the page and the count of one moment
+        rows, total = await store.services_page(
+            uow.session,
+            text=text,
+            need=oruk.NEED_BY_TERM.get(taxonomy_term_id) if taxonomy_term_id else None,
+            by_need=bool(taxonomy_term_id),
+            limit=per_page,
+            offset=(number - 1) * per_page,
+        )
     items = [oruk.service_summary(row, store.organization_of(row)) for row in rows]
     return page(items, total, number, per_page)
 
@@ -438,8 +446,9 @@ async def organization_services(uow: PartnersUnitOfWork, organization_id: str) -
     """The organisation's services with their capacity, load and whether they are paused
     (the web inbox's services page)."""
     editor = Editor(organization_id, is_operator=False)
-    ids = await store.service_ids_of(uow.session, organization_id)
-    return [await service_load(uow, editor, service_id) for service_id in ids]
+    async with uow.snapshot():
+        ids = await store.service_ids_of(uow.session, organization_id)
+        return [await _load(uow, editor, service_id) for service_id in ids]
 
 
 async def organization_name(uow: PartnersUnitOfWork, organization_id: str) -> str:

@@ -127,7 +127,7 @@ async def list_offers(uow: PartnersUnitOfWork, reader: Reader) -> list[InboxOffe
     """The partner's offers, soonest deadline first. ``reader``: who reads (audited), of
     the partner whose offers these are."""
     principal = principal_of(reader)
-    async with uow.transaction():
+    async with uow.snapshot():
         now = uow.now()
         rows = await store.inbox(uow.session, principal.organisation)
         shown = [_inbox_offer(row, now) for row in rows]
@@ -136,7 +136,7 @@ async def list_offers(uow: PartnersUnitOfWork, reader: Reader) -> list[InboxOffe
 
 
 async def get_offer(uow: PartnersUnitOfWork, reader: Reader, offer_id: str) -> InboxOffer:
-    async with uow.transaction():
+    async with uow.snapshot():
         return await _shown(uow, principal_of(reader), offer_id, "get_offer")
 
 

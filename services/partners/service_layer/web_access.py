@@ -51,7 +51,7 @@ async def inbox_addresses(
     uow: PartnersUnitOfWork, organization_id: str, *, reader: Principal
 ) -> list[str]:
     """The addresses (partner staff's: personal data, so the read is audited)."""
-    async with uow.transaction():
+    async with uow.snapshot():
         if not await directory_store.organization_exists(uow.session, organization_id):
             raise NotFound("organisation not found")
         addresses = await store.addresses_of(uow.session, organization_id)

@@ -681,7 +681,7 @@ async def case_queue(
 ) -> QueuePage:
     """The cases the principal may see, most urgent first, then oldest."""
     after = _decode_cursor(query.cursor) if query.cursor else None
-    async with uow.transaction() as session:
+    async with uow.snapshot() as session:
         rows = await cases_db.queue(
             session,
             principal,
@@ -720,7 +720,7 @@ async def case_queue(
 
 async def case_detail(uow: ReferralsUnitOfWork, principal: Principal, case_id: str) -> CaseDetail:
     """One case: resident, referrals, assessment, consent, offers, notes, timeline."""
-    async with uow.transaction() as session:
+    async with uow.snapshot() as session:
         case = await cases_db.visible_case(session, principal, case_id)
         if case is None:
             raise NotFound("case not found")
@@ -781,7 +781,7 @@ async def overdue_counts(
 ) -> list[OverdueCount]:
     """How many offers partners are late to report on, and on how many cases, for each
     council the principal may see (a caseworker: their own; operators: every council)."""
-    async with uow.transaction() as session:
+    async with uow.snapshot() as session:
         rows = await cases_db.overdue_counts(session, principal, council=council)
     return [OverdueCount(r["council"], int(r["offers"]), int(r["cases"])) for r in rows]
 

@@ -237,7 +237,7 @@ async def record_confirmation(
 async def erasure_status(
     uow: ReferralsUnitOfWork, principal: Principal, request_id: str
 ) -> ErasureRequest:
-    async with uow.transaction() as session:
+    async with uow.snapshot() as session:
         row = await db.request(session, request_id, councils_of(principal))
         if row is None:
             raise NotFound("erasure request")

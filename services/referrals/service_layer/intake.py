@@ -398,7 +398,7 @@ async def referral_progress(
         referral_id = str(uuid.UUID(referral_id))
     except ValueError:
         raise NotFound("referral not found") from None
-    async with uow.transaction() as session:
+    async with uow.snapshot() as session:
         row = await referrals_db.visible_referral(session, principal, referral_id)
         if row is None:
             raise NotFound("referral not found")

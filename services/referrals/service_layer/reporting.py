@@ -488,7 +488,7 @@ async def _facts(
     _may_read(principal, council)
     period_from, period_to = _period(uow, query)
     area = query.area.strip().upper() if query.area else None
-    async with uow.transaction() as session:
+    async with uow.snapshot() as session:
         found = await reporting_db.facts(session, council, period_from, period_to)
     return found, Filters(area=area, need=query.need)
 

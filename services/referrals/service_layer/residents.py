@@ -371,7 +371,7 @@ async def _audit_duplicates(
 async def possible_duplicates(
     uow: ReferralsUnitOfWork, principal: Principal, state: DuplicateState = "open"
 ) -> list[PossibleDuplicate]:
-    async with uow.transaction() as session:
+    async with uow.snapshot() as session:
         rows = await residents_db.duplicates_in_state(session, principal, state)
         held = await holds_db.held_needs_by_duplicate(session, [row["id"] for row in rows])
         await _audit_duplicates(uow, principal, "possible_duplicates", rows)
@@ -492,7 +492,7 @@ async def merges(
 ) -> list[MergeRecord]:
     """The council's merges, newest first (of one resident, if named): ids only, and
     audited (which residents were judged the same person is matching evidence)."""
-    async with uow.transaction() as session:
+    async with uow.snapshot() as session:
         rows = await merges_db.merges_of(session, principal, resident_id)
         await _audit_merges(uow, principal, "merges", rows)
     return [_merge_record(row) for row in rows]

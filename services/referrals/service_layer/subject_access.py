@@ -280,7 +280,7 @@ async def request_status(
     uow: ReferralsUnitOfWork, principal: Principal, request_id: str
 ) -> SubjectAccessRequest:
     """How far a request has got: which services have answered and which are pending."""
-    async with uow.transaction() as session:
+    async with uow.snapshot() as session:
         row = await _own_request(uow, principal, request_id)
         rows = await db.contributions(session, request_id)
         await audit.audited(
@@ -300,7 +300,7 @@ async def subject_access_export(
     """Everything the services have contributed so far (each service's answer once all its
     parts are in), with the request's progress (an incomplete export says which services
     are pending). Every read is audited."""
-    async with uow.transaction() as session:
+    async with uow.snapshot() as session:
         row = await _own_request(uow, principal, request_id)
         rows = await db.contributions(session, request_id)
         contributions = _assembled(rows)

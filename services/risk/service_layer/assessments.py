@@ -423,7 +423,7 @@ async def explain_case(
 ) -> Explained:
     """Why a case has its level. ``council``: the caller's (None: an operator, any council).
     The read is audited, naming ``reader`` (None: a caller that names nobody)."""
-    async with uow.transaction():
+    async with uow.snapshot():
         assessment = await stored_assessments.latest_of_case(uow.session, case_id, council=council)
         if assessment is None:
             raise NotFound("no assessment for this case")
@@ -436,7 +436,7 @@ async def explain_resident(
     uow: RiskUnitOfWork, resident_key: str, *, council: str | None, reader: Principal | None = None
 ) -> Explained:
     """Why a resident was flagged, by the key the flag carried. Audited, as ``explain_case``."""
-    async with uow.transaction():
+    async with uow.snapshot():
         assessment = await stored_assessments.latest_of_resident(
             uow.session, resident_key, council=council
         )

@@ -96,7 +96,7 @@ async def audit_export(
 async def _read_trail(
     uow: RiskUnitOfWork, principal: Principal, query: TrailQuery, operation: str
 ) -> list[AuditEntry]:
-    async with uow.transaction() as session:
+    async with uow.snapshot() as session:
         if query.resident_id is not None:  # a resident key a flag carried: its profile
             owner = await audit_db.owner_of_key(session, query.resident_id)
             if owner is not None:

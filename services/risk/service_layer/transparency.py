@@ -52,17 +52,18 @@ async def record_of(uow: RiskUnitOfWork, council: str) -> dict[str, Any]:
     """The council's ATRS record, made now from its details and the ruleset in force for it.
     Dated: completed when its details were first set; updated when they or its rules last
     changed."""
-    stored = await stored_councils.get(uow.session, council)
-    if stored is None:
-        raise NotFound("no transparency record for this council: its details are not set")
-    ruleset = await uow.ruleset_for(council)
-    choice = await stored_rulesets.choice_of(uow.session, council)
-    rules_changed: datetime | None = None
-    if choice is not None and choice.version == ruleset.version:
-        rules_changed = choice.activated_at
-    else:
-        default = await stored_rulesets.get(uow.session, ruleset.version)
-        rules_changed = default.activated_at if default is not None else None
+    async with uow.snapshot():  # the details, the ruleset and its dates of one moment
+        stored = await stored_councils.get(uow.session, council)
+        if stored is None:
+            raise NotFound("no transparency record for this council: its details are not set")
+        ruleset = await uow.ruleset_for(council)
+        choice = await stored_rulesets.choice_of(uow.session, council)
+        rules_changed: datetime | None = None
+        if choice is not None and choice.version == ruleset.version:
+            rules_changed = choice.activated_at
+        else:
+            default = await stored_rulesets.get(uow.session, ruleset.version)
+            rules_changed = default.activated_at if default is not None else None
     updated = max(filter(None, [stored.updated_at, rules_changed]))
     return atrs_record(
         ruleset,
