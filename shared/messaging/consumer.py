@@ -576,10 +576,12 @@ class EventConsumer:
         async with self._sessions() as session, session.begin():
             # A run holds its records' locks together, not in the one order each handler
             # keeps: give up (and go one at a time) before waiting long on one, so that it
-            # never deadlocks with an API request, whose caller would see it.
-            await (await driver(session)).execute(
-                f"SET LOCAL lock_timeout = '{RUN_LOCK_WAIT_MS}ms'"
-            )
+            # never deadlocks with an API request, whose caller would see it. A run of one
+            # record is already what going one at a time would do: it waits as that would.
+            if len(ready) > 1:
+                await (await driver(session)).execute(
+                    f"SET LOCAL lock_timeout = '{RUN_LOCK_WAIT_MS}ms'"
+                )
             for event, payload, handler in ready:
                 applied = await self._apply_in(session, event, payload, handler)
                 outcomes.append("applied" if applied else "duplicate")

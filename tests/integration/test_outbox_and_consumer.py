@@ -360,6 +360,72 @@ async def test_a_run_waiting_long_on_a_lock_goes_one_at_a_time_and_applies_every
     assert consumer.stats["duplicate"] == consumer.stats["dead_lettered"] == 0
 
 
+WAITING_ON_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+async def test_a_run_with_one_record_to_apply_waits_on_a_lock_as_one_at_a_time_would(
+    probe_databases, kafka: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run's lock timeout is for several records applied together (their locks held
+    together). A run in which one record is to be applied (the others of types handled
+    elsewhere, ignored) is already what one at a time does: it waits for the lock, without
+    the time out, rollback and second try that giving up would cost."""
+    caplog.set_level(logging.DEBUG, logger="shared.messaging.consumer")
+    _, consumer_db, consumer_url = probe_databases
+    registry = probe_registry()
+    topic = next(iter(registry.topics)).name
+    async with consumer_db.begin() as connection:
+        await connection.execute(text("INSERT INTO probe_totals VALUES ('held', 0)"))
+    consumer = probe_consumer(
+        registry,
+        f"probe-{uuid.uuid4().hex[:8]}",
+        consumer_url,
+        kafka.bootstrap_servers,
+        partitions=1,
+    )
+    elsewhere = CloudEvent(
+        id=str(uuid.uuid4()),
+        source="/upstream/probe",
+        type="uk.upstream.elsewhere.thing.happened.v1",
+        subject="held",
+        time=utc_now(),
+        data={"anything": True},
+    )
+    held = registry.envelope(ProbeRecorded(key="held", seq=1), source="/p", subject="held")
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await wait_for(lambda: bool(consumer.assigned_partitions), what="assignment")
+        async with consumer_db.connect() as holder:
+            await holder.execute(text("SELECT 1 FROM probe_totals WHERE key = 'held' FOR UPDATE"))
+            producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+            await producer.start()
+            try:  # one batch, so one fetch: a run of two records
+                sent = [
+                    await producer.send(topic, value=event.to_bytes(), key=b"held")
+                    for event in (elsewhere, held)
+                ]
+                await asyncio.gather(*sent)
+            finally:
+                await producer.stop()
+            await wait_for(lambda: scalar(consumer_db, WAITING_ON_A_LOCK), what="the run waiting")
+            await asyncio.sleep(3 * RUN_LOCK_WAIT_MS / 1000)  # longer than a run waits
+            assert await scalar(consumer_db, WAITING_ON_A_LOCK) == 1  # waiting still
+            assert consumer.stats["applied"] == 0
+            await holder.commit()
+        await wait_for(lambda: consumer.stats["applied"] == 1, what="the record applied")
+    finally:
+        stop.set()
+        await task
+    assert consumer.stats["ignored"] == 1
+    assert not [r for r in caplog.records if "applying them one at a time" in r.getMessage()]
+    assert await scalar(consumer_db, "SELECT total FROM probe_totals WHERE key = 'held'") == 1
+    assert consumer.stats["duplicate"] == consumer.stats["dead_lettered"] == 0
+
+
 async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
     probe_databases, kafka: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:

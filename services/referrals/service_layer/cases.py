@@ -490,7 +490,7 @@ async def open_case(
     flagged_at: datetime | None = None,
 ) -> Row:
     case_id = uow.new_id()
-    uow.case_opened(case_id, origin=origin)
+    uow.case_known(case_id, origin=origin)
     case = await cases_db.insert_case(
         uow.session,
         id=case_id,
@@ -620,6 +620,8 @@ async def _case_for_event(uow: ReferralsUnitOfWork, case_id: str) -> Row | None:
             "event for a case this service does not hold; ignored",
             extra={"case_id": case_id, "event_type": uow.event_type()},
         )
+    else:
+        uow.case_known(case["id"], origin=case["origin"])  # its events' lane, not asked
     return case
 
 
@@ -628,6 +630,7 @@ async def _caseworkers_case(uow: ReferralsUnitOfWork, principal: Principal, case
     case = await cases_db.visible_case(uow.session, principal, case_id, lock=True)
     if case is None:
         raise NotFound("case not found")
+    uow.case_known(case["id"], origin=case["origin"])  # its events' lane, not asked
     return case
 
 

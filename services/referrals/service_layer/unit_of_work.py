@@ -21,9 +21,9 @@ class ReferralsUnitOfWork(UnitOfWork[ReferralsSettings]):
     def __post_init__(self) -> None:
         self.outbox = self.outbox.with_bulk_keys(_OUTREACH_CASES)
 
-    def case_opened(self, case_id: str, *, origin: str) -> None:
-        """A case this transaction opens: whether its events are bulk work is known by its
-        origin, not asked (``adapters/lanes.py``)."""
+    def case_known(self, case_id: str, *, origin: str) -> None:
+        """A case this transaction opens, or has read: whether its events are bulk work is
+        known by its origin, not asked (``adapters/lanes.py``)."""
         _OUTREACH_CASES.learn(case_id, bulk=origin == OUTREACH_ORIGIN)
 
     def event_type(self) -> str | None:
