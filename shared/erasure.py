@@ -31,6 +31,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy import (
@@ -49,8 +50,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import driver, rows_affected
 from shared.events.catalogue import CATALOGUE
-from shared.messaging.handlers import EventHandlers
-from shared.messaging.tables import outbox
+from shared.events.envelope import CloudEvent
+from shared.messaging.handlers import EventHandlers, WritesItsInboxRow
+from shared.messaging.tables import inbox, outbox
 from shared.unit_of_work import UnitOfWorkT
 
 log = logging.getLogger(__name__)
@@ -118,14 +120,22 @@ async def erased_once_locked(
     them all (as ``lock_identifiers`` does: held until the transaction ends), so an erasure on
     another worker waits for the caller, and the caller sees an erasure it waited for. One
     round trip: ``erased_once_locked`` (``create_erasure_guard_v1``)."""
+    locks, ids, key_hashes = _guard_arguments(secret, identifiers, keys)
+    if not locks:
+        return False
+    connection = await driver(session)
+    return bool(await connection.fetchval(_ERASED_ONCE_LOCKED, locks, ids, key_hashes, written_at))
+
+
+def _guard_arguments(
+    secret: str, identifiers: Iterable[str], keys: Iterable[str]
+) -> tuple[list[int], list[str], list[str]]:
+    """The guard's locks (in the one order), the tombstone hashes of the case ids (erased
+    whenever) and of the resident keys (erased since the event was written)."""
     keys = dict.fromkeys(keys)
     ids = [tombstone(secret, i) for i in dict.fromkeys(identifiers) if i not in keys]
     key_hashes = [tombstone(secret, k) for k in keys]
-    if not ids and not key_hashes:
-        return False
-    locks = _lock_order([*ids, *key_hashes])
-    connection = await driver(session)
-    return bool(await connection.fetchval(_ERASED_ONCE_LOCKED, locks, ids, key_hashes, written_at))
+    return _lock_order([*ids, *key_hashes]), ids, key_hashes
 
 
 # Asked for every event a consumer applies: asyncpg's own, its statement prepared once.
@@ -204,16 +214,63 @@ def guarded(
 
 
 def _guard(payload: type[BaseModel], handler: Any, secret_of: Callable[[Any], str]) -> Any:
-    async def checked(event: BaseModel, uow: Any) -> None:
-        ids = identifiers_in(event)
-        if ids and await _about_erased(event, ids, uow, secret_of(uow)):
-            log.info("event about an erased resident skipped", extra={"type": payload.__name__})
-            return
-        await handler(event, uow)
+    return GuardedHandler(payload, handler, secret_of)
 
-    checked.__name__ = getattr(handler, "__name__", "handler")
-    checked.__doc__ = handler.__doc__
-    return checked
+
+class GuardedHandler(WritesItsInboxRow):
+    """A handler behind the guard (``guarded``). A consumer has it write the event's inbox
+    row (``apply_once``): the row, the identifiers' locks and the look at the tombstones in
+    one call (``claimed_unless_erased``), then the handler unless erased. Called as a plain
+    handler (a test, a replay tool), it takes the locks and looks itself
+    (``erased_once_locked``), then applies the event."""
+
+    def __init__(
+        self, payload: type[BaseModel], handler: Any, secret_of: Callable[[Any], str]
+    ) -> None:
+        self.payload = payload
+        self.handler = handler
+        self.secret_of = secret_of
+        self.__name__ = getattr(handler, "__name__", "handler")
+        self.__doc__ = handler.__doc__
+
+    async def __call__(self, event: BaseModel, uow: Any) -> None:
+        ids = identifiers_in(event)
+        if ids and await _about_erased(event, ids, uow, self.secret_of(uow)):
+            self._skipped()
+            return
+        await self.handler(event, uow)
+
+    async def apply_once(
+        self,
+        connection: asyncpg.Connection,
+        consumer: str,
+        event: CloudEvent,
+        payload: Any,
+        uow: Any,
+    ) -> bool:
+        locks, ids, key_hashes = _guard_arguments(
+            self.secret_of(uow), identifiers_in(payload), resident_keys_in(payload)
+        )
+        erased = await connection.fetchval(
+            _CLAIMED_UNLESS_ERASED,
+            consumer,
+            event.id,
+            event.type,
+            locks,
+            ids,
+            key_hashes,
+            event.time,
+        )
+        if erased is None:
+            return False  # applied before
+        if erased:
+            self._skipped()
+        else:
+            await self.handler(payload, uow)
+        return True
+
+    def _skipped(self) -> None:
+        log.info("event about an erased resident skipped", extra={"type": self.payload.__name__})
 
 
 async def _about_erased(event: BaseModel, ids: list[str], uow: Any, secret: str) -> bool:
@@ -228,6 +285,12 @@ async def _about_erased(event: BaseModel, ids: list[str], uow: Any, secret: str)
         keys=resident_keys_in(event),
         written_at=envelope.time if envelope is not None else None,
     )
+
+
+# Asked for every guarded event a consumer applies, with its inbox row.
+_CLAIMED_UNLESS_ERASED = (
+    "SELECT claimed_unless_erased($1, $2, $3, $4::bigint[], $5::text[], $6::text[], $7)"
+)
 
 
 async def delete_outbox_rows_naming(session: AsyncSession, identifiers: Iterable[str]) -> int:
@@ -435,3 +498,41 @@ def drop_erasure_guard_v1() -> None:
     from alembic import op
 
     op.execute("DROP FUNCTION erased_once_locked(bigint[], text[], text[], timestamptz)")
+
+
+def create_inbox_claim_v1() -> None:
+    """``claimed_unless_erased``: a guarded event's inbox row written, then, the first time
+    only, the guard (``erased_once_locked``, with its own snapshots): NULL if the row was
+    there already (a duplicate: nothing taken, nothing looked at), else whether the event
+    is about something erased. One round trip for what was two. An event naming nothing
+    takes no lock and looks at nothing."""
+    from alembic import op
+
+    op.execute(
+        f"""
+        CREATE FUNCTION claimed_unless_erased(
+            consumer_ text, event_id_ text, event_type_ text,
+            locks bigint[], hashes text[], key_hashes text[], written_at timestamptz
+        ) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            INSERT INTO {inbox.name} (consumer, event_id, event_type)
+            VALUES (consumer_, event_id_, event_type_)
+            ON CONFLICT DO NOTHING;
+            IF NOT FOUND THEN
+                RETURN NULL;
+            END IF;
+            IF cardinality(locks) = 0 THEN
+                RETURN false;
+            END IF;
+            RETURN erased_once_locked(locks, hashes, key_hashes, written_at);
+        END
+        $$
+        """
+    )
+
+
+def drop_inbox_claim_v1() -> None:
+    from alembic import op
+
+    arguments = "text, text, text, bigint[], text[], text[], timestamptz"
+    op.execute(f"DROP FUNCTION claimed_unless_erased({arguments})")

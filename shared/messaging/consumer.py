@@ -54,7 +54,7 @@ from shared.db import DATABASE_UNREACHABLE, SessionFactory, driver
 from shared.events.envelope import CloudEvent, EnvelopeError, utc_now
 from shared.events.registry import EventRegistry, EventType, Topic, split_type
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
-from shared.messaging.handlers import EventHandlers, Handler
+from shared.messaging.handlers import EventHandlers, Handler, WritesItsInboxRow
 from shared.messaging.kafka import dead_letter_topic, ensure_topics, spec_of
 from shared.messaging.sealing import Keystore, KeystoreUnavailable, UnknownKey, Unsealable, unseal
 from shared.messaging.tables import inbox
@@ -687,12 +687,15 @@ class EventConsumer:
         duplicate, applied before)."""
         with traced(event.correlationid or event.id, event.id):
             connection = await driver(session)
+            uow = self._unit_of_work(session, event)
+            if isinstance(handler, WritesItsInboxRow):  # with its check, in one round trip
+                return await handler.apply_once(connection, self.spec.group_id, event, payload, uow)
             first_time = await connection.fetchval(
                 _INBOX_INSERT, self.spec.group_id, event.id, event.type
             )
             if first_time is None:
                 return False
-            await handler(payload, self._unit_of_work(session, event))
+            await handler(payload, uow)
             return True
 
     async def _dead_letter(
