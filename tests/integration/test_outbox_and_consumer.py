@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devtools.embedded import TansuBroker, free_port
 from shared.db import create_engine, driver, session_factory
@@ -316,6 +317,22 @@ async def test_a_resting_consumer_still_applies_every_event_once(
     assert consumer.stats["duplicate"] == consumer.stats["dead_lettered"] == 0
 
 
+async def _consumer_of_a_held_total(
+    consumer_db: AsyncEngine, consumer_url: str, kafka: Broker, registry: EventRegistry
+) -> EventConsumer:
+    """A probe consumer of one partition, and the total its 'held' events add to, for a
+    test to hold locked."""
+    async with consumer_db.begin() as connection:
+        await connection.execute(text("INSERT INTO probe_totals VALUES ('held', 0)"))
+    return probe_consumer(
+        registry,
+        f"probe-{uuid.uuid4().hex[:8]}",
+        consumer_url,
+        kafka.bootstrap_servers,
+        partitions=1,
+    )
+
+
 async def test_a_run_waiting_long_on_a_lock_goes_one_at_a_time_and_applies_everything(
     probe_databases, kafka: Broker
 ) -> None:
@@ -324,15 +341,7 @@ async def test_a_run_waiting_long_on_a_lock_goes_one_at_a_time_and_applies_every
     and each is applied once; nothing is retried as a failure or parked."""
     producer_db, consumer_db, consumer_url = probe_databases
     registry = probe_registry()
-    async with consumer_db.begin() as connection:
-        await connection.execute(text("INSERT INTO probe_totals VALUES ('held', 0)"))
-    consumer = probe_consumer(
-        registry,
-        f"probe-{uuid.uuid4().hex[:8]}",
-        consumer_url,
-        kafka.bootstrap_servers,
-        partitions=1,
-    )
+    consumer = await _consumer_of_a_held_total(consumer_db, consumer_url, kafka, registry)
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
@@ -377,15 +386,7 @@ async def test_a_run_with_one_record_to_apply_waits_on_a_lock_as_one_at_a_time_w
     _, consumer_db, consumer_url = probe_databases
     registry = probe_registry()
     topic = next(iter(registry.topics)).name
-    async with consumer_db.begin() as connection:
-        await connection.execute(text("INSERT INTO probe_totals VALUES ('held', 0)"))
-    consumer = probe_consumer(
-        registry,
-        f"probe-{uuid.uuid4().hex[:8]}",
-        consumer_url,
-        kafka.bootstrap_servers,
-        partitions=1,
-    )
+    consumer = await _consumer_of_a_held_total(consumer_db, consumer_url, kafka, registry)
     elsewhere = CloudEvent(
         id=str(uuid.uuid4()),
         source="/upstream/probe",
