@@ -63,7 +63,8 @@ class UnitOfWork(Generic[SettingsT]):
         sees what committed before it, so a case read, then its needs, could show a need
         moved on by a change that had not yet moved the case. For reads (what they write,
         an audit of the read, only inserts: a snapshot's update of a row changed since
-        would fail). Inside a handler, the consumer's transaction as it is."""
+        would fail). Inside a handler, the consumer's transaction as it is. Never inside
+        another use case's ``transaction`` block: the read before it is committed first."""
         if self.event is None:
             if self.session.in_transaction():
                 # A read made before, outside any use case's transaction (a web session

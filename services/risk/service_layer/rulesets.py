@@ -67,6 +67,11 @@ async def get_ruleset(uow: RiskUnitOfWork, version: str) -> StoredRuleset:
 
 async def current_ruleset(uow: RiskUnitOfWork) -> StoredRuleset:
     """The ruleset in force, as stored."""
+    async with uow.snapshot():
+        return await _in_force(uow)
+
+
+async def _in_force(uow: RiskUnitOfWork) -> StoredRuleset:
     ruleset = await uow.ruleset_in_force()
     return await get_ruleset(uow, ruleset.version)
 
@@ -175,16 +180,17 @@ class CouncilRuleset:
 
 
 async def ruleset_of_council(uow: RiskUnitOfWork, council: str) -> CouncilRuleset:
-    choice = await stored_rulesets.choice_of(uow.session, council)
-    if choice is None:
-        return CouncilRuleset(council, await current_ruleset(uow), own=False)
-    return CouncilRuleset(
-        council,
-        await get_ruleset(uow, choice.version),
-        own=True,
-        chosen_by=choice.activated_by,
-        chosen_at=choice.activated_at,
-    )
+    async with uow.snapshot():  # the council's choice and the ruleset of one moment
+        choice = await stored_rulesets.choice_of(uow.session, council)
+        if choice is None:
+            return CouncilRuleset(council, await _in_force(uow), own=False)
+        return CouncilRuleset(
+            council,
+            await get_ruleset(uow, choice.version),
+            own=True,
+            chosen_by=choice.activated_by,
+            chosen_at=choice.activated_at,
+        )
 
 
 async def activate_for_council(

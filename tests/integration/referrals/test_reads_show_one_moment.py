@@ -16,7 +16,7 @@ from sqlalchemy import text
 from services.referrals.adapters import cases as cases_db
 from services.referrals.service_layer import cases, intake
 from shared.events.envelope import utc_now
-from shared.events.payloads import RiskAssessed
+from shared.events.payloads import CaseUnroutable, RiskAssessed
 from shared.vocabulary import Need
 from tests.integration.referrals.conftest import ReferralsDatabase
 from tests.integration.referrals.usecase_helpers import finding, new_referral
@@ -41,8 +41,8 @@ async def _case_ready_for_routing(db: ReferralsDatabase) -> str:
 async def _partners_find_it_unroutable(db: ReferralsDatabase, case_id: str) -> None:
     """Partners' report, applied as its handler applies it: the need and the case move to
     unroutable in one transaction."""
-    report = RiskAssessed(
-        case_id=case_id, level="high", score=70, ruleset_version="v", assessed_at=utc_now()
+    report = CaseUnroutable(
+        case_id=case_id, needs=[DEBT], reasons=["no service covers money_and_debt"], at=utc_now()
     )
     async with db.applying(report, subject=case_id) as uow:
         await cases.record_unroutable(
