@@ -209,12 +209,8 @@ def guarded(
         if payload in exempt:
             result.on(payload)(handler)
             continue
-        result.on(payload)(_guard(payload, handler, secret_of))
+        result.on(payload)(GuardedHandler(payload, handler, secret_of))
     return result
-
-
-def _guard(payload: type[BaseModel], handler: Any, secret_of: Callable[[Any], str]) -> Any:
-    return GuardedHandler(payload, handler, secret_of)
 
 
 class GuardedHandler(WritesItsInboxRow):
