@@ -231,21 +231,48 @@ class _Pending(NamedTuple):
     event_id: str
 
 
-# The lanes with unpublished rows (one probe of the unpublished index a lane, not a scan of
-# a bulk backlog), and whether this pass holds each one now: the lock is tried only for a
-# lane with work (the select list is computed for the rows the WHERE keeps).
-_LANES_WITH_WORK = f"""
-    SELECT lane, pg_try_advisory_xact_lock({_ADVISORY_NAMESPACE}, lane)
-    FROM generate_series(0, {2 * LANES - 1}) AS every_lane(lane)
-    WHERE EXISTS (
-        SELECT FROM outbox WHERE outbox.lane = every_lane.lane AND published_at IS NULL
+# A pass in one statement. The lanes with unpublished rows (one probe of the unpublished
+# index a lane, not a scan of a bulk backlog), the advisory lock tried for each (only for a
+# lane with work: a select list is computed for the rows the WHERE keeps); the oldest rows
+# of the lanes held, each lane's read from that index (so a pass reads its batch, never the
+# outbox's published history: a plain ``ORDER BY id LIMIT`` over the lanes walked the
+# primary key through every published row kept for the retention period, hundreds of
+# milliseconds a pass behind a bulk backlog), the interactive lanes' first and the bulk
+# lanes' filling the batch, in id order. The statement's snapshot is taken before its locks:
+# a row another relay published and committed in between looks unpublished to it, so the
+# rows are locked FOR UPDATE, which in READ COMMITTED reads a row changed since again and
+# drops it if no longer unpublished. Always a row at least: ``lanes``, how many lanes had
+# work, with no event if none is this pass's.
+_PASS = f"""
+    WITH with_work AS MATERIALIZED (
+        SELECT lane, pg_try_advisory_xact_lock({_ADVISORY_NAMESPACE}, lane) AS ours
+        FROM generate_series(0, {2 * LANES - 1}) AS every_lane(lane)
+        WHERE EXISTS (
+            SELECT FROM outbox WHERE outbox.lane = every_lane.lane AND published_at IS NULL
+        )
+    ),
+    chosen AS (
+        SELECT oldest.id, held.lane >= {LANES} AS bulk
+        FROM with_work AS held
+        CROSS JOIN LATERAL (
+            SELECT id FROM outbox
+            WHERE outbox.lane = held.lane AND published_at IS NULL
+            ORDER BY id LIMIT $1
+        ) AS oldest
+        WHERE held.ours
+        ORDER BY bulk, oldest.id LIMIT $1
+    ),
+    locked AS (
+        SELECT unsent.id, unsent.topic, unsent.message_key, unsent.envelope, unsent.created_at,
+            unsent.event_id, chosen.bulk
+        FROM outbox AS unsent JOIN chosen ON chosen.id = unsent.id
+        WHERE unsent.published_at IS NULL
+        FOR UPDATE OF unsent SKIP LOCKED
     )
-    ORDER BY lane
-"""
-_PENDING = """
-    SELECT id, topic, message_key, envelope, created_at, event_id FROM outbox
-    WHERE lane = ANY($1::smallint[]) AND published_at IS NULL
-    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+    SELECT lanes, locked.id, topic, message_key, envelope, created_at, event_id
+    FROM (SELECT count(*) AS lanes FROM with_work) AS lanes_with_work
+    LEFT JOIN locked ON true
+    ORDER BY locked.bulk, locked.id
 """
 _PUBLISHED = "UPDATE outbox SET published_at = $1 WHERE id = ANY($2::bigint[])"
 _INSERT = f"INSERT INTO outbox ({', '.join(_ADDED)}) VALUES ($1, $2, $3, $4, $5, $6)"
@@ -437,7 +464,7 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One pass over every lane with work that no other relay holds, in one transaction:
-        the lanes found and locked in one statement (their advisory locks), their rows in id
+        the lanes found and locked and their rows read in one statement (``_PASS``), in id
         order (so each key's events keep their order), one batch of sends, one update.
         Returns how many rows it finished (events published, forgettings carried out,
         events of forgotten subjects withheld). The batch takes the interactive lanes' rows
@@ -446,26 +473,16 @@ class OutboxRelay:
         session's connection: a pass follows every commit that wrote an event."""
         async with self._sessions() as session, session.begin():
             connection = await driver(session)
-            with_work = await connection.fetch(_LANES_WITH_WORK)
-            if not with_work:
+            found = await connection.fetch(_PASS, self._batch_size)
+            if not found[0]["lanes"]:
                 OUTBOX_BACKLOG.set(0)  # nothing unpublished: no need to count it
             elif self._backlog_due():
                 OUTBOX_BACKLOG.set(await backlog(session))
-            locked = [lane for lane, ours in with_work if ours]
-            if not locked:
+            rows = [_Pending(*row[1:]) for row in found if row["id"] is not None]
+            if not rows:
                 return 0  # no work, or other relays have these lanes now
             if self._verify_topics_each_pass and self._topics_due():
                 await self._verify_topics()
-            rows: list[_Pending] = []
-            for kind in (
-                [lane for lane in locked if lane < LANES],
-                [lane for lane in locked if lane >= LANES],
-            ):
-                if kind and len(rows) < self._batch_size:
-                    found = await connection.fetch(_PENDING, kind, self._batch_size - len(rows))
-                    rows += [_Pending(*row) for row in found]
-            if not rows:
-                return 0
             published, failure = await self._send(rows)
             if published:
                 await connection.execute(_PUBLISHED, utc_now(), published)

@@ -5,6 +5,7 @@ the backlog drains. Asserted by the order things happened in, never by time."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -14,7 +15,7 @@ from sqlalchemy import text
 from shared.db import create_engine, session_factory
 from shared.events import EventRegistry
 from shared.messaging.consumer import Resting
-from shared.messaging.outbox import LANES, Outbox, lane_of
+from shared.messaging.outbox import _PASS, LANES, Outbox, lane_of
 from shared.unit_of_work import UnitOfWork
 from tests.conftest import MakeDatabase
 from tests.integration.messaging_helpers import make_relay, unpublished, wait_for
@@ -257,3 +258,44 @@ async def test_a_resting_consumer_looks_at_its_bulk_lanes_less_often_and_misses_
     assert (True, False) in fetching
     assert await scalar(consumer_db, "SELECT count(DISTINCT event_id) FROM probe_effects") == 11
     assert consumer.stats["duplicate"] == consumer.stats["dead_lettered"] == 0
+
+
+def _rows_filtered_out(plan: dict) -> int:
+    """The rows a plan's scans read only to throw away (``Rows Removed by Filter``)."""
+    here = int(plan.get("Rows Removed by Filter", 0)) * int(plan.get("Actual Loops", 1))
+    return here + sum(_rows_filtered_out(child) for child in plan.get("Plans", []))
+
+
+async def test_a_relay_pass_reads_its_batch_not_the_published_history(databases) -> None:
+    """Published rows stay in the outbox for the retention period (30 days), and always
+    have lower ids than the rows still to send. A pass that found its rows by walking ids
+    read every one of them, behind a bulk backlog: the planner's choice, measured at
+    hundreds of milliseconds a pass with a month of history."""
+    producer_db, _, _ = databases
+    registry = registry_with_bulk_lane()
+    history, backlog, batch = 20_000, 10_000, 100
+    await write(producer_db, registry, [(f"sent-{i}", i) for i in range(history)], bulk=False)
+    async with producer_db.begin() as connection:
+        await connection.execute(text("UPDATE outbox SET published_at = now()"))
+    await write(producer_db, registry, [(f"flagged-{i}", i) for i in range(backlog)], bulk=True)
+    await write(producer_db, registry, [("case-urgent", 0)], bulk=False)
+    async with producer_db.connect() as connection:
+        await connection.execute(text("ANALYZE outbox"))
+        await connection.commit()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        # The pass's statement as the relay runs it (its locks too), then rolled back.
+        transaction = driver.transaction()
+        await transaction.start()
+        try:
+            explained = await driver.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {_PASS}", batch)
+            # (the dialect's codec decodes json; a plain connection would give text)
+            (plan,) = json.loads(explained) if isinstance(explained, str) else explained
+            found = await driver.fetch(_PASS, batch)
+        finally:
+            await transaction.rollback()
+    keys = [row["message_key"] for row in found]
+    # The interactive row first, then the oldest of the backlog, in id order.
+    assert keys == ["case-urgent", *(f"flagged-{i}" for i in range(batch - 1))]
+    # And nothing read only to be thrown away: not the 20,000 rows sent already.
+    assert _rows_filtered_out(plan["Plan"]) <= batch
