@@ -60,7 +60,7 @@ async def delete_ended_offers_before(session: AsyncSession, cutoff: datetime, ba
             offers.c.updated_at < cutoff,
             requests.c.status.not_in(ROUTING),
         )
-        .order_by(offers.c.id)
+        .order_by(offers.c.updated_at)  # oldest first: read from ix_offers_ended
         .limit(batch)
     )
     ids = [str(r["id"]) for r in await fetch_all(session, due)]

@@ -240,6 +240,15 @@ offers = Table(
         "follow_up_by",
         postgresql_where=text("status IN ('accepted', 'in_progress') AND overdue_at IS NULL"),
     ),
+    # A service's offers by status (its load, on every placement; its record, on every need
+    # routed), read from the index rather than from every offer ever made.
+    Index("ix_offers_service_status", "service_id", "status"),
+    # Ended offers, oldest first (the hourly retention sweep), not every offer ever made.
+    Index(
+        "ix_offers_ended",
+        "updated_at",
+        postgresql_where=text("status IN ('declined', 'expired', 'withdrawn')"),
+    ),
 )
 
 webhooks = Table(
@@ -271,6 +280,7 @@ deliveries = Table(
     _at("created_at"),
     Column("delivered_at", DateTime(timezone=True)),
     Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    Index("ix_deliveries_offer", "offer_id"),  # an erasure's and retention's deletes
 )
 
 # -- the web inbox: sign-in by email, sessions, and email notifications ---------------------

@@ -324,6 +324,7 @@ async def lock_expired_consents(session: AsyncSession, now: datetime, limit: int
         session,
         select(consents)
         .where(consents.c.expires_at <= now, consents.c.withdrawn_at.is_(None))
+        .order_by(consents.c.expires_at)  # soonest first: read from ix_consents_expiring
         .limit(limit)
         .with_for_update(skip_locked=True),
     )

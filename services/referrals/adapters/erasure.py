@@ -240,12 +240,17 @@ async def delete_request_events(session: AsyncSession, request_id: str, event_ty
 
 # -- retention ------------------------------------------------------------------------------
 
+# Started from the cases ended before the cutoff (``ix_cases_ended_at``): each names its
+# resident, or the survivor its record was merged into; then every case of that resident
+# and of her merged records must have ended before it. Not from every resident: the sweep
+# runs every hour over years of residents, and nearly none is due.
 _DUE = """
     SELECT r.id, r.council FROM residents r
     WHERE r.merged_into IS NULL
-      AND EXISTS (
-        SELECT 1 FROM cases c JOIN residents m ON m.id = c.resident_id
-        WHERE m.id = r.id OR m.merged_into = r.id)
+      AND r.id IN (
+        SELECT COALESCE(m.merged_into, m.id) FROM cases c JOIN residents m ON m.id = c.resident_id
+        WHERE c.status IN ('closed', 'withdrawn')
+          AND COALESCE(c.closed_at, c.withdrawn_at, c.updated_at) < :cutoff)
       AND NOT EXISTS (
         SELECT 1 FROM cases c JOIN residents m ON m.id = c.resident_id
         WHERE (m.id = r.id OR m.merged_into = r.id)

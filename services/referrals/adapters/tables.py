@@ -73,6 +73,10 @@ residents = Table(
     Index("ix_residents_council_postcode", "council", "postcode"),
     Index("ix_residents_council_phone", "council", "phone_key"),
     Index("ix_residents_council_email", "council", "email_key"),
+    # A survivor's merged records (erasure, retention, subject access look them up).
+    Index(
+        "ix_residents_merged_into", "merged_into", postgresql_where=text("merged_into IS NOT NULL")
+    ),
 )
 
 _status_timestamps = [
@@ -112,6 +116,21 @@ cases = Table(
     Index("ix_cases_queue", "council", "priority", "created_at", "id"),
     # Set when this case was merged into another (the same resident, referred twice).
     Column("merged_into_case", Uuid(as_uuid=False), ForeignKey("cases.id")),
+    # A resident's cases, open or ended long ago (erasure, retention, subject access): the
+    # index of open cases below holds only the open ones.
+    Index("ix_cases_resident", "resident_id"),
+    Index(
+        "ix_cases_merged_into_case",
+        "merged_into_case",
+        postgresql_where=text("merged_into_case IS NOT NULL"),
+    ),
+    # Retention's sweep starts from the cases ended before its cutoff (revision 0019 gives
+    # the planner statistics of this expression too).
+    Index(
+        "ix_cases_ended_at",
+        text("COALESCE(closed_at, withdrawn_at, updated_at)"),
+        postgresql_where=text("status IN ('closed', 'withdrawn')"),
+    ),
     # One open case per resident per council, whatever races the API and the consumers run.
     Index(
         "uq_cases_one_open_per_resident",
@@ -129,7 +148,9 @@ referrals = Table(
     metadata,
     Column("id", Uuid(as_uuid=False), primary_key=True),
     Column("case_id", Uuid(as_uuid=False), ForeignKey("cases.id"), nullable=False, index=True),
-    Column("resident_id", Uuid(as_uuid=False), ForeignKey("residents.id"), nullable=False),
+    Column(
+        "resident_id", Uuid(as_uuid=False), ForeignKey("residents.id"), nullable=False, index=True
+    ),
     Column("referrer_org", Text, nullable=False, index=True),
     Column("referrer_kind", Text, nullable=False),
     Column("referrer_subject", Text, nullable=False),
@@ -155,6 +176,13 @@ consents = Table(
     Column("withdrawn_at", DateTime(timezone=True)),
     Column("withdrawn_by", Text),
     _created(),
+    # The consents due to expire, soonest first (the expiry timer, every 30 s), not every
+    # consent ever given.
+    Index(
+        "ix_consents_expiring",
+        "expires_at",
+        postgresql_where=text("withdrawn_at IS NULL AND expires_at IS NOT NULL"),
+    ),
 )
 
 timeline = Table(
