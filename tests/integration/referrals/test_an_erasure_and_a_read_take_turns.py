@@ -15,26 +15,16 @@ import pytest
 from services.referrals.adapters import cases as cases_db
 from services.referrals.service_layer import cases, erasure, intake
 from shared import erasure as shared_erasure
-from shared.auth import OrganisationKind, Principal, Role
 from shared.erasure import ErasureGround
 from shared.errors import NotFound
 from tests.integration.referrals.conftest import ReferralsDatabase
-from tests.integration.referrals.usecase_helpers import new_referral
+from tests.integration.referrals.usecase_helpers import ig, new_referral
 
 pytestmark = pytest.mark.integration
 
 # How long a test waits to see a statement blocked on a lock, or a task end, before it
 # goes on: far longer than either takes when it happens at all.
 PATIENCE_S = 10.0
-
-
-def _information_governance(council: str) -> Principal:
-    return Principal(
-        subject="dpo-person",
-        organisation=council,
-        kind=OrganisationKind.COUNCIL,
-        roles=frozenset({Role.INFORMATION_GOVERNANCE}),
-    )
 
 
 async def _referred(db: ReferralsDatabase) -> tuple[str, str]:
@@ -48,9 +38,7 @@ async def _referred(db: ReferralsDatabase) -> tuple[str, str]:
 
 async def _erase(db: ReferralsDatabase, resident_id: str) -> None:
     async with db.unit_of_work() as uow:
-        await erasure.request_erasure(
-            uow, _information_governance(db.council), resident_id, ErasureGround.OBJECTION
-        )
+        await erasure.request_erasure(uow, ig(db.council), resident_id, ErasureGround.OBJECTION)
 
 
 async def _waiting_on_the_trail(db: ReferralsDatabase, mode: str, task: asyncio.Task[Any]) -> bool:

@@ -26,7 +26,6 @@ from services.referrals.service_layer import (
     retention,
     subject_access,
 )
-from shared.auth import OrganisationKind, Principal, Role
 from shared.erasure import ErasureGround, sweep_audit, tombstone
 from shared.errors import Conflict, NotFound
 from shared.events.envelope import utc_now
@@ -38,18 +37,9 @@ from shared.events.payloads import (
 from shared.identity import seal_identity
 from shared.vocabulary import Need, RiskLevel
 from tests.integration.referrals.conftest import ReferralsDatabase
-from tests.integration.referrals.usecase_helpers import AMINA, new_referral
+from tests.integration.referrals.usecase_helpers import AMINA, ig, new_referral
 
 pytestmark = pytest.mark.integration
-
-
-def ig(council: str) -> Principal:
-    return Principal(
-        subject="dpo-person",
-        organisation=council,
-        kind=OrganisationKind.COUNCIL,
-        roles=frozenset({Role.INFORMATION_GOVERNANCE}),
-    )
 
 
 async def _refer(db: ReferralsDatabase, urgency: RiskLevel = RiskLevel.HIGH, **facts: Any) -> str:

@@ -15,7 +15,6 @@ import pytest
 
 from services.referrals.domain.subject_access import RequestStatus
 from services.referrals.service_layer import cases, intake, subject_access
-from shared.auth import OrganisationKind, Principal, Role
 from shared.errors import NotFound
 from shared.events.envelope import utc_now
 from shared.events.payloads import (
@@ -27,18 +26,9 @@ from shared.events.payloads import (
 from shared.messaging.outbox import FORGET_KEYS
 from shared.messaging.sealing import digest_of
 from tests.integration.referrals.conftest import ReferralsDatabase
-from tests.integration.referrals.usecase_helpers import AMINA, new_referral
+from tests.integration.referrals.usecase_helpers import AMINA, ig, new_referral
 
 pytestmark = pytest.mark.integration
-
-
-def ig(council: str) -> Principal:
-    return Principal(
-        subject="dpo-person",
-        organisation=council,
-        kind=OrganisationKind.COUNCIL,
-        roles=frozenset({Role.INFORMATION_GOVERNANCE}),
-    )
 
 
 async def _refer(db: ReferralsDatabase, **facts: object) -> str:

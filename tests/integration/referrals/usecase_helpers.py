@@ -1,4 +1,5 @@
-"""Commands the use-case tests send, as a route would build them from a request body."""
+"""Commands the use-case tests send, as a route would build them from a request body, and
+who sends them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,20 @@ from typing import Any
 from services.referrals.service_layer import intake
 from services.referrals.service_layer.cases import ConsentGiven, RiskFinding, RuleReason
 from services.referrals.service_layer.residents import ResidentFacts
+from shared.auth import OrganisationKind, Principal, Role
 from shared.events.envelope import utc_now
 from shared.vocabulary import Circumstance, LawfulBasis, Need, PartnerKind, RiskLevel
+
+
+def ig(council: str) -> Principal:
+    """A council's information-governance officer (erasure, subject access)."""
+    return Principal(
+        subject="dpo-person",
+        organisation=council,
+        kind=OrganisationKind.COUNCIL,
+        roles=frozenset({Role.INFORMATION_GOVERNANCE}),
+    )
+
 
 AMINA = ResidentFacts(
     given_name="Amina",
