@@ -203,30 +203,6 @@ async def record_reads(
         await session.execute(insert(table), values)
 
 
-# A read writes its audit row at its end, with the ids it showed; an erasure rewrites those
-# ids in the trail. Were a read's snapshot taken before an erasure committed and its row
-# written after the rewrite, the row would keep the ids in clear. So a read holds the trail
-# from before its snapshot (a LOCK takes no snapshot: PostgreSQL's own advice for
-# REPEATABLE READ), and an erasure takes the trail before rewriting it: an erasure waits for
-# the reads already under way (their rows are then rewritten with the rest), and a read
-# begun after waits for the erasure (and then sees it). ROW EXCLUSIVE, what every INSERT
-# takes anyway, lets reads run together; SHARE ROW EXCLUSIVE conflicts with it and with
-# itself, so two erasures take turns too.
-_HOLD_FOR_A_READ = sa.text(f"LOCK TABLE {AUDIT_TABLE} IN ROW EXCLUSIVE MODE")
-_TAKE_FOR_A_REWRITE = sa.text(f"LOCK TABLE {AUDIT_TABLE} IN SHARE ROW EXCLUSIVE MODE")
-
-
-async def hold_for_a_read(session: AsyncSession) -> None:
-    """The first statement of a read that will write its audit row (``UnitOfWork.snapshot``):
-    an erasure under way commits before the read's snapshot, one after it waits."""
-    await session.execute(_HOLD_FOR_A_READ)
-
-
-async def take_for_a_rewrite(session: AsyncSession) -> None:
-    """Before an erasure rewrites the trail: every read holding it has committed its row."""
-    await session.execute(_TAKE_FOR_A_REWRITE)
-
-
 def _values(principal: Principal, read: Read, at: datetime) -> dict[str, Any]:
     return {
         "at": at,

@@ -48,7 +48,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared import audit
 from shared.db import driver, rows_affected
 from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import CloudEvent
@@ -346,7 +345,6 @@ async def pseudonymise_audit(session: AsyncSession, secret: str, identifiers: It
     if not ids:
         return 0
     hashes = [tombstone(secret, i) for i in ids]
-    await audit.take_for_a_rewrite(session)
     changed = await session.scalar(
         select(func.audit_log_erase(sa.cast(ids, sa.ARRAY(Text)), sa.cast(hashes, sa.ARRAY(Text))))
     )

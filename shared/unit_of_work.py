@@ -19,7 +19,6 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.audit import hold_for_a_read
 from shared.events.envelope import CloudEvent, utc_now
 from shared.messaging.outbox import Outbox
 from shared.settings import ServiceSettings
@@ -64,21 +63,15 @@ class UnitOfWork(Generic[SettingsT]):
         sees what committed before it, so a case read, then its needs, could show a need
         moved on by a change that had not yet moved the case. For reads (what they write,
         an audit of the read, only inserts: a snapshot's update of a row changed since
-        would fail). Its first statement holds the audit trail, so that an erasure either
-        commits before the snapshot or rewrites the read's audit row after it
-        (``shared.audit.hold_for_a_read``). Inside a handler, the consumer's transaction as it
-        is. Never inside another use case's ``transaction`` block: the read before it is
-        committed first."""
-        if self.event is not None:
-            yield self.session
-            return
-        if self.session.in_transaction():
-            # A read made before, outside any use case's transaction (a web session looked
-            # up): ended as ``transaction`` would end it, with its commit.
-            await self.session.commit()
-        await self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        would fail). Inside a handler, the consumer's transaction as it is. Never inside
+        another use case's ``transaction`` block: the read before it is committed first."""
+        if self.event is None:
+            if self.session.in_transaction():
+                # A read made before, outside any use case's transaction (a web session
+                # looked up): ended as ``transaction`` would end it, with its commit.
+                await self.session.commit()
+            await self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         async with self.transaction() as session:
-            await hold_for_a_read(session)
             yield session
 
 
