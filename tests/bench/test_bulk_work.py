@@ -97,8 +97,11 @@ class Progress:
 class Watch:
     """Reads ``Progress`` every 200 ms on a thread of its own, until closed."""
 
-    def __init__(self, urls: dict[str, str]) -> None:
+    def __init__(self, urls: dict[str, str], history: dict[str, int]) -> None:
         self._urls = {name: plain_postgres_url(url) for name, url in urls.items()}
+        # Each outbox's rows up to here are the month before: counted by id from after it
+        # (the primary key), not by reading every one of them five times a second.
+        self._after = history
         self.now = Progress()
         self.postmaster = 0
         self._stop = threading.Event()
@@ -123,7 +126,9 @@ class Watch:
         risk, referrals = db["risk"], db["referrals"]
         return Progress(
             flags_written=await risk.fetchval(
-                "SELECT count(*) FROM outbox WHERE event_type = $1", FLAGGED
+                "SELECT count(*) FROM outbox WHERE id > $2 AND event_type = $1",
+                FLAGGED,
+                self._after["risk"],
             ),
             # The referrals service's own group: its reporting model's group handles flags
             # too (cheaply), and counting both would call the backlog through too soon.
@@ -138,7 +143,9 @@ class Watch:
                 "SELECT count(*) FROM outbox WHERE published_at IS NULL"
             ),
             opened_published=await referrals.fetchval(
-                "SELECT count(*) FROM outbox WHERE event_type = $1", OPENED
+                "SELECT count(*) FROM outbox WHERE id > $2 AND event_type = $1",
+                OPENED,
+                self._after["referrals"],
             ),
             opened_recorded=await risk.fetchval(
                 "SELECT count(*) FROM inbox WHERE event_type = $1", OPENED
@@ -170,20 +177,24 @@ _HISTORY = """
 """
 
 
-def fill_history(urls: dict[str, str], rows: int = HISTORY_ROWS) -> None:
-    """Each service's outbox with ``rows`` published events, analysed, as in production."""
+def fill_history(urls: dict[str, str], rows: int = HISTORY_ROWS) -> dict[str, int]:
+    """Each service's outbox with ``rows`` published events, analysed, as in production;
+    the last outbox id of each afterwards (the watch counts only the rows after it)."""
 
-    async def fill() -> None:
-        for url in urls.values():
+    async def fill() -> dict[str, int]:
+        last: dict[str, int] = {}
+        for name, url in urls.items():
             db = await asyncpg.connect(plain_postgres_url(url))
             try:
-                await db.execute(_HISTORY, rows)
-                await db.execute("VACUUM ANALYZE outbox")
+                if rows:
+                    await db.execute(_HISTORY, rows)
+                    await db.execute("VACUUM ANALYZE outbox")
+                last[name] = await db.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
             finally:
                 await db.close()
+        return last
 
-    if rows:
-        asyncio.run(fill())
+    return asyncio.run(fill())
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -361,8 +372,7 @@ def test_bulk_work_beside_interactive_work(request: pytest.FixtureRequest) -> No
         settings = stack_settings(state)
         stack = Stack(settings, echo=lambda _: None)
         stack.start()
-        fill_history(stack.database_urls)
-        watch = Watch(stack.database_urls)
+        watch = Watch(stack.database_urls, fill_history(stack.database_urls))
         try:
             loop = Loop.open(
                 f"http://127.0.0.1:{settings.api_port('referrals')}",
@@ -505,8 +515,7 @@ def test_the_same_without_bulk_lanes(request: pytest.FixtureRequest) -> None:
                 os.environ.pop("PYTHONPATH")
             else:
                 os.environ["PYTHONPATH"] = path
-        fill_history(stack.database_urls)
-        watch = Watch(stack.database_urls)
+        watch = Watch(stack.database_urls, fill_history(stack.database_urls))
         try:
             loop = Loop.open(
                 f"http://127.0.0.1:{settings.api_port('referrals')}",
