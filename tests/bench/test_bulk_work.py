@@ -30,6 +30,7 @@ referral rate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -189,6 +190,9 @@ def fill_history(urls: dict[str, str], rows: int = HISTORY_ROWS) -> dict[str, in
                 if rows:
                     await db.execute(_HISTORY, rows)
                     await db.execute("VACUUM ANALYZE outbox")
+                    # Written out now, not by the checkpointer during the measurements.
+                    with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+                        await db.execute("CHECKPOINT")
                 last[name] = await db.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
             finally:
                 await db.close()
