@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
+import sqlalchemy as sa
 from alembic import command, context
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -120,3 +121,43 @@ async def schema_drift(engine: AsyncEngine, definition: ServiceDefinition) -> li
 
     async with engine.connect() as connection:
         return await connection.run_sync(compare)
+
+
+# -- frozen operations for the services' revisions (a later change gets ``_v2``) ----------
+
+
+class IndexSpec(NamedTuple):
+    """An index a revision adds: its name, table, columns (or expressions) and, for a
+    partial index, its condition."""
+
+    name: str
+    table: str
+    columns: list[str | sa.TextClause]
+    where: str | None = None
+
+
+def create_indexes_concurrently_v1(indexes: list[IndexSpec]) -> None:
+    """Build each index CONCURRENTLY, outside the revision's transaction: on a database of
+    years a build takes a while, and a plain CREATE INDEX would stop every write to its
+    table meanwhile. A build that fails (a deadlock, a cancel) leaves an invalid index
+    behind: drop it, then migrate again."""
+    from alembic import op
+
+    with op.get_context().autocommit_block():
+        for index in indexes:
+            op.create_index(
+                index.name,
+                index.table,
+                index.columns,
+                postgresql_where=sa.text(index.where) if index.where else None,
+                postgresql_concurrently=True,
+            )
+
+
+def drop_indexes_concurrently_v1(indexes: list[IndexSpec]) -> None:
+    """The downgrade of ``create_indexes_concurrently_v1``: each index dropped, last first."""
+    from alembic import op
+
+    with op.get_context().autocommit_block():
+        for index in reversed(indexes):
+            op.drop_index(index.name, table_name=index.table, postgresql_concurrently=True)

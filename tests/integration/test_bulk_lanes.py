@@ -20,6 +20,7 @@ from shared.unit_of_work import UnitOfWork
 from tests.conftest import MakeDatabase
 from tests.integration.messaging_helpers import make_relay, unpublished, wait_for
 from tests.support.infrastructure import Broker
+from tests.support.plans import rows_filtered_out
 from tests.support.probe import (
     CONSUMER_DDL,
     PRODUCER_DDL,
@@ -260,12 +261,6 @@ async def test_a_resting_consumer_looks_at_its_bulk_lanes_less_often_and_misses_
     assert consumer.stats["duplicate"] == consumer.stats["dead_lettered"] == 0
 
 
-def _rows_filtered_out(plan: dict) -> int:
-    """The rows a plan's scans read only to throw away (``Rows Removed by Filter``)."""
-    here = int(plan.get("Rows Removed by Filter", 0)) * int(plan.get("Actual Loops", 1))
-    return here + sum(_rows_filtered_out(child) for child in plan.get("Plans", []))
-
-
 async def test_a_relay_pass_reads_its_batch_not_the_published_history(databases) -> None:
     """Published rows stay in the outbox for the retention period (30 days), and always
     have lower ids than the rows still to send. A pass that found its rows by walking ids
@@ -298,4 +293,4 @@ async def test_a_relay_pass_reads_its_batch_not_the_published_history(databases)
     # The interactive row first, then the oldest of the backlog, in id order.
     assert keys == ["case-urgent", *(f"flagged-{i}" for i in range(batch - 1))]
     # And nothing read only to be thrown away: not the 20,000 rows sent already.
-    assert _rows_filtered_out(plan["Plan"]) <= batch
+    assert rows_filtered_out(plan["Plan"]) <= batch

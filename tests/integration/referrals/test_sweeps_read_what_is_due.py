@@ -6,7 +6,6 @@ rows the plan reads, never by time."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -14,6 +13,7 @@ from sqlalchemy import text
 from services.referrals.adapters import erasure as erasure_db
 from shared.events.envelope import utc_now
 from tests.integration.referrals.conftest import ReferralsDatabase
+from tests.support.plans import rows_read
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +34,6 @@ _CASES = """
         'consent', :ended, :ended
     FROM residents r WHERE NOT EXISTS (SELECT FROM cases c WHERE c.resident_id = r.id)
 """
-
-
-def _rows_read(plan: dict[str, Any]) -> int:
-    """The rows a plan's scans read: those they kept and those their filters threw away."""
-    read = 0
-    if "Scan" in plan["Node Type"] and "CTE" not in plan["Node Type"]:
-        kept = int(plan.get("Actual Rows", 0)) + int(plan.get("Rows Removed by Filter", 0))
-        read = kept * int(plan.get("Actual Loops", 1))
-    return read + sum(_rows_read(child) for child in plan.get("Plans", []))
 
 
 async def test_the_retention_sweep_reads_the_cases_ended_before_its_cutoff_not_every_resident(
@@ -75,4 +66,4 @@ async def test_the_retention_sweep_reads_the_cases_ended_before_its_cutoff_not_e
     assert len(due) == DUE
     (plan,) = explained
     # The ten due, their cases and their checks: not the 5,000 residents kept.
-    assert _rows_read(plan["Plan"]) < HISTORY // 5
+    assert rows_read(plan["Plan"]) < HISTORY // 5

@@ -8,12 +8,7 @@ The periodic sweeps and the erasure found their rows by reading every resident, 
 referral or consent ever recorded: the hourly retention sweep, which read every resident
 and, for each, every case (hours a pass at 300,000 residents); the consent expiry timer,
 every 30 s, every consent; an erasure, every case, referral and merged record. Each now
-reads what it needs through an index.
-
-Built CONCURRENTLY, outside the migration's transaction: on a database of years the builds
-take a while, and a plain CREATE INDEX would stop every write to these tables meanwhile.
-A build that fails (a deadlock, a cancel) leaves an invalid index behind: drop it, then
-migrate again.
+reads what it needs through an index, built CONCURRENTLY (shared/migrations.py).
 """
 
 from __future__ import annotations
@@ -21,24 +16,29 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from shared.migrations import (
+    IndexSpec,
+    create_indexes_concurrently_v1,
+    drop_indexes_concurrently_v1,
+)
+
 revision = "0019"
 down_revision = "0018"
 branch_labels = None
 depends_on = None
 
 _ENDED_AT = "COALESCE(closed_at, withdrawn_at, updated_at)"
-_INDEXES: list[tuple[str, str, list[str | sa.TextClause], str | None]] = [
-    ("ix_residents_merged_into", "residents", ["merged_into"], "merged_into IS NOT NULL"),
-    ("ix_cases_resident", "cases", ["resident_id"], None),
-    (
-        "ix_cases_merged_into_case",
-        "cases",
-        ["merged_into_case"],
-        "merged_into_case IS NOT NULL",
+_INDEXES = [
+    IndexSpec("ix_residents_merged_into", "residents", ["merged_into"], "merged_into IS NOT NULL"),
+    IndexSpec("ix_cases_resident", "cases", ["resident_id"]),
+    IndexSpec(
+        "ix_cases_merged_into_case", "cases", ["merged_into_case"], "merged_into_case IS NOT NULL"
     ),
-    ("ix_cases_ended_at", "cases", [sa.text(_ENDED_AT)], "status IN ('closed', 'withdrawn')"),
-    ("ix_referrals_resident_id", "referrals", ["resident_id"], None),
-    (
+    IndexSpec(
+        "ix_cases_ended_at", "cases", [sa.text(_ENDED_AT)], "status IN ('closed', 'withdrawn')"
+    ),
+    IndexSpec("ix_referrals_resident_id", "referrals", ["resident_id"]),
+    IndexSpec(
         "ix_consents_expiring",
         "consents",
         ["expires_at"],
@@ -48,15 +48,8 @@ _INDEXES: list[tuple[str, str, list[str | sa.TextClause], str | None]] = [
 
 
 def upgrade() -> None:
+    create_indexes_concurrently_v1(_INDEXES)
     with op.get_context().autocommit_block():
-        for name, table, columns, where in _INDEXES:
-            op.create_index(
-                name,
-                table,
-                columns,
-                postgresql_where=sa.text(where) if where else None,
-                postgresql_concurrently=True,
-            )
         # Without them the planner takes the expression to match a third of the cases, and
         # reads them all rather than the index.
         op.execute(f"CREATE STATISTICS st_cases_ended_at ON ({_ENDED_AT}) FROM cases")
@@ -66,5 +59,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.get_context().autocommit_block():
         op.execute("DROP STATISTICS st_cases_ended_at")
-        for name, table, _, _ in reversed(_INDEXES):
-            op.drop_index(name, table_name=table, postgresql_concurrently=True)
+    drop_indexes_concurrently_v1(_INDEXES)
