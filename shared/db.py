@@ -8,7 +8,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import CursorResult, Executable, Table, bindparam, event, select, update
+from sqlalchemy import (
+    CursorResult,
+    Executable,
+    Table,
+    TextClause,
+    bindparam,
+    event,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.ext.asyncio import (
@@ -140,6 +150,26 @@ async def rows_affected(
     """Run an INSERT, UPDATE or DELETE; how many rows it touched."""
     result = cast(CursorResult[Any], await session.execute(statement, params))
     return result.rowcount or 0
+
+
+def oldest_first_deletion(table: Table, column: str) -> TextClause:
+    """``DELETE`` of up to ``:limit`` rows of ``table`` whose ``column`` is before
+    ``:before``, oldest first: for retention sweeps of tables that keep months of rows. The
+    rows are found through an index on ``column`` and deleted by their addresses (a TID
+    scan), so the statement reads the batch due, not the table: ``IN (subquery)`` is
+    planned as a scan of the whole table joined to the batch. A row updated meanwhile has
+    moved to a new address and is left for the next pass."""
+    return text(
+        f"""
+        DELETE FROM {table.name}
+        WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM {table.name}
+            WHERE {table.c[column].name} < :before
+            ORDER BY {table.c[column].name}
+            LIMIT :limit
+        ))
+        """
+    )
 
 
 async def update_returning(

@@ -127,6 +127,13 @@ class ServiceSettings(AuthSettings):
         default=500, ge=1, le=10_000, description="records a retention sweep deletes at a time"
     )
     outbox_retention_days: int = Field(default=30, ge=1)
+    inbox_retention_days: int = Field(
+        default=45,
+        ge=2,
+        description="a consumer's record of the events it applied is deleted after this: "
+        "longer than the outbox keeps events to replay (outbox_retention_days) and than the "
+        "broker keeps its topics, so that no delivery of an event finds its record gone",
+    )
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     # The relay wakes when a transaction adds to the outbox (LISTEN/NOTIFY); this poll is
     # only the fallback (a lost notification connection, rows written before it listened).
@@ -149,6 +156,17 @@ class ServiceSettings(AuthSettings):
         description="development only: a file holding an ISO 8601 instant the services' clock "
         "runs on from (shared/clock.py); refused in staging and production",
     )
+
+    @model_validator(mode="after")
+    def _inbox_outlives_the_outbox(self) -> ServiceSettings:
+        if self.inbox_retention_days <= self.outbox_retention_days:
+            raise ValueError(
+                f"UPSTREAM_INBOX_RETENTION_DAYS ({self.inbox_retention_days}) must be more than "
+                f"UPSTREAM_OUTBOX_RETENTION_DAYS ({self.outbox_retention_days}): an event the "
+                "outbox can still replay would find its consumers' record of it gone, and be "
+                "applied twice"
+            )
+        return self
 
     @model_validator(mode="after")
     def _clock_only_in_development(self) -> ServiceSettings:

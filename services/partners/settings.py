@@ -63,6 +63,12 @@ class PartnersSettings(ServiceSettings):
         description="a declined, expired or withdrawn offer (and its deliveries) is deleted "
         "this long after it ended, once its need is no longer being routed",
     )
+    retention_sign_in_days: int = Field(
+        default=30,
+        ge=1,
+        description="a sign-in link or web session (a partner's staff e-mail address, when "
+        "and to which organisation) is deleted this long after it expired",
+    )
     allow_http_webhooks: bool = Field(
         default=False,
         description="development only (refused elsewhere): webhooks may be http and may go "

@@ -51,6 +51,9 @@ inbox = Table(
     Column("event_id", Text, primary_key=True),
     Column("event_type", Text, nullable=False),
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # the retention sweep reads the oldest rows first (shared/messaging/inbox.py; revisions:
+    # referrals 0020, partners 0015, risk 0014)
+    Index("ix_inbox_processed_at", "processed_at"),
 )
 
 # What the outbox's insert trigger notifies on commit, and the relay LISTENs to.

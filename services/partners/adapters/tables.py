@@ -309,6 +309,7 @@ sign_in_links = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
     _at("created_at"),
+    Index("ix_sign_in_links_expires_at", "expires_at"),  # retention (revision 0015)
 )
 
 sign_in_requests = Table(
@@ -330,6 +331,7 @@ web_sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("ended_at", DateTime(timezone=True)),
     _at("created_at"),
+    Index("ix_web_sessions_expires_at", "expires_at"),  # retention (revision 0015)
 )
 
 email_deliveries = Table(

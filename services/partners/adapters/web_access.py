@@ -17,7 +17,13 @@ from services.partners.adapters.tables import (
     sign_in_requests,
     web_sessions,
 )
-from shared.db import advisory_lock, fetch_all, fetch_one, rows_affected
+from shared.db import (
+    advisory_lock,
+    fetch_all,
+    fetch_one,
+    oldest_first_deletion,
+    rows_affected,
+)
 
 
 async def addresses_of(session: AsyncSession, organization_id: str) -> list[str]:
@@ -164,3 +170,17 @@ async def end_session(session: AsyncSession, token_hash: str, now: datetime) -> 
         )
         > 0
     )
+
+
+_EXPIRED = [oldest_first_deletion(table, "expires_at") for table in (sign_in_links, web_sessions)]
+
+
+async def delete_sign_ins_expired_before(
+    session: AsyncSession, cutoff: datetime, batch: int
+) -> int:
+    """Sign-in links and web sessions that expired before ``cutoff``, oldest first (from
+    their ``expires_at`` indexes): at most ``batch`` of each."""
+    deleted = 0
+    for expired in _EXPIRED:
+        deleted += await rows_affected(session, expired, {"before": cutoff, "limit": batch})
+    return deleted

@@ -9,7 +9,8 @@ needed, swept by its worker (``timers.py``), a batch at a time (settings: ``rete
   access request about them is in progress.
 - Subject access requests and their exports go ``retention_subject_access_days`` after
   they completed.
-- Audit rows go after ``audit_retention_days`` (the trail's own function does it).
+- Audit rows go after ``audit_retention_days`` (the trail's own function does it), and the
+  consumers' inbox rows after ``inbox_retention_days`` (``shared/retention.py``).
 
 What is kept for statistics is the erasure requests' counts, which name no one."""
 
@@ -21,18 +22,19 @@ from services.referrals.adapters import erasure as db
 from services.referrals.adapters import subject_access as sar_db
 from services.referrals.service_layer.erasure import erase_resident
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
-from shared.erasure import ErasureGround, sweep_audit
+from shared.erasure import ErasureGround
+from shared.retention import sweep_audit_and_inbox
 
 RETENTION = "retention sweep"
 
 
 async def sweep_retention(uow: ReferralsUnitOfWork) -> int:
     """One pass: up to a batch of each kind; how many records (residents, requests, audit
-    rows) went."""
+    and inbox rows) went."""
     return (
         await erase_residents_past_retention(uow)
         + await delete_old_subject_access(uow)
-        + await delete_old_audit_rows(uow)
+        + await sweep_audit_and_inbox(uow)
     )
 
 
@@ -75,9 +77,3 @@ async def delete_old_subject_access(uow: ReferralsUnitOfWork) -> int:
         return await db.delete_subject_access_before(
             session, cutoff, uow.settings.retention_batch_size
         )
-
-
-async def delete_old_audit_rows(uow: ReferralsUnitOfWork) -> int:
-    cutoff = uow.now() - timedelta(days=uow.settings.audit_retention_days)
-    async with uow.transaction() as session:
-        return await sweep_audit(session, cutoff, limit=uow.settings.retention_batch_size)

@@ -3,7 +3,8 @@
 
 - signals ``retention_expired_signal_days`` after they expired (from the day a signal
   expires it no longer counts towards a level);
-- audit rows after ``audit_retention_days``.
+- audit rows after ``audit_retention_days``, and the consumers' inbox rows after
+  ``inbox_retention_days`` (``shared/retention.py``).
 
 A resident's profile, cases, assessments and outcomes go when the council's retention
 erases the resident: the referrals service's sweep announces it as an erasure, which this
@@ -15,7 +16,7 @@ from datetime import timedelta
 
 from services.risk.adapters import erasure as db
 from services.risk.service_layer.unit_of_work import RiskUnitOfWork
-from shared.erasure import sweep_audit
+from shared.retention import sweep_audit_and_inbox
 
 
 async def sweep_retention(uow: RiskUnitOfWork) -> int:
@@ -26,10 +27,4 @@ async def sweep_retention(uow: RiskUnitOfWork) -> int:
             uow.now().date() - timedelta(days=settings.retention_expired_signal_days),
             settings.retention_batch_size,
         )
-    async with uow.transaction() as session:
-        audit = await sweep_audit(
-            session,
-            uow.now() - timedelta(days=settings.audit_retention_days),
-            limit=settings.retention_batch_size,
-        )
-    return signals + audit
+    return signals + await sweep_audit_and_inbox(uow)

@@ -157,3 +157,48 @@ async def test_retention_deletes_offers_that_ended_long_ago_once_no_longer_route
     assert await _count(partners, "SELECT count(*) FROM offers WHERE case_id = :c", c=ended) == 0
     # the other need is still being routed: its declined offer stays (not offered twice)
     assert await _count(partners, "SELECT count(*) FROM offers WHERE case_id = :c", c=routing) == 1
+
+
+async def test_retention_deletes_sign_in_links_and_web_sessions_long_expired(
+    partners: PartnersApi,
+) -> None:
+    """Each names a member of a partner's staff by e-mail address: kept for
+    ``retention_sign_in_days`` after it expired (to look into a sign-in), then deleted."""
+    now = utc_now()
+    kept_for = timedelta(days=partners.settings.retention_sign_in_days)
+    organization = str(uuid.uuid4())
+    expiries = {
+        "long expired": now - kept_for - timedelta(hours=1),
+        "expired lately": now - kept_for + timedelta(hours=1),
+        "live": now + timedelta(minutes=10),
+    }
+    async with partners.engine.begin() as connection:
+        for token, expires_at in expiries.items():
+            values = {"t": token, "o": organization, "at": expires_at}
+            await connection.execute(
+                text(
+                    "INSERT INTO sign_in_links (token_hash, email, organization_id, expires_at) "
+                    "VALUES (:t, 'worker@pantry.example', :o, :at)"
+                ),
+                values,
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO web_sessions "
+                    "(token_hash, organization_id, email, csrf_token, expires_at) "
+                    "VALUES (:t, :o, 'worker@pantry.example', 'csrf', :at)"
+                ),
+                values,
+            )
+    async with work_on(partners.engine, partners.settings) as uow:
+        assert await retention.sweep_retention(uow) == 2
+        assert await retention.sweep_retention(uow) == 0
+    for table in ("sign_in_links", "web_sessions"):
+        left = await _tokens(partners, table)
+        assert left == ["expired lately", "live"], table
+
+
+async def _tokens(partners: PartnersApi, table: str) -> list[str]:
+    async with partners.engine.connect() as connection:
+        found = await connection.execute(text(f"SELECT token_hash FROM {table} ORDER BY 1"))
+        return list(found.scalars())

@@ -35,6 +35,7 @@ from shared.events.payloads import (
     RiskErasureConfirmed,
 )
 from shared.identity import seal_identity
+from shared.retention import sweep_audit_and_inbox
 from shared.vocabulary import Need, RiskLevel
 from tests.integration.referrals.conftest import ReferralsDatabase
 from tests.integration.referrals.usecase_helpers import AMINA, ig, new_referral
@@ -244,11 +245,11 @@ async def test_retention_erases_residents_whose_cases_ended_long_ago_and_old_exp
     (announced,) = await db.events("referrals.erasure.requested")
     assert announced["case_ids"] == [old_case] and announced["ground"] == "no_longer_necessary"
 
-    rows = await db.count("audit_log")
+    rows = await db.count("audit_log") + await db.count("inbox")
     async with db.unit_of_work() as uow:
-        assert await retention.delete_old_audit_rows(uow) == 0
+        assert await sweep_audit_and_inbox(uow) == 0
         uow.clock = lambda: utc_now() + timedelta(days=db.settings.audit_retention_days + 1)
-        assert await retention.delete_old_audit_rows(uow) == rows
+        assert await sweep_audit_and_inbox(uow) == rows
 
 
 async def test_a_merged_away_record_stands_for_the_record_it_was_merged_into(

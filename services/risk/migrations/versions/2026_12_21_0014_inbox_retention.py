@@ -1,0 +1,36 @@
+"""the inbox pruned, oldest first
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-21
+
+A consumer's record of the events it applied (the inbox) was never deleted: it grew by
+every event every consumer group applied. The retention sweep now deletes it after
+inbox_retention_days (shared/messaging/inbox.py), oldest first, through this index, built
+CONCURRENTLY (shared/migrations.py).
+"""
+
+from __future__ import annotations
+
+from shared.migrations import (
+    IndexSpec,
+    create_indexes_concurrently_v1,
+    drop_indexes_concurrently_v1,
+)
+
+revision = "0014"
+down_revision = "0013"
+branch_labels = None
+depends_on = None
+
+_INDEXES = [
+    IndexSpec("ix_inbox_processed_at", "inbox", ["processed_at"]),
+]
+
+
+def upgrade() -> None:
+    create_indexes_concurrently_v1(_INDEXES)
+
+
+def downgrade() -> None:
+    drop_indexes_concurrently_v1(_INDEXES)
