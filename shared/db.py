@@ -152,19 +152,21 @@ async def rows_affected(
     return result.rowcount or 0
 
 
-def oldest_first_deletion(table: Table, column: str) -> TextClause:
+def oldest_first_deletion(table: Table, column: str, where: str | None = None) -> TextClause:
     """``DELETE`` of up to ``:limit`` rows of ``table`` whose ``column`` is before
-    ``:before``, oldest first: for retention sweeps of tables that keep months of rows. The
+    ``:before`` (and which meet ``where``, SQL written as the condition of the index on
+    ``column``), oldest first: for retention sweeps of tables that keep months of rows. The
     rows are found through an index on ``column`` and deleted by their addresses (a TID
     scan), so the statement reads the batch due, not the table: ``IN (subquery)`` is
-    planned as a scan of the whole table joined to the batch. A row updated meanwhile has
-    moved to a new address and is left for the next pass."""
+    planned as a scan of the whole table joined to the batch, and the condition written
+    again outside as a scan of every row due. For rows no longer updated once due (an
+    update gives a row a new address)."""
     return text(
         f"""
         DELETE FROM {table.name}
         WHERE ctid = ANY(ARRAY(
             SELECT ctid FROM {table.name}
-            WHERE {table.c[column].name} < :before
+            WHERE {table.c[column].name} < :before{f" AND {where}" if where else ""}
             ORDER BY {table.c[column].name}
             LIMIT :limit
         ))

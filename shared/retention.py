@@ -23,6 +23,6 @@ async def sweep_audit_and_inbox(uow: UnitOfWork[Any]) -> int:
         )
     async with uow.transaction() as session:
         applied = await sweep_inbox(
-            session, uow.now() - timedelta(days=settings.inbox_retention_days), limit=batch
+            session, timedelta(days=settings.inbox_retention_days), limit=batch
         )
     return audit + applied

@@ -130,9 +130,10 @@ class ServiceSettings(AuthSettings):
     inbox_retention_days: int = Field(
         default=45,
         ge=2,
-        description="a consumer's record of the events it applied is deleted after this: "
-        "longer than the outbox keeps events to replay (outbox_retention_days) and than the "
-        "broker keeps its topics, so that no delivery of an event finds its record gone",
+        description="a consumer's record of the events it applied is deleted after this, "
+        "and its consumers refuse (dead-letter) an event older than this less a day, which "
+        "they may have applied: at least outbox_retention_days + 2, so that a replay of the "
+        "outbox is never refused",
     )
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     # The relay wakes when a transaction adds to the outbox (LISTEN/NOTIFY); this poll is
@@ -159,12 +160,13 @@ class ServiceSettings(AuthSettings):
 
     @model_validator(mode="after")
     def _inbox_outlives_the_outbox(self) -> ServiceSettings:
-        if self.inbox_retention_days <= self.outbox_retention_days:
+        # Consumers refuse events older than the inbox's days less one (clocks' drift).
+        if self.inbox_retention_days < self.outbox_retention_days + 2:
             raise ValueError(
-                f"UPSTREAM_INBOX_RETENTION_DAYS ({self.inbox_retention_days}) must be more than "
-                f"UPSTREAM_OUTBOX_RETENTION_DAYS ({self.outbox_retention_days}): an event the "
-                "outbox can still replay would find its consumers' record of it gone, and be "
-                "applied twice"
+                f"UPSTREAM_INBOX_RETENTION_DAYS ({self.inbox_retention_days}) must be at least "
+                f"UPSTREAM_OUTBOX_RETENTION_DAYS ({self.outbox_retention_days}) + 2: consumers "
+                "refuse an event older than their inbox remembers, less a day, and an event the "
+                "outbox still holds must be replayable"
             )
         return self
 

@@ -63,6 +63,12 @@ class PartnersSettings(ServiceSettings):
         description="a declined, expired or withdrawn offer (and its deliveries) is deleted "
         "this long after it ended, once its need is no longer being routed",
     )
+    inbox_closed_days: int = Field(
+        default=90,
+        ge=1,
+        description="the partner inbox lists offers closed (outcome recorded) this many days "
+        "back; an older one is still shown by its id",
+    )
     retention_sign_in_days: int = Field(
         default=30,
         ge=1,

@@ -12,7 +12,9 @@ the run; if any of them cannot go so, the run is rolled back whole and each is h
 its own, as above.
 
 What cannot be applied goes to the group's dead-letter topic with the error in its headers:
-a record that is not a CloudEvent, an unknown major version of a handled type, a payload
+a record that is not a CloudEvent, an unknown major version of a handled type, an event
+older than the inbox remembers (``remembers_for``: it may have been applied, its inbox row
+pruned since, so applying it could apply it twice), a payload
 that does not validate, or a handler that keeps failing after retries with backoff. The
 consumer then carries on. Database, keystore and broker outages are not the event's fault:
 they are retried until they pass, and nothing is dead-lettered for them.
@@ -39,6 +41,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -202,8 +205,12 @@ class EventConsumer:
         fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
         resting: Resting | None = None,
         run_size: int = RUN_SIZE,
+        remembers_for: timedelta | None = None,
     ) -> None:
         self.spec = spec
+        # How long the inbox keeps its rows, less a day of clocks' drift: an event older
+        # than that may have been applied, its row since pruned (shared/messaging/inbox.py).
+        self._remembers_for = remembers_for
         self._run_size = run_size
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._resting = resting
@@ -602,6 +609,12 @@ class EventConsumer:
             raise DeadLetter(
                 f"unknown major version v{major} of {family}: "
                 f"{self.spec.group_id} handles v{event_type.major}"
+            )
+        if self._remembers_for is not None and event.time < utc_now() - self._remembers_for:
+            raise DeadLetter(
+                f"{event.type} of {event.time.isoformat()} is older than the inbox remembers "
+                f"({self._remembers_for.days} days): {self.spec.group_id} may have applied it "
+                "already, so it is not applied again"
             )
         return event, event_type, handler
 

@@ -20,6 +20,7 @@ from tests.support.plans import rows_read
 pytestmark = pytest.mark.integration
 
 KEPT, DUE, BATCH = 20_000, 300, 100
+KEPT_FOR = timedelta(days=45)
 
 
 async def _fill(session: AsyncSession, prefix: str, newest: datetime, count: int) -> None:
@@ -43,10 +44,10 @@ async def test_the_inbox_sweep_deletes_the_oldest_records_past_retention_and_rea
     engine = create_engine(await service_database(service))
     sessions = session_factory(engine)
     now = utc_now()
-    cutoff = now - timedelta(days=45)
+    cutoff = now - KEPT_FOR
     try:
         async with sessions() as session, session.begin():
-            # A month of records within retention, then older ones, a minute apart.
+            # Two weeks of records within retention, then older ones, a minute apart.
             await _fill(session, "kept-", now, KEPT)
             await _fill(session, "due-", cutoff, DUE)
         async with engine.connect() as connection:
@@ -62,13 +63,13 @@ async def test_the_inbox_sweep_deletes_the_oldest_records_past_retention_and_rea
             )
             await session.rollback()  # (EXPLAIN ANALYZE deleted them)
         (plan,) = json.loads(explained) if isinstance(explained, str) else explained
-        # The batch, twice (found, then deleted by key), not the month of records kept.
+        # The batch, twice (found, then deleted by address), not the weeks of records kept.
         assert rows_read(plan["Plan"]) <= 3 * BATCH
 
         swept: list[int] = []
         while True:
             async with sessions() as session, session.begin():
-                deleted = await sweep_inbox(session, cutoff, limit=BATCH)
+                deleted = await sweep_inbox(session, KEPT_FOR, limit=BATCH)
             if not deleted:
                 break
             swept.append(deleted)
@@ -89,7 +90,8 @@ async def test_the_sweep_takes_the_oldest_first(service_database: MakeDatabase) 
     now = utc_now()
     try:
         async with session_factory(engine)() as session, session.begin():
-            for days, event in ((90, "oldest"), (60, "older"), (50, "old"), (10, "recent")):
+            # Written in an order that is not their age's.
+            for days, event in ((50, "old"), (10, "recent"), (90, "oldest"), (60, "older")):
                 await session.execute(
                     text(
                         "INSERT INTO inbox (consumer, event_id, event_type, processed_at) "
@@ -98,7 +100,7 @@ async def test_the_sweep_takes_the_oldest_first(service_database: MakeDatabase) 
                     {"event": event, "at": now - timedelta(days=days)},
                 )
         async with session_factory(engine)() as session, session.begin():
-            assert await sweep_inbox(session, now - timedelta(days=45), limit=2) == 2
+            assert await sweep_inbox(session, KEPT_FOR, limit=2) == 2
         async with engine.connect() as connection:
             left = (await connection.execute(text("SELECT event_id FROM inbox"))).scalars()
             assert sorted(left) == ["old", "recent"]

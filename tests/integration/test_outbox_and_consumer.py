@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
+from datetime import timedelta
 from functools import partial
 
 import pytest
@@ -526,6 +527,56 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
     lines = [formatter.format(record) for record in caplog.records]
     assert any("dead-lettered" in line for line in lines)
     assert not [line for line in lines if "Okafor" in line]
+
+
+async def test_an_event_older_than_the_inbox_remembers_is_dead_lettered_not_applied(
+    probe_databases, kafka: Broker
+) -> None:
+    """Its inbox row may have been pruned since it was applied (shared/messaging/inbox.py):
+    applying it could apply it twice, so it is parked, saying why; a younger one applies."""
+    _, consumer_db, consumer_url = probe_databases
+    registry = probe_registry()
+    topic = next(iter(registry.topics)).name
+    group = f"probe-{uuid.uuid4().hex[:8]}"
+
+    def event(seq: int, age: timedelta) -> bytes:
+        return CloudEvent(
+            id=str(uuid.uuid4()),
+            source="/upstream/probe",
+            type="uk.upstream.probe.recorded.v1",
+            subject="case-x",
+            time=utc_now() - age,
+            data={"key": "case-x", "seq": seq},
+        ).to_bytes()
+
+    too_old, young = event(1, timedelta(days=45)), event(2, timedelta(days=43))
+    consumer = make_consumer(
+        registry, group, consumer_url, kafka.bootstrap_servers, remembers_for=timedelta(days=44)
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await wait_for(lambda: bool(consumer.assigned_partitions), what="assignment")
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            for value in (too_old, young):
+                await producer.send_and_wait(topic, value=value, key=b"case-x")
+        finally:
+            await producer.stop()
+        await wait_for(
+            lambda: scalar(consumer_db, "SELECT count(*) FROM probe_effects"),
+            what="the younger event",
+        )
+        (dead,) = await read_topic(kafka.bootstrap_servers, f"{group}.dlq", expected=1)
+        assert dead.value == too_old
+        reason = dict(dead.headers)["dlq-error"].decode()
+        assert "older than the inbox remembers (44 days)" in reason
+        assert await scalar(consumer_db, "SELECT seq FROM probe_effects") == 2
+        assert consumer.stats["applied"] == consumer.stats["dead_lettered"] == 1
+    finally:
+        stop.set()
+        await task
 
 
 async def test_outbox_replay_republishes_and_consumers_apply_nothing_twice(

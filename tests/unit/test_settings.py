@@ -139,10 +139,11 @@ def test_a_settable_clock_is_refused_outside_development(tmp_path) -> None:
 
 
 def test_the_inbox_is_kept_longer_than_the_outbox_can_replay() -> None:
-    """An event the outbox can still replay must find its consumers' record of it."""
+    """An event the outbox can still replay is not refused as older than the inbox remembers
+    (its days less one)."""
     settings = RiskSettings(database_url=DB)
     assert settings.inbox_retention_days > settings.outbox_retention_days
-    assert RiskSettings(database_url=DB, outbox_retention_days=7, inbox_retention_days=8)
-    for inbox_days in (30, 20):
+    assert RiskSettings(database_url=DB, outbox_retention_days=7, inbox_retention_days=9)
+    for inbox_days in (31, 30, 20):
         with pytest.raises(ValidationError, match=r"UPSTREAM_INBOX_RETENTION_DAYS \(\d+\) must"):
             RiskSettings(database_url=DB, outbox_retention_days=30, inbox_retention_days=inbox_days)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,14 +70,25 @@ def _inbox_row(row: RowMapping) -> InboxRow:
     )
 
 
-async def inbox(session: AsyncSession, organization_id: str) -> list[InboxRow]:
-    """The offers a partner sees, soonest deadline first."""
-    rows = await fetch_all(
-        session,
-        _INBOX.where(
-            offers.c.organization_id == organization_id, _status_in(VISIBLE_STATUSES)
-        ).order_by(offers.c.respond_by),
-    )
+def inbox_query(organization_id: str, closed_since: datetime) -> Select[Any]:
+    """The offers a partner has in hand and those it closed since ``closed_since``, soonest
+    deadline first. Each half read from its own index (``ix_offers_organization``,
+    ``ix_offers_closed``), not from every offer the partner ever closed."""
+    mine = offers.c.organization_id == organization_id
+    closed = offers.c.status == OfferStatus.OUTCOME_RECORDED.value
+    return _INBOX.where(
+        or_(
+            and_(mine, _status_in(VISIBLE_STATUSES - {OfferStatus.OUTCOME_RECORDED})),
+            and_(mine, closed, offers.c.updated_at >= closed_since),
+        )
+    ).order_by(offers.c.respond_by)
+
+
+async def inbox(
+    session: AsyncSession, organization_id: str, closed_since: datetime
+) -> list[InboxRow]:
+    """``inbox_query``'s offers."""
+    rows = await fetch_all(session, inbox_query(organization_id, closed_since))
     return [_inbox_row(row) for row in rows]
 
 

@@ -234,6 +234,14 @@ offers = Table(
     _at("created_at"),
     _at("updated_at"),
     Index("ix_offers_organization", "organization_id", "status"),
+    # A partner's closed offers, latest first: its inbox lists those of the last months
+    # (inbox_closed_days; revision 0015), not all it closed over years.
+    Index(
+        "ix_offers_closed",
+        "organization_id",
+        "updated_at",
+        postgresql_where=text("status = 'outcome_recorded'"),
+    ),
     Index("ix_offers_due", "respond_by", postgresql_where=text("status = 'offered'")),
     Index(
         "ix_offers_follow_up",
@@ -353,6 +361,12 @@ email_deliveries = Table(
     UniqueConstraint("offer_id", "kind", "to_address"),
     Index(
         "ix_email_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")
+    ),
+    # Sign-in e-mails sent or given up, oldest first: retention (revision 0015).
+    Index(
+        "ix_email_deliveries_sign_in",
+        "created_at",
+        postgresql_where=text("kind = 'sign-in' AND status <> 'pending'"),
     ),
 )
 

@@ -12,6 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.partners.adapters.tables import (
+    email_deliveries,
     inbox_addresses,
     sign_in_links,
     sign_in_requests,
@@ -172,14 +173,20 @@ async def end_session(session: AsyncSession, token_hash: str, now: datetime) -> 
     )
 
 
-_EXPIRED = [oldest_first_deletion(table, "expires_at") for table in (sign_in_links, web_sessions)]
+_SENT_SIGN_IN = "kind = 'sign-in' AND status <> 'pending'"
+_EXPIRED = [
+    *(oldest_first_deletion(table, "expires_at") for table in (sign_in_links, web_sessions)),
+    # A sign-in e-mail's row keeps its address once its body (the link) is erased; from
+    # ix_email_deliveries_sign_in, whose condition this is.
+    oldest_first_deletion(email_deliveries, "created_at", _SENT_SIGN_IN),
+]
 
 
 async def delete_sign_ins_expired_before(
     session: AsyncSession, cutoff: datetime, batch: int
 ) -> int:
-    """Sign-in links and web sessions that expired before ``cutoff``, oldest first (from
-    their ``expires_at`` indexes): at most ``batch`` of each."""
+    """Sign-in links and web sessions that expired before ``cutoff``, and sign-in e-mails
+    written before it and no longer waiting to go, oldest first: at most ``batch`` of each."""
     deleted = 0
     for expired in _EXPIRED:
         deleted += await rows_affected(session, expired, {"before": cutoff, "limit": batch})

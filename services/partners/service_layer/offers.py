@@ -5,7 +5,7 @@ nothing more of the case."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.partners.adapters import offers as store
@@ -124,12 +124,14 @@ async def _audit_offers(
 
 
 async def list_offers(uow: PartnersUnitOfWork, reader: Reader) -> list[InboxOffer]:
-    """The partner's offers, soonest deadline first. ``reader``: who reads (audited), of
-    the partner whose offers these are."""
+    """The partner's offers in hand and those it closed in the last ``inbox_closed_days``
+    (an older one is still shown by its id: ``get_offer``), soonest deadline first.
+    ``reader``: who reads (audited), of the partner whose offers these are."""
     principal = principal_of(reader)
     async with uow.snapshot():
         now = uow.now()
-        rows = await store.inbox(uow.session, principal.organisation)
+        closed_since = now - timedelta(days=uow.settings.inbox_closed_days)
+        rows = await store.inbox(uow.session, principal.organisation, closed_since)
         shown = [_inbox_offer(row, now) for row in rows]
         await _audit_offers(uow, principal, "list_offers", rows, shown)
     return shown

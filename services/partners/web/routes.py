@@ -38,7 +38,7 @@ GROUPS = (
     ("New offers", (OfferStatus.OFFERED,)),
     ("Accepted", (OfferStatus.ACCEPTED,)),
     ("In progress", (OfferStatus.IN_PROGRESS,)),
-    ("Closed", (OfferStatus.OUTCOME_RECORDED,)),
+    ("Closed in the last {days} days", (OfferStatus.OUTCOME_RECORDED,)),
 )
 GONE_WORDS = {
     OfferStatus.DECLINED: (
@@ -208,7 +208,11 @@ async def offers_list(
     if signed_in is None:
         return _to_sign_in(request)
     mine = await offers.list_offers(uow, signed_in)
-    groups = [(title, [o for o in mine if o.status in statuses]) for title, statuses in GROUPS]
+    days = uow.settings.inbox_closed_days  # (what list_offers shows of the closed ones)
+    groups = [
+        (title.format(days=days), [o for o in mine if o.status in statuses])
+        for title, statuses in GROUPS
+    ]
     name = await directory.organization_name(uow, signed_in.organization_id)
     return page("offers.html", groups=groups, signed_in=signed_in, organisation=name, done=done)
 

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from services.partners.adapters import offers as offers_store
 from services.partners.adapters.webhook_sender import Answer, WebhookSender
 from services.partners.domain.offers import OfferTransitionRefused
 from services.partners.domain.webhooks import SIGNATURE_HEADER, DeliveryStatus, verify
@@ -37,6 +38,7 @@ from shared.events.envelope import utc_now
 from shared.vocabulary import DeclineReason, LawfulBasis, OfferStatus, Outcome, PartnerKind
 from tests.conftest import MakeDatabase
 from tests.integration.partners.conftest import new_council, settings_for, work_on
+from tests.support.plans import rows_read
 
 pytestmark = pytest.mark.integration
 
@@ -327,6 +329,62 @@ async def test_a_declined_offer_is_handed_on_and_gone_from_the_inbox(home: Direc
     events = await home.events(case.case_id)
     assert types(events) == ["offer.made", "offer.declined", "offer.made"]
     assert events[1][1]["reason"] == "no_capacity"
+
+
+async def test_the_inbox_lists_offers_in_hand_and_those_closed_lately_from_their_indexes(
+    home: Directory,
+) -> None:
+    """Closed offers (an outcome recorded) are listed ``inbox_closed_days`` back, read from
+    their index: years of them are neither listed on every look nor read to be left out.
+    An older one is still shown by its id."""
+    await home.add_partner("stratford-food-bank", capacity=5)
+    partner = home.organizations["stratford-food-bank"]
+    in_hand, closed_lately, closed_long_ago = home.case(), home.case(), home.case()
+    for case in (in_hand, closed_lately, closed_long_ago):
+        await home.route(case)
+    days = home.settings.inbox_closed_days
+    async with home.engine.begin() as connection:
+        for case, ago in ((closed_lately, days - 1), (closed_long_ago, days + 1)):
+            await connection.execute(
+                text(
+                    "UPDATE offers SET status = 'outcome_recorded', outcome = 'support_provided', "
+                    "updated_at = now() - make_interval(days => :ago) WHERE case_id = :c"
+                ),
+                {"c": case.case_id, "ago": ago},
+            )
+        # Years of a busy partner's closed offers (copies of the old one, new ids).
+        await connection.execute(
+            text(
+                "INSERT INTO offers SELECT (jsonb_populate_record(o, "
+                "jsonb_build_object('id', gen_random_uuid()))).* "
+                "FROM offers o, generate_series(1, 3000) WHERE o.case_id = :c"
+            ),
+            {"c": closed_long_ago.case_id},
+        )
+        await connection.execute(text("ANALYZE offers"))
+    async with home.work() as uow:
+        listed = await offers.list_offers(uow, partner)
+        assert sorted(o.case_id for o in listed) == sorted([in_hand.case_id, closed_lately.case_id])
+        (old,) = await home.rows(
+            "SELECT id FROM offers WHERE case_id = :c LIMIT 1", c=closed_long_ago.case_id
+        )
+        shown = await offers.get_offer(uow, partner, str(old["id"]))
+        assert shown.status is OfferStatus.OUTCOME_RECORDED
+
+    query = offers_store.inbox_query(partner, utc_now() - timedelta(days=days))
+    async with home.engine.connect() as connection:
+        explained = await connection.scalar(
+            text(
+                "EXPLAIN (ANALYZE, FORMAT JSON) "
+                + str(
+                    query.compile(
+                        dialect=connection.dialect, compile_kwargs={"literal_binds": True}
+                    )
+                )
+            )
+        )
+    (plan,) = json.loads(explained) if isinstance(explained, str) else explained
+    assert rows_read(plan["Plan"]) < 100  # the 3,001 closed long ago are not read
 
 
 # -- webhooks --------------------------------------------------------------------------------

@@ -162,8 +162,9 @@ async def test_retention_deletes_offers_that_ended_long_ago_once_no_longer_route
 async def test_retention_deletes_sign_in_links_and_web_sessions_long_expired(
     partners: PartnersApi,
 ) -> None:
-    """Each names a member of a partner's staff by e-mail address: kept for
-    ``retention_sign_in_days`` after it expired (to look into a sign-in), then deleted."""
+    """Each names a member of a partner's staff by e-mail address, as does each sign-in
+    e-mail's row: kept ``retention_sign_in_days`` after it expired (to look into a
+    sign-in), then deleted; an e-mail still waiting to go is kept."""
     now = utc_now()
     kept_for = timedelta(days=partners.settings.retention_sign_in_days)
     organization = str(uuid.uuid4())
@@ -190,12 +191,33 @@ async def test_retention_deletes_sign_in_links_and_web_sessions_long_expired(
                 ),
                 values,
             )
+        # Its sign-in e-mail, sent (the link erased from its body, the address kept) at the
+        # link's expiry, near enough; and one long waiting to go (the mail server down).
+        for token, expires_at in {**expiries, "waiting": expiries["long expired"]}.items():
+            await connection.execute(
+                text(
+                    "INSERT INTO email_deliveries (id, organization_id, kind, to_address, "
+                    "subject, body, status, attempts, next_attempt_at, created_at) "
+                    "VALUES (:id, :o, 'sign-in', 'worker@pantry.example', :t, '', :status, 1, "
+                    ":at, :at)"
+                ),
+                {
+                    "id": str(uuid.uuid4()),
+                    "o": organization,
+                    "t": token,
+                    "status": "pending" if token == "waiting" else "delivered",
+                    "at": expires_at,
+                },
+            )
     async with work_on(partners.engine, partners.settings) as uow:
-        assert await retention.sweep_retention(uow) == 2
+        assert await retention.sweep_retention(uow) == 3
         assert await retention.sweep_retention(uow) == 0
     for table in ("sign_in_links", "web_sessions"):
         left = await _tokens(partners, table)
         assert left == ["expired lately", "live"], table
+    async with partners.engine.connect() as connection:
+        mails = await connection.execute(text("SELECT subject FROM email_deliveries ORDER BY 1"))
+        assert list(mails.scalars()) == ["expired lately", "live", "waiting"]
 
 
 async def _tokens(partners: PartnersApi, table: str) -> list[str]:
