@@ -27,6 +27,12 @@ class ReferralsSettings(ServiceSettings):
         description="a resident whose every case has been closed or withdrawn this long is "
         "erased everywhere, as an erasure on the ground no_longer_necessary (Article 5(1)(e))",
     )
+    idempotency_key_days: int = Field(
+        default=7,
+        ge=1,
+        description="a referral's stored answer to its Idempotency-Key is kept this long (a "
+        "retry within it gets the first answer), then deleted",
+    )
     retention_subject_access_days: int = Field(
         default=365,
         ge=30,

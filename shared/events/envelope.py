@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 
@@ -39,7 +39,7 @@ class CloudEvent(BaseModel):
     source: str = Field(min_length=1, max_length=512)
     type: str = Field(min_length=1, max_length=256, pattern=r"^[a-z0-9]+(\.[a-z0-9_]+)*\.v[0-9]+$")
     subject: str | None = Field(default=None, max_length=256)
-    time: datetime
+    time: AwareDatetime  # RFC 3339: with its offset (a naive time would not compare)
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
     correlationid: str | None = Field(default=None, max_length=128)

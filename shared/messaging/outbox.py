@@ -567,12 +567,32 @@ class OutboxRelay:
         await self.prune(now)
 
     async def prune(self, now: datetime) -> int:
-        """Delete published rows past the outbox's retention, and sooner those of a topic
+        """Delete published rows published or written longer ago than the outbox's retention
+        (a replay publishes a row again; it goes once written that long ago all the same),
+        and sooner those of a topic
         the broker keeps less long (subject access answers: the outbox keeps no longer
         than the topic what it carries there)."""
         async with self._sessions() as session, session.begin():
             pruned = await rows_affected(
                 session, delete(outbox).where(outbox.c.published_at < now - self._retention)
+            )
+            # A replay publishes a row again, so its published_at starts anew: rows written
+            # before the retention go too (consumers refuse events older than their inbox
+            # remembers), found from the oldest ids on, not by reading the whole outbox.
+            first_kept = (
+                select(outbox.c.id)
+                .where(outbox.c.created_at >= now - self._retention)
+                .order_by(outbox.c.id)
+                .limit(1)
+                .scalar_subquery()
+            )
+            after_all = select(func.coalesce(func.max(outbox.c.id), 0) + 1).scalar_subquery()
+            pruned += await rows_affected(
+                session,
+                delete(outbox).where(
+                    outbox.c.published_at.is_not(None),
+                    outbox.c.id < func.coalesce(first_kept, after_all),
+                ),
             )
             for topic in self._topics:
                 if topic.retention_ms is None:

@@ -680,6 +680,33 @@ async def test_the_relay_keeps_a_topic_s_rows_no_longer_than_the_broker_keeps_th
     assert left == ["b3", "l10", "l3"]
 
 
+async def test_a_replayed_row_goes_once_written_longer_ago_than_the_retention(
+    probe_databases, kafka: Broker
+) -> None:
+    """A replay publishes a row again, and its published_at starts anew: without pruning by
+    when it was written, replays would keep it, and bring it back to consumers that refuse
+    events older than their inbox remembers. An unpublished row stays, whatever its age."""
+    producer_db, _, _ = probe_databases
+    registry = probe_registry()
+    outbox = Outbox(registry, source="/upstream/probe")
+    async with session_factory(producer_db)() as session, session.begin():
+        for key in ("written-40-days-ago", "written-20-days-ago", "unpublished-40-days-ago"):
+            await outbox.add(session, ProbeRecorded(key=key, seq=1), subject=key)
+        await session.execute(
+            text(
+                "UPDATE outbox SET created_at = now() - make_interval(days => "
+                "CAST(split_part(message_key, '-', 2) AS int)), published_at = CASE "
+                "WHEN message_key LIKE 'unpublished%' THEN NULL ELSE now() - interval '1 day' END"
+            )
+        )
+    relay = make_relay(producer_db, registry, kafka.bootstrap_servers, partitions=1)
+    assert await relay.prune(utc_now()) == 1
+    assert await relay.prune(utc_now()) == 0
+    async with producer_db.connect() as connection:
+        left = sorted((await connection.scalars(text("SELECT message_key FROM outbox"))).all())
+    assert left == ["unpublished-40-days-ago", "written-20-days-ago"]
+
+
 async def test_a_connection_lost_before_its_first_statement_is_a_transient_failure(
     service_database,
 ) -> None:

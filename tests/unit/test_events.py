@@ -79,6 +79,19 @@ def test_envelope_carries_the_trace_or_starts_one() -> None:
             ).encode(),
             "specversion",
         ),
+        (
+            # RFC 3339 asks for the offset; without one the time cannot be compared.
+            json.dumps(
+                {
+                    "id": "1",
+                    "source": "/s",
+                    "type": "a.b.v1",
+                    "time": "2026-01-01T00:00:00",
+                    "data": {},
+                }
+            ).encode(),
+            "time: Input should have timezone info",
+        ),
     ],
 )
 def test_unreadable_records_are_refused_with_the_reason(value: bytes, reason: str) -> None:

@@ -33,7 +33,8 @@ def _offer(offer: InboxOffer) -> Offer:
 @router.get(
     "/offers",
     response_model=list[Offer],
-    summary="This partner's offers",
+    summary="This partner's offers in hand, and those closed in the last "
+    "UPSTREAM_INBOX_CLOSED_DAYS (90); an older closed offer by its id",
     openapi_extra=personal_data(
         Category.IDENTITY, Category.CONTACT, Category.NEEDS, Category.FREE_TEXT, Category.PROGRESS
     ),

@@ -38,7 +38,7 @@ GROUPS = (
     ("New offers", (OfferStatus.OFFERED,)),
     ("Accepted", (OfferStatus.ACCEPTED,)),
     ("In progress", (OfferStatus.IN_PROGRESS,)),
-    ("Closed in the last {days} days", (OfferStatus.OUTCOME_RECORDED,)),
+    ("Closed in the last {days}", (OfferStatus.OUTCOME_RECORDED,)),
 )
 GONE_WORDS = {
     OfferStatus.DECLINED: (
@@ -208,7 +208,8 @@ async def offers_list(
     if signed_in is None:
         return _to_sign_in(request)
     mine = await offers.list_offers(uow, signed_in)
-    days = uow.settings.inbox_closed_days  # (what list_offers shows of the closed ones)
+    closed_days = uow.settings.inbox_closed_days  # (what list_offers shows of the closed)
+    days = "day" if closed_days == 1 else f"{closed_days} days"
     groups = [
         (title.format(days=days), [o for o in mine if o.status in statuses])
         for title, statuses in GROUPS

@@ -31,7 +31,7 @@ from services.referrals.adapters.tables import (
     subject_access_requests,
     timeline,
 )
-from shared.db import fetch_all, fetch_one, rows_affected
+from shared.db import fetch_all, fetch_one, oldest_first_deletion, rows_affected
 from shared.messaging.tables import outbox
 
 
@@ -304,3 +304,14 @@ async def delete_subject_access_before(session: AsyncSession, cutoff: datetime, 
     return await rows_affected(
         session, delete(subject_access_requests).where(subject_access_requests.c.id.in_(ids))
     )
+
+
+_OLD_ANSWERS = oldest_first_deletion(idempotency_keys, "created_at")
+
+
+async def delete_idempotent_responses_before(
+    session: AsyncSession, cutoff: datetime, batch: int
+) -> int:
+    """Stored answers to Idempotency-Keys written before ``cutoff``, oldest first: at most
+    ``batch``."""
+    return await rows_affected(session, _OLD_ANSWERS, {"before": cutoff, "limit": batch})

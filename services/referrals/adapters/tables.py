@@ -281,6 +281,8 @@ idempotency_keys = Table(
     Column("status_code", SmallInteger, nullable=False),
     Column("response", JSONB, nullable=False),
     _created(),
+    # oldest first, for the retention sweep (revision 0020)
+    Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
 # A need of a new case held back from partners while a caseworker settles a possible

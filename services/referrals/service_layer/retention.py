@@ -9,6 +9,8 @@ needed, swept by its worker (``timers.py``), a batch at a time (settings: ``rete
   access request about them is in progress.
 - Subject access requests and their exports go ``retention_subject_access_days`` after
   they completed.
+- Stored answers to Idempotency-Keys go after ``idempotency_key_days`` (each names the case
+  and referral it made).
 - Audit rows go after ``audit_retention_days`` (the trail's own function does it), and the
   consumers' inbox rows after ``inbox_retention_days`` (``shared/retention.py``).
 
@@ -29,11 +31,12 @@ RETENTION = "retention sweep"
 
 
 async def sweep_retention(uow: ReferralsUnitOfWork) -> int:
-    """One pass: up to a batch of each kind; how many records (residents, requests, audit
-    and inbox rows) went."""
+    """One pass: up to a batch of each kind; how many records (residents, requests, stored
+    answers, audit and inbox rows) went."""
     return (
         await erase_residents_past_retention(uow)
         + await delete_old_subject_access(uow)
+        + await delete_old_idempotent_responses(uow)
         + await sweep_audit_and_inbox(uow)
     )
 
@@ -75,5 +78,13 @@ async def delete_old_subject_access(uow: ReferralsUnitOfWork) -> int:
     cutoff = uow.now() - timedelta(days=uow.settings.retention_subject_access_days)
     async with uow.transaction() as session:
         return await db.delete_subject_access_before(
+            session, cutoff, uow.settings.retention_batch_size
+        )
+
+
+async def delete_old_idempotent_responses(uow: ReferralsUnitOfWork) -> int:
+    cutoff = uow.now() - timedelta(days=uow.settings.idempotency_key_days)
+    async with uow.transaction() as session:
+        return await db.delete_idempotent_responses_before(
             session, cutoff, uow.settings.retention_batch_size
         )

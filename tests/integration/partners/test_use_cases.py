@@ -9,11 +9,12 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.partners.adapters import offers as offers_store
@@ -361,6 +362,15 @@ async def test_the_inbox_lists_offers_in_hand_and_those_closed_lately_from_their
             ),
             {"c": closed_long_ago.case_id},
         )
+        # And 200 other partners' (the planner knows a partner's offers are few).
+        await connection.execute(
+            text(
+                "INSERT INTO offers SELECT (jsonb_populate_record(o, jsonb_build_object("
+                "'id', gen_random_uuid(), 'organization_id', md5((n % 200)::text)::uuid))).* "
+                "FROM offers o, generate_series(1, 20000) AS n WHERE o.case_id = :c LIMIT 20000"
+            ),
+            {"c": in_hand.case_id},
+        )
         await connection.execute(text("ANALYZE offers"))
     async with home.work() as uow:
         listed = await offers.list_offers(uow, partner)
@@ -371,18 +381,21 @@ async def test_the_inbox_lists_offers_in_hand_and_those_closed_lately_from_their
         shown = await offers.get_offer(uow, partner, str(old["id"]))
         assert shown.status is OfferStatus.OUTCOME_RECORDED
 
-    query = offers_store.inbox_query(partner, utc_now() - timedelta(days=days))
+    # As the service runs it: a prepared statement, planned generically (as PostgreSQL
+    # does from its sixth run), so a bound status could not match the partial index.
+    compiled = offers_store.inbox_query(partner, utc_now() - timedelta(days=days)).compile(
+        dialect=postgresql_asyncpg.dialect(), compile_kwargs={"render_postcompile": True}
+    )
+    values = [compiled.params[name] for name in compiled.positiontup or ()]
+    literals = ", ".join(f"'{v.isoformat() if isinstance(v, datetime) else v}'" for v in values)
     async with home.engine.connect() as connection:
+        await connection.execute(text("SET plan_cache_mode = force_generic_plan"))
+        await connection.exec_driver_sql(f"PREPARE inbox_of_partner AS {compiled}")
         explained = await connection.scalar(
-            text(
-                "EXPLAIN (ANALYZE, FORMAT JSON) "
-                + str(
-                    query.compile(
-                        dialect=connection.dialect, compile_kwargs={"literal_binds": True}
-                    )
-                )
-            )
+            text(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE inbox_of_partner({literals})")
         )
+        await connection.exec_driver_sql("DEALLOCATE inbox_of_partner")
+        await connection.execute(text("RESET plan_cache_mode"))
     (plan,) = json.loads(explained) if isinstance(explained, str) else explained
     assert rows_read(plan["Plan"]) < 100  # the 3,001 closed long ago are not read
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from services.referrals.adapters.erasure import delete_idempotent_responses_before
+from shared.db import session_factory
+from shared.events.envelope import utc_now
 from tests.integration.referrals.conftest import FOOD_BANK, ReferralsApi, referral
 
 pytestmark = pytest.mark.integration
@@ -57,6 +61,16 @@ async def test_a_retried_post_with_the_same_idempotency_key_creates_one_referral
         {"field": "Idempotency-Key", "reason": "already used for a different request"}
     ]
     assert await api.count("referrals") == 1
+
+    # Its stored answer (naming the case) is kept idempotency_key_days, then swept.
+    kept_for = timedelta(days=api.settings.idempotency_key_days)
+    async with session_factory(api.engine)() as session, session.begin():
+        window_start = utc_now() - kept_for
+        assert await delete_idempotent_responses_before(session, window_start, 100) == 0
+        # (the sweep's cutoff, idempotency_key_days after the answer was stored)
+        stored_since = utc_now() + timedelta(minutes=1)
+        assert await delete_idempotent_responses_before(session, stored_since, 100) == 1
+    assert await api.count("idempotency_keys") == 0
 
 
 async def test_a_council_and_a_food_bank_referring_one_resident_share_one_case(
