@@ -428,6 +428,18 @@ async def test_a_run_with_one_record_to_apply_waits_on_a_lock_as_one_at_a_time_w
     assert consumer.stats["duplicate"] == consumer.stats["dead_lettered"] == 0
 
 
+def record_value(type_: str, data: dict, *, age: timedelta = timedelta(0)) -> bytes:
+    """A CloudEvent about case-x as a record's bytes, written ``age`` ago."""
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source="/upstream/probe",
+        type=type_,
+        subject="case-x",
+        time=utc_now() - age,
+        data=data,
+    ).to_bytes()
+
+
 async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
     probe_databases, kafka: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -439,16 +451,7 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
     topic = next(iter(registry.topics)).name
     group = f"probe-{uuid.uuid4().hex[:8]}"
 
-    def event(type_: str, data: dict) -> bytes:
-        return CloudEvent(
-            id=str(uuid.uuid4()),
-            source="/upstream/probe",
-            type=type_,
-            subject="case-x",
-            time=utc_now(),
-            data=data,
-        ).to_bytes()
-
+    event = record_value
     flaky = registry.envelope(ProbeFlaky(note="fails until fixed"), source="/p", subject="case-x")
     poison = [
         (b"{not json", "not JSON"),
@@ -539,17 +542,9 @@ async def test_an_event_older_than_the_inbox_remembers_is_dead_lettered_not_appl
     topic = next(iter(registry.topics)).name
     group = f"probe-{uuid.uuid4().hex[:8]}"
 
-    def event(seq: int, age: timedelta) -> bytes:
-        return CloudEvent(
-            id=str(uuid.uuid4()),
-            source="/upstream/probe",
-            type="uk.upstream.probe.recorded.v1",
-            subject="case-x",
-            time=utc_now() - age,
-            data={"key": "case-x", "seq": seq},
-        ).to_bytes()
-
-    too_old, young = event(1, timedelta(days=45)), event(2, timedelta(days=43))
+    recorded = "uk.upstream.probe.recorded.v1"
+    too_old = record_value(recorded, {"key": "case-x", "seq": 1}, age=timedelta(days=45))
+    young = record_value(recorded, {"key": "case-x", "seq": 2}, age=timedelta(days=43))
     consumer = make_consumer(
         registry, group, consumer_url, kafka.bootstrap_servers, remembers_for=timedelta(days=44)
     )
