@@ -63,7 +63,7 @@ class PartnersSettings(ServiceSettings):
         description="a declined, expired or withdrawn offer (and its deliveries) is deleted "
         "this long after it ended, once its need is no longer being routed",
     )
-    inbox_closed_days: int = Field(
+    partner_inbox_closed_days: int = Field(
         default=90,
         ge=1,
         description="the partner inbox lists offers closed (outcome recorded) this many days "

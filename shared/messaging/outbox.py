@@ -578,21 +578,20 @@ class OutboxRelay:
             )
             # A replay publishes a row again, so its published_at starts anew: rows written
             # before the retention go too (consumers refuse events older than their inbox
-            # remembers), found from the oldest ids on, not by reading the whole outbox.
-            first_kept = (
+            # remembers), found from the oldest ids on, not by reading the whole outbox. The
+            # bound is asked first and then given as a value, so the planner sees how few
+            # ids lie below it (as a subquery it guessed a third of the table).
+            first_kept = await session.scalar(
                 select(outbox.c.id)
                 .where(outbox.c.created_at >= now - self._retention)
                 .order_by(outbox.c.id)
                 .limit(1)
-                .scalar_subquery()
             )
-            after_all = select(func.coalesce(func.max(outbox.c.id), 0) + 1).scalar_subquery()
+            if first_kept is None:
+                first_kept = (await session.scalar(select(func.max(outbox.c.id))) or 0) + 1
             pruned += await rows_affected(
                 session,
-                delete(outbox).where(
-                    outbox.c.published_at.is_not(None),
-                    outbox.c.id < func.coalesce(first_kept, after_all),
-                ),
+                delete(outbox).where(outbox.c.published_at.is_not(None), outbox.c.id < first_kept),
             )
             for topic in self._topics:
                 if topic.retention_ms is None:

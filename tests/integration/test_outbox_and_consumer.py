@@ -685,7 +685,8 @@ async def test_a_replayed_row_goes_once_written_longer_ago_than_the_retention(
     registry = probe_registry()
     outbox = Outbox(registry, source="/upstream/probe")
     async with session_factory(producer_db)() as session, session.begin():
-        for key in ("written-40-days-ago", "written-20-days-ago", "unpublished-40-days-ago"):
+        # The unpublished row first: below the first row kept, it is held by being unsent.
+        for key in ("unpublished-40-days-ago", "written-40-days-ago", "written-20-days-ago"):
             await outbox.add(session, ProbeRecorded(key=key, seq=1), subject=key)
         await session.execute(
             text(
@@ -700,6 +701,13 @@ async def test_a_replayed_row_goes_once_written_longer_ago_than_the_retention(
     async with producer_db.connect() as connection:
         left = sorted((await connection.scalars(text("SELECT message_key FROM outbox"))).all())
     assert left == ["unpublished-40-days-ago", "written-20-days-ago"]
+    # Every row written long ago: the last published one goes too.
+    async with producer_db.begin() as connection:
+        await connection.execute(text("UPDATE outbox SET created_at = now() - interval '40 days'"))
+    assert await relay.prune(utc_now()) == 1
+    async with producer_db.connect() as connection:
+        left = sorted((await connection.scalars(text("SELECT message_key FROM outbox"))).all())
+    assert left == ["unpublished-40-days-ago"]
 
 
 async def test_a_connection_lost_before_its_first_statement_is_a_transient_failure(

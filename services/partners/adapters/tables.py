@@ -235,7 +235,7 @@ offers = Table(
     _at("updated_at"),
     Index("ix_offers_organization", "organization_id", "status"),
     # A partner's closed offers, latest first: its inbox lists those of the last months
-    # (inbox_closed_days; revision 0015), not all it closed over years.
+    # (partner_inbox_closed_days; revision 0015), not all it closed over years.
     Index(
         "ix_offers_closed",
         "organization_id",

@@ -33,8 +33,10 @@ def _offer(offer: InboxOffer) -> Offer:
 @router.get(
     "/offers",
     response_model=list[Offer],
-    summary="This partner's offers in hand, and those closed in the last "
-    "UPSTREAM_INBOX_CLOSED_DAYS (90); an older closed offer by its id",
+    summary="This partner's offers in hand, and those closed lately",
+    description="Every offer offered, accepted or in progress, and those closed (an outcome "
+    "recorded) in the last 90 days, as the deployment sets it; an older closed offer is "
+    "still shown by its id.",
     openapi_extra=personal_data(
         Category.IDENTITY, Category.CONTACT, Category.NEEDS, Category.FREE_TEXT, Category.PROGRESS
     ),

@@ -124,13 +124,13 @@ async def _audit_offers(
 
 
 async def list_offers(uow: PartnersUnitOfWork, reader: Reader) -> list[InboxOffer]:
-    """The partner's offers in hand and those it closed in the last ``inbox_closed_days``
+    """The partner's offers in hand and those it closed in the last ``partner_inbox_closed_days``
     (an older one is still shown by its id: ``get_offer``), soonest deadline first.
     ``reader``: who reads (audited), of the partner whose offers these are."""
     principal = principal_of(reader)
     async with uow.snapshot():
         now = uow.now()
-        closed_since = now - timedelta(days=uow.settings.inbox_closed_days)
+        closed_since = now - timedelta(days=uow.settings.partner_inbox_closed_days)
         rows = await store.inbox(uow.session, principal.organisation, closed_since)
         shown = [_inbox_offer(row, now) for row in rows]
         await _audit_offers(uow, principal, "list_offers", rows, shown)

@@ -208,7 +208,7 @@ async def offers_list(
     if signed_in is None:
         return _to_sign_in(request)
     mine = await offers.list_offers(uow, signed_in)
-    closed_days = uow.settings.inbox_closed_days  # (what list_offers shows of the closed)
+    closed_days = uow.settings.partner_inbox_closed_days  # (what list_offers shows of the closed)
     days = "day" if closed_days == 1 else f"{closed_days} days"
     groups = [
         (title.format(days=days), [o for o in mine if o.status in statuses])

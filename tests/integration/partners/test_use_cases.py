@@ -335,7 +335,7 @@ async def test_a_declined_offer_is_handed_on_and_gone_from_the_inbox(home: Direc
 async def test_the_inbox_lists_offers_in_hand_and_those_closed_lately_from_their_indexes(
     home: Directory,
 ) -> None:
-    """Closed offers (an outcome recorded) are listed ``inbox_closed_days`` back, read from
+    """Closed offers (an outcome recorded) are listed ``partner_inbox_closed_days`` back, read from
     their index: years of them are neither listed on every look nor read to be left out.
     An older one is still shown by its id."""
     await home.add_partner("stratford-food-bank", capacity=5)
@@ -343,7 +343,7 @@ async def test_the_inbox_lists_offers_in_hand_and_those_closed_lately_from_their
     in_hand, closed_lately, closed_long_ago = home.case(), home.case(), home.case()
     for case in (in_hand, closed_lately, closed_long_ago):
         await home.route(case)
-    days = home.settings.inbox_closed_days
+    days = home.settings.partner_inbox_closed_days
     async with home.engine.begin() as connection:
         for case, ago in ((closed_lately, days - 1), (closed_long_ago, days + 1)):
             await connection.execute(

@@ -17,7 +17,7 @@ written), each found through an index of its own.
 
 A partner's inbox listed every offer it ever closed (outcome recorded): after years, pages
 of them on every look, each read into the audit trail. It lists those of the last
-inbox_closed_days now, from ix_offers_closed.
+partner_inbox_closed_days now, from ix_offers_closed.
 """
 
 from __future__ import annotations
