@@ -6,6 +6,7 @@ Each service process reads only its own settings, so a field such as ``database_
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
@@ -160,8 +161,7 @@ class ServiceSettings(AuthSettings):
 
     @model_validator(mode="after")
     def _inbox_outlives_the_outbox(self) -> ServiceSettings:
-        # Consumers refuse events older than the inbox's days less one (clocks' drift).
-        if self.inbox_retention_days < self.outbox_retention_days + 2:
+        if self.inbox_remembers_for < timedelta(days=self.outbox_retention_days + 1):
             raise ValueError(
                 f"UPSTREAM_INBOX_RETENTION_DAYS ({self.inbox_retention_days}) must be at least "
                 f"UPSTREAM_OUTBOX_RETENTION_DAYS ({self.outbox_retention_days}) + 2: consumers "
@@ -178,6 +178,12 @@ class ServiceSettings(AuthSettings):
                 "a settable clock is for development and tests only"
             )
         return self
+
+    @property
+    def inbox_remembers_for(self) -> timedelta:
+        """How old an event a consumer still applies: the inbox's days less one for clocks'
+        drift (shared/messaging/inbox.py); an older one may have been applied already."""
+        return timedelta(days=self.inbox_retention_days - 1)
 
     def keystore_database_url(self) -> str:
         if self.keystore_url is not None:

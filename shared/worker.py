@@ -96,7 +96,7 @@ async def run_worker(
             keystore=keystore,
             fetch_max_wait_ms=settings.kafka_broker_profile.fetch_max_wait_ms,
             resting=resting,
-            remembers_for=timedelta(days=settings.inbox_retention_days - 1),
+            remembers_for=settings.inbox_remembers_for,
         )
         for spec in definition.consumers
         if spec.handlers  # a service that consumes nothing yet runs no consumer

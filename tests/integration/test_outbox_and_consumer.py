@@ -428,6 +428,17 @@ async def test_a_run_with_one_record_to_apply_waits_on_a_lock_as_one_at_a_time_w
     assert consumer.stats["duplicate"] == consumer.stats["dead_lettered"] == 0
 
 
+async def send_raw(kafka: Broker, topic: str, values: list[bytes]) -> None:
+    """Records as a producer that is not a relay sends them (keyed case-x), in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value=value, key=b"case-x")
+    finally:
+        await producer.stop()
+
+
 def record_value(type_: str, data: dict, *, age: timedelta = timedelta(0)) -> bytes:
     """A CloudEvent about case-x as a record's bytes, written ``age`` ago."""
     return CloudEvent(
@@ -476,15 +487,7 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(
     task = asyncio.create_task(consumer.run(stop))
     try:
         await wait_for(lambda: bool(consumer.assigned_partitions), what="assignment")
-        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
-        await producer.start()
-        try:
-            for value, _ in poison:
-                await producer.send_and_wait(topic, value=value, key=b"case-x")
-            await producer.send_and_wait(topic, value=ignored, key=b"case-x")
-            await producer.send_and_wait(topic, value=good, key=b"case-x")
-        finally:
-            await producer.stop()
+        await send_raw(kafka, topic, [value for value, _ in poison] + [ignored, good])
         await wait_for(
             lambda: scalar(consumer_db, "SELECT count(*) FROM probe_effects"),
             what="the good event after the poison ones",
@@ -552,13 +555,7 @@ async def test_an_event_older_than_the_inbox_remembers_is_dead_lettered_not_appl
     task = asyncio.create_task(consumer.run(stop))
     try:
         await wait_for(lambda: bool(consumer.assigned_partitions), what="assignment")
-        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
-        await producer.start()
-        try:
-            for value in (too_old, young):
-                await producer.send_and_wait(topic, value=value, key=b"case-x")
-        finally:
-            await producer.stop()
+        await send_raw(kafka, topic, [too_old, young])
         await wait_for(
             lambda: scalar(consumer_db, "SELECT count(*) FROM probe_effects"),
             what="the younger event",

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, t
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.partners.adapters.tables import offers, requests, services
+from services.partners.adapters.tables import CLOSED_OFFER, offers, requests, services
 from services.partners.domain.offers import ACTIVE_STATUSES, VISIBLE_STATUSES, Offer
 from shared.db import fetch_all, fetch_one
 from shared.vocabulary import Need, OfferStatus, Outcome
@@ -70,9 +70,9 @@ def _inbox_row(row: RowMapping) -> InboxRow:
     )
 
 
-# Written into the SQL, as ix_offers_closed's condition is: a bound status would not match
-# it once PostgreSQL plans the prepared statement generically (after its fifth run).
-_IS_CLOSED = text("offers.status = 'outcome_recorded'")
+# ix_offers_closed's condition in its own words (tables.py), qualified: the inbox joins
+# route requests, which have a status too.
+_IS_CLOSED = text(f"offers.{CLOSED_OFFER}")
 
 
 def inbox_query(organization_id: str, closed_since: datetime) -> Select[Any]:

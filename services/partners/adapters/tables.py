@@ -207,6 +207,11 @@ gaps = Table(
     ),
 )
 
+# Partial indexes' conditions, which the queries that use them write in the same words (a
+# query's bound value would not match one once planned generically).
+CLOSED_OFFER = "status = 'outcome_recorded'"  # ix_offers_closed
+SENT_SIGN_IN_EMAIL = "kind = 'sign-in' AND status <> 'pending'"  # ix_email_deliveries_sign_in
+
 offers = Table(
     "offers",
     metadata,
@@ -240,7 +245,7 @@ offers = Table(
         "ix_offers_closed",
         "organization_id",
         "updated_at",
-        postgresql_where=text("status = 'outcome_recorded'"),
+        postgresql_where=text(CLOSED_OFFER),
     ),
     Index("ix_offers_due", "respond_by", postgresql_where=text("status = 'offered'")),
     Index(
@@ -366,7 +371,7 @@ email_deliveries = Table(
     Index(
         "ix_email_deliveries_sign_in",
         "created_at",
-        postgresql_where=text("kind = 'sign-in' AND status <> 'pending'"),
+        postgresql_where=text(SENT_SIGN_IN_EMAIL),
     ),
 )
 

@@ -12,6 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.partners.adapters.tables import (
+    SENT_SIGN_IN_EMAIL,
     email_deliveries,
     inbox_addresses,
     sign_in_links,
@@ -173,12 +174,11 @@ async def end_session(session: AsyncSession, token_hash: str, now: datetime) -> 
     )
 
 
-_SENT_SIGN_IN = "kind = 'sign-in' AND status <> 'pending'"
 _EXPIRED = [
     *(oldest_first_deletion(table, "expires_at") for table in (sign_in_links, web_sessions)),
     # A sign-in e-mail's row keeps its address once its body (the link) is erased; from
     # ix_email_deliveries_sign_in, whose condition this is.
-    oldest_first_deletion(email_deliveries, "created_at", _SENT_SIGN_IN),
+    oldest_first_deletion(email_deliveries, "created_at", SENT_SIGN_IN_EMAIL),
 ]
 
 
