@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from shared.redaction import validation_reason
 from shared.settings import AuthSettings
 from shared.vocabulary import GSS_CODE
 
@@ -116,7 +117,8 @@ class TokenVerifier:
             )
         except ValidationError as exc:
             reasons = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'claims'}: {e['msg']}" for e in exc.errors()
+                f"{'.'.join(map(str, e['loc'])) or 'claims'}: {validation_reason(e)}"
+                for e in exc.errors()
             )
             raise InvalidToken(f"token claims are not valid: {reasons}") from exc
 

@@ -34,7 +34,7 @@ from shared.input_policy import problems_in, text_problem
 from shared.messaging.outbox import Outbox, backlog
 from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_BACKLOG
 from shared.openapi import truthful_openapi
-from shared.redaction import safe_reason
+from shared.redaction import safe_reason, validation_reason
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
 from shared.unit_of_work import UnitOfWork
@@ -293,7 +293,7 @@ async def _refused(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"field": _field(tuple(err["loc"])), "reason": err["msg"], "type": err["type"]}
+        {"field": _field(tuple(err["loc"])), "reason": validation_reason(err), "type": err["type"]}
         for err in exc.errors()
     ]
     summary = "; ".join(f"{e['field'] or 'request'}: {e['reason']}" for e in errors)

@@ -34,7 +34,8 @@ def normalise_postcode(raw: str) -> str:
     """``" e15 4ht "`` -> ``"E15 4HT"``; ValueError when it is not a UK postcode."""
     compact = re.sub(r"\s+", "", raw).upper()
     if not _POSTCODE.match(compact):
-        raise ValueError(f"{raw.strip()!r} is not a UK postcode (for example E15 4HT)")
+        # Never the value itself: the message reaches a refusal's body and an import's report.
+        raise ValueError("not a UK postcode (for example E15 4HT)")
     return f"{compact[:-3]} {compact[-3:]}"
 
 

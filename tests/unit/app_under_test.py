@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.testclient import TestClient
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import MetaData
 from sqlalchemy import exc as sa_exc
 
@@ -26,6 +26,15 @@ Council = Annotated[Principal, Depends(require(kinds=[OrganisationKind.COUNCIL])
 class Parcel(BaseModel):
     postcode: str = Field(pattern=r"^[A-Z]{1,2}[0-9][0-9A-Z]? ?[0-9][A-Z]{2}$")
     households: int = Field(ge=1)
+    recipient: str | None = None
+
+    @field_validator("recipient")
+    @classmethod
+    def _on_the_round(cls, value: str | None) -> str | None:
+        # A validator written as they often are: quoting the value it refuses.
+        if value is not None and not value.startswith("Known "):
+            raise ValueError(f"{value.upper()!r} is not on the round")
+        return value
 
 
 @router.get("/operators-only")

@@ -21,6 +21,23 @@ def test_invalid_body_names_each_field_and_reason(api) -> None:
     assert "postcode:" in response.json()["detail"]
 
 
+def test_a_refusal_never_repeats_the_value_refused(api) -> None:
+    """A validator's own message may quote what it refused (a resident's name, say): the
+    refusal names the field and the reason, never the value, whatever its case."""
+    response = api.post(
+        "/v1/parcels", json={"postcode": "E15 4HT", "households": 1, "recipient": " Amina Okafor"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "field": "recipient",
+            "reason": "Value error, ' (the value given)' is not on the round",
+            "type": "value_error",
+        }
+    ]
+    assert "amina" not in response.text.lower()
+
+
 def test_malformed_json_is_422_not_500(api) -> None:
     response = api.post(
         "/v1/parcels", content=b"{oops", headers={"content-type": "application/json"}

@@ -40,6 +40,7 @@ from services.risk.domain.signals import CATALOGUE, SignalType
 from shared.errors import Invalid
 from shared.identity import name_with_letters, normalise_postcode
 from shared.input_policy import problems_in
+from shared.redaction import validation_reason
 from shared.vocabulary import GSS_CODE
 
 
@@ -131,14 +132,15 @@ def check_with_models(line: int, raw: Any) -> Row | list[RowError]:
         signal = SignalIn.model_validate(raw)
     except ValidationError as exc:
         return [
-            RowError(line, ".".join(map(str, e["loc"])) or "row", e["msg"]) for e in exc.errors()
+            RowError(line, ".".join(map(str, e["loc"])) or "row", validation_reason(e))
+            for e in exc.errors()
         ]
     kind = CATALOGUE[signal.type]
     try:
         attributes = kind.attributes.model_validate(signal.attributes)
     except ValidationError as exc:
         return [
-            RowError(line, ".".join(["attributes", *map(str, e["loc"])]), e["msg"])
+            RowError(line, ".".join(["attributes", *map(str, e["loc"])]), validation_reason(e))
             for e in exc.errors()
         ]
     person = signal.resident

@@ -280,6 +280,13 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
         assert await api.count(table) == 0, table
 
 
+async def test_a_refusal_names_the_field_never_the_value(api: ReferralsApi) -> None:
+    response = await api.refer(referral(resident={"address": {"postcode": "N1 9GUX"}}))
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["resident.address.postcode"]
+    assert "not a UK postcode" in response.text and "9GUX" not in response.text.upper()
+
+
 async def test_other_bad_requests_are_clear_4xx(api: ReferralsApi) -> None:
     not_json = await api.client.post(
         "/v1/referrals",

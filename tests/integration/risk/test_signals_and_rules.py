@@ -72,7 +72,7 @@ def feed(risk: RiskApi) -> str:
             ),
             csv_row(risk, "rent_arrears", weeks="-1", amount="10"),  # bad attribute
             csv_row(risk, "rent_areas", weeks="3"),  # unknown type
-            csv_row(risk, "rent_arrears", postcode="E15", weeks="9", amount="1"),  # bad postcode
+            csv_row(risk, "rent_arrears", postcode="N1 9GUX", weeks="9", amount="1"),  # bad one
             csv_row(risk, "job_loss", born="", postcode=""),  # cannot be matched
             csv_row(risk, "job_loss", council="E09000001"),  # another council's resident
             csv_row(risk, "job_loss", observed="2999-01-01"),  # observed in the future
@@ -101,6 +101,7 @@ async def test_import_keeps_good_rows_reports_bad_ones_and_a_repeat_changes_noth
     reasons = {e["field"]: e["reason"] for e in report["errors"]}
     assert "greater than or equal to 0" in reasons["attributes.weeks"]
     assert "not a UK postcode" in reasons["resident.postcode"]
+    assert "9GUX" not in str(report).upper()  # the report names the field, never the value
     assert "is not your council" in reasons["council"]
 
     again = await risk.upload(feed(risk))
