@@ -30,7 +30,7 @@ from shared.clock import clock_from
 from shared.context import current_trace, new_id, safe_id, traced
 from shared.db import create_engine, session_factory
 from shared.errors import Refused
-from shared.input_policy import problems_in, text_problem
+from shared.input_policy import UnreadableJson, problems_in, read_json, text_problem
 from shared.messaging.outbox import Outbox, backlog
 from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_BACKLOG
 from shared.openapi import truthful_openapi
@@ -134,7 +134,11 @@ class InputPolicyMiddleware:
             if (reason := text_problem(raw_value.decode("latin-1"))) is not None:
                 problems.append((f"header.{raw_name.decode('latin-1')}", reason))
         headers = dict(scope.get("headers") or [])
-        content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
+        # A media type is case-insensitive (RFC 9110), and the framework reads the body as
+        # JSON whatever its case: so must the policy.
+        content_type = (
+            headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        )
         is_json = content_type == "application/json" or content_type.endswith("+json")
         if not (is_json or content_type in _CHECKED_TEXT_BODIES):
             if problems:
@@ -183,9 +187,11 @@ def _body_problems(body: bytes, is_json: bool) -> list[tuple[str, str]]:
                 return [("body", f"line {number} {reason}")]
         return []
     try:
-        document = json.loads(text)
-    except ValueError:
+        document = read_json(text)
+    except json.JSONDecodeError:
         return []  # not JSON: the route's own validation says so, naming where
+    except UnreadableJson as exc:
+        return [("body", str(exc))]
     return list(problems_in(document))
 
 

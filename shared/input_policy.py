@@ -11,12 +11,19 @@ request (path, query, JSON body) and every cell of an imported file.
   an offset, year 9999) and implausible dates such as a consent given in 1800. Fields with
   tighter windows (a date of birth not in the future) say so in their own schemas.
 
+- **Documents**: nested at most ``MAX_DEPTH`` levels (none of the services' reaches ten);
+  a JSON document is read with ``read_json``, which says why it cannot read one rather than
+  raising ``RecursionError`` (nested past the parser's depth) or a bare ``ValueError`` (a
+  number of thousands of digits).
+
 The HTTP side applies it to every request before any route runs (``shared.http``), so no
-route checks these by hand; the risk service applies ``problems_in`` to each feed row.
+route checks these by hand; the risk service applies ``problems_in`` to each feed row and to
+each ruleset as parsed.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -25,6 +32,7 @@ from typing import Any
 
 MAX_TEXT_LENGTH = 20_000
 MAX_INTEGER = 2**53 - 1
+MAX_DEPTH = 32
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2100, 12, 31)
 _ALLOWED_CONTROLS = {"\t", "\n", "\r"}
@@ -44,7 +52,8 @@ def text_problem(value: str, *, numeral: bool = False) -> str | None:
         return f"is longer than {MAX_TEXT_LENGTH:,} characters"
     if _ISO_DATE.match(value):
         return date_problem(value)
-    if numeral and _INTEGER.match(value) and abs(int(value)) > MAX_INTEGER:
+    # (Too many digits are out of range before ``int`` is asked: it refuses 4,300 or more.)
+    if numeral and _INTEGER.match(value) and (len(value) > 20 or abs(int(value)) > MAX_INTEGER):
         return f"is outside the range ±{MAX_INTEGER}"
     return None
 
@@ -69,9 +78,31 @@ def date_problem(value: str) -> str | None:
     return None
 
 
-def problems_in(value: Any, field: str = "") -> Iterator[tuple[str, str]]:
+class UnreadableJson(ValueError):
+    """A JSON document the services do not read, and why (not a syntax error: those are
+    ``json.JSONDecodeError``, which says where)."""
+
+
+def read_json(text: str) -> Any:
+    """``json.loads``, refusing (``UnreadableJson``) what the policy refuses anyway and the
+    parser cannot say plainly: a document nested past the parser's depth (it raises
+    ``RecursionError``) or a number of thousands of digits (a bare ``ValueError``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise UnreadableJson(f"nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError:
+        raise UnreadableJson(f"holds a number outside the range ±{MAX_INTEGER}") from None
+
+
+def problems_in(value: Any, field: str = "", *, depth: int = 0) -> Iterator[tuple[str, str]]:
     """Every (field, reason) the policy refuses in a JSON value, fields named by their path
     (``resident.contact.phone``, ``needs.2``)."""
+    if depth > MAX_DEPTH:
+        yield field or "value", f"nests deeper than {MAX_DEPTH} levels"
+        return
     if isinstance(value, str):
         if (reason := text_problem(value)) is not None:
             yield field or "value", reason
@@ -88,7 +119,9 @@ def problems_in(value: Any, field: str = "") -> Iterator[tuple[str, str]]:
             name = f"{field}.{key}" if field else str(key)
             if (reason := text_problem(str(key))) is not None:
                 yield name, f"its name {reason}"
-            yield from problems_in(item, name)
+            yield from problems_in(item, name, depth=depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from problems_in(item, f"{field}.{index}" if field else str(index))
+            yield from problems_in(
+                item, f"{field}.{index}" if field else str(index), depth=depth + 1
+            )

@@ -126,6 +126,33 @@ def test_a_control_character_is_refused_wherever_it_comes(api) -> None:
     assert api.post("/v1/notes", json={"text": "line one\n\tline two"}).status_code == 200
 
 
+def test_the_policy_holds_whatever_the_case_of_the_media_type(api) -> None:
+    for media_type in ("Application/JSON", "APPLICATION/JSON; charset=utf-8"):
+        sent = api.post(
+            "/v1/notes",
+            content=b'{"text": "stock\\u0000out"}',
+            headers={"content-type": media_type},
+        )
+        assert "control character (U+0000)" in refused_fields(sent)["text"]
+
+
+def test_documents_the_parser_cannot_read_plainly_are_refused_naming_why(api) -> None:
+    json_body = {"content-type": "application/json"}
+    too_deep = api.post("/v1/notes", content=b"[" * 3000 + b"]" * 3000, headers=json_body)
+    assert refused_fields(too_deep) == {"body": "nests deeper than 32 levels"}
+    deep = {"text": "ok", "tags": [], "when": None}
+    for _ in range(40):  # read, but deeper than any document of the services
+        deep = {"inner": deep}
+    assert (
+        "nests deeper than 32 levels"
+        in refused_fields(api.post("/v1/notes", json=deep))[".".join(["inner"] * 33)]
+    )
+    digits = api.post("/v1/notes", content=b'{"text": ' + b"9" * 5000 + b"}", headers=json_body)
+    assert refused_fields(digits) == {"body": f"holds a number outside the range ±{2**53 - 1}"}
+    in_path = api.get("/v1/pages/" + "9" * 5000)
+    assert "outside the range" in refused_fields(in_path)["path"]
+
+
 def test_numbers_beyond_the_json_range_and_dates_off_the_calendar_are_refused(api) -> None:
     huge = api.get("/v1/pages/home", params={"page": str(10**30)})
     assert "outside the range" in refused_fields(huge)["query.page"]

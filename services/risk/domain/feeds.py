@@ -39,7 +39,7 @@ from services.risk.domain.fast_rows import QuickCheck
 from services.risk.domain.signals import CATALOGUE, SignalType
 from shared.errors import Invalid
 from shared.identity import name_with_letters, normalise_postcode
-from shared.input_policy import problems_in
+from shared.input_policy import UnreadableJson, problems_in, read_json
 from shared.redaction import validation_reason
 from shared.vocabulary import GSS_CODE
 
@@ -266,11 +266,11 @@ class _LineFeed(Feed):
 class NdjsonFeed(_LineFeed):
     async def _record(self, number: int, text: str) -> Any:
         try:
-            return json.loads(text)
+            return read_json(text)
         except json.JSONDecodeError as exc:
             return _Unreadable(f"not JSON: {exc.msg} (column {exc.colno})")
-        except RecursionError:
-            return _Unreadable("not JSON we can read: nested too deeply")
+        except UnreadableJson as exc:
+            return _Unreadable(f"not JSON we can read: {exc}")
 
 
 _UNCLOSED_QUOTE = "a quoted cell is not closed on this line"

@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.risk.domain.signals import CATALOGUE, SignalType, fields_of
+from shared.input_policy import MAX_DEPTH, MAX_INTEGER, problems_in
 from shared.vocabulary import Circumstance, Need, RiskLevel
 
 REFERRAL_FIELDS = {"circumstances", "needs", "urgency", "age", "present"}
@@ -485,6 +486,16 @@ def load_ruleset(source: str) -> Ruleset:
         raw = yaml.safe_load(source)
     except yaml.YAMLError as exc:
         raise RulesetError([f"not valid YAML: {exc}"]) from exc
+    except RecursionError:
+        raise RulesetError(
+            [f"not YAML we can read: nests deeper than {MAX_DEPTH} levels"]
+        ) from None
+    except ValueError:  # an integer of thousands of digits
+        raise RulesetError([f"not YAML we can read: a number outside ±{MAX_INTEGER}"]) from None
+    # The parsed values are what is stored and shown (an explanation on every flag), so the
+    # requests' policy applies to them: a YAML escape ("\0") writes what the text did not.
+    if problems := [f"{field}: {reason}" for field, reason in problems_in(raw)]:
+        raise RulesetError(problems)
     try:
         spec = RulesetSpec.model_validate(raw)
     except ValidationError as exc:

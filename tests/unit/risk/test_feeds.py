@@ -350,6 +350,15 @@ async def test_a_value_under_a_column_without_a_name_is_refused() -> None:
     assert result.reason(3) == "cell 11 has a value but its column has no name"
 
 
+async def test_ndjson_a_number_of_thousands_of_digits_is_one_refused_row() -> None:
+    lines = [ndjson_row("Amina"), '{"type": ' + "9" * 5000 + "}", ndjson_row("Dee")]
+    result = await read("\n".join(lines).encode(), fmt="ndjson")
+    assert result.names == ["Amina", "Dee"]
+    assert (
+        result.reason(2) == f"not JSON we can read: holds a number outside the range ±{2**53 - 1}"
+    )
+
+
 async def test_ndjson_a_broken_line_is_one_refused_row() -> None:
     lines = [ndjson_row("Amina"), '{"type": "job_loss", "council": ', "", ndjson_row("Dee")]
     lines += ["[" * 100_000, '"a string"', ndjson_row("Zoë") + "\r", '{"unclosed": "quote}']
@@ -357,7 +366,7 @@ async def test_ndjson_a_broken_line_is_one_refused_row() -> None:
     assert result.names == ["Amina", "Dee", "Zoë"]
     assert list(result.rows) == [1, 4, 7]
     assert result.reason(2).startswith("not JSON: ")
-    assert result.reason(5) == "not JSON we can read: nested too deeply"
+    assert result.reason(5) == "not JSON we can read: nests deeper than 32 levels"
     assert result.refused[6][0].field == "row"  # JSON, but not an object
     assert result.reason(8).startswith("not JSON: ")  # the last line, no final newline
     assert (result.feed.lines_read, result.feed.lines_skipped) == (8, 1)

@@ -172,6 +172,13 @@ def test_duplicate_ids_and_unknown_fields_are_refused() -> None:
         load_ruleset(BASE.format(when="'true'").replace("level: high", "level: severe"))
     with pytest.raises(RulesetError, match="not valid YAML"):
         load_ruleset("label: [unclosed")
+    # What the parser cannot read, and what it reads but the policy refuses, are refusals too.
+    with pytest.raises(RulesetError, match="nests deeper than 32 levels"):
+        load_ruleset("rules: " + "[" * 5000)
+    with pytest.raises(RulesetError, match="a number outside"):
+        load_ruleset(BASE.format(when="'true'").replace("score: 10", "score: " + "9" * 5000))
+    with pytest.raises(RulesetError, match=r"rules.0.explanation: contains a control character"):
+        load_ruleset(BASE.format(when="'true'").replace("explanation: rent", 'explanation: "r\\0"'))
 
 
 def test_a_referrals_facts_are_stored_and_read_back_unchanged() -> None:
