@@ -73,6 +73,7 @@ from shared.events.payloads import (
     SharingStopped,
 )
 from shared.identity import age_in_years, postcode_district, unseal_identity
+from shared.input_policy import date_problem
 from shared.vocabulary import (
     ContactMethod,
     DeclineReason,
@@ -647,16 +648,32 @@ def _encode_cursor(row: Row) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[bool, int, datetime, str]:
+    """The queue position a cursor holds. Anyone can write one (it is base64 JSON, out of
+    the input policy's sight), so each part is checked for what ``_encode_cursor`` puts
+    there: a flag, a priority a case can have, an aware time within the policy's dates, a
+    case id."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if len(key) == 3:  # a cursor given out before held cases came first
+        if isinstance(key, list) and len(key) == 3:  # given out before held cases came first
             key = [False, *key]
         held, priority, created, case_id = key
-        if not isinstance(held, bool):
-            raise ValueError("held")
-        return held, int(priority), datetime.fromisoformat(created), str(uuid.UUID(case_id))
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        when = datetime.fromisoformat(created) if isinstance(created, str) else None
+        if (
+            not isinstance(held, bool)
+            or type(priority) is not int
+            or not 0 <= priority <= _MOST_PRIORITY
+            or when is None
+            or when.tzinfo is None
+            or date_problem(created) is not None
+            or not isinstance(case_id, str)
+        ):
+            raise ValueError("not a queue position")
+        return held, priority, when, str(uuid.UUID(case_id))
+    except (ValueError, TypeError, binascii.Error, RecursionError):
         raise Invalid("cursor", "not a cursor this API gave out") from None
+
+
+_MOST_PRIORITY = 32_767  # the column's range (smallint)
 
 
 def _queued(row: Row) -> QueuedCase:

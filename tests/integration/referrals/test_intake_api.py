@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -302,6 +305,20 @@ async def test_other_bad_requests_are_clear_4xx(api: ReferralsApi) -> None:
     assert not_an_id.status_code == 422 and not_an_id.json()["errors"][0]["field"] == "path.case_id"
     cursor = await api.client.get("/v1/cases?cursor=bm9wZQ", headers=api.token())
     assert cursor.status_code == 422 and cursor.json()["errors"][0]["field"] == "cursor"
+    # A cursor is base64 JSON anyone can write: each part is checked, never a 500.
+    for forged in (
+        [False, 1, "2026-01-01T00:00:00+00:00", 5],
+        [False, 1e308 * 10, "2026-01-01T00:00:00+00:00", str(uuid.uuid4())],
+        [False, 10**30, "2026-01-01T00:00:00+00:00", str(uuid.uuid4())],
+        [False, 1, "0001-01-01T00:00:00+14:00", str(uuid.uuid4())],
+        [False, 1, "2026-01-01T00:00:00", str(uuid.uuid4())],
+        [True, True, "2026-01-01T00:00:00+00:00", str(uuid.uuid4())],
+        {"held": False},
+    ):
+        written = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+        answer = await api.client.get("/v1/cases", params={"cursor": written}, headers=api.token())
+        assert answer.status_code == 422, (forged, answer.text)
+        assert answer.json()["errors"][0]["field"] == "cursor"
     too_many = await api.client.get("/v1/cases?limit=1000", headers=api.token())
     assert too_many.status_code == 422
     no_token = await api.client.post("/v1/referrals", json=referral())
