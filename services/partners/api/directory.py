@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from services.partners.api.deps import (
     OperatorOrPartner,
@@ -28,6 +28,7 @@ from services.partners.api.schemas import (
 from services.partners.service_layer import directory, web_access
 from shared.audit import Category, personal_data
 from shared.auth import Operator
+from shared.errors import Invalid
 from shared.vocabulary import PartnerKind
 
 router = APIRouter(prefix="/v1", tags=["directory"])
@@ -151,12 +152,14 @@ async def export(principal: Operator, uow: PartnersWork) -> list[dict[str, Any]]
     openapi_extra=personal_data(),
 )
 async def import_directory(
-    body: dict[str, Any] | list[dict[str, Any]],
+    body: dict[str, Any] | list[Any],
     principal: Operator,
     uow: PartnersWork,
     kind: PartnerKind = PartnerKind.COMMUNITY,
-    capacity: int = 10,
+    capacity: Annotated[int, Query(ge=0, le=10_000)] = 10,
 ) -> ImportReport:
     documents = body.get("contents", []) if isinstance(body, dict) else body
+    if not isinstance(documents, list):
+        raise Invalid("contents", "must be a list of Open Referral UK services")
     report = await directory.import_directory(uow, documents, kind=kind, capacity=capacity)
     return ImportReport(**asdict(report))

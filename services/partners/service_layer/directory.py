@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from services.partners.adapters import directory as store
 from services.partners.adapters import offers as offer_store
@@ -28,6 +37,7 @@ from services.partners.service_layer.placement import (
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.events.payloads import ServiceCapacityChanged
+from shared.redaction import validation_reason
 from shared.vocabulary import GSS_CODE, Need, PartnerKind
 
 # -- commands: validated as the HTTP bodies are, and as imported ORUK services are ----------
@@ -318,50 +328,74 @@ async def export_directory(uow: PartnersUnitOfWork) -> list[dict[str, Any]]:
 
 async def import_directory(
     uow: PartnersUnitOfWork,
-    documents: list[dict[str, Any]],
+    documents: Sequence[Any],
     *,
     kind: PartnerKind = PartnerKind.COMMUNITY,
     capacity: int = 10,
 ) -> ImportReport:
     """ORUK services (with their organisations) added or updated; what could not be taken,
     and why. Organisations new to us get no data-sharing agreement: nothing is offered to
-    them until one is recorded with a council (``service_layer/agreements.py``)."""
+    them until one is recorded with a council (``service_layer/agreements.py``). Each
+    document is read and checked before anything is written: one not taken is skipped,
+    saying why, and the others go in."""
     seen_orgs: set[str] = set()
     imported, skipped, ignored = 0, [], []
     async with uow.transaction():
         for document in documents:
-            try:
-                org, service = oruk.from_service(document)
-                uuid.UUID(service["id"])
-                uuid.UUID(org["id"] or "")
-            except (KeyError, TypeError, ValueError):
-                skipped.append(
-                    str(document.get("id", "?")) + ": not an ORUK service with an organization"
-                )
+            taken = _taken(document, kind=kind, capacity=capacity)
+            if isinstance(taken, str):
+                label = document.get("id", "?") if isinstance(document, dict) else "?"
+                skipped.append(f"{label}: {taken}")
                 continue
-            if not service["needs"] or not (service["councils"] or service["postcode_districts"]):
-                skipped.append(f"{service['id']}: no Upstream need or no service area")
-                continue
-            hours, unread = oruk.opening_hours(document)
-            service["opening_hours"] = hours
-            ignored += [f"{service['id']}: {note}" for note in unread]
-            await store.add_organization_if_new(uow.session, {"kind": kind.value, **org})
-            seen_orgs.add(org["id"])
-            details = ServiceDetails.model_validate(
-                {
-                    **{k: v for k, v in service.items() if k != "id" and v is not None},
-                    "capacity": capacity,
-                }
-            )
-            before = await store.service(uow.session, service["id"], lock=True)
-            await _save_service(uow, service["id"], details)
-            await _say_capacity(uow, service["id"], before)
+            organization, service_id, details, unread = taken
+            ignored += [f"{service_id}: {note}" for note in unread]
+            await store.add_organization_if_new(uow.session, organization)
+            seen_orgs.add(organization["id"])
+            before = await store.service(uow.session, service_id, lock=True)
+            await _save_service(uow, service_id, details)
+            await _say_capacity(uow, service_id, before)
             imported += 1
         if imported:
             await offer_waiting(uow, None, now=uow.now())
     return ImportReport(
         organizations=len(seen_orgs), services=imported, skipped=skipped, ignored=ignored
     )
+
+
+def _taken(
+    document: Any, *, kind: PartnerKind, capacity: int
+) -> tuple[dict[str, Any], str, ServiceDetails, list[str]] | str:
+    """An ORUK service document as the organisation to add (if new), the service's id and
+    details, and what of it was not read; or why it cannot be taken. Anything may come in
+    a document: its organisation is checked as a new one is (``NewOrganization``), its
+    service as an edit is (``ServiceDetails``)."""
+    if not isinstance(document, dict):
+        return "not an ORUK service (not an object)"
+    try:
+        org, service = oruk.from_service(document)
+        service_id = str(uuid.UUID(str(service["id"])))
+        organization_id = str(uuid.UUID(str(org["id"] or "")))
+        hours, unread = oruk.opening_hours(document)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return "not an ORUK service with an organization"
+    if not service["needs"] or not (service["councils"] or service["postcode_districts"]):
+        return "no Upstream need or no service area"
+    organization = {**org, "id": organization_id, "kind": kind.value}
+    try:
+        NewOrganization.model_validate({k: v for k, v in organization.items() if k != "id"})
+        details = ServiceDetails.model_validate(
+            {
+                **{k: v for k, v in service.items() if k != "id" and v is not None},
+                "opening_hours": hours,
+                "capacity": capacity,
+            }
+        )
+    except ValidationError as exc:
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'service'}: {validation_reason(e)}"
+            for e in exc.errors()
+        )
+    return organization, service_id, details, unread
 
 
 def page(items: list[dict[str, Any]], total: int, number: int, per_page: int) -> dict[str, Any]:

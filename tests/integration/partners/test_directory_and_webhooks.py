@@ -145,6 +145,55 @@ async def test_export_and_import_round_trip_in_oruk_shape(partners: PartnersApi)
     ]
 
 
+async def test_an_import_takes_or_skips_each_document_whatever_it_holds(
+    partners: PartnersApi,
+) -> None:
+    """An ORUK file is someone else's: each document is taken or skipped saying why, the
+    body as a whole refused naming what is wrong; never a 500, nothing half written."""
+    await seeded(partners)
+    exported = await partners.client.get("/v1/directory/export", headers=partners.operator())
+    good = exported.json()[0]
+
+    def altered(**changes: object) -> dict[str, object]:
+        return {**good, **changes}
+
+    hostile: list[object] = [
+        1,
+        "a service",
+        altered(id=5),
+        altered(organization="x"),
+        altered(attributes=["food"]),
+        altered(service_areas=["E09000025"]),
+        altered(name="n" * 300),
+        altered(status="open"),
+        altered(minimum_age=500),
+        altered(organization={**good["organization"], "name": 5}),
+        altered(organization={**good["organization"], "name": ""}),
+    ]
+    report = await partners.client.post(
+        "/v1/directory/import", json={"contents": hostile}, headers=partners.operator()
+    )
+    assert report.status_code == 200, report.text
+    assert (report.json()["services"], len(report.json()["skipped"])) == (0, len(hostile))
+    skipped = report.json()["skipped"]
+    assert skipped[0] == "?: not an ORUK service (not an object)"
+    assert any(
+        reason.endswith("name: String should have at most 200 characters") for reason in skipped
+    )
+    assert any("minimum_age: Input should be less than or equal to 120" in r for r in skipped)
+    for body, field in (({"contents": "abc"}, "contents"), ({"contents": 5}, "contents")):
+        refused = await partners.client.post(
+            "/v1/directory/import", json=body, headers=partners.operator()
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == field
+    too_many = await partners.client.post(
+        "/v1/directory/import?capacity=20000", json=[good], headers=partners.operator()
+    )
+    assert too_many.status_code == 422 and too_many.json()["errors"][0]["field"] == "query.capacity"
+    assert (await partners.client.get("/services")).json()["total_items"] == 2  # unchanged
+
+
 class Receiver:
     """A partner's webhook endpoint: answers from a script of statuses (or stalls)."""
 
