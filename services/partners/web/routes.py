@@ -4,6 +4,7 @@ or a redirect out. Not in the OpenAPI document: these are pages, not an API."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -410,7 +411,6 @@ async def _service_act(
         return form
     try:
         uuid.UUID(service_id)
-        await action(Editor(signed_in.organization_id, is_operator=False), form)
     except ValueError:
         return page(
             "message.html",
@@ -419,6 +419,8 @@ async def _service_act(
             message="There is no such service.",
             signed_in=signed_in,
         )
+    try:
+        await action(Editor(signed_in.organization_id, is_operator=False), form)
     except Refused as exc:
         return _refused(exc, signed_in)
     return see_other(f"/inbox/services?done={done}")
@@ -435,13 +437,17 @@ async def pause(
     return await _service_act(request, service_id, signed_in, act, "paused")
 
 
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,6}")
+
+
 @router.post("/services/{service_id}/capacity")
 async def capacity(
     request: Request, service_id: str, uow: PartnersWork, signed_in: MaybeSignedIn
 ) -> Response:
     async def act(editor: Editor, form: dict[str, str]) -> None:
         given = form.get("capacity", "").strip()
-        if not given.isdigit():
+        # ASCII digits only (``str.isdigit`` takes "²", which ``int`` refuses), and few of them.
+        if not _WHOLE_NUMBER.fullmatch(given):
             raise Invalid("capacity", "must be a whole number, such as 12")
         await directory.set_capacity(uow, editor, service_id, int(given))
 

@@ -246,10 +246,16 @@ async def test_a_partner_answers_through_the_inbox_and_sees_only_its_own_offers(
         assert saved.status_code == 303
         (row,) = await web.rows("SELECT capacity FROM services WHERE id = :id", id=service_id)
         assert row["capacity"] == 12
-        refused = await partner.post(
-            f"/inbox/services/{service_id}/capacity", data={"csrf": csrf, "capacity": "lots"}
+        for not_a_number in ("lots", "²", "9" * 5000, "-1"):
+            refused = await partner.post(
+                f"/inbox/services/{service_id}/capacity",
+                data={"csrf": csrf, "capacity": not_a_number},
+            )
+            assert refused.status_code == 422 and "whole number" in refused.text, not_a_number
+        too_many = await partner.post(
+            f"/inbox/services/{service_id}/capacity", data={"csrf": csrf, "capacity": "20000"}
         )
-        assert refused.status_code == 422 and "whole number" in refused.text
+        assert too_many.status_code == 422 and "from 0 to" in too_many.text
         theirs = await partner.post(
             f"/inbox/services/{other_service}/capacity", data={"csrf": csrf, "capacity": "0"}
         )
