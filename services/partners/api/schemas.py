@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from services.partners.service_layer.agreements import NewAgreement
 from services.partners.service_layer.directory import (
+    MAX_PAUSE_REASON,
     NewOrganization,
     ServiceDetails,
     Strict,
 )
+from services.partners.service_layer.offers import MAX_NOTE
 from shared.vocabulary import DeclineReason, Need, OfferStatus, Outcome
 
 # -- inbox -----------------------------------------------------------------------------------
@@ -48,18 +50,18 @@ class Offer(BaseModel):
 class DeclineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: DeclineReason
-    note: str | None = Field(default=None, max_length=1000)
+    note: str | None = Field(default=None, max_length=MAX_NOTE)
 
 
 class NoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: str | None = Field(default=None, max_length=1000)
+    note: str | None = Field(default=None, max_length=MAX_NOTE)
 
 
 class OutcomeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     outcome: Outcome
-    note: str | None = Field(default=None, max_length=1000)
+    note: str | None = Field(default=None, max_length=MAX_NOTE)
 
 
 class WebhookIn(BaseModel):
@@ -139,7 +141,7 @@ class ServiceIn(ServiceDetails):
 
 
 class PauseIn(Strict):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=MAX_PAUSE_REASON)
 
 
 class Created(BaseModel):

@@ -259,10 +259,15 @@ async def edit_service(
         await offer_waiting(uow, [need.value for need in details.needs], now=uow.now())
 
 
+MAX_PAUSE_REASON = 500
+
+
 async def pause_service(
     uow: PartnersUnitOfWork, editor: Editor, service_id: str, reason: str
 ) -> None:
     """Intake paused: offers not yet answered are withdrawn and handed on."""
+    if len(reason) > MAX_PAUSE_REASON:  # (the web inbox's form as the API's body)
+        raise Invalid("reason", f"is longer than {MAX_PAUSE_REASON:,} characters")
     async with uow.transaction():
         now = uow.now()
         before = await _own_service(uow, editor, service_id)

@@ -28,7 +28,7 @@ from services.partners.service_layer.webhooks import queue_webhook
 from services.partners.service_layer.working_time import service_deadline_rules
 from shared.audit import Category, Seen
 from shared.auth import Principal
-from shared.errors import NotFound
+from shared.errors import Invalid, NotFound
 from shared.events.payloads import (
     OfferAccepted,
     OfferDeclined,
@@ -58,6 +58,15 @@ class InboxOffer:
     # accepted or in progress: when it must next show progress, and whether it is past that
     follow_up_by: datetime | None = None
     overdue: bool = False
+
+
+MAX_NOTE = 1000  # characters of a partner's note on an offer, however it is sent
+
+
+def _checked(note: str | None) -> None:
+    """A note as the use cases take it, from the API or the web inbox alike."""
+    if note is not None and len(note) > MAX_NOTE:
+        raise Invalid("note", f"is longer than {MAX_NOTE:,} characters")
 
 
 @dataclass(frozen=True)
@@ -198,6 +207,7 @@ async def decline_offer(
     uow: PartnersUnitOfWork, partner_id: str, offer_id: str, command: Decline
 ) -> None:
     """Declined, and handed on to the next partner; this one sees no more of the case."""
+    _checked(command.note)
     async with uow.transaction():
         offer, now = await _mine(uow, partner_id, offer_id), uow.now()
         await _move(
@@ -221,6 +231,7 @@ async def record_progress(
     uow: PartnersUnitOfWork, reader: Reader, offer_id: str, note: str | None
 ) -> InboxOffer:
     """The partner is working with the resident; the answer shows the offer (audited)."""
+    _checked(note)
     principal = principal_of(reader)
     partner_id = principal.organisation
     async with uow.transaction():
@@ -248,6 +259,7 @@ async def record_outcome(
     uow: PartnersUnitOfWork, reader: Reader, offer_id: str, command: RecordOutcome
 ) -> InboxOffer:
     """The outcome recorded; the answer shows the offer (audited)."""
+    _checked(command.note)
     principal = principal_of(reader)
     partner_id = principal.organisation
     async with uow.transaction():

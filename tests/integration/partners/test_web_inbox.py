@@ -218,8 +218,15 @@ async def test_a_partner_answers_through_the_inbox_and_sees_only_its_own_offers(
         kinds = [row["event_type"].split(".")[-2] for row in events]
         assert kinds == ["made", "accepted", "outcome_recorded"], kinds
 
-        # Declined: handed on, and nothing more of it to see.
+        # Declined: handed on, and nothing more of it to see. A note longer than the API
+        # takes is refused here too, and nothing changes.
         second = await web.route("food")
+        too_long = await partner.post(
+            f"/inbox/offers/{second}/decline",
+            data={"csrf": csrf, "reason": "no_capacity", "note": "n" * 1001},
+        )
+        assert too_long.status_code == 422 and "longer than 1,000 characters" in too_long.text
+        assert (await partner.get(f"/inbox/offers/{second}")).status_code == 200  # still open
         decline = await partner.post(
             f"/inbox/offers/{second}/decline", data={"csrf": csrf, "reason": "no_capacity"}
         )
@@ -230,6 +237,10 @@ async def test_a_partner_answers_through_the_inbox_and_sees_only_its_own_offers(
 
         services = await partner.get("/inbox/services")
         service_id = web.services["Canal Food Bank"]
+        long_reason = await partner.post(
+            f"/inbox/services/{service_id}/pause", data={"csrf": csrf, "reason": "r" * 501}
+        )
+        assert long_reason.status_code == 422 and "longer than 500" in long_reason.text
         paused = await partner.post(
             f"/inbox/services/{service_id}/pause", data={"csrf": csrf, "reason": "stock out"}
         )
