@@ -9,7 +9,13 @@ request (path, query, JSON body) and every cell of an imported file.
 - **Dates and times**: an ISO 8601 date or date-time must fall between ``EARLIEST`` and
   ``LATEST`` (after applying its offset), which keeps out the calendar's edges (year 1 with
   an offset, year 9999) and implausible dates such as a consent given in 1800. Fields with
-  tighter windows (a date of birth not in the future) say so in their own schemas.
+  tighter windows (a date of birth not in the future) say so in their own schemas. A date
+  field is written as one (``IsoDate``, ``IsoDateTime``): pydantic would read a number as
+  seconds since 1970, so a feed's ``0`` for an unknown date of birth would be 1 January 1970
+  and key everyone so written alike.
+- **Text that was not UTF-8**: U+FFFD, the character a reader puts where bytes were not
+  UTF-8 (a file saved as Windows-1252), is refused: "José" read so is "Jos\ufffd", keyed
+  alike with every other name mangled there.
 
 - **Documents**: nested at most ``MAX_DEPTH`` levels (none of the services' reaches ten);
   a JSON document is read with ``read_json``, which says why it cannot read one rather than
@@ -28,7 +34,9 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 MAX_TEXT_LENGTH = 20_000
 MAX_INTEGER = 2**53 - 1
@@ -36,6 +44,7 @@ MAX_DEPTH = 32
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2100, 12, 31)
 _ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+NOT_UTF8 = "\ufffd"  # what a decoder puts in place of bytes that are not UTF-8
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}.*)?$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
 
@@ -48,6 +57,11 @@ def text_problem(value: str, *, numeral: bool = False) -> str | None:
             return f"contains a control character (U+{ord(char):04X}) at position {position + 1}"
         if unicodedata.category(char) == "Cs":
             return f"contains an unpaired surrogate at position {position + 1}"
+        if char == NOT_UTF8:
+            return (
+                f"is not UTF-8 at position {position + 1} (U+FFFD stands there for bytes "
+                "that were not: save the file as UTF-8)"
+            )
     if len(value) > MAX_TEXT_LENGTH:
         return f"is longer than {MAX_TEXT_LENGTH:,} characters"
     if _ISO_DATE.match(value):
@@ -125,3 +139,21 @@ def problems_in(value: Any, field: str = "", *, depth: int = 0) -> Iterator[tupl
             yield from problems_in(
                 item, f"{field}.{index}" if field else str(index), depth=depth + 1
             )
+
+
+_A_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?")
+
+
+def _written_as_a_date(value: Any) -> Any:
+    """A number (or a text of one) where a date or time belongs is refused, not read as
+    seconds since 1970."""
+    if (isinstance(value, int | float) and not isinstance(value, bool)) or (
+        isinstance(value, str) and _A_NUMBER.fullmatch(value.strip())
+    ):
+        raise ValueError("must be written as a date (YYYY-MM-DD, ISO 8601), not a number")
+    return value
+
+
+WRITTEN_AS_A_DATE = BeforeValidator(_written_as_a_date)  # for a field's own ``Annotated``
+IsoDate = Annotated[date, WRITTEN_AS_A_DATE]
+IsoDateTime = Annotated[datetime, WRITTEN_AS_A_DATE]

@@ -24,6 +24,7 @@ from services.partners.domain.routing import PACKET_CATEGORIES, DataCategory
 from services.partners.service_layer.placement import offer_waiting
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
+from shared.input_policy import IsoDate
 from shared.vocabulary import GSS_CODE, LawfulBasis, Need
 
 # -- commands --------------------------------------------------------------------------------
@@ -59,8 +60,8 @@ class AgreementTerms(_Strict):
         description="the bases it covers, consent included: a case goes only to a partner "
         "whose agreement with its council covers the case's basis",
     )
-    starts_on: date
-    ends_on: date | None = Field(default=None, description="the last day it covers")
+    starts_on: IsoDate
+    ends_on: IsoDate | None = Field(default=None, description="the last day it covers")
 
     @model_validator(mode="after")
     def _ends_after_it_starts(self) -> AgreementTerms:

@@ -21,6 +21,7 @@ from services.referrals.domain.sharing import Article9Condition
 from services.referrals.service_layer.cases import ConsentGiven
 from shared.auth import GSS_CODE
 from shared.identity import name_with_letters, normalise_postcode
+from shared.input_policy import WRITTEN_AS_A_DATE, IsoDate
 from shared.vocabulary import (
     Circumstance,
     ContactMethod,
@@ -64,7 +65,7 @@ class Address(Strict):
 class ResidentIn(Strict):
     given_name: Name
     family_name: Name
-    date_of_birth: date | None = Field(default=None, description="optional, but helps matching")
+    date_of_birth: IsoDate | None = Field(default=None, description="optional, but helps matching")
     contact: Contact
     address: Address | None = Field(default=None, description="none for a resident with no home")
     preferred_language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -98,10 +99,10 @@ class ResidentIn(Strict):
 class ConsentIn(Strict):
     given_by: str = Field(min_length=1, max_length=200, examples=["the resident"])
     method: Literal["verbal", "written", "electronic"]
-    given_at: Annotated[AwareDatetime, AfterValidator(_not_in_future)]
+    given_at: Annotated[AwareDatetime, WRITTEN_AS_A_DATE, AfterValidator(_not_in_future)]
     partner_kinds: list[PartnerKind] = Field(min_length=1)
     purpose: str = Field(default="referral to local support partners", max_length=500)
-    expires_at: AwareDatetime | None = None
+    expires_at: Annotated[AwareDatetime, WRITTEN_AS_A_DATE] | None = None
 
     @model_validator(mode="after")
     def _expires_after_given(self) -> ConsentIn:

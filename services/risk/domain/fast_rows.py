@@ -33,21 +33,21 @@ from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel
 
 from services.risk.domain.signals import CATALOGUE, SignalType
 from shared.identity import has_letters, normalise_postcode
-from shared.input_policy import EARLIEST, LATEST, MAX_TEXT_LENGTH
+from shared.input_policy import EARLIEST, LATEST, MAX_TEXT_LENGTH, WRITTEN_AS_A_DATE
 from shared.vocabulary import GSS_CODE
 
 # What the input policy looks at twice in a row's names and values: a control character
-# (category Cc; tab, line feed and carriage return allowed) or a surrogate (Cs); or a text
-# starting like an ISO date (wider than the policy's own pattern: such a text is left to the
-# full check).
-_POLICY_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# (category Cc; tab, line feed and carriage return allowed), a surrogate (Cs) or U+FFFD (bytes
+# that were not UTF-8); or a text starting like an ISO date (wider than the policy's own
+# pattern: such a text is left to the full check).
+_POLICY_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffd]")
 _LOOKS_LIKE_A_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _UPRN = re.compile(r"[0-9]{1,12}")
@@ -150,7 +150,7 @@ def _bounds(metadata: list[Any]) -> tuple[Any, Any, int | None] | None:
             low = item.ge
         elif isinstance(item, annotated_types.Le):
             high = item.le
-        elif set(vars(item)) == {"decimal_places"}:
+        elif getattr(item, "__dict__", None) is not None and set(vars(item)) == {"decimal_places"}:
             places = item.decimal_places
         else:
             return None
@@ -158,6 +158,11 @@ def _bounds(metadata: list[Any]) -> tuple[Any, Any, int | None] | None:
 
 
 def _reader(annotation: Any, metadata: list[Any]) -> _Reader | None:
+    if get_origin(annotation) is Annotated:  # (``IsoDate``: a date and how it is written)
+        annotation, *written = get_args(annotation)
+        metadata = [*written, *metadata]
+    if annotation is date and all(item is WRITTEN_AS_A_DATE for item in metadata):
+        return _a_date  # only YYYY-MM-DD: never a number
     bounds = _bounds(metadata)
     if bounds is None:
         return None
@@ -169,8 +174,6 @@ def _reader(annotation: Any, metadata: list[Any]) -> _Reader | None:
     if get_origin(annotation) is Literal and not metadata:
         words = get_args(annotation)
         return _one_of(words) if all(isinstance(w, str) for w in words) else None
-    if annotation is date and not metadata:
-        return _a_date
     return None
 
 
@@ -393,9 +396,14 @@ _DATE_FIELDS = frozenset({"observed_on", "expires_on", "date_of_birth", "notice_
 
 def _shape(model: type[BaseModel]) -> list[tuple[str, str, str, bool]]:
     return [
-        (name, str(field.annotation), repr(field.metadata), field.is_required())
+        (name, _named(str(field.annotation)), _named(repr(field.metadata)), field.is_required())
         for name, field in model.model_fields.items()
     ]
+
+
+def _named(text: str) -> str:
+    """A field's description without where its validators' functions lie in memory."""
+    return re.sub(r" at 0x[0-9a-f]+", "", text)
 
 
 def _validators(model: type[BaseModel]) -> list[tuple[str, tuple[str, ...], str]]:
@@ -416,6 +424,12 @@ def _written_for(signal_model: Any, resident_model: Any) -> dict[str, Any]:
     }
 
 
+# ``IsoDate``: a date, written as one (``shared.input_policy``).
+_WRITTEN = (
+    "BeforeValidator(func=<function _written_as_a_date>, json_schema_input_type=PydanticUndefined)"
+)
+_WRITTEN_AS_A_DATE = f"[{_WRITTEN}]"
+_OPTIONAL_DATE = f"typing.Optional[typing.Annotated[datetime.date, {_WRITTEN}]]"
 WRITTEN_FOR: dict[str, Any] = {
     "signal": [
         ("type", "<enum 'SignalType'>", "[]", True),
@@ -428,15 +442,25 @@ WRITTEN_FOR: dict[str, Any] = {
         ("resident", "<class 'services.risk.domain.feeds.ResidentIdentifiers'>", "[]", True),
         ("attributes", "dict[str, typing.Any]", "[]", False),
         ("source", "<class 'str'>", "[MinLen(min_length=1), MaxLen(max_length=100)]", True),
-        ("observed_on", "<class 'datetime.date'>", "[]", True),
-        ("expires_on", "datetime.date | None", "[]", False),
+        ("observed_on", "<class 'datetime.date'>", _WRITTEN_AS_A_DATE, True),
+        (
+            "expires_on",
+            f"typing.Optional[typing.Annotated[datetime.date, {_WRITTEN}]]",
+            "[]",
+            False,
+        ),
     ],
     "signal validators": [("_not_future", ("observed_on",), "after")],
     "signal config": [("extra", "forbid"), ("str_strip_whitespace", True)],
     "resident": [
         ("given_name", "<class 'str'>", "[MinLen(min_length=1), MaxLen(max_length=100)]", True),
         ("family_name", "<class 'str'>", "[MinLen(min_length=1), MaxLen(max_length=100)]", True),
-        ("date_of_birth", "datetime.date | None", "[]", False),
+        (
+            "date_of_birth",
+            f"typing.Optional[typing.Annotated[datetime.date, {_WRITTEN}]]",
+            "[]",
+            False,
+        ),
         ("postcode", "str | None", "[MaxLen(max_length=16)]", False),
         ("uprn", "str | None", "[_PydanticGeneralMetadata(pattern='^[0-9]{1,12}$')]", False),
         ("council_reference", "str | None", "[MaxLen(max_length=64)]", False),

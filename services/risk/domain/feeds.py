@@ -39,7 +39,7 @@ from services.risk.domain.fast_rows import QuickCheck
 from services.risk.domain.signals import CATALOGUE, SignalType
 from shared.errors import Invalid
 from shared.identity import name_with_letters, normalise_postcode
-from shared.input_policy import UnreadableJson, problems_in, read_json
+from shared.input_policy import IsoDate, UnreadableJson, problems_in, read_json
 from shared.redaction import validation_reason
 from shared.vocabulary import GSS_CODE
 
@@ -51,7 +51,7 @@ class ResidentIdentifiers(BaseModel):
 
     given_name: str = Field(min_length=1, max_length=100)
     family_name: str = Field(min_length=1, max_length=100)
-    date_of_birth: date | None = None
+    date_of_birth: IsoDate | None = None
     postcode: str | None = Field(default=None, max_length=16)
     uprn: str | None = Field(default=None, pattern=r"^[0-9]{1,12}$")
     council_reference: str | None = Field(default=None, max_length=64)
@@ -86,8 +86,8 @@ class SignalIn(BaseModel):
     resident: ResidentIdentifiers
     attributes: dict[str, Any] = {}
     source: str = Field(min_length=1, max_length=100, examples=["newham-housing-rent"])
-    observed_on: date
-    expires_on: date | None = None
+    observed_on: IsoDate
+    expires_on: IsoDate | None = None
 
     @field_validator("observed_on")
     @classmethod

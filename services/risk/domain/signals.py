@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.input_policy import IsoDate
+
 
 class _Attributes(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -43,7 +45,7 @@ class DiscretionaryHousingPayment(_Attributes):
 
 class EvictionNotice(_Attributes):
     notice_type: Literal["section_21", "section_8", "possession_order", "warrant"]
-    notice_date: date
+    notice_date: IsoDate
 
 
 class DisconnectionRisk(_Attributes):

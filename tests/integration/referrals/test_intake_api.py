@@ -266,6 +266,19 @@ BAD_INPUT = [
         422,
         "sharing.consent.given_at",
     ),
+    (
+        # Read as seconds since 1970, 0 would be a birth on 1 January 1970 for everyone so sent.
+        "date of birth as a number",
+        referral(resident={"date_of_birth": 0}),
+        422,
+        "resident.date_of_birth",
+    ),
+    (
+        "consent time as a number",
+        referral(sharing={"consent": {"given_at": 1764590400}}),
+        422,
+        "sharing.consent.given_at",
+    ),
 ]
 
 

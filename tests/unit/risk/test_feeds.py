@@ -350,6 +350,30 @@ async def test_a_value_under_a_column_without_a_name_is_refused() -> None:
     assert result.reason(3) == "cell 11 has a value but its column has no name"
 
 
+async def test_a_file_not_in_utf8_is_refused_row_by_row_never_keyed_mangled() -> None:
+    """Saved as Windows-1252 (as Excel saves "CSV"), "José" is not UTF-8: read with U+FFFD
+    in place of the é it would be keyed alike with every name mangled there. Refused, with
+    the field named; the rows that are UTF-8 are read."""
+    body = f"{HEADER}\n{csv_row('Amina')}\n".encode() + f"{csv_row('José')}\n".encode("cp1252")
+    result = await read(body)
+    assert result.names == ["Amina"]
+    ((error,),) = result.refused.values()
+    assert error.field == "resident.given_name" and "is not UTF-8 at position 4" in error.reason
+
+
+async def test_a_date_written_as_a_number_is_refused_not_read_as_seconds_since_1970() -> None:
+    """ "0" or "00000000" for a date of birth not known would be 1 January 1970, the same
+    for everyone so written; a timestamp where a date belongs is refused too."""
+    header = HEADER + ",date_of_birth"
+    lines = [f"{csv_row(name)},{born}" for name, born in (("Amina", "1984-03-02"), ("Bo", "0"))]
+    lines += [f"{csv_row('Cy')},00000000", f"{csv_row('Di')},1704067200"]
+    result = await read(("\n".join([header, *lines]) + "\n").encode())
+    assert result.names == ["Amina"]
+    assert sorted(result.refused) == [3, 4, 5]
+    for (error,) in result.refused.values():
+        assert error.field == "resident.date_of_birth" and "not a number" in error.reason
+
+
 async def test_ndjson_a_number_of_thousands_of_digits_is_one_refused_row() -> None:
     lines = [ndjson_row("Amina"), '{"type": ' + "9" * 5000 + "}", ndjson_row("Dee")]
     result = await read("\n".join(lines).encode(), fmt="ndjson")
