@@ -100,15 +100,28 @@ class UnreadableJson(ValueError):
 def read_json(text: str) -> Any:
     """``json.loads``, refusing (``UnreadableJson``) what the policy refuses anyway and the
     parser cannot say plainly: a document nested past the parser's depth (it raises
-    ``RecursionError``) or a number of thousands of digits (a bare ``ValueError``)."""
+    ``RecursionError``) or a number of thousands of digits (a bare ``ValueError``); and an
+    object naming a member twice, whose first value the parser would silently drop (RFC 8259
+    leaves it to the reader: a resident sent as Amina and then Bola would be Bola)."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return json.loads(text, object_pairs_hook=_each_name_once)
+    except (json.JSONDecodeError, UnreadableJson):
         raise
     except RecursionError:
         raise UnreadableJson(f"nests deeper than {MAX_DEPTH} levels") from None
     except ValueError:
         raise UnreadableJson(f"holds a number outside the range ±{MAX_INTEGER}") from None
+
+
+def _each_name_once(members: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(members)
+    if len(document) < len(members):
+        seen: set[str] = set()
+        for name, _ in members:
+            if name in seen:
+                raise UnreadableJson(f"names {name[:100]!r} twice in one object")
+            seen.add(name)
+    return document
 
 
 def problems_in(value: Any, field: str = "", *, depth: int = 0) -> Iterator[tuple[str, str]]:

@@ -147,6 +147,8 @@ def test_documents_the_parser_cannot_read_plainly_are_refused_naming_why(api) ->
         "nests deeper than 32 levels"
         in refused_fields(api.post("/v1/notes", json=deep))[".".join(["inner"] * 33)]
     )
+    twice = api.post("/v1/notes", content=b'{"text": "a", "text": "b"}', headers=json_body)
+    assert refused_fields(twice) == {"body": "names 'text' twice in one object"}
     digits = api.post("/v1/notes", content=b'{"text": ' + b"9" * 5000 + b"}", headers=json_body)
     assert refused_fields(digits) == {"body": f"holds a number outside the range ±{2**53 - 1}"}
     in_path = api.get("/v1/pages/" + "9" * 5000)

@@ -374,10 +374,14 @@ async def test_a_date_written_as_a_number_is_refused_not_read_as_seconds_since_1
         assert error.field == "resident.date_of_birth" and "not a number" in error.reason
 
 
-async def test_ndjson_a_number_of_thousands_of_digits_is_one_refused_row() -> None:
-    lines = [ndjson_row("Amina"), '{"type": ' + "9" * 5000 + "}", ndjson_row("Dee")]
+async def test_ndjson_a_line_the_parser_cannot_read_plainly_is_one_refused_row() -> None:
+    renamed = ndjson_row("Amina").replace(
+        '"given_name": "Amina"', '"given_name": "Amina", "given_name": "Bola"'
+    )
+    lines = [ndjson_row("Amina"), '{"type": ' + "9" * 5000 + "}", ndjson_row("Dee"), renamed]
     result = await read("\n".join(lines).encode(), fmt="ndjson")
     assert result.names == ["Amina", "Dee"]
+    assert result.reason(4) == "not JSON we can read: names 'given_name' twice in one object"
     assert (
         result.reason(2) == f"not JSON we can read: holds a number outside the range ±{2**53 - 1}"
     )
