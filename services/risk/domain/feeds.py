@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -154,6 +155,13 @@ def check_with_models(line: int, raw: Any) -> Row | list[RowError]:
 
 _quick_check = QuickCheck(SignalIn, ResidentIdentifiers, Row)
 
+# What is taken off either end of a CSV cell: spaces and line breaks, Unicode's too, but no
+# control character (``str.strip()`` takes U+000B, U+000C, U+001C to U+001F and U+0085 as
+# space): such a character stays, for the input policy to refuse as it does in NDJSON.
+PADDING = "\t\r\n" + "".join(
+    c for c in map(chr, range(0x3001)) if c.isspace() and unicodedata.category(c) != "Cc"
+)
+
 _RESIDENT_COLUMNS = set(ResidentIdentifiers.model_fields)
 _SIGNAL_COLUMNS = {"type", "council", "source", "observed_on", "expires_on"}
 
@@ -161,7 +169,11 @@ _SIGNAL_COLUMNS = {"type", "council", "source", "observed_on", "expires_on"}
 def from_csv_record(record: dict[str, str]) -> dict[str, Any]:
     """A flat CSV record: resident and signal columns by name; any other column is an
     attribute of the signal (``weeks``, ``amount``, ``stage`` …). Empty cells are absent."""
-    cells = {k.strip(): v.strip() for k, v in record.items() if k and v is not None and v.strip()}
+    cells = {
+        k.strip(PADDING): v.strip(PADDING)
+        for k, v in record.items()
+        if k and v is not None and v.strip(PADDING)
+    }
     return {
         **{k: v for k, v in cells.items() if k in _SIGNAL_COLUMNS},
         "resident": {k: v for k, v in cells.items() if k in _RESIDENT_COLUMNS},
@@ -368,19 +380,19 @@ class _Columns:
         if len(cells) != self.width:
             return _Unreadable(f"has {len(cells)} cells where the header has {self.width}")
         for index in self.nameless:
-            if cells[index].strip():
+            if cells[index].strip(PADDING):
                 return _Unreadable(f"cell {index + 1} has a value but its column has no name")
         record: dict[str, Any] = {}
         for index, name in self.signal:
-            if value := cells[index].strip():
+            if value := cells[index].strip(PADDING):
                 record[name] = value
         resident = record["resident"] = {}
         for index, name in self.resident:
-            if value := cells[index].strip():
+            if value := cells[index].strip(PADDING):
                 resident[name] = value
         attributes = record["attributes"] = {}
         for index, name in self.attributes:
-            if value := cells[index].strip():
+            if value := cells[index].strip(PADDING):
                 attributes[name] = value
         return record
 
@@ -408,7 +420,7 @@ def _parse(text: str) -> list[str] | _Unreadable:
 
 
 def _header(number: int, cells: list[str]) -> list[str]:
-    names = [cell.strip() for cell in cells]
+    names = [cell.strip(PADDING) for cell in cells]
     repeated = sorted({name for name in names if name and names.count(name) > 1})
     if repeated:
         raise Invalid("header", f"line {number}, the header row, repeats {', '.join(repeated)}")

@@ -361,6 +361,18 @@ async def test_a_file_not_in_utf8_is_refused_row_by_row_never_keyed_mangled() ->
     assert error.field == "resident.given_name" and "is not UTF-8 at position 4" in error.reason
 
 
+async def test_a_control_character_at_a_cells_edge_is_refused_as_in_ndjson() -> None:
+    """Python's ``strip`` takes U+001F and its like for spaces: they would have gone
+    unseen from the end of a cell. Spaces, Unicode's too, still go."""
+    names = ["Amina\x1f", "\x0bBo", "Cy\x85", "\u00a0Di\u3000 "]
+    body = "\n".join([HEADER, *(csv_row(name) for name in names)]) + "\n"
+    result = await read(body.encode())
+    assert result.names == ["Di"]
+    assert sorted(result.refused) == [2, 3, 4]
+    for (error,) in result.refused.values():
+        assert error.field == "resident.given_name" and "control character" in error.reason
+
+
 async def test_a_date_written_as_a_number_is_refused_not_read_as_seconds_since_1970() -> None:
     """ "0" or "00000000" for a date of birth not known would be 1 January 1970, the same
     for everyone so written; a timestamp where a date belongs is refused too."""
