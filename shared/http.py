@@ -245,6 +245,9 @@ class ErrorMiddleware:
                     {"Retry-After": "1"},
                 )
                 return
+            if (refused := _refused_by_the_database(exc)) is not None:
+                await _send_json(send, *refused)  # (a wrapper no handler is registered for)
+                return
             log.error("unhandled error", exc_info=exc)
             await _send_json(send, 500, _internal_error_body())
 
@@ -328,20 +331,35 @@ async def _database_refusal(_: Request, exc: Exception) -> JSONResponse:
     """A constraint or data error is the request's fault, not the server's: a 4xx naming
     the constraint or column, never the values (``shared.redaction``)."""
     assert isinstance(exc, sa_exc.DBAPIError)
-    driver_error = exc.orig.__cause__ if exc.orig is not None else None
+    refused = _refused_by_the_database(exc)
+    if refused is None:
+        log.error("unhandled database error", exc_info=exc)
+        return JSONResponse(status_code=500, content=_internal_error_body())
+    return JSONResponse(status_code=refused[0], content=refused[1])
+
+
+def _refused_by_the_database(exc: BaseException) -> tuple[int, dict[str, str]] | None:
+    """The status and body for an error that is the request's fault (a constraint, a value
+    the database cannot store: SQLSTATE classes 23 and 22, and asyncpg's own refusal of a
+    parameter, before the server sees it), whichever wrapper SQLAlchemy chose for it (one
+    it does not map, such as a character not in the database's encoding, is a bare
+    ``DBAPIError``); None for any other error."""
+    if not isinstance(exc, sa_exc.DBAPIError) or exc.orig is None:
+        return None
+    driver_error = exc.orig.__cause__
     sqlstate = str(getattr(driver_error, "sqlstate", "") or "")
+    if isinstance(driver_error, asyncpg.DataError) and not sqlstate:
+        sqlstate = "22"  # refused by the driver: a value the column's type cannot hold
     status_code, reason = _DATABASE_REFUSALS.get(
         sqlstate, _DATABASE_REFUSALS.get(sqlstate[:2], (0, ""))
     )
     if not status_code:
-        log.error("unhandled database error", exc_info=exc)
-        return JSONResponse(status_code=500, content=_internal_error_body())
+        return None
     what = getattr(driver_error, "constraint_name", None) or getattr(
         driver_error, "column_name", None
     )
-    detail = f"the request {reason}" + (f" ({what})" if what else "")
     log.warning("request refused by the database", extra={"error": safe_reason(exc)})
-    return JSONResponse(status_code=status_code, content={"detail": detail})
+    return status_code, {"detail": f"the request {reason}" + (f" ({what})" if what else "")}
 
 
 async def _database_ready(app: FastAPI) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, Depends, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, field_validator
@@ -98,6 +99,22 @@ def database_refusal(sqlstate: str) -> None:
     adapter_error = Exception("adapter")
     adapter_error.__cause__ = _DriverError(sqlstate, "uq_parcels_name")
     raise sa_exc.IntegrityError("INSERT INTO parcels", {"name": "Amina Okafor"}, adapter_error)
+
+
+@router.post("/database-refusals/{sqlstate}/unmapped")
+def unmapped_database_refusal(sqlstate: str) -> None:
+    """A refusal SQLAlchemy's asyncpg dialect does not map (a bare ``DBAPIError``)."""
+    adapter_error = Exception("adapter")
+    adapter_error.__cause__ = _DriverError(sqlstate, "")
+    raise sa_exc.DBAPIError("INSERT INTO parcels", {"name": "Amina\x00"}, adapter_error)
+
+
+@router.post("/driver-refusal")
+def driver_refusal() -> None:
+    """asyncpg refusing a parameter before the server sees it (out of the column's range)."""
+    adapter_error = Exception("adapter")
+    adapter_error.__cause__ = asyncpg.DataError("invalid input for query argument $1: 10**30")
+    raise sa_exc.DBAPIError("INSERT INTO parcels", {"priority": 10**30}, adapter_error)
 
 
 @router.get("/database-lost")

@@ -187,3 +187,12 @@ def test_an_integrity_error_is_a_4xx_naming_the_constraint_never_the_values(api)
     missing = api.post("/v1/database-refusals/23503")
     assert missing.status_code == 422 and "does not exist" in missing.json()["detail"]
     assert "Okafor" not in unique.text + missing.text
+    # Whichever wrapper SQLAlchemy chose: a character not in the encoding (22021) comes as a
+    # bare DBAPIError; a parameter asyncpg refuses itself, with no SQLSTATE at all.
+    for refused in (
+        api.post("/v1/database-refusals/22021/unmapped"),
+        api.post("/v1/driver-refusal"),
+    ):
+        assert refused.status_code == 422, refused.text
+        assert refused.json() == {"detail": "the request holds a value the database cannot store"}
+    assert api.post("/v1/database-refusals/XX000/unmapped").status_code == 500  # not the caller's
