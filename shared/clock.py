@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from shared.events.envelope import utc_now
 
 Clock = Callable[[], datetime]
+LONDON = ZoneInfo("Europe/London")
+
+
+def london_today() -> date:
+    """Today where the councils are, whatever the server's zone: a day a council writes (a
+    signal observed today, a date of birth) is a London day, and a server in UTC is an hour
+    behind it all summer, a server elsewhere more (``date.today()`` is the server's)."""
+    return datetime.now(LONDON).date()
 
 
 class FileClock:

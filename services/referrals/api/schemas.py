@@ -20,6 +20,7 @@ from pydantic import (
 from services.referrals.domain.sharing import Article9Condition
 from services.referrals.service_layer.cases import ConsentGiven
 from shared.auth import GSS_CODE
+from shared.clock import london_today
 from shared.identity import name_with_letters, normalise_postcode
 from shared.input_policy import WRITTEN_AS_A_DATE, IsoDate
 from shared.vocabulary import (
@@ -75,7 +76,7 @@ class ResidentIn(Strict):
     @field_validator("date_of_birth")
     @classmethod
     def _plausible_birth_date(cls, value: date | None) -> date | None:
-        if value is not None and value > date.today():
+        if value is not None and value > london_today():
             raise ValueError("must not be in the future")
         if value is not None and value.year < 1900:
             raise ValueError("must be 1900 or later")

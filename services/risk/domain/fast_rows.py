@@ -39,6 +39,7 @@ import annotated_types
 from pydantic import BaseModel
 
 from services.risk.domain.signals import CATALOGUE, SignalType
+from shared.clock import london_today
 from shared.identity import has_letters, normalise_postcode
 from shared.input_policy import EARLIEST, LATEST, MAX_TEXT_LENGTH, WRITTEN_AS_A_DATE
 from shared.vocabulary import GSS_CODE
@@ -300,7 +301,7 @@ class QuickCheck:
         source = signal.get("source", "")
         if kind is None or not _council(council) or not 0 < len(source) <= 100:
             return None
-        today = date.today()
+        today = london_today()
         observed = _plain_date(signal.get("observed_on", ""))
         if observed is None or observed > today:
             return None

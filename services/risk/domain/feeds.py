@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from services.risk.domain.fast_rows import QuickCheck
 from services.risk.domain.signals import CATALOGUE, SignalType
+from shared.clock import london_today
 from shared.errors import Invalid
 from shared.identity import name_with_letters, normalise_postcode
 from shared.input_policy import IsoDate, UnreadableJson, problems_in, read_json
@@ -74,7 +75,7 @@ class ResidentIdentifiers(BaseModel):
     @field_validator("date_of_birth")
     @classmethod
     def _born(cls, value: date | None) -> date | None:
-        if value is not None and not date(1900, 1, 1) <= value <= date.today():
+        if value is not None and not date(1900, 1, 1) <= value <= london_today():
             raise ValueError("must be between 1900 and today")
         return value
 
@@ -93,7 +94,7 @@ class SignalIn(BaseModel):
     @field_validator("observed_on")
     @classmethod
     def _not_future(cls, value: date) -> date:
-        if value > date.today():
+        if value > london_today():
             raise ValueError("must not be in the future")
         return value
 

@@ -6,9 +6,11 @@ streams in memory, cut into chunks at awkward places."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -359,6 +361,30 @@ async def test_a_file_not_in_utf8_is_refused_row_by_row_never_keyed_mangled() ->
     assert result.names == ["Amina"]
     ((error,),) = result.refused.values()
     assert error.field == "resident.given_name" and "is not UTF-8 at position 4" in error.reason
+
+
+@pytest.mark.parametrize("zone", ["Etc/GMT+12", "Etc/GMT-14"])
+async def test_today_is_londons_whatever_the_servers_zone(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A council's "today" is London's: a signal observed on it is taken and one observed the
+    next London day refused, on a server twelve hours behind or fourteen ahead (at any
+    hour, one of the two zones is on another day than London)."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        today = datetime.now(ZoneInfo("Europe/London")).date()
+        rows = [
+            csv_row(name).replace(RECENT, day.isoformat())
+            for name, day in (("Amina", today), ("Bo", today + timedelta(days=1)))
+        ]
+        result = await read(("\n".join([HEADER, *rows]) + "\n").encode())
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert result.names == ["Amina"]
+    ((error,),) = result.refused.values()
+    assert error.field == "observed_on" and "future" in error.reason
 
 
 async def test_a_control_character_at_a_cells_edge_is_refused_as_in_ndjson() -> None:
