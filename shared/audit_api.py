@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from shared.audit import AuditEntry as Entry
 from shared.audit import TrailQuery, entries_csv
+from shared.input_policy import IsoDateTime
 
 CSV = "text/csv"
 ExportFormat = Literal["csv", "json"]
@@ -56,8 +57,8 @@ Organisation = Annotated[
     str | None,
     Query(min_length=1, max_length=128, description="the organisation that read"),
 ]
-Since = Annotated[datetime | None, Query(description="from this time (inclusive)")]
-Until = Annotated[datetime | None, Query(description="before this time")]
+Since = Annotated[IsoDateTime | None, Query(description="from this time (inclusive)")]
+Until = Annotated[IsoDateTime | None, Query(description="before this time")]
 
 
 def _utc(at: datetime | None) -> datetime | None:

@@ -586,6 +586,12 @@ async def test_the_ig_team_reads_and_exports_its_own_council_s_trail(stack: Stac
         refused = await client.get(f"/v1/audit?case={s.ids['case']}", headers=s.caseworker(service))
         assert refused.status_code == 403
         assert (await client.get("/v1/audit", headers=s.ig(service))).status_code == 422
+        since_zero = await client.get(
+            f"/v1/audit?case={s.ids['case']}&since=0", headers=s.ig(service)
+        )
+        assert since_zero.status_code == 422 and since_zero.json()["errors"][0]["field"] == (
+            "query.since"
+        )
     pantry = s.partners.organizations["pantry"]
     by_partner = (
         await s.partners.client.get(f"/v1/audit?organisation={pantry}", headers=s.ig("partners"))

@@ -11,7 +11,6 @@ import dataclasses
 import io
 import typing
 from collections.abc import Sequence
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -23,6 +22,7 @@ from services.referrals.service_layer import open_statistics, reporting
 from shared.audit import personal_data
 from shared.auth import OrganisationKind, Principal, Role, require
 from shared.errors import Invalid
+from shared.input_policy import IsoDate
 from shared.vocabulary import Need
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
@@ -39,14 +39,14 @@ ReportReader = Annotated[
 ]
 Council = Annotated[str, Path(pattern=r"^[ENSWK][0-9]{8}$", description="the council's GSS code")]
 From = Annotated[
-    date | None,
+    IsoDate | None,
     Query(
         alias="from",
         description="the period's first day (Europe/London); default 89 days before to",
     ),
 ]
 To = Annotated[
-    date | None, Query(description="the period's last day (Europe/London); default today")
+    IsoDate | None, Query(description="the period's last day (Europe/London); default today")
 ]
 Area = Annotated[
     str | None,

@@ -22,6 +22,7 @@ from services.referrals.service_layer import subject_access
 from services.referrals.service_layer.subject_access import RequestStatus
 from shared.audit import Category, personal_data
 from shared.auth import InformationGovernance
+from shared.input_policy import IsoDate
 
 router = APIRouter(prefix="/v1/subject-access-requests", tags=["information governance"])
 
@@ -75,7 +76,7 @@ class DeadlineExtension(BaseModel):
         max_length=MAX_EXTENSION_REASON,
         description="why the request is complex enough to need two further months",
     )
-    resident_told_on: date = Field(
+    resident_told_on: IsoDate = Field(
         description="the day the resident was told of the extension and why (Article 12(3))"
     )
 

@@ -330,6 +330,7 @@ async def test_another_councils_figures_never_show(
     [
         ({"from": "2026-12-10", "to": "2026-12-01"}, "from"),
         ({"from": "not-a-date"}, "from"),
+        ({"from": "0"}, "from"),  # not 1 January 1970, seconds after
         ({"to": "2026-13-01"}, "to"),
         ({"from": "2020-01-01", "to": "2026-01-01"}, "to"),
         # Dates beyond what a period may take: 422s, not an overflow's 500.
