@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import unicodedata
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
@@ -421,11 +422,41 @@ def _parse(text: str) -> list[str] | _Unreadable:
 
 
 def _header(number: int, cells: list[str]) -> list[str]:
+    """The header's column names. A header missing a column every row needs, or naming one
+    no signal has, refuses the file: every row would be refused for it, and a file sent
+    without a header (its first row taken for one) would have every row's report name the
+    first resident's details as its columns. So a name is repeated in a refusal only if it is
+    a column's (or written as one could be)."""
     names = [cell.strip(PADDING) for cell in cells]
+    where = f"line {number}, the header row,"
+    if missing := sorted(_REQUIRED_COLUMNS.difference(names)):
+        raise Invalid(
+            "header",
+            f"{where} has no {', '.join(missing)}: a feed's first line names its columns "
+            f"({', '.join(sorted(_REQUIRED_COLUMNS))} at least; docs/risk.md)",
+        )
+    if unknown := [name for name in names if name and name not in _KNOWN_COLUMNS]:
+        shown = [name for name in unknown if _LIKE_A_COLUMN.fullmatch(name)]
+        others = len(unknown) - len(shown)
+        named = ", ".join([*shown, *([f"{others} more"] if others else [])])
+        raise Invalid("header", f"{where} names columns no signal has: {named}")
     repeated = sorted({name for name in names if name and names.count(name) > 1})
     if repeated:
-        raise Invalid("header", f"line {number}, the header row, repeats {', '.join(repeated)}")
+        raise Invalid("header", f"{where} repeats {', '.join(repeated)}")
     return names
+
+
+# Every row needs these; a row may hold any of the others (an attribute of its signal's type).
+_REQUIRED_COLUMNS = frozenset(
+    {n for n, f in SignalIn.model_fields.items() if f.is_required() and n != "resident"}
+    | {n for n, f in ResidentIdentifiers.model_fields.items() if f.is_required()}
+)
+_KNOWN_COLUMNS = frozenset(
+    _SIGNAL_COLUMNS
+    | _RESIDENT_COLUMNS
+    | {name for kind in CATALOGUE.values() for name in kind.attributes.model_fields}
+)
+_LIKE_A_COLUMN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 class BatchFeed(Feed):

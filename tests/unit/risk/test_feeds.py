@@ -334,6 +334,8 @@ async def test_a_broken_quote_reads_ahead_no_further_than_the_bound() -> None:
     [
         (HEADER.replace("address", '"address'), "quoted cell is not closed"),
         (HEADER.replace("weeks", "amount"), "repeats amount"),
+        (HEADER.replace("source,", ""), "has no source: a feed's first line names its columns"),
+        (HEADER + ",internal_ref,Notes", "names columns no signal has: internal_ref, 1 more"),
     ],
 )
 async def test_a_header_that_cannot_be_read_refuses_the_file(header: str, reason: str) -> None:
@@ -342,6 +344,19 @@ async def test_a_header_that_cannot_be_read_refuses_the_file(header: str, reason
         await read(body)
     assert refused.value.field == "header"
     assert "line 2, the header row" in refused.value.reason and reason in refused.value.reason
+
+
+async def test_a_file_without_its_header_is_refused_naming_no_residents_details() -> None:
+    """Sent without a header, the first resident's row would be taken for one, and every
+    row's refusal would name their details as columns. The file is refused instead, saying
+    what a header needs, repeating nothing of that row."""
+    body = f"{csv_row('Amina')}\n{csv_row('Dee')}\n".encode()
+    with pytest.raises(Invalid) as refused:
+        await read(body)
+    assert refused.value.field == "header"
+    assert "has no " in refused.value.reason
+    for detail in ("Amina", "Okafor", "E15", "Romford", "newham-rent"):
+        assert detail not in refused.value.reason
 
 
 async def test_a_value_under_a_column_without_a_name_is_refused() -> None:
