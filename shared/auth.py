@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from shared.redaction import validation_reason
+from shared.input_policy import validation_reason
 from shared.settings import AuthSettings
 from shared.vocabulary import GSS_CODE
 

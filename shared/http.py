@@ -30,11 +30,17 @@ from shared.clock import clock_from
 from shared.context import current_trace, new_id, safe_id, traced
 from shared.db import create_engine, session_factory
 from shared.errors import Refused
-from shared.input_policy import UnreadableJson, problems_in, read_json, text_problem
+from shared.input_policy import (
+    UnreadableJson,
+    problems_in,
+    read_json,
+    text_problem,
+    validation_reason,
+)
 from shared.messaging.outbox import Outbox, backlog
 from shared.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_BACKLOG
 from shared.openapi import truthful_openapi
-from shared.redaction import safe_reason, validation_reason
+from shared.redaction import safe_reason
 from shared.service import ServiceDefinition
 from shared.settings import ServiceSettings
 from shared.unit_of_work import UnitOfWork
@@ -340,16 +346,14 @@ async def _database_refusal(_: Request, exc: Exception) -> JSONResponse:
 
 def _refused_by_the_database(exc: BaseException) -> tuple[int, dict[str, str]] | None:
     """The status and body for an error that is the request's fault (a constraint, a value
-    the database cannot store: SQLSTATE classes 23 and 22, and asyncpg's own refusal of a
-    parameter, before the server sees it), whichever wrapper SQLAlchemy chose for it (one
-    it does not map, such as a character not in the database's encoding, is a bare
-    ``DBAPIError``); None for any other error."""
+    the database cannot store: SQLSTATE classes 23 and 22, asyncpg's own refusal of a
+    parameter before the server sees it among them, as 22000), whichever wrapper SQLAlchemy
+    chose for it (one it does not map, such as a character not in the database's encoding
+    or asyncpg's refusal, is a bare ``DBAPIError``); None for any other error."""
     if not isinstance(exc, sa_exc.DBAPIError) or exc.orig is None:
         return None
     driver_error = exc.orig.__cause__
     sqlstate = str(getattr(driver_error, "sqlstate", "") or "")
-    if isinstance(driver_error, asyncpg.DataError) and not sqlstate:
-        sqlstate = "22"  # refused by the driver: a value the column's type cannot hold
     status_code, reason = _DATABASE_REFUSALS.get(
         sqlstate, _DATABASE_REFUSALS.get(sqlstate[:2], (0, ""))
     )

@@ -22,6 +22,9 @@ request (path, query, JSON body) and every cell of an imported file.
   raising ``RecursionError`` (nested past the parser's depth) or a bare ``ValueError`` (a
   number of thousands of digits).
 
+A refusal names the field and why, never the value refused (``validation_reason``: pydantic's
+messages never quote the input, a validator's may).
+
 The HTTP side applies it to every request before any route runs (``shared.http``), so no
 route checks these by hand; the risk service applies ``problems_in`` to each feed row and to
 each ruleset as parsed.
@@ -32,7 +35,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -109,8 +112,12 @@ def read_json(text: str) -> Any:
         raise
     except RecursionError:
         raise UnreadableJson(f"nests deeper than {MAX_DEPTH} levels") from None
-    except ValueError:
-        raise UnreadableJson(f"holds a number outside the range ±{MAX_INTEGER}") from None
+    except ValueError as exc:  # (the only other: int's limit of 4,300 digits)
+        raise UnreadableJson(
+            f"holds a number outside the range ±{MAX_INTEGER}"
+            if "digits" in str(exc)
+            else "is JSON this service cannot read"
+        ) from None
 
 
 def _each_name_once(members: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -170,3 +177,32 @@ def _written_as_a_date(value: Any) -> Any:
 WRITTEN_AS_A_DATE = BeforeValidator(_written_as_a_date)  # for a field's own ``Annotated``
 IsoDate = Annotated[date, WRITTEN_AS_A_DATE]
 IsoDateTime = Annotated[datetime, WRITTEN_AS_A_DATE]
+
+
+def validation_reason(error: Mapping[str, Any]) -> str:
+    """One validation error's message (an item of ``ValidationError.errors()``), for a
+    refusal's body or an import's report. pydantic's own messages never repeat the value
+    given; a validator's may (``ValueError(f"{value!r} is not …")``), and the value may be
+    a resident's (a postcode, a name). So in a validator's message the value is replaced
+    wherever it appears, as given, as ``repr`` writes it, upper-cased or case-folded, in any
+    case: no validator written so puts it in front of whoever reads the refusal. (Values of
+    two characters or fewer are left: they would match parts of words.)"""
+    message = str(error.get("msg", ""))
+    given = error.get("input")
+    if error.get("type") not in _VALIDATORS_OWN or not isinstance(given, str):
+        return message
+    forms = {
+        form
+        for value in (given, given.strip())
+        for form in (value, repr(value)[1:-1], value.upper(), value.casefold())
+        if len(form) > 2
+    }
+    if not forms:
+        return message
+    # One pass, longest first: no form is looked for inside what replaced another.
+    anywhere = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
+    return re.sub(anywhere, "(the value given)", message, flags=re.IGNORECASE)
+
+
+# The error types whose message a validator wrote (pydantic's own never quote the input).
+_VALIDATORS_OWN = frozenset({"value_error", "assertion_error"})

@@ -1,21 +1,17 @@
-"""What an error may say where personal data must not go: dead-letter headers and logs,
-refusals' bodies and import reports.
+"""What an error may say where personal data must not go: dead-letter headers and logs.
 
 An exception's text often carries the data it failed on: SQLAlchemy appends the statement's
 parameters (a resident's name, date of birth, postcode), pydantic quotes the input value,
 PostgreSQL's DETAIL repeats a conflicting key. ``safe_reason`` keeps what an operator needs
 to find the cause (the error's class, the database's SQLSTATE and constraint, the fields at
-fault and why, where it was raised) and drops every value. ``validation_reason`` is what a
-caller is told of one field's error: pydantic's message, never the value given.
+fault and why, where it was raised) and drops every value. (What a caller is told of one
+field's error is ``shared.input_policy.validation_reason``.)
 """
 
 from __future__ import annotations
 
-import re
 import traceback
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
@@ -44,20 +40,6 @@ def _raised_at(exc: BaseException) -> str:
         if path.is_relative_to(_PROJECT) and ".venv" not in path.parts:
             place = f"{path.relative_to(_PROJECT)}:{frame.lineno} in {frame.name}"
     return place
-
-
-def validation_reason(error: Mapping[str, Any]) -> str:
-    """One validation error's message (an item of ``ValidationError.errors()``), for a
-    refusal's body or an import's report: pydantic's own messages never repeat the value
-    given, but a validator's may (``ValueError(f"{value!r} is not …")``), and the value may
-    be a resident's (a postcode, a name). Wherever the value appears in the message, in any
-    case, it is replaced, so no validator written so can put it in front of whoever reads
-    the refusal. (Values of two characters or fewer are left: they would match words.)"""
-    message = str(error.get("msg", ""))
-    given = error.get("input")
-    if isinstance(given, str) and len(value := given.strip()) > 2:
-        message = re.sub(re.escape(value), "(the value given)", message, flags=re.IGNORECASE)
-    return message
 
 
 def safe_reason(exc: BaseException) -> str:

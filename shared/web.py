@@ -52,7 +52,7 @@ class FormRefused(Exception):
 async def form_of(request: Request) -> dict[str, str]:
     """A urlencoded form, each value held to the input policy (the shared middleware checks
     JSON and text bodies only); a refusal names the field."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise FormRefused("the form was not sent as a form")
     body = b""

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from shared.input_policy import validation_reason
+
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 
 
@@ -68,7 +70,7 @@ class CloudEvent(BaseModel):
             return cls.model_validate(raw)
         except ValidationError as exc:
             fields = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}"
+                f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {validation_reason(err)}"
                 for err in exc.errors()
             )
             raise EnvelopeError(f"not a valid CloudEvent: {fields}") from exc

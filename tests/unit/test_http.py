@@ -31,7 +31,7 @@ def test_a_refusal_never_repeats_the_value_refused(api) -> None:
     assert response.json()["errors"] == [
         {
             "field": "recipient",
-            "reason": "Value error, ' (the value given)' is not on the round",
+            "reason": "Value error, '(the value given)' is not on the round",
             "type": "value_error",
         }
     ]
@@ -187,8 +187,8 @@ def test_an_integrity_error_is_a_4xx_naming_the_constraint_never_the_values(api)
     missing = api.post("/v1/database-refusals/23503")
     assert missing.status_code == 422 and "does not exist" in missing.json()["detail"]
     assert "Okafor" not in unique.text + missing.text
-    # Whichever wrapper SQLAlchemy chose: a character not in the encoding (22021) comes as a
-    # bare DBAPIError; a parameter asyncpg refuses itself, with no SQLSTATE at all.
+    # Whichever wrapper SQLAlchemy chose: a character not in the encoding (22021), and a
+    # parameter asyncpg refuses itself (its DataError, 22000), come as a bare DBAPIError.
     for refused in (
         api.post("/v1/database-refusals/22021/unmapped"),
         api.post("/v1/driver-refusal"),

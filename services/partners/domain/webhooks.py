@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,10 +43,14 @@ def signature_header(secrets_in_force: list[str], timestamp: int, body: bytes) -
     )
 
 
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
 def verify(secret: str, header: str, body: bytes, *, now: int) -> bool:
     """What a partner's receiver does: a matching v1 signature on a recent timestamp."""
     parts = [part.split("=", 1) for part in header.split(",") if "=" in part]
-    timestamps = [int(v) for k, v in parts if k == "t" and v.isdigit()]
+    # ASCII digits, few of them (``isdigit`` takes "²", which ``int`` refuses).
+    timestamps = [int(v) for k, v in parts if k == "t" and _TIMESTAMP.fullmatch(v)]
     if not timestamps or abs(now - timestamps[0]) > TOLERANCE_SECONDS:
         return False
     expected = signature(secret, timestamps[0], body)

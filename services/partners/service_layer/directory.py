@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -37,7 +37,7 @@ from services.partners.service_layer.placement import (
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.events.payloads import ServiceCapacityChanged
-from shared.redaction import validation_reason
+from shared.input_policy import validation_reason
 from shared.vocabulary import GSS_CODE, Need, PartnerKind
 
 # -- commands: validated as the HTTP bodies are, and as imported ORUK services are ----------
@@ -346,19 +346,24 @@ async def import_directory(
     seen_orgs: set[str] = set()
     imported, skipped, ignored = 0, [], []
     async with uow.transaction():
-        for document in documents:
+        for position, document in enumerate(documents, 1):
             taken = _taken(document, kind=kind, capacity=capacity)
             if isinstance(taken, str):
-                label = document.get("id", "?") if isinstance(document, dict) else "?"
-                skipped.append(f"{label}: {taken}")
+                skipped.append(f"{_label(document, position)}: {taken}")
                 continue
-            organization, service_id, details, unread = taken
-            ignored += [f"{service_id}: {note}" for note in unread]
-            await store.add_organization_if_new(uow.session, organization)
-            seen_orgs.add(organization["id"])
-            before = await store.service(uow.session, service_id, lock=True)
-            await _save_service(uow, service_id, details)
-            await _say_capacity(uow, service_id, before)
+            if taken.organization is not None:
+                await store.add_organization_if_new(uow.session, taken.organization)
+            elif not await store.organization_exists(uow.session, taken.organization_id):
+                skipped.append(
+                    f"{taken.service_id}: its organization_id names no organization here "
+                    "(describe it under organization)"
+                )
+                continue
+            ignored += [f"{taken.service_id}: {note}" for note in taken.unread]
+            seen_orgs.add(taken.organization_id)
+            before = await store.service(uow.session, taken.service_id, lock=True)
+            await _save_service(uow, taken.service_id, taken.details)
+            await _say_capacity(uow, taken.service_id, before)
             imported += 1
         if imported:
             await offer_waiting(uow, None, now=uow.now())
@@ -367,13 +372,19 @@ async def import_directory(
     )
 
 
-def _taken(
-    document: Any, *, kind: PartnerKind, capacity: int
-) -> tuple[dict[str, Any], str, ServiceDetails, list[str]] | str:
-    """An ORUK service document as the organisation to add (if new), the service's id and
-    details, and what of it was not read; or why it cannot be taken. Anything may come in
-    a document: its organisation is checked as a new one is (``NewOrganization``), its
-    service as an edit is (``ServiceDetails``)."""
+class _Taken(NamedTuple):
+    organization: dict[str, Any] | None  # described in the document: added if new
+    organization_id: str
+    service_id: str
+    details: ServiceDetails
+    unread: list[str]  # what of it was not read (opening hours), in words
+
+
+def _taken(document: Any, *, kind: PartnerKind, capacity: int) -> _Taken | str:
+    """An ORUK service document as what to store, or why it cannot be taken. Anything may
+    come in a document: the organisation it describes is checked as a new one is
+    (``NewOrganization``), its service as an edit is (``ServiceDetails``), and the values
+    checked are the ones stored."""
     if not isinstance(document, dict):
         return "not an ORUK service (not an object)"
     try:
@@ -385,22 +396,78 @@ def _taken(
         return "not an ORUK service with an organization"
     if not service["needs"] or not (service["councils"] or service["postcode_districts"]):
         return "no Upstream need or no service area"
-    organization = {**org, "id": organization_id, "kind": kind.value}
+    organization = None
+    if document.get("organization"):
+        described = {k: v for k, v in org.items() if k != "id" and v is not None}
+        checked_org = _checked(
+            NewOrganization, {**described, "kind": kind.value}, "organization.", unread
+        )
+        if isinstance(checked_org, str):
+            return checked_org
+        organization = {
+            "id": organization_id,
+            "kind": kind.value,
+            "name": checked_org.name,
+            "description": checked_org.description,
+            "email": checked_org.email,
+            "website": str(org["website"]).strip() if checked_org.website else None,
+        }
+    details = _checked(
+        ServiceDetails,
+        {
+            **{k: v for k, v in service.items() if k != "id" and v is not None},
+            "opening_hours": hours,
+            "capacity": capacity,
+        },
+        "",
+        unread,
+    )
+    if isinstance(details, str):
+        return details
+    return _Taken(organization, organization_id, service_id, details, unread)
+
+
+# A way to reach them, not what they are: one not written as it should be is left out (and
+# said so), not a reason to leave the service out of the directory.
+_LEFT_OUT_IF_UNREADABLE = frozenset({"url", "email", "website"})
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _checked(
+    model: type[_Model], values: dict[str, Any], within: str, unread: list[str]
+) -> _Model | str:
+    """``values`` as ``model`` takes them, or why not (each field and reason, ``within`` its
+    part of the document); a contact field it cannot take is left out, noted in ``unread``."""
     try:
-        NewOrganization.model_validate({k: v for k, v in organization.items() if k != "id"})
-        details = ServiceDetails.model_validate(
-            {
-                **{k: v for k, v in service.items() if k != "id" and v is not None},
-                "opening_hours": hours,
-                "capacity": capacity,
-            }
-        )
+        return model.model_validate(values)
     except ValidationError as exc:
-        return "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'service'}: {validation_reason(e)}"
-            for e in exc.errors()
-        )
-    return organization, service_id, details, unread
+        errors = exc.errors()
+    fields = {e["loc"][0] if e["loc"] else "" for e in errors}
+    if not fields <= _LEFT_OUT_IF_UNREADABLE:
+        return _reasons(errors, within)
+    for name in sorted(fields):
+        why = _reasons([e for e in errors if e["loc"][0] == name], within)
+        unread.append(f"left out {why}")
+    return _checked(model, {k: v for k, v in values.items() if k not in fields}, within, unread)
+
+
+def _reasons(errors: list[Any], within: str) -> str:
+    return "; ".join(
+        f"{within}{'.'.join(map(str, e['loc'])) or 'service'}: {validation_reason(e)}"
+        for e in errors
+    )
+
+
+def _label(document: Any, position: int) -> str:
+    """How a skipped document is named: its id if it is one, else its place in the list (an
+    id may hold anything)."""
+    given = document.get("id") if isinstance(document, dict) else None
+    try:
+        return str(uuid.UUID(given)) if isinstance(given, str) else f"#{position}"
+    except ValueError:
+        return f"#{position}"
 
 
 def page(items: list[dict[str, Any]], total: int, number: int, per_page: int) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import logging
 import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from services.partners.adapters import email_deliveries as store
 from services.partners.adapters import web_access as addresses
@@ -22,12 +21,12 @@ from services.partners.adapters.mail import Mail, MailNotSent
 from services.partners.domain.notifications import EmailKind
 from services.partners.domain.webhooks import DeliveryStatus, after_attempt
 from services.partners.service_layer.unit_of_work import PartnersUnitOfWork
+from shared.clock import LONDON
 from shared.redaction import safe_reason
 from shared.vocabulary import Need
 
 log = logging.getLogger(__name__)
 
-LONDON = ZoneInfo("Europe/London")
 
 # The kinds of email (domain/notifications.py), by their short names.
 OFFER_MADE, OFFER_REMINDER = EmailKind.OFFER_MADE, EmailKind.OFFER_REMINDER

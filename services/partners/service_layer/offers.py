@@ -63,7 +63,7 @@ class InboxOffer:
 MAX_NOTE = 1000  # characters of a partner's note on an offer, however it is sent
 
 
-def _checked(note: str | None) -> None:
+def _refuse_a_long_note(note: str | None) -> None:
     """A note as the use cases take it, from the API or the web inbox alike."""
     if note is not None and len(note) > MAX_NOTE:
         raise Invalid("note", f"is longer than {MAX_NOTE:,} characters")
@@ -207,7 +207,7 @@ async def decline_offer(
     uow: PartnersUnitOfWork, partner_id: str, offer_id: str, command: Decline
 ) -> None:
     """Declined, and handed on to the next partner; this one sees no more of the case."""
-    _checked(command.note)
+    _refuse_a_long_note(command.note)
     async with uow.transaction():
         offer, now = await _mine(uow, partner_id, offer_id), uow.now()
         await _move(
@@ -231,7 +231,7 @@ async def record_progress(
     uow: PartnersUnitOfWork, reader: Reader, offer_id: str, note: str | None
 ) -> InboxOffer:
     """The partner is working with the resident; the answer shows the offer (audited)."""
-    _checked(note)
+    _refuse_a_long_note(note)
     principal = principal_of(reader)
     partner_id = principal.organisation
     async with uow.transaction():
@@ -259,7 +259,7 @@ async def record_outcome(
     uow: PartnersUnitOfWork, reader: Reader, offer_id: str, command: RecordOutcome
 ) -> InboxOffer:
     """The outcome recorded; the answer shows the offer (audited)."""
-    _checked(command.note)
+    _refuse_a_long_note(command.note)
     principal = principal_of(reader)
     partner_id = principal.organisation
     async with uow.transaction():

@@ -314,8 +314,17 @@ async def _act(
         return form
     try:
         uuid.UUID(offer_id)
-        await action(form)
     except ValueError:
+        return page(
+            "message.html",
+            404,
+            title="Page not found",
+            message="There is no such offer.",
+            signed_in=signed_in,
+        )
+    try:
+        await action(form)
+    except ValueError:  # a choice that is not one of the form's (DeclineReason("…"))
         return page(
             "message.html",
             422,

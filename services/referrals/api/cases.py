@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
@@ -26,6 +25,7 @@ from services.referrals.domain.lifecycle import CaseStatus
 from services.referrals.domain.needs import NeedStatus
 from services.referrals.service_layer import cases
 from shared.audit import Category, personal_data
+from shared.input_policy import IsoDate
 from shared.vocabulary import Need, RiskLevel
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -57,8 +57,8 @@ async def list_cases(
     council: Annotated[str | None, Query(pattern=r"^[ENSWK][0-9]{8}$")] = None,
     assigned_to: Annotated[str | None, Query(max_length=200)] = None,
     origin: Literal["referral", "flag"] | None = None,
-    opened_from: date | None = None,
-    opened_to: date | None = None,
+    opened_from: IsoDate | None = None,
+    opened_to: IsoDate | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> CasePage:

@@ -26,13 +26,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from services.referrals.domain.needs import MET_OUTCOMES
+from shared.clock import LONDON
 from shared.vocabulary import Outcome, RiskLevel
 
 UNKNOWN = "unknown"
-LONDON = ZoneInfo("Europe/London")
 REPEAT_WINDOW = timedelta(days=90)
 # How long after a period a flag still counts as a resident flagged again after help (the
 # rule evaluation's follow-up): later ones belong to a later period's figures.

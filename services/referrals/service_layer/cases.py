@@ -647,6 +647,9 @@ def _encode_cursor(row: Row) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
 
+_MOST_PRIORITY = 32_767  # the column's range (smallint)
+
+
 def _decode_cursor(cursor: str) -> tuple[bool, int, datetime, str]:
     """The queue position a cursor holds. Anyone can write one (it is base64 JSON, out of
     the input policy's sight), so each part is checked for what ``_encode_cursor`` puts
@@ -671,9 +674,6 @@ def _decode_cursor(cursor: str) -> tuple[bool, int, datetime, str]:
         return held, priority, when, str(uuid.UUID(case_id))
     except (ValueError, TypeError, binascii.Error, RecursionError):
         raise Invalid("cursor", "not a cursor this API gave out") from None
-
-
-_MOST_PRIORITY = 32_767  # the column's range (smallint)
 
 
 def _queued(row: Row) -> QueuedCase:

@@ -42,6 +42,7 @@ from services.referrals.service_layer.resident_index import keys_of
 from services.referrals.service_layer.unit_of_work import ReferralsUnitOfWork
 from shared.audit import Category, councils_of
 from shared.auth import Principal
+from shared.clock import LONDON
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events.payloads import SubjectAccessContributed, SubjectAccessRequested
 from shared.subject_access import PURPOSE, REFERRALS, plain, records
@@ -185,7 +186,7 @@ async def extend_deadline(
         await db.lock_request(session, request_id)
         row = await db.request(session, request_id, None)
         assert row is not None
-        today = uow.now().date()
+        today = uow.now().astimezone(LONDON).date()  # the resident was told on a London day
         received = row["requested_at"].date()
         if problem := told_on_problem(resident_told_on, received=received, today=today):
             raise Invalid("resident_told_on", problem)

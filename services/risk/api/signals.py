@@ -67,7 +67,7 @@ async def import_file(
         Query(description="default: from the Content-Type (text/csv or application/x-ndjson)"),
     ] = None,
 ) -> ImportReport:
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()  # (any case: RFC 9110)
     fmt = format or (
         "csv"
         if "csv" in content_type

@@ -446,7 +446,7 @@ WRITTEN_FOR: dict[str, Any] = {
         ("observed_on", "<class 'datetime.date'>", _WRITTEN_AS_A_DATE, True),
         (
             "expires_on",
-            f"typing.Optional[typing.Annotated[datetime.date, {_WRITTEN}]]",
+            _OPTIONAL_DATE,
             "[]",
             False,
         ),
@@ -458,7 +458,7 @@ WRITTEN_FOR: dict[str, Any] = {
         ("family_name", "<class 'str'>", "[MinLen(min_length=1), MaxLen(max_length=100)]", True),
         (
             "date_of_birth",
-            f"typing.Optional[typing.Annotated[datetime.date, {_WRITTEN}]]",
+            _OPTIONAL_DATE,
             "[]",
             False,
         ),

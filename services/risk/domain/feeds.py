@@ -42,8 +42,7 @@ from services.risk.domain.signals import CATALOGUE, SignalType
 from shared.clock import london_today
 from shared.errors import Invalid
 from shared.identity import name_with_letters, normalise_postcode
-from shared.input_policy import IsoDate, UnreadableJson, problems_in, read_json
-from shared.redaction import validation_reason
+from shared.input_policy import IsoDate, UnreadableJson, problems_in, read_json, validation_reason
 from shared.vocabulary import GSS_CODE
 
 
@@ -267,7 +266,8 @@ class _LineFeed(Feed):
     async def _read(self) -> AsyncIterator[tuple[int, Any]]:
         while (line := await self._line()) is not None:
             number, text = line
-            record = await self._record(number, text) if text.strip() else _SKIP
+            # (Blank is spaces only: a line of control characters is a row, and refused.)
+            record = await self._record(number, text) if text.strip(PADDING) else _SKIP
             if record is _SKIP:
                 self.lines_skipped += 1
                 continue

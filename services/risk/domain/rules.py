@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.risk.domain.signals import CATALOGUE, SignalType, fields_of
-from shared.input_policy import MAX_DEPTH, MAX_INTEGER, problems_in
+from shared.input_policy import MAX_DEPTH, MAX_INTEGER, problems_in, validation_reason
 from shared.vocabulary import Circumstance, Need, RiskLevel
 
 REFERRAL_FIELDS = {"circumstances", "needs", "urgency", "age", "present"}
@@ -490,8 +490,14 @@ def load_ruleset(source: str) -> Ruleset:
         raise RulesetError(
             [f"not YAML we can read: nests deeper than {MAX_DEPTH} levels"]
         ) from None
-    except ValueError:  # an integer of thousands of digits
-        raise RulesetError([f"not YAML we can read: a number outside ±{MAX_INTEGER}"]) from None
+    except ValueError as exc:  # an integer of thousands of digits, or a day not on the calendar
+        raise RulesetError(
+            [
+                f"not YAML we can read: a number outside ±{MAX_INTEGER}"
+                if "digits" in str(exc)
+                else "not YAML we can read: a value it cannot read (a day not on the calendar?)"
+            ]
+        ) from None
     # The parsed values are what is stored and shown (an explanation on every flag), so the
     # requests' policy applies to them: a YAML escape ("\0") writes what the text did not.
     if problems := [f"{field}: {reason}" for field, reason in problems_in(raw)]:
@@ -513,7 +519,7 @@ def load_ruleset(source: str) -> Ruleset:
                 where = f"rule '{rule_id}'" if rule_id else f"rule #{loc[1] + 1}"
                 loc = loc[2:]
             field = ".".join(map(str, loc))
-            refused.append(f"{where}: {field + ': ' if field else ''}{err['msg']}")
+            refused.append(f"{where}: {field + ': ' if field else ''}{validation_reason(err)}")
         raise RulesetError(refused) from exc
     errors: list[str] = []
     seen: set[str] = set()

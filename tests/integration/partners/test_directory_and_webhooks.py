@@ -176,7 +176,11 @@ async def test_an_import_takes_or_skips_each_document_whatever_it_holds(
     assert report.status_code == 200, report.text
     assert (report.json()["services"], len(report.json()["skipped"])) == (0, len(hostile))
     skipped = report.json()["skipped"]
-    assert skipped[0] == "?: not an ORUK service (not an object)"
+    assert skipped[:3] == [
+        "#1: not an ORUK service (not an object)",
+        "#2: not an ORUK service (not an object)",
+        "#3: not an ORUK service with an organization",  # its id, 5, is no id
+    ]
     assert any(
         reason.endswith("name: String should have at most 200 characters") for reason in skipped
     )
@@ -187,6 +191,26 @@ async def test_an_import_takes_or_skips_each_document_whatever_it_holds(
         )
         assert refused.status_code == 422, refused.text
         assert refused.json()["errors"][0]["field"] == field
+    # An organisation only named, not described, must be one the directory holds; a way to
+    # reach it that cannot be read is left out, said so, and the service still goes in.
+    named_only = {k: v for k, v in good.items() if k != "organization"}
+    named_only["organization_id"] = good["organization"]["id"]
+    unknown = {**named_only, "organization_id": "0b7c3a52-6f0e-4c2b-9a51-2d3e4f5a6b7c"}
+    odd_website = altered(organization={**good["organization"], "website": "www.canal.org"})
+    taken = await partners.client.post(
+        "/v1/directory/import",
+        json=[named_only, unknown, odd_website],
+        headers=partners.operator(),
+    )
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["services"] == 2
+    assert taken.json()["skipped"] == [
+        f"{good['id']}: its organization_id names no organization here "
+        "(describe it under organization)"
+    ]
+    assert [note.split(":")[1].strip() for note in taken.json()["ignored"]] == [
+        "left out organization.website"
+    ]
     too_many = await partners.client.post(
         "/v1/directory/import?capacity=20000", json=[good], headers=partners.operator()
     )
