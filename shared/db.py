@@ -229,6 +229,10 @@ async def advisory_lock(session: AsyncSession, name: str) -> None:
     await (await driver(session)).execute("SELECT pg_advisory_xact_lock(hashtext($1))", name)
 
 
+# PostgreSQL's "try again" answers: a serialization failure, a deadlock.
+RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+
+
 async def lock_by_id(
     session: AsyncSession, table: Table, ids: Iterable[Any]
 ) -> dict[Any, RowMapping]:

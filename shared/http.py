@@ -28,7 +28,7 @@ from shared.audit import personal_data
 from shared.auth import CurrentPrincipal, Principal, TokenVerifier
 from shared.clock import clock_from
 from shared.context import current_trace, new_id, safe_id, traced
-from shared.db import create_engine, session_factory
+from shared.db import RETRY_SQLSTATES, create_engine, session_factory
 from shared.errors import Refused
 from shared.input_policy import (
     UnreadableJson,
@@ -240,14 +240,19 @@ class ErrorMiddleware:
         except Exception as exc:
             if started:
                 raise  # half a response went out: only closing the connection is honest
-            if _database_lost(exc):
+            if _database_lost(exc) or _conflicted(exc):
                 # Not the request's fault nor a bug: the same request succeeds once the
                 # database is back (the failure has renewed the connection pool).
-                log.warning("database unreachable", extra={"error": safe_reason(exc)})
+                log.warning("database unreachable or busy", extra={"error": safe_reason(exc)})
                 await _send_json(
                     send,
                     503,
-                    {"detail": "the database is unavailable for a moment: try again"},
+                    {
+                        "detail": "the database is unavailable for a moment: try again"
+                        if _database_lost(exc)
+                        else "another change to the same records was made at the same moment: "
+                        "try again"
+                    },
                     {"Retry-After": "1"},
                 )
                 return
@@ -261,6 +266,15 @@ class ErrorMiddleware:
 # A connection lost or refused, not a bug that SQLAlchemy wraps as an interface error (a
 # bad parameter, a session used twice at once) nor a timeout: those stay a 500.
 _CONNECTION_LOST = (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError)
+
+
+def _conflicted(exc: BaseException) -> bool:
+    """PostgreSQL's "try again": a deadlock or a serialization failure with a request that
+    touched the same rows at the same moment. Nothing was written; the same request goes
+    through once the other has (an Idempotency-Key makes the retry safe)."""
+    if not isinstance(exc, sa_exc.DBAPIError) or exc.orig is None:
+        return False
+    return getattr(exc.orig.__cause__, "sqlstate", None) in RETRY_SQLSTATES
 
 
 def _database_lost(exc: BaseException | None) -> bool:

@@ -74,7 +74,8 @@ async def form_of(request: Request) -> dict[str, str]:
 
 def same(a: str | None, b: str | None) -> bool:
     """Two tokens equal, compared in constant time; a missing one equals nothing."""
-    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+    # As bytes: ``compare_digest`` refuses text that is not ASCII (a forged "é" was a 500).
+    return bool(a) and bool(b) and hmac.compare_digest(str(a).encode(), str(b).encode())
 
 
 def form_token(request: Request, cookie: str) -> str:

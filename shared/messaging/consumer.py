@@ -53,7 +53,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.context import traced
-from shared.db import DATABASE_UNREACHABLE, SessionFactory, driver
+from shared.db import DATABASE_UNREACHABLE, RETRY_SQLSTATES, SessionFactory, driver
 from shared.events.envelope import CloudEvent, EnvelopeError, utc_now
 from shared.events.registry import EventRegistry, EventType, Topic, split_type
 from shared.messaging.backoff import backoff_delay, sleep_unless_stopped
@@ -155,10 +155,6 @@ class Prefetched:
         return self.keys[key_id][0]
 
 
-# PostgreSQL's "try again" answers: a serialization failure, a deadlock.
-_RETRY_SQLSTATES = {"40001", "40P01"}
-
-
 def is_transient(exc: BaseException) -> bool:
     """Infrastructure trouble (database or network) or a concurrency conflict that passes
     on retry, as opposed to a bad event or a bug (which would fail the same way again)."""
@@ -166,11 +162,11 @@ def is_transient(exc: BaseException) -> bool:
         if exc.connection_invalidated:
             return True
         driver_error = exc.orig.__cause__ if exc.orig is not None else None
-        if getattr(driver_error, "sqlstate", None) in _RETRY_SQLSTATES:
+        if getattr(driver_error, "sqlstate", None) in RETRY_SQLSTATES:
             return True
     # The same answers from asyncpg itself, for the statements run on its connection
     # (``shared.db.driver``): the inbox, the erasure guard, the outbox.
-    if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _RETRY_SQLSTATES:
+    if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in RETRY_SQLSTATES:
         return True
     return isinstance(exc, DATABASE_UNREACHABLE)  # (a TimeoutError is an OSError)
 

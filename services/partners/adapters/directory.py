@@ -12,7 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.partners.adapters.tables import organizations, services
-from shared.db import fetch_all, fetch_one
+from shared.db import fetch_all, fetch_one, lock_by_id
 
 
 def plain(row: RowMapping) -> dict[str, Any]:
@@ -28,6 +28,12 @@ async def add_organization(
 
 async def add_organization_if_new(session: AsyncSession, values: dict[str, Any]) -> None:
     await session.execute(insert(organizations).values(**values).on_conflict_do_nothing())
+
+
+async def lock_organization(session: AsyncSession, organization_id: str) -> bool:
+    """The organisation's row locked until the transaction ends (False: there is none): two
+    changes to what belongs to it wait for each other."""
+    return bool(await lock_by_id(session, organizations, [organization_id]))
 
 
 async def organization_exists(session: AsyncSession, organization_id: str) -> bool:
@@ -121,8 +127,11 @@ async def service_with_organization(
 def _matching(text: str | None, need: str | None, any_need: bool) -> Select[Any]:
     query = _WITH_ORGANIZATION
     if text:
-        pattern = f"%{text}%"
-        query = query.where(services.c.name.ilike(pattern) | services.c.description.ilike(pattern))
+        # The words searched for as written: a % or _ in them is not a wildcard.
+        query = query.where(
+            services.c.name.icontains(text, autoescape=True)
+            | services.c.description.icontains(text, autoescape=True)
+        )
     if any_need:
         condition: ColumnElement[bool] = services.c.needs.contains([need]) if need else false()
         query = query.where(condition)

@@ -79,7 +79,8 @@ async def register_addresses(
         if address not in addresses:
             addresses.append(address)
     async with uow.transaction():
-        if not await directory_store.organization_exists(uow.session, organization_id):
+        # Locked: two replacements at once take turns (each replaces all), never a 409.
+        if not await directory_store.lock_organization(uow.session, organization_id):
             raise NotFound("organisation not found")
         if taken := await store.taken_elsewhere(uow.session, organization_id, addresses):
             raise Conflict(f"{len(taken)} address(es) already registered to another partner")

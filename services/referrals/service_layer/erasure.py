@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.referrals.adapters import Row
 from services.referrals.adapters import erasure as db
 from services.referrals.adapters import subject_access as sar_db
+from services.referrals.adapters.residents import lock_residents
 from services.referrals.domain.erasure import CaseFacts, refusal
 from services.referrals.service_layer import audit, reporting
 from services.referrals.service_layer.resident_index import keys_of
@@ -83,9 +86,8 @@ async def _erase_or_refuse(
             raise NotFound("resident")
         # A record merged away is the same person as the one it was merged into: erase
         # that one, with every record merged into it (this one among them).
-        resident_id = await sar_db.surviving_record(session, resident_id)
+        resident_id, resident_ids = await _locked_person(session, resident_id)
         council = resident["council"]
-        resident_ids = [resident_id, *await sar_db.merged_into(session, resident_id)]
         case_ids = await sar_db.case_ids_of(session, resident_ids)
         facts = [
             CaseFacts(
@@ -132,6 +134,24 @@ async def _erase_or_refuse(
         row = await db.request(session, request_id, None)
         assert row is not None
         return _request(row, [REFERRALS])
+
+
+async def _locked_person(session: AsyncSession, resident_id: str) -> tuple[str, list[str]]:
+    """The record the resident lives on and every record merged into it, their rows locked
+    (by id, as a merge locks them) before anything of theirs is read: an erasure of the same
+    person at the same moment, or a merge, waits for this one and then finds what it left
+    (NotFound once she is erased), never rows half gone. Followed again after each wait,
+    until what is locked is the whole person."""
+    locked: set[str] = set()
+    while True:
+        survivor = await sar_db.surviving_record(session, resident_id)
+        records = [survivor, *await sar_db.merged_into(session, survivor)]
+        if set(records) <= locked:
+            return survivor, records
+        found = await lock_residents(session, records)
+        if survivor not in found:
+            raise NotFound("resident")  # erased (or merged and erased) meanwhile
+        locked |= set(found)
 
 
 async def erase_resident(

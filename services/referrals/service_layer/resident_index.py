@@ -96,6 +96,16 @@ async def match_or_create_resident(
         }.items()
         if v is not None
     }
+    if certain is not None or possible:
+        # The residents matched are locked before they are used, as an erasure locks them
+        # first: one being erased at this moment is waited for and then, gone, not written
+        # to; this referral makes the person anew, as one sent after the erasure would.
+        still_here = await residents_db.lock_residents(
+            session, [m.resident_id for m in (certain, *possible) if m is not None]
+        )
+        if certain is not None and certain.resident_id not in still_here:
+            certain = None
+        possible = [m for m in possible if m.resident_id in still_here]
     if certain is not None:
         # Keep the most recent contact details a referrer gave.
         await residents_db.update_contact(session, certain.resident_id, contact, now=now)

@@ -116,6 +116,11 @@ async def test_the_public_oruk_endpoints_validate_against_the_oruk_schemas(
     by_term = (await partners.client.get(f"/services?taxonomy_term_id={term['id']}")).json()
     assert [s["name"] for s in by_term["contents"]] == ["hackney-advice service"]
     assert (await partners.client.get("/services/not-a-uuid")).status_code == 404
+    # The words searched for as written: a % or _ in them is no wildcard.
+    for wildcard in ("%", "_", "\\"):
+        found = (await partners.client.get("/services", params={"search": wildcard})).json()
+        assert found["total_items"] == 0, wildcard
+    assert (await partners.client.get("/services?search=advice")).json()["total_items"] == 1
 
 
 async def test_export_and_import_round_trip_in_oruk_shape(partners: PartnersApi) -> None:

@@ -125,6 +125,27 @@ async def test_a_link_signs_in_once_and_the_answer_never_says_if_an_address_is_k
     assert (await client.get("/inbox/offers")).status_code == 303
 
 
+async def test_addresses_replaced_at_the_same_moment_take_turns(
+    world: tuple[WebWorld, httpx.AsyncClient],
+) -> None:
+    """Each replacement replaces them all: two at once end as one of them, never a 409."""
+    web, _ = world
+    organization_id = await web.add_partner(
+        "Northside Pantry", "a@northside.example", need="carers_support"
+    )
+    choices = [[f"{n}@northside.example", "shared@northside.example"] for n in "bcdef"]
+
+    async def replace(addresses: list[str]) -> list[str]:
+        async with web.work() as uow:
+            return await web_access.register_addresses(uow, organization_id, addresses)
+
+    await asyncio.gather(*(replace(addresses) for addresses in choices))
+    rows = await web.rows(
+        "SELECT email FROM inbox_addresses WHERE organization_id = :o", o=organization_id
+    )
+    assert sorted(r["email"] for r in rows) in [sorted(addresses) for addresses in choices]
+
+
 async def test_an_address_removed_loses_its_session_and_its_outstanding_link_at_once(
     world: tuple[WebWorld, httpx.AsyncClient],
 ) -> None:
@@ -196,6 +217,15 @@ async def test_a_partner_answers_through_the_inbox_and_sees_only_its_own_offers(
         # A form without the session's CSRF token changes nothing.
         forged = await partner.post(f"/inbox/offers/{offer_id}/accept", data={"csrf": "x"})
         assert forged.status_code == 403
+        # Compared as bytes: a token that is not ASCII is refused as any wrong one is.
+        for odd in ("é", "\u00e9" * 32):
+            forged = await partner.post(f"/inbox/offers/{offer_id}/accept", data={"csrf": odd})
+            assert forged.status_code == 403
+        anonymous = httpx.AsyncClient(transport=world_transport(web), base_url="https://partners")
+        await anonymous.get("/inbox/sign-in")  # its form cookie set
+        refused = await anonymous.post("/inbox/sign-in", data={"csrf": "é", "email": "a@b.org"})
+        assert refused.status_code == 403, refused.text
+        await anonymous.aclose()
         assert (await web.rows("SELECT status FROM offers WHERE id = :o", o=offer_id))[0][
             "status"
         ] == "offered"
