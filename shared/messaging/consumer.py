@@ -140,8 +140,8 @@ PREFETCHED_FOR_S = 1.0  # a data key read from the keystore, trusted this long (
 @dataclass(frozen=True)
 class Prefetched:
     """The data keys fetched for a batch of records, each with when it was read from the
-    keystore (for an earlier batch, maybe: a key is used for whichever records need it
-    within ``PREFETCHED_FOR_S`` of its reading, never after)."""
+    keystore: a key is used for the batch's records that need it within
+    ``PREFETCHED_FOR_S`` of its reading, never after, and never for another batch."""
 
     keys: dict[str, tuple[bytes | None, float]] = field(default_factory=dict)
 
@@ -237,7 +237,6 @@ class EventConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._pending: dict[TopicPartition, int] = {}
-        self._keys_read = Prefetched()  # the keys the last fetches needed, and when read
         self._lock = asyncio.Lock()
         self.stats = {
             "applied": 0,
@@ -616,10 +615,10 @@ class EventConsumer:
 
     async def _prefetch_keys(self, records: list[ConsumerRecord]) -> Prefetched:
         """The data keys a fetch's sealed records need (every partition's, those of a type
-        handled here: the others are ignored unopened): the ones read for the fetches just
-        before, if read within ``PREFETCHED_FOR_S``, and the others in one keystore round
-        trip rather than one a record or a partition. Only a shortcut: whatever it misses
-        is asked record by record."""
+        handled here: the others are ignored unopened), in one keystore round trip rather
+        than one a record or a partition, each trusted for the fetch's records handled
+        within ``PREFETCHED_FOR_S``. Only a shortcut: whatever it misses is asked record by
+        record."""
         if self._keystore is None or not records:
             return Prefetched()
         wanted = set()
@@ -630,16 +629,16 @@ class EventConsumer:
                 key_id, kind = envelope.get("sealedwith"), envelope.get("type")
                 if key_id and (split_type(kind) or (kind, 0))[0] in handled:
                     wanted.add(str(key_id))
-        known = self._keys_read
-        # The keys still fresh, whichever fetch needed them: the rest are let go.
-        keys = {key_id: read for key_id, read in known.keys.items() if known.fresh(key_id)}
-        if missing := wanted - keys.keys():
+        # Asked afresh for every fetch: a key read for an earlier fetch served records fetched
+        # after its forgetting (an erasure test's records, sent again, opened), so no fetch
+        # trusts another's answer.
+        keys: dict[str, tuple[bytes | None, float]] = {}
+        if wanted:
             with contextlib.suppress(Exception):  # the record-by-record path retries outages
                 read_at = time.monotonic()
-                found = await self._keystore.data_keys(missing)
+                found = await self._keystore.data_keys(wanted)
                 keys.update((key_id, (key, read_at)) for key_id, key in found.items())
-        self._keys_read = Prefetched(keys)
-        return self._keys_read
+        return Prefetched(keys)
 
     async def _open(
         self,

@@ -87,6 +87,11 @@ class ReferralsApi(ServiceUnderTest):
                 [Role.REFERRER, Role.PARTNER],
             ),
             "operator": ("operator", OrganisationKind.OPERATOR, [Role.OPERATOR]),
+            "information_governance": (
+                organisation or self.council,
+                OrganisationKind.COUNCIL,
+                [Role.INFORMATION_GOVERNANCE],
+            ),
         }
         org, org_kind, roles = principals[kind]
         token = mint_token(

@@ -9,19 +9,7 @@ import asyncio
 
 import httpx
 
-from shared.auth import OrganisationKind, Role, mint_token
 from tests.integration.referrals.conftest import ReferralsApi, referral
-
-
-def information_governance(api: ReferralsApi) -> dict[str, str]:
-    token = mint_token(
-        api.settings,
-        subject="dpo",
-        organisation=api.council,
-        kind=OrganisationKind.COUNCIL,
-        roles=[Role.INFORMATION_GOVERNANCE],
-    )
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def referred(api: ReferralsApi, given: str) -> tuple[str, str]:
@@ -36,7 +24,7 @@ def erasure(api: ReferralsApi, resident_id: str) -> asyncio.Future[httpx.Respons
     return asyncio.ensure_future(
         api.client.post(
             "/v1/erasure-requests",
-            headers=information_governance(api),
+            headers=api.token("information_governance"),
             json={"resident_id": resident_id, "ground": "consent_withdrawn"},
         )
     )
