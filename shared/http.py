@@ -240,16 +240,18 @@ class ErrorMiddleware:
         except Exception as exc:
             if started:
                 raise  # half a response went out: only closing the connection is honest
-            if _database_lost(exc) or _conflicted(exc):
+            lost = _database_lost(exc)
+            if lost or _conflicted(exc):
                 # Not the request's fault nor a bug: the same request succeeds once the
-                # database is back (the failure has renewed the connection pool).
+                # database is back (the failure has renewed the connection pool), or once
+                # the other request touching the same records has gone through.
                 log.warning("database unreachable or busy", extra={"error": safe_reason(exc)})
                 await _send_json(
                     send,
                     503,
                     {
                         "detail": "the database is unavailable for a moment: try again"
-                        if _database_lost(exc)
+                        if lost
                         else "another change to the same records was made at the same moment: "
                         "try again"
                     },

@@ -115,9 +115,16 @@ def read_json(text: str) -> Any:
     except ValueError as exc:  # (the only other: int's limit of 4,300 digits)
         raise UnreadableJson(
             f"holds a number outside the range ±{MAX_INTEGER}"
-            if "digits" in str(exc)
+            if past_the_digit_limit(exc)
             else "is JSON this service cannot read"
         ) from None
+
+
+def past_the_digit_limit(exc: ValueError) -> bool:
+    """Whether a parser refused an integer of 4,300 or more digits (Python's own limit, which
+    it says only in its message): what any parser of a document says as "a number outside
+    the range", not as the document being unreadable."""
+    return "digits" in str(exc)
 
 
 def _each_name_once(members: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -29,7 +29,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.risk.domain.signals import CATALOGUE, SignalType, fields_of
-from shared.input_policy import MAX_DEPTH, MAX_INTEGER, problems_in, validation_reason
+from shared.input_policy import (
+    MAX_DEPTH,
+    MAX_INTEGER,
+    past_the_digit_limit,
+    problems_in,
+    validation_reason,
+)
 from shared.vocabulary import Circumstance, Need, RiskLevel
 
 REFERRAL_FIELDS = {"circumstances", "needs", "urgency", "age", "present"}
@@ -494,7 +500,7 @@ def load_ruleset(source: str) -> Ruleset:
         raise RulesetError(
             [
                 f"not YAML we can read: a number outside ±{MAX_INTEGER}"
-                if "digits" in str(exc)
+                if past_the_digit_limit(exc)
                 else "not YAML we can read: a value it cannot read (a day not on the calendar?)"
             ]
         ) from None
